@@ -28,6 +28,9 @@ type command struct {
 // commands is the literal list of subcommands (no init registration).
 var commands = map[string]command{
 	"version": {"print the version", cmdVersion},
+	"crawl":   {"crawl a ranked domain list (or --resume an interrupted run)", cmdCrawl},
+	"export":  {"write a run's records as CSV files and JSON Lines", cmdExport},
+	"runs":    {"list the runs in a database with their counts", cmdRuns},
 }
 
 func main() {
@@ -93,7 +96,7 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("v6matrix "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: v6matrix %s %s\n\nflags:\n", name, synopsis)
+		fmt.Fprintf(fs.Output(), "usage: v6matrix %s %s\n\nflags:\n", name, synopsis)
 		fs.PrintDefaults()
 	}
 	return fs
@@ -101,7 +104,7 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 
 func cmdVersion(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("version", "", stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "v6matrix %s\n", version)

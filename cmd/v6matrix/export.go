@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/v6matrix/v6matrix/internal/export"
+	"github.com/v6matrix/v6matrix/internal/store"
+)
+
+func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("export", "[flags]", stderr)
+	dbPath := fs.String("db", "v6matrix.db", "SQLite database file")
+	runArg := fs.String("run", "latest", "run `id` to export, or latest")
+	format := fs.String("format", "csv,jsonl", "formats, comma separated: csv (one file per record type), jsonl (domains.jsonl)")
+	out := fs.String("out", "out", "output `directory`")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	formats := strings.Split(*format, ",")
+	for _, f := range formats {
+		if f != "csv" && f != "jsonl" {
+			return usagef("--format %q: want csv, jsonl or csv,jsonl", *format)
+		}
+	}
+	st, err := store.OpenSQLite(ctx, *dbPath)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	run, err := pickRun(ctx, st, *runArg)
+	if err != nil {
+		return err
+	}
+	paths, err := export.Write(ctx, st, run.ID, *out, formats)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "run %d exported to %s: %s\n", run.ID, *out, strings.Join(export.Files(formats), " "))
+	_ = paths
+	return nil
+}
+
+// pickRun resolves a --run value: an id or "latest".
+func pickRun(ctx context.Context, st store.Store, arg string) (store.Run, error) {
+	if arg == "latest" {
+		return st.LatestRun(ctx)
+	}
+	id, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil || id < 1 {
+		return store.Run{}, usagef("--run %q: want a run id or latest", arg)
+	}
+	return st.GetRun(ctx, id)
+}

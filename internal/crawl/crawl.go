@@ -1,0 +1,219 @@
+// Package crawl runs one crawl: it loads a ranked list into the store, then measures
+// every pending domain (NS, SOA, MX, www, ntp and their addresses) with a bounded
+// number of workers, writing results in batches so that an interrupted run resumes
+// where it stopped and memory stays flat on any list length.
+package crawl
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/v6matrix/v6matrix/internal/domains"
+	"github.com/v6matrix/v6matrix/internal/resolve"
+	"github.com/v6matrix/v6matrix/internal/result"
+	"github.com/v6matrix/v6matrix/internal/store"
+)
+
+// Config sets up a crawl.
+type Config struct {
+	Concurrency int             // domains measured at once
+	WWWApex     bool            // look up the apex as a www host too
+	OptOut      *domains.OptOut // domains never queried, networks never probed
+	HostCache   int             // shared hosts kept in the cache
+	BatchSize   int             // domains per store transaction
+	FlushEvery  time.Duration   // longest wait before a partial batch is written
+	// Classify gives an address its type; nil leaves addresses unclassified.
+	Classify func(netip.Addr) result.Class
+	Logger   *slog.Logger
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{Concurrency: 200, HostCache: 100_000, BatchSize: 500, FlushEvery: 500 * time.Millisecond}
+}
+
+// Progress is updated as the crawl goes; read it from another goroutine.
+type Progress struct {
+	Total  atomic.Int64 // domains to measure in this invocation
+	Done   atomic.Int64 // domains measured and saved
+	Errors atomic.Int64 // domains whose status is not ok (nxdomain, timeout, ...)
+}
+
+// Crawler measures the pending domains of a run.
+type Crawler struct {
+	cfg    Config
+	client *resolve.Client
+	hosts  *resolve.HostCache
+	store  store.Store
+	log    *slog.Logger
+}
+
+// New returns a Crawler that queries through client and writes to st.
+func New(cfg Config, client *resolve.Client, st store.Store) *Crawler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Crawler{cfg: cfg, client: client, hosts: resolve.NewHostCache(client, cfg.HostCache), store: st, log: cfg.Logger}
+}
+
+// HostLookups returns how many shared-host lookups the cache let through.
+func (c *Crawler) HostLookups() int64 { return c.hosts.Lookups() }
+
+// CheckResolvers asks each resolver for the root NS set, so that a crawl through dead
+// resolvers fails at once instead of recording every domain as a timeout.
+func (c *Crawler) CheckResolvers(ctx context.Context) error {
+	a, err := c.client.Query(ctx, ".", dns.TypeNS)
+	if err != nil {
+		return err
+	}
+	if a.Status == result.StatusTimeout {
+		return errors.New("no resolver answered a query for the root NS set: check --resolver")
+	}
+	return nil
+}
+
+// Run measures every pending domain of the run. When ctx ends it stops taking
+// domains, saves what is finished and returns ctx.Err().
+func (c *Crawler) Run(ctx context.Context, run int64, p *Progress) error {
+	counts, err := c.store.Counts(ctx, run)
+	if err != nil {
+		return err
+	}
+	p.Total.Store(int64(counts.Total - counts.Done))
+
+	jobs := make(chan result.Domain, 2*c.cfg.BatchSize)
+	results := make(chan outcome, 2*c.cfg.BatchSize)
+	feedErr := make(chan error, 1)
+	go func() {
+		defer close(jobs)
+		feedErr <- c.feed(ctx, run, jobs)
+	}()
+
+	var workers sync.WaitGroup
+	var workErr atomic.Pointer[error]
+	for range c.cfg.Concurrency {
+		workers.Go(func() {
+			for d := range jobs {
+				o, err := c.measureDomain(ctx, d)
+				if err != nil {
+					if ctx.Err() == nil {
+						workErr.CompareAndSwap(nil, &err)
+					}
+					continue // stays pending; resume picks it up
+				}
+				o.addresses = c.addresses(o.fresh)
+				select {
+				case results <- o:
+				case <-ctx.Done():
+				}
+			}
+		})
+	}
+	go func() {
+		workers.Wait()
+		close(results)
+	}()
+
+	saveErr := c.write(context.WithoutCancel(ctx), run, results, p)
+	if err := <-feedErr; err != nil && ctx.Err() == nil {
+		return err
+	}
+	if saveErr != nil {
+		return saveErr
+	}
+	if e := workErr.Load(); e != nil {
+		return *e
+	}
+	return ctx.Err()
+}
+
+// feed pages through the pending domains in rank order.
+func (c *Crawler) feed(ctx context.Context, run int64, jobs chan<- result.Domain) error {
+	after := store.Cursor{Rank: -1}
+	for {
+		page, err := c.store.Pending(ctx, run, after, c.cfg.BatchSize)
+		if err != nil {
+			return err
+		}
+		for _, d := range page {
+			select {
+			case jobs <- d:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if len(page) < c.cfg.BatchSize {
+			return nil
+		}
+		after = store.Cursor{Rank: page[len(page)-1].Rank, Name: page[len(page)-1].Name}
+	}
+}
+
+// write saves outcomes in batches until results closes.
+func (c *Crawler) write(ctx context.Context, run int64, results <-chan outcome, p *Progress) error {
+	var b store.Batch
+	var firstErr error
+	flush := func() {
+		if len(b.Domains) == 0 {
+			return
+		}
+		if firstErr == nil {
+			if err := c.store.Save(ctx, run, b); err != nil {
+				firstErr = err
+			} else {
+				p.Done.Add(int64(len(b.Domains)))
+			}
+		}
+		b = store.Batch{}
+	}
+	tick := time.NewTicker(c.cfg.FlushEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case o, ok := <-results:
+			if !ok {
+				flush()
+				return firstErr
+			}
+			b.Domains = append(b.Domains, o.domain)
+			b.Hosts = append(b.Hosts, o.fresh...)
+			b.Addresses = append(b.Addresses, o.addresses...)
+			if o.domain.Status != result.StatusOK {
+				p.Errors.Add(1)
+			}
+			if len(b.Domains) >= c.cfg.BatchSize {
+				flush()
+			}
+		case <-tick.C:
+			flush()
+		}
+	}
+}
+
+// addresses returns the address rows of freshly looked-up hosts.
+func (c *Crawler) addresses(hosts []result.Host) []result.Address {
+	var out []result.Address
+	for _, h := range hosts {
+		for _, ips := range [][]netip.Addr{h.V4, h.V6} {
+			for _, ip := range ips {
+				a := result.Address{IP: ip}
+				if c.cfg.Classify != nil {
+					cl := c.cfg.Classify(ip)
+					a.Class = &cl
+				}
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+// ErrNoDomains is returned by Load when the list held no valid domain.
+var ErrNoDomains = errors.New("the list holds no valid domain")

@@ -1,0 +1,181 @@
+package crawl
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/miekg/dns"
+
+	"github.com/v6matrix/v6matrix/internal/domains"
+	"github.com/v6matrix/v6matrix/internal/result"
+)
+
+// outcome is one measured domain with the hosts it looked up first.
+type outcome struct {
+	domain    result.Domain
+	fresh     []result.Host
+	addresses []result.Address
+}
+
+// measureDomain runs the DNS part of one domain: NS, SOA, MX, www (and the apex),
+// ntp and time, and the addresses of every host. An error means ctx ended or a local
+// failure: the domain then stays pending.
+func (c *Crawler) measureDomain(ctx context.Context, d result.Domain) (outcome, error) {
+	out := outcome{domain: d}
+	dom := &out.domain
+	if c.cfg.OptOut.ExcludesDomain(d.Name) {
+		dom.Status = result.StatusExcluded
+		return out, nil
+	}
+	ns, err := c.client.Lookup(ctx, d.Name, dns.TypeNS)
+	if err != nil {
+		return out, err
+	}
+	dom.Status = domainStatus(ns.Status)
+	if dom.Status != result.StatusOK {
+		if ns.Status == result.StatusCNAMELoop || ns.Status == result.StatusCNAMELong {
+			dom.Error = string(ns.Status)
+		}
+		return out, nil
+	}
+	soa, err := c.client.Lookup(ctx, d.Name, dns.TypeSOA)
+	if err != nil {
+		return out, err
+	}
+	mx, err := c.client.Lookup(ctx, d.Name, dns.TypeMX)
+	if err != nil {
+		return out, err
+	}
+
+	nsNames := rrNames(ns.RRs)
+	var mname string
+	if len(soa.RRs) > 0 {
+		s := soa.RRs[0].(*dns.SOA)
+		mname = hostName(s.Ns)
+		dom.SOA = &result.SOA{MName: mname, RName: hostName(s.Mbox), Serial: s.Serial, Refresh: s.Refresh,
+			Retry: s.Retry, Expire: s.Expire, Minimum: s.Minttl, Total: len(nsNames)}
+	}
+	for i, n := range rankNS(nsNames, mname) {
+		dom.Hosts = append(dom.Hosts, result.HostRef{Role: result.RoleNS, Name: n, Rank: i + 1})
+	}
+	if dom.SOA != nil && len(nsNames) > 0 {
+		dom.SOA.PrimaryByRank = dom.Hosts[0].Name
+		dom.SOA.PrimaryInhouse = domains.Within(dom.SOA.PrimaryByRank, d.Name)
+	}
+	var mxs []result.HostRef
+	for _, rr := range mx.RRs {
+		m := rr.(*dns.MX)
+		if m.Mx == "." {
+			// RFC 7505: "0 ." alone says the domain takes no mail; not a host.
+			dom.NullMX = true
+			continue
+		}
+		if name := hostName(m.Mx); validHost(name) {
+			mxs = append(mxs, result.HostRef{Role: result.RoleMX, Name: name, Rank: int(m.Preference)})
+		}
+	}
+	dom.Hosts = append(dom.Hosts, sortMX(mxs)...)
+
+	// Shared hosts (NS, MX) go through the run-wide cache.
+	for _, h := range dom.Hosts {
+		host, fresh, err := c.hosts.Host(ctx, h.Name)
+		if err != nil {
+			return out, err
+		}
+		if fresh {
+			out.fresh = append(out.fresh, host)
+		}
+	}
+	// www (and the apex) are recorded whether or not they resolve; ntp and time only
+	// when they do. Their names are the domain's own, so they skip the cache.
+	www := []string{"www." + d.Name}
+	if c.cfg.WWWApex {
+		www = append(www, d.Name)
+	}
+	for _, name := range www {
+		host, err := c.client.Host(ctx, name)
+		if err != nil {
+			return out, err
+		}
+		out.fresh = append(out.fresh, host)
+		dom.Hosts = append(dom.Hosts, result.HostRef{Role: result.RoleWWW, Name: name})
+	}
+	for _, name := range []string{"ntp." + d.Name, "time." + d.Name} {
+		host, err := c.client.Host(ctx, name)
+		if err != nil {
+			return out, err
+		}
+		if len(host.V4)+len(host.V6) > 0 {
+			out.fresh = append(out.fresh, host)
+			dom.Hosts = append(dom.Hosts, result.HostRef{Role: result.RoleNTP, Name: name})
+		}
+	}
+	return out, nil
+}
+
+// domainStatus maps the NS query's outcome to the domain's status. NODATA is ok: the
+// name exists (a domain without its own NS set is still measured).
+func domainStatus(s result.Status) result.Status {
+	switch s {
+	case result.StatusOK, result.StatusNoData:
+		return result.StatusOK
+	case result.StatusNXDomain, result.StatusServFail, result.StatusTimeout, result.StatusRefused:
+		return s
+	default:
+		return result.StatusError
+	}
+}
+
+// rrNames returns the distinct, valid target names of NS records, sorted.
+func rrNames(rrs []dns.RR) []string {
+	var out []string
+	for _, rr := range rrs {
+		if ns, ok := rr.(*dns.NS); ok {
+			if n := hostName(ns.Ns); validHost(n) && !slices.Contains(out, n) {
+				out = append(out, n)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// rankNS orders NS names as RECORDS.md says: the SOA MNAME first when it is in the
+// set, then the others in lexical order. names must be sorted.
+func rankNS(names []string, mname string) []string {
+	i := slices.Index(names, mname)
+	if i <= 0 {
+		return names
+	}
+	out := make([]string, 0, len(names))
+	out = append(out, mname)
+	out = append(out, names[:i]...)
+	return append(out, names[i+1:]...)
+}
+
+// sortMX orders MX hosts by preference, then name, and keeps only the best preference
+// of a name listed twice.
+func sortMX(hs []result.HostRef) []result.HostRef {
+	slices.SortFunc(hs, func(a, b result.HostRef) int {
+		if a.Rank != b.Rank {
+			return a.Rank - b.Rank
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	seen := map[string]bool{}
+	return slices.DeleteFunc(hs, func(h result.HostRef) bool {
+		dup := seen[h.Name]
+		seen[h.Name] = true
+		return dup
+	})
+}
+
+func hostName(s string) string { return strings.ToLower(strings.TrimSuffix(s, ".")) }
+
+// validHost rejects names a hostile or broken zone may put in NS or MX data: they are
+// not looked up.
+func validHost(name string) bool {
+	_, err := domains.Normalize(name)
+	return err == nil
+}

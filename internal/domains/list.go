@@ -1,0 +1,193 @@
+package domains
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// Entry is one domain of a ranked list.
+type Entry struct {
+	Rank   int    // popularity rank, 1 = most popular
+	Name   string // normalised: A-labels, lower case, no trailing dot
+	TLD    string // last label
+	Suffix string // public suffix
+	Line   int    // line of the list it came from
+}
+
+// LineError is an input line that was skipped, with the reason.
+type LineError struct {
+	File   string
+	Line   int
+	Reason string
+}
+
+func (e *LineError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Reason) }
+
+// format is the layout of a list, decided by its first data line.
+type format int
+
+const (
+	formatUnknown format = iota
+	formatPlain          // one domain per line; rank = order of the valid lines
+	formatCSV            // rank,domain[,...] (Tranco, Alexa), with or without a header
+	formatHeaderCSV      // a header names the columns (Majestic Million: GlobalRank,...,Domain,...)
+)
+
+// maxLineBytes bounds one line so that a damaged file cannot exhaust memory.
+const maxLineBytes = 64 << 10
+
+// Reader streams the entries of a list. Invalid lines are skipped and reported through
+// Next's error of type *LineError, after which reading may go on.
+type Reader struct {
+	name      string
+	sc        *bufio.Scanner
+	line      int
+	format    format
+	rankCol   int
+	domainCol int
+	ordinal   int // rank for plain lists
+	lastRank  int
+}
+
+// NewReader returns a Reader of the list r; name is used in messages (the file name, or
+// "stdin").
+func NewReader(r io.Reader, name string) *Reader {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), maxLineBytes)
+	return &Reader{name: name, sc: sc}
+}
+
+// Next returns the next valid entry. At the end it returns io.EOF. For an invalid line it
+// returns a *LineError; the caller reports it and calls Next again. Any other error
+// (I/O, a line over 64 KiB) ends the list.
+func (r *Reader) Next() (Entry, error) {
+	for r.sc.Scan() {
+		r.line++
+		text := strings.TrimSpace(r.sc.Text())
+		if r.line == 1 {
+			text = strings.TrimPrefix(text, "\ufeff") // a byte order mark from spreadsheet exports
+		}
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		if r.format == formatUnknown {
+			header, err := r.detect(text)
+			if err != nil {
+				return Entry{}, r.lineErr(err.Error())
+			}
+			if header {
+				continue
+			}
+		}
+		e, err := r.parse(text)
+		if err != nil {
+			return Entry{}, r.lineErr(err.Error())
+		}
+		return e, nil
+	}
+	if err := r.sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return Entry{}, fmt.Errorf("%s:%d: line longer than %d bytes", r.name, r.line+1, maxLineBytes)
+		}
+		return Entry{}, fmt.Errorf("%s: %w", r.name, err)
+	}
+	return Entry{}, io.EOF
+}
+
+func (r *Reader) lineErr(reason string) error {
+	return &LineError{File: r.name, Line: r.line, Reason: reason}
+}
+
+// detect decides the format from the first data line and reports whether it is a header.
+func (r *Reader) detect(text string) (bool, error) {
+	if !strings.Contains(text, ",") {
+		r.format = formatPlain
+		return false, nil
+	}
+	fields := splitCSV(text)
+	r.rankCol, r.domainCol = -1, -1
+	for i, f := range fields {
+		switch strings.ToLower(strings.TrimSpace(f)) {
+		case "domain":
+			r.domainCol = i
+		case "globalrank", "rank":
+			if r.rankCol < 0 {
+				r.rankCol = i
+			}
+		}
+	}
+	if r.domainCol >= 0 {
+		r.format = formatHeaderCSV
+		return true, nil
+	}
+	if _, err := strconv.Atoi(strings.TrimSpace(fields[0])); err != nil {
+		// A header we do not know: say which columns we look for.
+		return false, fmt.Errorf("unrecognised header %q: want rank,domain rows or a header naming a Domain column", text)
+	}
+	r.format, r.rankCol, r.domainCol = formatCSV, 0, 1
+	return false, nil
+}
+
+func (r *Reader) parse(text string) (Entry, error) {
+	var rank int
+	var raw string
+	switch r.format {
+	case formatPlain:
+		if strings.Contains(text, ",") {
+			return Entry{}, fmt.Errorf("unexpected ',' in a plain list")
+		}
+		if f := strings.Fields(text); len(f) != 1 {
+			return Entry{}, fmt.Errorf("want one domain per line, got %d fields", len(f))
+		}
+		raw = text
+	default:
+		fields := splitCSV(text)
+		if r.domainCol >= len(fields) || (r.rankCol >= 0 && r.rankCol >= len(fields)) {
+			return Entry{}, fmt.Errorf("want at least %d columns, got %d", max(r.domainCol, r.rankCol)+1, len(fields))
+		}
+		raw = strings.TrimSpace(fields[r.domainCol])
+		if r.rankCol >= 0 {
+			n, err := strconv.Atoi(strings.TrimSpace(fields[r.rankCol]))
+			if err != nil || n < 1 {
+				return Entry{}, fmt.Errorf("invalid rank %q: want a positive integer", fields[r.rankCol])
+			}
+			rank = n
+		}
+	}
+	name, err := Normalize(raw)
+	if err != nil {
+		return Entry{}, err
+	}
+	if rank == 0 {
+		r.ordinal++
+		rank = r.ordinal
+	}
+	return Entry{Rank: rank, Name: name, TLD: TLD(name), Suffix: Suffix(name), Line: r.line}, nil
+}
+
+// splitCSV splits a line on commas, honouring simple RFC 4180 quotes.
+func splitCSV(s string) []string {
+	var out []string
+	var b strings.Builder
+	quoted := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' && quoted && i+1 < len(s) && s[i+1] == '"':
+			b.WriteByte('"')
+			i++
+		case c == '"':
+			quoted = !quoted
+		case c == ',' && !quoted:
+			out = append(out, b.String())
+			b.Reset()
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return append(out, b.String())
+}

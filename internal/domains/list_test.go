@@ -1,0 +1,161 @@
+package domains
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// readAll reads a whole list, returning the entries and the skipped-line messages.
+func readAll(t *testing.T, name, text string) ([]Entry, []string) {
+	t.Helper()
+	r := NewReader(strings.NewReader(text), name)
+	var es []Entry
+	var skipped []string
+	for i := 0; i < 10000; i++ {
+		e, err := r.Next()
+		var le *LineError
+		switch {
+		case err == nil:
+			es = append(es, e)
+		case errors.Is(err, io.EOF):
+			return es, skipped
+		case errors.As(err, &le):
+			skipped = append(skipped, le.Error())
+		default:
+			t.Fatalf("Next: %v", err)
+		}
+	}
+	t.Fatal("list did not end")
+	return nil, nil
+}
+
+func TestReaderFormats(t *testing.T) {
+	tests := []struct {
+		name string
+		text string
+		want []Entry
+	}{
+		{
+			name: "tranco without header",
+			text: "1,google.com\n2,Example.CO.UK.\n",
+			want: []Entry{
+				{Rank: 1, Name: "google.com", TLD: "com", Suffix: "com", Line: 1},
+				{Rank: 2, Name: "example.co.uk", TLD: "uk", Suffix: "co.uk", Line: 2},
+			},
+		},
+		{
+			name: "alexa with header, comments and blanks",
+			text: "\ufeffrank,domain\n# a comment\n\n7, bücher.de \n",
+			want: []Entry{{Rank: 7, Name: "xn--bcher-kva.de", TLD: "de", Suffix: "de", Line: 4}},
+		},
+		{
+			name: "majestic million",
+			text: "GlobalRank,TldRank,Domain,TLD,RefSubNets,RefIPs,IDN_Domain,IDN_TLD,PrevGlobalRank,PrevTldRank,PrevRefSubNets,PrevRefIPs\n" +
+				"1,1,google.com,com,1,1,google.com,com,1,1,1,1\n" +
+				"3,1,bbc.co.uk,uk,1,1,bbc.co.uk,uk,3,1,1,1\n",
+			want: []Entry{
+				{Rank: 1, Name: "google.com", TLD: "com", Suffix: "com", Line: 2},
+				{Rank: 3, Name: "bbc.co.uk", TLD: "uk", Suffix: "co.uk", Line: 3},
+			},
+		},
+		{
+			name: "plain list ranks by order of valid lines",
+			text: "# top sites\nexample.net\n\nпример.рф\nexample.org\n",
+			want: []Entry{
+				{Rank: 1, Name: "example.net", TLD: "net", Suffix: "net", Line: 2},
+				{Rank: 2, Name: "xn--e1afmkfd.xn--p1ai", TLD: "xn--p1ai", Suffix: "xn--p1ai", Line: 4},
+				{Rank: 3, Name: "example.org", TLD: "org", Suffix: "org", Line: 5},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, skipped := readAll(t, "list.csv", tt.text)
+			if len(skipped) > 0 {
+				t.Errorf("skipped lines: %q", skipped)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("entries (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestReaderInvalidLines(t *testing.T) {
+	tests := []struct {
+		name string
+		text string
+		want []string
+	}{
+		{"bad rank", "1,a.com\nx,b.com\n0,c.com\n", []string{
+			`top.csv:2: invalid rank "x": want a positive integer`,
+			`top.csv:3: invalid rank "0": want a positive integer`}},
+		{"missing column", "1,a.com\n2\n", []string{`top.csv:2: want at least 2 columns, got 1`}},
+		{"single label", "1,localhost\n", []string{`top.csv:1: invalid domain "localhost": a single label is not a domain`}},
+		{"space in name", "1,exa mple.com\n", []string{`top.csv:1: invalid domain "exa mple.com": label "exa mple" contains " "`}},
+		{"empty label", "1,a..com\n", []string{`top.csv:1: invalid domain "a..com": empty label`}},
+		{"hyphen", "1,-a.com\n", []string{`top.csv:1: invalid domain "-a.com": label "-a" starts or ends with '-'`}},
+		{"long label", "1," + strings.Repeat("a", 64) + ".com\n", []string{
+			`top.csv:1: invalid domain "` + strings.Repeat("a", 64) + `.com": label "` + strings.Repeat("a", 64) + `" longer than 63 characters`}},
+		{"ip address", "1,192.0.2.1\n", []string{`top.csv:1: invalid domain "192.0.2.1": numeric top-level label (an IP address?)`}},
+		{"empty domain", "1,\n", []string{`top.csv:1: empty domain`}},
+		{"unknown header", "id,name\n1,a.com\n", []string{
+			`top.csv:1: unrecognised header "id,name": want rank,domain rows or a header naming a Domain column`}},
+		{"plain with two fields", "a.com\nb.com c.com\n", []string{`top.csv:2: want one domain per line, got 2 fields`}},
+		{"plain with comma later", "a.com\n1,b.com\n", []string{`top.csv:2: unexpected ',' in a plain list`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, skipped := readAll(t, "top.csv", tt.text)
+			if diff := cmp.Diff(tt.want, skipped); diff != "" {
+				t.Errorf("messages (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestReaderLineTooLong(t *testing.T) {
+	r := NewReader(strings.NewReader("1,a.com\n1,"+strings.Repeat("b", maxLineBytes+10)+"\n"), "big.csv")
+	if _, err := r.Next(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.Next()
+	if err == nil || err.Error() != "big.csv:2: line longer than 65536 bytes" {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestOptOut(t *testing.T) {
+	o, err := ParseOptOut(strings.NewReader("# opt-outs\nExample.com\n192.0.2.0/24 # lab\n2001:db8:1::/48\n198.51.100.7\n"), "exclude.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		want bool
+	}{{"example.com", true}, {"www.example.com", true}, {"notexample.com", false}, {"example.org", false}} {
+		if got := o.ExcludesDomain(c.name); got != c.want {
+			t.Errorf("ExcludesDomain(%s) = %v", c.name, got)
+		}
+	}
+	for _, c := range []struct {
+		addr string
+		want bool
+	}{{"192.0.2.77", true}, {"192.0.3.1", false}, {"2001:db8:1:ff::1", true}, {"2001:db8:2::1", false}, {"198.51.100.7", true}, {"198.51.100.8", false}} {
+		if got := o.ExcludesAddr(mustAddr(t, c.addr)); got != c.want {
+			t.Errorf("ExcludesAddr(%s) = %v", c.addr, got)
+		}
+	}
+	for _, c := range []struct{ text, want string }{
+		{"a.com\n10.0.0.0/33\n", `exclude.txt:2: invalid network "10.0.0.0/33"`},
+		{"\n\nbad..name\n", `exclude.txt:3: invalid domain "bad..name": empty label`},
+	} {
+		if _, err := ParseOptOut(strings.NewReader(c.text), "exclude.txt"); err == nil || err.Error() != c.want {
+			t.Errorf("ParseOptOut(%q) error = %v, want %s", c.text, err, c.want)
+		}
+	}
+}

@@ -1,0 +1,102 @@
+package domains
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+)
+
+// OptOut is the list of domains and networks that asked not to be measured. An opted-out
+// domain is never queried (its subdomains neither); an address inside an opted-out
+// network is never probed.
+type OptOut struct {
+	domains map[string]bool
+	nets    []netip.Prefix
+}
+
+// ParseOptOut reads an opt-out list: one domain, address or CIDR network per line; blank
+// lines and '#' comments (whole-line or trailing) are skipped. name is used in messages.
+func ParseOptOut(r io.Reader, name string) (*OptOut, error) {
+	o := &OptOut{domains: map[string]bool{}}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), maxLineBytes)
+	for line := 1; sc.Scan(); line++ {
+		text := sc.Text()
+		if i := strings.IndexByte(text, '#'); i >= 0 {
+			text = text[:i]
+		}
+		text = strings.TrimSpace(text)
+		if text == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(text); err == nil {
+			o.nets = append(o.nets, p.Masked())
+			continue
+		}
+		if a, err := netip.ParseAddr(text); err == nil {
+			o.nets = append(o.nets, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		if strings.ContainsAny(text, "/:") {
+			return nil, fmt.Errorf("%s:%d: invalid network %q", name, line, text)
+		}
+		d, err := Normalize(text)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %v", name, line, err)
+		}
+		o.domains[d] = true
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return o, nil
+}
+
+// ExcludesDomain reports whether the domain (or a parent of it) opted out.
+func (o *OptOut) ExcludesDomain(name string) bool {
+	if o == nil {
+		return false
+	}
+	for {
+		if o.domains[name] {
+			return true
+		}
+		i := strings.IndexByte(name, '.')
+		if i < 0 {
+			return false
+		}
+		name = name[i+1:]
+	}
+}
+
+// Networks returns the opted-out networks.
+func (o *OptOut) Networks() []netip.Prefix {
+	if o == nil {
+		return nil
+	}
+	return o.nets
+}
+
+// ExcludesAddr reports whether the address lies in an opted-out network.
+func (o *OptOut) ExcludesAddr(a netip.Addr) bool {
+	if o == nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range o.nets {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Len returns the number of opted-out domains and networks.
+func (o *OptOut) Len() (domains, networks int) {
+	if o == nil {
+		return 0, 0
+	}
+	return len(o.domains), len(o.nets)
+}

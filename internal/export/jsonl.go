@@ -1,0 +1,85 @@
+package export
+
+import (
+	"net/netip"
+
+	"github.com/v6matrix/v6matrix/internal/result"
+	"github.com/v6matrix/v6matrix/internal/store"
+)
+
+// The JSON Lines shapes of RECORDS.md. Pointers and omitempty keep "not measured"
+// absent rather than a made-up zero.
+type (
+	domainDoc struct {
+		Run    int64           `json:"run"`
+		Domain string          `json:"domain"`
+		TLD    string          `json:"tld"`
+		Suffix string          `json:"suffix"`
+		Rank   int             `json:"rank"`
+		Status result.Status   `json:"status"`
+		Error  string          `json:"error,omitempty"`
+		SOA    *soaDoc         `json:"soa,omitempty"`
+		NullMX bool            `json:"null_mx,omitempty"`
+		IPv6   map[string]bool `json:"ipv6,omitempty"`
+		Hosts  []hostDoc       `json:"hosts"`
+	}
+	soaDoc struct {
+		MName          string `json:"mname"`
+		RName          string `json:"rname"`
+		Serial         uint32 `json:"serial"`
+		Refresh        uint32 `json:"refresh"`
+		Retry          uint32 `json:"retry"`
+		Expire         uint32 `json:"expire"`
+		Minimum        uint32 `json:"minimum"`
+		PrimaryByRank  string `json:"primary_by_rank,omitempty"`
+		PrimaryInhouse *bool  `json:"primary_inhouse,omitempty"`
+		Total          int    `json:"total"`
+	}
+	hostDoc struct {
+		Role      result.Role   `json:"role"`
+		Name      string        `json:"name"`
+		Rank      *int          `json:"rank,omitempty"`
+		Status    result.Status `json:"status"`
+		CNAME     []string      `json:"cname,omitempty"`
+		Addresses []addrDoc     `json:"addresses"`
+	}
+	addrDoc struct {
+		IP     netip.Addr    `json:"ip"`
+		Family int           `json:"family"`
+		Type   *result.Class `json:"type,omitempty"`
+	}
+)
+
+func domainJSON(run int64, d *store.Detail) domainDoc {
+	doc := domainDoc{Run: run, Domain: d.Name, TLD: d.TLD, Suffix: d.Suffix, Rank: d.Rank, Status: d.Status,
+		Error: d.Error, NullMX: d.NullMX, Hosts: []hostDoc{}}
+	if s := d.SOA; s != nil {
+		doc.SOA = &soaDoc{MName: s.MName, RName: s.RName, Serial: s.Serial, Refresh: s.Refresh, Retry: s.Retry,
+			Expire: s.Expire, Minimum: s.Minimum, PrimaryByRank: s.PrimaryByRank, Total: s.Total}
+		if s.PrimaryByRank != "" {
+			doc.SOA.PrimaryInhouse = &s.PrimaryInhouse
+		}
+	}
+	if d.Status == result.StatusOK {
+		v := hasValidIPv6(d)
+		doc.IPv6 = map[string]bool{}
+		for _, r := range result.Roles {
+			doc.IPv6[string(r)] = v[r]
+		}
+	}
+	for _, ref := range d.Hosts {
+		h := d.HostsByName[ref.Name]
+		hd := hostDoc{Role: ref.Role, Name: ref.Name, Status: h.Status, CNAME: h.CNAME, Addresses: []addrDoc{}}
+		if ref.Role == result.RoleNS || ref.Role == result.RoleMX {
+			rank := ref.Rank
+			hd.Rank = &rank
+		}
+		for _, ip := range append(h.V4[:len(h.V4):len(h.V4)], h.V6...) {
+			a := d.Addrs[ip]
+			a.IP = ip
+			hd.Addresses = append(hd.Addresses, addrDoc{IP: ip, Family: a.Family(), Type: a.Class})
+		}
+		doc.Hosts = append(doc.Hosts, hd)
+	}
+	return doc
+}

@@ -1,0 +1,113 @@
+package export
+
+import (
+	"net/netip"
+	"strconv"
+
+	"github.com/v6matrix/v6matrix/internal/result"
+	"github.com/v6matrix/v6matrix/internal/store"
+)
+
+// pairs returns the (ipv4, ipv6) cells of a host: row i pairs the i-th IPv4 with the
+// i-th IPv6 address, both sorted; one row with empty cells when there is none.
+func pairs(h result.Host) [][2]string {
+	n := max(len(h.V4), len(h.V6), 1)
+	out := make([][2]string, n)
+	for i := range n {
+		if i < len(h.V4) {
+			out[i][0] = h.V4[i].String()
+		}
+		if i < len(h.V6) {
+			out[i][1] = h.V6[i].String()
+		}
+	}
+	return out
+}
+
+// hostRows writes ns.csv, www.csv and ntp.csv rows.
+func hostRows(role result.Role, withRank bool) func(*store.Detail, func(...string)) {
+	return func(d *store.Detail, emit func(...string)) {
+		for _, ref := range d.Hosts {
+			if ref.Role != role {
+				continue
+			}
+			for _, p := range pairs(d.HostsByName[ref.Name]) {
+				if withRank {
+					emit(string(role), d.Name, ref.Name, p[0], p[1], itoa(ref.Rank))
+				} else {
+					emit(string(role), d.Name, ref.Name, p[0], p[1])
+				}
+			}
+		}
+	}
+}
+
+// mxRows writes mx.csv; a null MX is one row with host "." and rank 0.
+func mxRows(d *store.Detail, emit func(...string)) {
+	if d.NullMX {
+		emit("mx", d.Name, ".", "", "", "0")
+	}
+	hostRows(result.RoleMX, true)(d, emit)
+}
+
+func soaRows(d *store.Detail, emit func(...string)) {
+	s := d.SOA
+	if s == nil {
+		return
+	}
+	u := func(v uint32) string { return strconv.FormatUint(uint64(v), 10) }
+	var inhouse, secondary string
+	if s.PrimaryByRank != "" {
+		inhouse = boolCell(s.PrimaryInhouse)
+	}
+	if s.Total > 0 {
+		secondary = itoa(s.Total - 1)
+	}
+	emit("soa", d.Name, s.MName, s.PrimaryByRank, inhouse, secondary, itoa(s.Total), s.RName,
+		u(s.Serial), u(s.Refresh), u(s.Retry), u(s.Expire), u(s.Minimum))
+}
+
+// ipv6typeRows writes one row per (domain, role, host, IPv6 address).
+func ipv6typeRows(d *store.Detail, emit func(...string)) {
+	for _, ref := range d.Hosts {
+		for _, ip := range d.HostsByName[ref.Name].V6 {
+			c := d.Addrs[ip].Class
+			if c == nil {
+				emit(string(ref.Role), d.Name, ref.Name, ip.String(), "", "", "", "")
+				continue
+			}
+			emit(string(ref.Role), d.Name, ref.Name, ip.String(), boolCell(c.Valid), c.PrefixID, c.Type, c.IID)
+		}
+	}
+}
+
+// hasValidIPv6 reports, per role, whether a host of that role has a valid IPv6 address.
+func hasValidIPv6(d *store.Detail) map[result.Role]bool {
+	out := map[result.Role]bool{}
+	for _, ref := range d.Hosts {
+		for _, ip := range d.HostsByName[ref.Name].V6 {
+			if validAddr(d.Addrs, ip) {
+				out[ref.Role] = true
+			}
+		}
+	}
+	return out
+}
+
+func validAddr(addrs map[netip.Addr]result.Address, ip netip.Addr) bool {
+	c := addrs[ip].Class
+	return c != nil && c.Valid
+}
+
+// ipv6domainRows writes the per-domain summary; the role cells stay empty when the
+// domain was not measured (excluded, nxdomain, ...).
+func ipv6domainRows(d *store.Detail, emit func(...string)) {
+	cells := []string{d.Name, "", "", "", ""}
+	if d.Status == result.StatusOK {
+		v := hasValidIPv6(d)
+		for i, r := range result.Roles {
+			cells[i+1] = boolCell(v[r])
+		}
+	}
+	emit(append(cells, d.TLD, itoa(d.Rank), string(d.Status))...)
+}

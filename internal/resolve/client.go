@@ -1,0 +1,287 @@
+// Package resolve sends the crawl's DNS queries to recursive resolvers with
+// github.com/miekg/dns: connected UDP sockets reused across queries, retries on timeout
+// with the next resolver, TCP when an answer is truncated, CNAME chains followed with a
+// bound and loop detection, and a run-wide host cache so that a host shared by many
+// domains is looked up once.
+package resolve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/v6matrix/v6matrix/internal/result"
+)
+
+// Config sets how queries are sent.
+type Config struct {
+	Servers []netip.AddrPort // recursive resolvers, used in turn
+	Timeout time.Duration    // wait for one answer
+	Retries int              // further tries after a timeout, each to the next server
+	UDPSize uint16           // EDNS0 buffer size advertised (0 = no EDNS0)
+}
+
+// DefaultConfig returns the defaults: resolvers must still be filled in.
+func DefaultConfig() Config {
+	return Config{Timeout: 2 * time.Second, Retries: 2, UDPSize: 1232}
+}
+
+// Validate reports the first invalid setting.
+func (c Config) Validate() error {
+	switch {
+	case len(c.Servers) == 0:
+		return errors.New("no resolver: give --resolver host:port or a nameserver in /etc/resolv.conf")
+	case c.Timeout <= 0:
+		return fmt.Errorf("timeout %v: must be positive", c.Timeout)
+	case c.Retries < 0 || c.Retries > 10:
+		return fmt.Errorf("retries %d: must be between 0 and 10", c.Retries)
+	case c.UDPSize != 0 && c.UDPSize < 512:
+		return fmt.Errorf("EDNS0 UDP size %d: must be 0 (off) or at least 512", c.UDPSize)
+	}
+	for _, s := range c.Servers {
+		if !s.IsValid() || s.Port() == 0 {
+			return fmt.Errorf("resolver %v: want address:port", s)
+		}
+	}
+	return nil
+}
+
+// SystemServers returns the nameservers of a resolv.conf file with their port.
+func SystemServers(path string) ([]netip.AddrPort, error) {
+	cc, err := dns.ClientConfigFromFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read resolvers: %w", err)
+	}
+	var out []netip.AddrPort
+	for _, s := range cc.Servers {
+		ap, err := netip.ParseAddrPort(net.JoinHostPort(s, cc.Port))
+		if err != nil {
+			return nil, fmt.Errorf("%s: nameserver %q: %w", path, s, err)
+		}
+		out = append(out, ap)
+	}
+	return out, nil
+}
+
+// ParseServer parses a --resolver value: host:port, or an address alone for port 53.
+func ParseServer(s string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap, nil
+	}
+	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
+		return netip.AddrPortFrom(a, 53), nil
+	}
+	return netip.AddrPort{}, fmt.Errorf("invalid resolver %q: want address:port, e.g. 127.0.0.1:53 or [::1]:53", s)
+}
+
+// Answer is the outcome of one query.
+type Answer struct {
+	Status result.Status
+	Msg    *dns.Msg // nil unless a response arrived
+}
+
+// Client sends queries. It is safe for concurrent use.
+type Client struct {
+	cfg     Config
+	pools   []chan *udpConn
+	next    atomic.Uint32
+	queries atomic.Int64 // sent, UDP and TCP, retries included
+	tcp     dns.Client
+}
+
+type udpConn struct {
+	*net.UDPConn
+	buf []byte
+}
+
+// poolSize bounds the idle sockets kept per resolver; busy sockets are not limited
+// (the crawl's concurrency is).
+const poolSize = 1024
+
+// NewClient returns a Client for a validated Config.
+func NewClient(cfg Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg, tcp: dns.Client{Net: "tcp", Timeout: cfg.Timeout}}
+	for range cfg.Servers {
+		c.pools = append(c.pools, make(chan *udpConn, poolSize))
+	}
+	return c, nil
+}
+
+// Queries returns the number of queries sent so far.
+func (c *Client) Queries() int64 { return c.queries.Load() }
+
+// Close closes the idle sockets.
+func (c *Client) Close() error {
+	for _, p := range c.pools {
+	drain:
+		for {
+			select {
+			case u := <-p:
+				u.Close()
+			default:
+				break drain
+			}
+		}
+	}
+	return nil
+}
+
+// Query asks for name/qtype with recursion desired. Timeouts are retried on the next
+// resolver; a truncated UDP answer is asked again over TCP. The error is non-nil only
+// when the query could not be sent at all (a local socket failure) or ctx ended.
+func (c *Client) Query(ctx context.Context, name string, qtype uint16) (Answer, error) {
+	q := new(dns.Msg)
+	q.SetQuestion(dns.Fqdn(name), qtype)
+	if c.cfg.UDPSize > 0 {
+		q.SetEdns0(c.cfg.UDPSize, false)
+	}
+	var lastErr error
+	for try := 0; try <= c.cfg.Retries; try++ {
+		if err := ctx.Err(); err != nil {
+			return Answer{}, err
+		}
+		i := int(c.next.Add(1)-1) % len(c.cfg.Servers)
+		q.Id = dns.Id()
+		m, err := c.exchangeUDP(ctx, i, q)
+		if err == nil && m.Truncated {
+			m, err = c.exchangeTCP(ctx, i, q)
+		}
+		if err == nil {
+			return Answer{Status: rcodeStatus(m), Msg: m}, nil
+		}
+		if !isTimeout(err) {
+			if ctx.Err() != nil {
+				return Answer{}, ctx.Err()
+			}
+			lastErr = err
+			continue // a refused socket or a broken server: try the next one
+		}
+	}
+	if lastErr != nil && !isNetError(lastErr) {
+		return Answer{}, fmt.Errorf("query %s %s: %w", name, dns.TypeToString[qtype], lastErr)
+	}
+	return Answer{Status: result.StatusTimeout}, nil
+}
+
+func (c *Client) exchangeUDP(ctx context.Context, i int, q *dns.Msg) (*dns.Msg, error) {
+	u, err := c.get(i)
+	if err != nil {
+		return nil, err
+	}
+	wire, err := q.Pack()
+	if err != nil {
+		c.put(i, u)
+		return nil, fmt.Errorf("pack: %w", err)
+	}
+	deadline := time.Now().Add(c.cfg.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	u.SetDeadline(deadline)
+	c.queries.Add(1)
+	if _, err := u.Write(wire); err != nil {
+		u.Close()
+		return nil, err
+	}
+	// Read until the answer to this query arrives: a late answer to an earlier, timed
+	// out query on this socket, or a forged one, is dropped.
+	for {
+		n, err := u.Read(u.buf)
+		if err != nil {
+			if isTimeout(err) {
+				c.put(i, u)
+			} else {
+				u.Close()
+			}
+			return nil, err
+		}
+		m := new(dns.Msg)
+		if m.Unpack(u.buf[:n]) != nil || !matches(q, m) {
+			continue
+		}
+		c.put(i, u)
+		return m, nil
+	}
+}
+
+func (c *Client) exchangeTCP(ctx context.Context, i int, q *dns.Msg) (*dns.Msg, error) {
+	c.queries.Add(1)
+	m, _, err := c.tcp.ExchangeContext(ctx, q, c.cfg.Servers[i].String())
+	if err != nil {
+		return nil, err
+	}
+	if !matches(q, m) {
+		return nil, errors.New("TCP answer does not match the question")
+	}
+	return m, nil
+}
+
+// matches checks that m answers q: same id, a response, the same question.
+func matches(q, m *dns.Msg) bool {
+	if m.Id != q.Id || !m.Response || len(m.Question) != 1 {
+		return false
+	}
+	a, b := m.Question[0], q.Question[0]
+	return a.Qtype == b.Qtype && a.Qclass == b.Qclass && strings.EqualFold(a.Name, b.Name)
+}
+
+func (c *Client) get(i int) (*udpConn, error) {
+	select {
+	case u := <-c.pools[i]:
+		return u, nil
+	default:
+	}
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(c.cfg.Servers[i]))
+	if err != nil {
+		return nil, fmt.Errorf("dial resolver %v: %w", c.cfg.Servers[i], err)
+	}
+	return &udpConn{UDPConn: conn, buf: make([]byte, 65535)}, nil
+}
+
+func (c *Client) put(i int, u *udpConn) {
+	select {
+	case c.pools[i] <- u:
+	default:
+		u.Close()
+	}
+}
+
+func rcodeStatus(m *dns.Msg) result.Status {
+	switch m.Rcode {
+	case dns.RcodeSuccess:
+		return result.StatusOK
+	case dns.RcodeNameError:
+		return result.StatusNXDomain
+	case dns.RcodeServerFailure:
+		return result.StatusServFail
+	case dns.RcodeRefused:
+		return result.StatusRefused
+	default:
+		return result.StatusError
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// isNetError reports errors that mean "no answer from that server" (ICMP port
+// unreachable shows up as ECONNREFUSED on a connected UDP socket): such tries count as
+// timeouts rather than as failures of the crawler.
+func isNetError(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe)
+}

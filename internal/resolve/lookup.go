@@ -1,0 +1,166 @@
+package resolve
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+
+	"github.com/miekg/dns"
+
+	"github.com/v6matrix/v6matrix/internal/result"
+)
+
+// MaxCNAME bounds the CNAME chain followed from one name, as resolvers do.
+const MaxCNAME = 8
+
+// MaxAddrs bounds the addresses kept per host and family, so that a hostile answer
+// cannot blow up a run; real hosts stay far below it.
+const MaxAddrs = 64
+
+// Records is the answer to one query after its CNAME chain was followed.
+type Records struct {
+	Status result.Status
+	Final  string   // the name the chain ends at (the query name when there is no chain)
+	CNAME  []string // chain targets in order
+	RRs    []dns.RR // records of the asked type owned by Final
+}
+
+// Lookup queries name/qtype and follows the CNAME chain in the answer. When the
+// resolver stops short of the end of the chain, the remaining target is asked again, up
+// to MaxCNAME links in all; a name met twice is a loop.
+func (c *Client) Lookup(ctx context.Context, name string, qtype uint16) (Records, error) {
+	rec := Records{Final: strings.ToLower(strings.TrimSuffix(name, "."))}
+	seen := map[string]bool{rec.Final: true}
+	for range MaxCNAME + 1 {
+		a, err := c.Query(ctx, rec.Final, qtype)
+		if err != nil {
+			return rec, err
+		}
+		rec.Status = a.Status
+		if a.Msg == nil || a.Status != result.StatusOK && a.Status != result.StatusNXDomain {
+			return rec, nil
+		}
+		// Walk the chain through the answer section, taking only records owned by the
+		// names on it: anything else in the answer is ignored (hostile or sloppy servers).
+		for {
+			target, ok := cnameOf(a.Msg.Answer, rec.Final)
+			if !ok {
+				break
+			}
+			if seen[target] {
+				rec.Status = result.StatusCNAMELoop
+				return rec, nil
+			}
+			if len(rec.CNAME) == MaxCNAME {
+				rec.Status = result.StatusCNAMELong
+				return rec, nil
+			}
+			seen[target] = true
+			rec.CNAME = append(rec.CNAME, target)
+			rec.Final = target
+		}
+		for _, rr := range a.Msg.Answer {
+			if rr.Header().Rrtype == qtype && strings.EqualFold(strings.TrimSuffix(rr.Header().Name, "."), rec.Final) {
+				rec.RRs = append(rec.RRs, rr)
+			}
+		}
+		if len(rec.RRs) > 0 || len(rec.CNAME) == 0 || a.Status == result.StatusNXDomain {
+			if a.Status == result.StatusOK && len(rec.RRs) == 0 {
+				rec.Status = result.StatusNoData
+			}
+			return rec, nil
+		}
+		if endsChain(a.Msg, rec.Final) {
+			rec.Status = result.StatusNoData
+			return rec, nil
+		}
+		// The chain's end was not resolved by the resolver: ask for it ourselves.
+	}
+	rec.Status = result.StatusCNAMELong
+	return rec, nil
+}
+
+// endsChain reports whether the response says the chain's last name has no data (an
+// SOA in the authority section is a negative answer for it).
+func endsChain(m *dns.Msg, final string) bool {
+	for _, rr := range m.Ns {
+		if rr.Header().Rrtype == dns.TypeSOA {
+			return true
+		}
+	}
+	return false
+}
+
+func cnameOf(rrs []dns.RR, owner string) (string, bool) {
+	for _, rr := range rrs {
+		if c, ok := rr.(*dns.CNAME); ok && strings.EqualFold(strings.TrimSuffix(c.Hdr.Name, "."), owner) {
+			return strings.ToLower(strings.TrimSuffix(c.Target, ".")), true
+		}
+	}
+	return "", false
+}
+
+// Host looks up the A and AAAA records of a host name. NXDOMAIN on A ends the lookup
+// (the name does not exist, so AAAA would say the same).
+func (c *Client) Host(ctx context.Context, name string) (result.Host, error) {
+	h := result.Host{Name: name}
+	a, err := c.Lookup(ctx, name, dns.TypeA)
+	if err != nil {
+		return h, err
+	}
+	h.CNAME = a.CNAME
+	for _, rr := range a.RRs {
+		if ip, ok := netip.AddrFromSlice(rr.(*dns.A).A.To4()); ok && len(h.V4) < MaxAddrs {
+			h.V4 = append(h.V4, ip)
+		}
+	}
+	if a.Status == result.StatusNXDomain || a.Status == result.StatusCNAMELoop || a.Status == result.StatusCNAMELong {
+		h.Status = a.Status
+		return h, nil
+	}
+	aaaa, err := c.Lookup(ctx, name, dns.TypeAAAA)
+	if err != nil {
+		return h, err
+	}
+	if len(h.CNAME) == 0 {
+		h.CNAME = aaaa.CNAME
+	}
+	for _, rr := range aaaa.RRs {
+		// AAAA data is 16 bytes; an IPv4-mapped address stays mapped (it is junk to be
+		// classified, not an IPv4 address).
+		if ip, ok := netip.AddrFromSlice(rr.(*dns.AAAA).AAAA); ok && ip.BitLen() == 128 && len(h.V6) < MaxAddrs {
+			h.V6 = append(h.V6, ip)
+		}
+	}
+	h.Status = combine(a.Status, aaaa.Status, len(h.V4)+len(h.V6) > 0)
+	h.V4 = dedup(h.V4)
+	h.V6 = dedup(h.V6)
+	h.Sort()
+	return h, nil
+}
+
+// combine gives a host's status from its A and AAAA outcomes.
+func combine(a, aaaa result.Status, hasAddr bool) result.Status {
+	if hasAddr {
+		return result.StatusOK
+	}
+	if a == result.StatusNoData || a == result.StatusOK {
+		if aaaa == result.StatusOK {
+			return result.StatusNoData
+		}
+		return aaaa
+	}
+	return a
+}
+
+func dedup(as []netip.Addr) []netip.Addr {
+	seen := make(map[netip.Addr]bool, len(as))
+	out := as[:0]
+	for _, a := range as {
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	return out
+}

@@ -1,0 +1,56 @@
+package store
+
+// migrations are applied in order; the store records how many have run. Never edit a
+// migration that has shipped: append a new one.
+var migrations = []string{
+	// 1: runs, domains, hosts, addresses.
+	`CREATE TABLE runs (
+		id          INTEGER PRIMARY KEY,
+		started     TEXT NOT NULL,
+		finished    TEXT NOT NULL DEFAULT '',
+		list_name   TEXT NOT NULL,
+		list_sha256 TEXT NOT NULL DEFAULT '',
+		options     TEXT NOT NULL DEFAULT '{}',
+		vantage     TEXT NOT NULL DEFAULT '',
+		state       TEXT NOT NULL,
+		loaded      INTEGER NOT NULL DEFAULT 0,
+		skipped     INTEGER NOT NULL DEFAULT 0,
+		duplicates  INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE TABLE domains (
+		run_id    INTEGER NOT NULL REFERENCES runs(id),
+		name      TEXT NOT NULL,
+		rank      INTEGER NOT NULL,
+		tld       TEXT NOT NULL,
+		suffix    TEXT NOT NULL,
+		done      INTEGER NOT NULL DEFAULT 0,
+		status    TEXT NOT NULL DEFAULT '',
+		error     TEXT NOT NULL DEFAULT '',
+		null_mx   INTEGER NOT NULL DEFAULT 0,
+		soa_mname TEXT, soa_rname TEXT,
+		soa_serial INTEGER, soa_refresh INTEGER, soa_retry INTEGER, soa_expire INTEGER, soa_minimum INTEGER,
+		soa_primary TEXT, soa_inhouse INTEGER, soa_total INTEGER,
+		hosts     TEXT NOT NULL DEFAULT '[]',
+		PRIMARY KEY (run_id, name)
+	) WITHOUT ROWID;
+	CREATE INDEX domains_order ON domains (run_id, rank, name);
+	CREATE TABLE hosts (
+		run_id INTEGER NOT NULL REFERENCES runs(id),
+		name   TEXT NOT NULL,
+		status TEXT NOT NULL,
+		cname  TEXT NOT NULL DEFAULT '',
+		v4     TEXT NOT NULL DEFAULT '',
+		v6     TEXT NOT NULL DEFAULT '',
+		PRIMARY KEY (run_id, name)
+	) WITHOUT ROWID;
+	CREATE TABLE addresses (
+		run_id   INTEGER NOT NULL REFERENCES runs(id),
+		ip       TEXT NOT NULL,
+		family   INTEGER NOT NULL,
+		valid    INTEGER,
+		class    TEXT,
+		prefixid TEXT,
+		iid      TEXT,
+		PRIMARY KEY (run_id, ip)
+	) WITHOUT ROWID;`,
+}

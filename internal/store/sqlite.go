@@ -1,0 +1,234 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"time"
+
+	_ "modernc.org/sqlite" // the database/sql driver "sqlite", pure Go
+
+	"github.com/v6matrix/v6matrix/internal/domains"
+	"github.com/v6matrix/v6matrix/internal/result"
+)
+
+// SQLite is the embedded store: one file, WAL mode, versioned migrations.
+type SQLite struct {
+	db   *sql.DB
+	path string
+}
+
+// OpenSQLite opens (creating if needed) the database file and migrates it to the
+// current schema. A file that is not a v6matrix database gives an error naming it.
+func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return nil, fmt.Errorf("database %s: is a directory", path)
+	}
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(30000)", "synchronous(NORMAL)", "foreign_keys(1)"} {
+		q.Add("_pragma", p)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(4)
+	s := &SQLite{db: db, path: path}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("database %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *SQLite) Close() error { return s.db.Close() }
+
+func (s *SQLite) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("not a usable SQLite database (%w)", err)
+	}
+	var v int
+	err := s.db.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := s.db.ExecContext(ctx, `INSERT INTO schema_version VALUES (0)`); err != nil {
+			return err
+		}
+	case err != nil:
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if v > len(migrations) {
+		return fmt.Errorf("schema version %d is newer than this v6matrix knows (%d): upgrade v6matrix", v, len(migrations))
+	}
+	for i := v; i < len(migrations); i++ {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, i+1); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+const timeFormat = time.RFC3339Nano
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(timeFormat)
+}
+
+func parseTime(s string) time.Time {
+	t, _ := time.Parse(timeFormat, s)
+	return t
+}
+
+// CreateRun inserts a run and returns its id.
+func (s *SQLite) CreateRun(ctx context.Context, r Run) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO runs (started, list_name, list_sha256, options, vantage, state)
+		VALUES (?, ?, ?, ?, ?, ?)`, formatTime(r.Started), r.ListName, r.ListSHA256, r.Options, r.Vantage, string(r.State))
+	if err != nil {
+		return 0, fmt.Errorf("create run: %w", err)
+	}
+	return res.LastInsertId()
+}
+
+// UpdateRun writes a run's mutable fields.
+func (s *SQLite) UpdateRun(ctx context.Context, r Run) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE runs SET finished = ?, list_sha256 = ?, options = ?, state = ?, loaded = ?,
+		skipped = ?, duplicates = ? WHERE id = ?`,
+		formatTime(r.Finished), r.ListSHA256, r.Options, string(r.State), r.Loaded, r.Skipped, r.Duplicates, r.ID)
+	if err != nil {
+		return fmt.Errorf("update run %d: %w", r.ID, err)
+	}
+	return nil
+}
+
+const runColumns = `id, started, finished, list_name, list_sha256, options, vantage, state, loaded, skipped, duplicates`
+
+func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
+	var r Run
+	var started, finished, state string
+	err := sc.Scan(&r.ID, &started, &finished, &r.ListName, &r.ListSHA256, &r.Options, &r.Vantage, &state, &r.Loaded, &r.Skipped, &r.Duplicates)
+	r.Started, r.Finished, r.State = parseTime(started), parseTime(finished), RunState(state)
+	return r, err
+}
+
+// GetRun returns one run.
+func (s *SQLite) GetRun(ctx context.Context, id int64) (Run, error) {
+	r, err := scanRun(s.db.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, fmt.Errorf("run %d: %w", id, ErrNotFound)
+	}
+	return r, err
+}
+
+// LatestRun returns the newest run.
+func (s *SQLite) LatestRun(ctx context.Context) (Run, error) {
+	r, err := scanRun(s.db.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs ORDER BY id DESC LIMIT 1`))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, fmt.Errorf("no run in %s: %w", s.path, ErrNotFound)
+	}
+	return r, err
+}
+
+// ListRuns returns every run, oldest first.
+func (s *SQLite) ListRuns(ctx context.Context) ([]Run, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+runColumns+` FROM runs ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Counts summarises a run.
+func (s *SQLite) Counts(ctx context.Context, run int64) (Counts, error) {
+	c := Counts{ByStatus: map[result.Status]int{}}
+	rows, err := s.db.QueryContext(ctx, `SELECT done, status, count(*) FROM domains WHERE run_id = ? GROUP BY done, status`, run)
+	if err != nil {
+		return c, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var done bool
+		var st string
+		var n int
+		if err := rows.Scan(&done, &st, &n); err != nil {
+			return c, err
+		}
+		c.Total += n
+		if done {
+			c.Done += n
+			c.ByStatus[result.Status(st)] += n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return c, err
+	}
+	err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM addresses WHERE run_id = ?`, run).Scan(&c.Addresses)
+	return c, err
+}
+
+// AddDomains inserts list entries; a duplicate keeps the better rank.
+func (s *SQLite) AddDomains(ctx context.Context, run int64, es []domains.Entry) (int, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `INSERT INTO domains (run_id, name, rank, tld, suffix) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (run_id, name) DO UPDATE SET rank = min(rank, excluded.rank)`)
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	var before, after int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM domains WHERE run_id = ?`, run).Scan(&before); err != nil {
+		return 0, err
+	}
+	for _, e := range es {
+		if _, err := st.ExecContext(ctx, run, e.Name, e.Rank, e.TLD, e.Suffix); err != nil {
+			return 0, fmt.Errorf("add domain %s: %w", e.Name, err)
+		}
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM domains WHERE run_id = ?`, run).Scan(&after); err != nil {
+		return 0, err
+	}
+	return after - before, tx.Commit()
+}
+
+// KeepTop keeps the n best-ranked domains of each TLD.
+func (s *SQLite) KeepTop(ctx context.Context, run int64, n int) (int, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM domains WHERE run_id = ? AND name IN (
+		SELECT name FROM (SELECT name, row_number() OVER (PARTITION BY tld ORDER BY rank, name) AS rn
+			FROM domains WHERE run_id = ?) WHERE rn > ?)`, run, run, n)
+	if err != nil {
+		return 0, fmt.Errorf("keep top %d: %w", n, err)
+	}
+	k, err := res.RowsAffected()
+	return int(k), err
+}

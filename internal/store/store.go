@@ -1,0 +1,99 @@
+// Package store keeps runs and their results. Store is the interface the crawl, the
+// exports and the website use; SQLite (embedded, the default) implements it, and a
+// PostgreSQL implementation can sit beside it.
+package store
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/v6matrix/v6matrix/internal/domains"
+	"github.com/v6matrix/v6matrix/internal/result"
+)
+
+// ErrNotFound is returned when a run does not exist.
+var ErrNotFound = errors.New("not found")
+
+// RunState is where a run is in its life.
+type RunState string
+
+// Run states.
+const (
+	RunLoading     RunState = "loading"     // reading the list into the store
+	RunCrawling    RunState = "crawling"    // list loaded; domains being measured
+	RunInterrupted RunState = "interrupted" // stopped by a signal; resume with crawl --resume
+	RunDone        RunState = "done"
+	RunFailed      RunState = "failed"
+)
+
+// Run describes one crawl.
+type Run struct {
+	ID         int64
+	Started    time.Time
+	Finished   time.Time // zero until the run ends
+	ListName   string
+	ListSHA256 string
+	Options    string // the crawl's settings, JSON
+	Vantage    string
+	State      RunState
+	Loaded     bool // the whole list is in the store
+	Skipped    int  // invalid list lines
+	Duplicates int  // list lines naming a domain already seen
+}
+
+// Counts summarises a run's domains.
+type Counts struct {
+	Total, Done int
+	ByStatus    map[result.Status]int
+	Addresses   int
+}
+
+// Cursor pages through a run's domains in (rank, name) order.
+type Cursor struct {
+	Rank int
+	Name string
+}
+
+// Batch is what the crawl saves in one transaction: finished domains, the hosts they
+// looked up first, and the addresses seen first.
+type Batch struct {
+	Domains   []result.Domain
+	Hosts     []result.Host
+	Addresses []result.Address
+}
+
+// Detail is a domain with its hosts and their addresses, for exports and the website.
+type Detail struct {
+	result.Domain
+	HostsByName map[string]result.Host
+	Addrs map[netip.Addr]result.Address
+}
+
+// Store is the interface of every store implementation.
+type Store interface {
+	CreateRun(ctx context.Context, r Run) (int64, error)
+	UpdateRun(ctx context.Context, r Run) error
+	GetRun(ctx context.Context, id int64) (Run, error)
+	// LatestRun returns the run with the highest id.
+	LatestRun(ctx context.Context) (Run, error)
+	ListRuns(ctx context.Context) ([]Run, error)
+	Counts(ctx context.Context, run int64) (Counts, error)
+
+	// AddDomains adds list entries as pending domains; a name already present keeps the
+	// better rank. It returns how many were new.
+	AddDomains(ctx context.Context, run int64, es []domains.Entry) (int, error)
+	// KeepTop drops all but the n best-ranked domains of each TLD; it returns how many
+	// were dropped.
+	KeepTop(ctx context.Context, run int64, n int) (int, error)
+	// Pending returns up to limit unfinished domains after the cursor, in rank order.
+	Pending(ctx context.Context, run int64, after Cursor, limit int) ([]result.Domain, error)
+	// Save stores a batch and marks its domains done, atomically.
+	Save(ctx context.Context, run int64, b Batch) error
+
+	// Details calls fn for every domain of the run in (rank, name) order.
+	Details(ctx context.Context, run int64, fn func(Detail) error) error
+
+	Close() error
+}
