@@ -31,10 +31,10 @@ func (e *LineError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.L
 type format int
 
 const (
-	formatUnknown format = iota
-	formatPlain          // one domain per line; rank = order of the valid lines
-	formatCSV            // rank,domain[,...] (Tranco, Alexa), with or without a header
-	formatHeaderCSV      // a header names the columns (Majestic Million: GlobalRank,...,Domain,...)
+	formatUnknown   format = iota
+	formatPlain            // one domain per line; rank = order of the valid lines
+	formatCSV              // rank,domain[,...] (Tranco, Alexa), with or without a header
+	formatHeaderCSV        // a header names the columns (Majestic Million: GlobalRank,...,Domain,...)
 )
 
 // maxLineBytes bounds one line so that a damaged file cannot exhaust memory.

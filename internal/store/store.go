@@ -68,7 +68,7 @@ type Batch struct {
 type Detail struct {
 	result.Domain
 	HostsByName map[string]result.Host
-	Addrs map[netip.Addr]result.Address
+	Addrs       map[netip.Addr]result.Address
 }
 
 // Store is the interface of every store implementation.
