@@ -6,6 +6,15 @@ package result
 import (
 	"net/netip"
 	"slices"
+
+	"github.com/v6matrix/v6matrix/internal/geoip"
+	"github.com/v6matrix/v6matrix/internal/probe/dns53"
+	"github.com/v6matrix/v6matrix/internal/probe/ntpprobe"
+	"github.com/v6matrix/v6matrix/internal/probe/path"
+	"github.com/v6matrix/v6matrix/internal/probe/ping"
+	"github.com/v6matrix/v6matrix/internal/probe/ptr"
+	"github.com/v6matrix/v6matrix/internal/probe/tcpport"
+	"github.com/v6matrix/v6matrix/internal/probe/tlsprobe"
 )
 
 // Status is the outcome of a DNS lookup, stored with the result (not an error).
@@ -88,6 +97,65 @@ func (h *Host) Sort() {
 type Address struct {
 	IP    netip.Addr
 	Class *Class
+	// Skipped says why the address was not probed (special-purpose, opted out); empty
+	// when it was, or when the probe stage has not run.
+	Skipped  string
+	PTR      *ptr.Result
+	Geo      *geoip.Record
+	Ping     *ping.Result
+	TCP25    *tcpport.Result
+	TCP80    *tcpport.Result
+	TCP443   *tcpport.Result
+	TLS443   *tlsprobe.Result // TLS on 443, for www hosts (SNI = the host name)
+	STARTTLS *tlsprobe.Result // STARTTLS on 25, for mx hosts
+	DNS53    *dns53.Result    // the SOA query, for ns hosts
+	NTP123   *ntpprobe.Result // the RFC 5905 client query, for ntp hosts
+	Path     *path.Result
+}
+
+// TCP returns the TCP result of a port (25, 80 or 443), nil when not measured.
+func (a *Address) TCP(port int) *tcpport.Result {
+	switch port {
+	case 25:
+		return a.TCP25
+	case 80:
+		return a.TCP80
+	case 443:
+		return a.TCP443
+	}
+	return nil
+}
+
+// Measurement returns a pointer to the field of a kind, for decoding stored data; nil
+// for an unknown kind.
+func (a *Address) Measurement(kind string) any {
+	switch kind {
+	case KindPTR:
+		return &a.PTR
+	case KindGeo:
+		return &a.Geo
+	case KindPing:
+		return &a.Ping
+	case KindTCP25:
+		return &a.TCP25
+	case KindTCP80:
+		return &a.TCP80
+	case KindTCP443:
+		return &a.TCP443
+	case KindTLS443:
+		return &a.TLS443
+	case KindSTARTTLS:
+		return &a.STARTTLS
+	case KindDNS53:
+		return &a.DNS53
+	case KindNTP123:
+		return &a.NTP123
+	case KindPath:
+		return &a.Path
+	case KindSkipped:
+		return &a.Skipped
+	}
+	return nil
 }
 
 // Family returns 4 or 6.
@@ -106,3 +174,23 @@ type Class struct {
 	Type     string `json:"class"`
 	IID      string `json:"iid,omitempty"`
 }
+
+// Measurement kinds, as stored: one per probe family (and port).
+const (
+	KindPTR      = "ptr"
+	KindGeo      = "geo"
+	KindPing     = "ping"
+	KindTCP25    = "tcp25"
+	KindTCP80    = "tcp80"
+	KindTCP443   = "tcp443"
+	KindTLS443   = "tls443"
+	KindSTARTTLS = "starttls25"
+	KindDNS53    = "dns53"
+	KindNTP123   = "ntp123"
+	KindPath     = "path"
+	KindSkipped  = "skipped" // the address was not probed: why (special-purpose, opted out)
+)
+
+// Kinds lists every measurement kind.
+var Kinds = []string{KindPTR, KindGeo, KindPing, KindTCP25, KindTCP80, KindTCP443, KindTLS443, KindSTARTTLS,
+	KindDNS53, KindNTP123, KindPath, KindSkipped}

@@ -53,4 +53,12 @@ var migrations = []string{
 		iid      TEXT,
 		PRIMARY KEY (run_id, ip)
 	) WITHOUT ROWID;`,
+	// 2: per-address measurements, one row per probe kind, the typed result as JSON.
+	`CREATE TABLE measurements (
+		run_id INTEGER NOT NULL REFERENCES runs(id),
+		ip     TEXT NOT NULL,
+		kind   TEXT NOT NULL,
+		data   TEXT NOT NULL,
+		PRIMARY KEY (run_id, ip, kind)
+	) WITHOUT ROWID;`,
 }

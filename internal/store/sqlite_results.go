@@ -264,5 +264,11 @@ func (s *SQLite) hostsAndAddrs(ctx context.Context, run int64, names map[string]
 		}
 		addrs[a] = ad
 	}
-	return hosts, addrs, arows.Err()
+	if err := arows.Err(); err != nil {
+		return nil, nil, err
+	}
+	if err := s.loadMeasurements(ctx, run, string(js), addrs); err != nil {
+		return nil, nil, err
+	}
+	return hosts, addrs, nil
 }

@@ -92,6 +92,12 @@ type Store interface {
 	// Save stores a batch and marks its domains done, atomically.
 	Save(ctx context.Context, run int64, b Batch) error
 
+	// SaveMeasurements writes per-address probe results; Measured and MeasuredKinds say
+	// what a run already has (resume, and which record files to export).
+	SaveMeasurements(ctx context.Context, run int64, ms []Measurement) error
+	Measured(ctx context.Context, run int64) (map[netip.Addr]map[string]bool, error)
+	MeasuredKinds(ctx context.Context, run int64) (map[string]bool, error)
+
 	// Details calls fn for every domain of the run in (rank, name) order.
 	Details(ctx context.Context, run int64, fn func(Detail) error) error
 
