@@ -1,0 +1,175 @@
+// Package measure is a run's probe stage: every unique address of the run is measured
+// once, however many domains use it (reverse DNS, GeoIP, ping, TCP 25/80/443, TLS on
+// 443 for www hosts, STARTTLS on 25 for mx hosts, SOA over port 53 for ns hosts, NTP
+// for ntp hosts, and the path), with the packets scheduled by the polite scheduler and
+// nothing sent to special-purpose or opted-out addresses.
+package measure
+
+import (
+	"context"
+	"errors"
+	"crypto/x509"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/v6matrix/v6matrix/internal/geoip"
+	"github.com/v6matrix/v6matrix/internal/polite"
+	"github.com/v6matrix/v6matrix/internal/probe/dns53"
+	"github.com/v6matrix/v6matrix/internal/probe/ntpprobe"
+	"github.com/v6matrix/v6matrix/internal/probe/path"
+	"github.com/v6matrix/v6matrix/internal/probe/ping"
+	"github.com/v6matrix/v6matrix/internal/probe/tcpport"
+	"github.com/v6matrix/v6matrix/internal/probe/tlsprobe"
+	"github.com/v6matrix/v6matrix/internal/result"
+	"github.com/v6matrix/v6matrix/internal/store"
+)
+
+// Config sets up the probe stage.
+type Config struct {
+	// Kinds enabled (result.Kind*); the default is all of them.
+	Kinds  map[string]bool
+	Polite polite.Config
+	// Gate decides which addresses may be sent packets (allow ranges, opt-outs).
+	Gate *polite.Gate
+	// Resolver answers the reverse (PTR) queries.
+	Resolver   netip.AddrPort
+	Ping       ping.Config
+	TCPTimeout time.Duration
+	TLSTimeout time.Duration
+	DNSTimeout time.Duration
+	NTPTimeout time.Duration
+	// EHLOName is the crawler's host name in SMTP EHLO.
+	EHLOName string
+	// Roots verify certificates (nil: the system roots).
+	Roots *x509.CertPool
+	Path  path.Config
+	// GeoIP may be nil (no GeoIP columns).
+	GeoIP  *geoip.DB
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults; Gate and Resolver must be set.
+func DefaultConfig() Config {
+	kinds := map[string]bool{}
+	for _, k := range result.Kinds {
+		kinds[k] = true
+	}
+	return Config{Kinds: kinds, Polite: polite.DefaultConfig(), TCPTimeout: tcpport.DefaultTimeout,
+		TLSTimeout: tlsprobe.DefaultTimeout, DNSTimeout: dns53.DefaultTimeout, NTPTimeout: ntpprobe.DefaultTimeout,
+		Path: path.DefaultConfig()}
+}
+
+// Progress counts addresses and probes.
+type Progress struct {
+	Addresses atomic.Int64 // unique addresses of the run
+	Skipped   atomic.Int64 // not probed (special-purpose, opted out)
+	Total     atomic.Int64 // probes to run
+	Done      atomic.Int64 // probes finished
+	Failed    atomic.Int64 // probes that could not run (local errors)
+}
+
+// flushEvery bounds how long a finished measurement waits before it is saved.
+const flushEvery = 500 * time.Millisecond
+
+// Run measures every address of the run that is not yet measured. It returns
+// ctx.Err() when interrupted, after saving what finished.
+func Run(ctx context.Context, cfg Config, st store.Store, run int64, p *Progress) error {
+	if cfg.Gate == nil {
+		return errors.New("measure: no gate: the allowed and opted-out ranges must be set")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	targets, err := collectTargets(ctx, st, run)
+	if err != nil {
+		return err
+	}
+	done, err := st.Measured(ctx, run)
+	if err != nil {
+		return err
+	}
+	p.Addresses.Store(int64(len(targets)))
+
+	sched, err := polite.New(cfg.Polite, nil)
+	if err != nil {
+		return err
+	}
+	pr, err := newProbers(cfg)
+	if err != nil {
+		return err
+	}
+	defer pr.close()
+
+	results := make(chan store.Measurement, 256)
+	writeErr := make(chan error, 1)
+	go func() { writeErr <- write(context.WithoutCancel(ctx), st, run, results) }()
+	var local sync.WaitGroup // probes that send nothing to the address: PTR, GeoIP
+	for _, t := range targets {
+		if done[t.ip][result.KindSkipped] {
+			p.Skipped.Add(1)
+			continue
+		}
+		if ok, reason := cfg.Gate.Allowed(t.ip); !ok {
+			p.Skipped.Add(1)
+			results <- store.Measurement{IP: t.ip, Kind: result.KindSkipped, Value: reason}
+			continue
+		}
+		for _, kind := range t.kinds(cfg.Kinds) {
+			if done[t.ip][kind] {
+				continue
+			}
+			p.Total.Add(1)
+			task := pr.task(t, kind, results, p, log)
+			if kind == result.KindPTR || kind == result.KindGeo {
+				local.Go(func() { task.Run(ctx) })
+				continue
+			}
+			if err := sched.Add(task); err != nil {
+				local.Wait()
+				close(results)
+				<-writeErr
+				return err
+			}
+		}
+	}
+	err = sched.Run(ctx)
+	local.Wait()
+	close(results)
+	if werr := <-writeErr; werr != nil {
+		return werr
+	}
+	return err
+}
+
+// write saves measurements in batches until results closes.
+func write(ctx context.Context, st store.Store, run int64, results <-chan store.Measurement) error {
+	var batch []store.Measurement
+	var firstErr error
+	flush := func() {
+		if len(batch) > 0 && firstErr == nil {
+			firstErr = st.SaveMeasurements(ctx, run, batch)
+		}
+		batch = batch[:0]
+	}
+	tick := time.NewTicker(flushEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case m, ok := <-results:
+			if !ok {
+				flush()
+				return firstErr
+			}
+			batch = append(batch, m)
+			if len(batch) >= 200 {
+				flush()
+			}
+		case <-tick.C:
+			flush()
+		}
+	}
+}

@@ -1,0 +1,84 @@
+package measure
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/v6matrix/v6matrix/internal/result"
+	"github.com/v6matrix/v6matrix/internal/store"
+)
+
+// target is one unique address of a run with what its roles call for. The names
+// come from the best-ranked domain that uses the address in each role.
+type target struct {
+	ip      netip.Addr
+	www     string // host name for TLS SNI on 443; "" when no www host uses the address
+	mx      string // host name of an mx host (STARTTLS on 25)
+	nsZone  string // the domain whose SOA is asked of this name server address
+	ntp     bool   // an ntp host uses the address
+	measure map[string]bool
+}
+
+// collectTargets reads the run's domains and gathers every address once.
+func collectTargets(ctx context.Context, st store.Store, run int64) ([]*target, error) {
+	byIP := map[netip.Addr]*target{}
+	var order []*target
+	err := st.Details(ctx, run, func(d store.Detail) error {
+		if d.Status != result.StatusOK {
+			return nil
+		}
+		for _, ref := range d.Hosts {
+			h := d.HostsByName[ref.Name]
+			for _, ips := range [][]netip.Addr{h.V4, h.V6} {
+				for _, ip := range ips {
+					t := byIP[ip]
+					if t == nil {
+						t = &target{ip: ip}
+						byIP[ip] = t
+						order = append(order, t)
+					}
+					switch ref.Role {
+					case result.RoleWWW:
+						if t.www == "" {
+							t.www = ref.Name
+						}
+					case result.RoleMX:
+						if t.mx == "" {
+							t.mx = ref.Name
+						}
+					case result.RoleNS:
+						if t.nsZone == "" {
+							t.nsZone = d.Name
+						}
+					case result.RoleNTP:
+						t.ntp = true
+					}
+				}
+			}
+		}
+		return nil
+	})
+	return order, err
+}
+
+// kinds returns the measurements the target calls for, among those enabled.
+func (t *target) kinds(enabled map[string]bool) []string {
+	var out []string
+	add := func(k string, ok bool) {
+		if ok && enabled[k] {
+			out = append(out, k)
+		}
+	}
+	add(result.KindPTR, true)
+	add(result.KindGeo, true)
+	add(result.KindPing, true)
+	add(result.KindTCP25, true)
+	add(result.KindTCP80, true)
+	add(result.KindTCP443, true)
+	add(result.KindTLS443, t.www != "")
+	add(result.KindSTARTTLS, t.mx != "")
+	add(result.KindDNS53, t.nsZone != "")
+	add(result.KindNTP123, t.ntp)
+	add(result.KindPath, true)
+	return out
+}
