@@ -7,8 +7,8 @@ package measure
 
 import (
 	"context"
-	"errors"
 	"crypto/x509"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"sync"
