@@ -37,6 +37,7 @@ type crawlOptions struct {
 	WWWApex     bool          `json:"www_apex,omitempty"`
 	AllowRanges []string      `json:"allow_ranges,omitempty"`
 	PrefixTable string        `json:"prefix_table,omitempty"`
+	Probe       probeOptions  `json:"probe"`
 }
 
 func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -59,6 +60,7 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&o.WWWApex, "www-apex", false, "look up the apex as a www host too")
 	fs.Var(&allow, "allow-ranges", "CIDR ranges treated as valid and probe-able although special-purpose (labs), comma separated")
 	fs.StringVar(&o.PrefixTable, "prefix-table", "", "replace the built-in IPv6 prefix table with this CSV `file`")
+	o.Probe.register(fs)
 	lf.register(fs)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
@@ -70,6 +72,7 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	o.Resolvers, o.TLDs, o.AllowRanges = resolvers, tlds, allow
+	o.Probe.Kinds = []string(o.Probe.kinds)
 
 	st, err := store.OpenSQLite(ctx, *dbPath)
 	if err != nil {
@@ -98,6 +101,9 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		o.List = fs.Arg(0)
 	}
 	if err := validateOptions(&o); err != nil {
+		return err
+	}
+	if err := o.Probe.validate(); err != nil {
 		return err
 	}
 	cfg, client, err := buildCrawl(o, log)
@@ -155,6 +161,17 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return finishRun(st, &run, store.RunInterrupted, err)
 	}
+	rate := float64(p.Done.Load()) / max(elapsed.Seconds(), 1e-9)
+	log.Info("DNS stage done", "run", run.ID, "domains", p.Done.Load(), "queries", client.Queries(),
+		"elapsed", elapsed.Round(time.Millisecond), "domains_per_s", fmt.Sprintf("%.0f", rate))
+	if err := probeStage(ctx, st, &run, o, cfg, log, lf.quiet, stderr); err != nil {
+		if errors.Is(err, context.Canceled) {
+			finishRun(st, &run, store.RunInterrupted, nil)
+			log.Warn("probe stage interrupted; continue with: v6matrix crawl --resume", "run", run.ID)
+			return errors.New("interrupted")
+		}
+		return finishRun(st, &run, store.RunInterrupted, err)
+	}
 	if err := finishRun(st, &run, store.RunDone, nil); err != nil {
 		return err
 	}
@@ -162,10 +179,8 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	rate := float64(p.Done.Load()) / max(elapsed.Seconds(), 1e-9)
 	log.Info("crawl done", "run", run.ID, "domains", counts.Done, "addresses", counts.Addresses,
-		"skipped_lines", run.Skipped, "duplicates", run.Duplicates, "queries", client.Queries(),
-		"elapsed", elapsed.Round(time.Millisecond), "domains_per_s", fmt.Sprintf("%.0f", rate))
+		"skipped_lines", run.Skipped, "duplicates", run.Duplicates, "elapsed", time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(stdout, "run %d: %d domains (%s), %d addresses, %d invalid list lines skipped, %d duplicates\n",
 		run.ID, counts.Done, statusSummary(counts.ByStatus), counts.Addresses, run.Skipped, run.Duplicates)
 	return nil
@@ -282,26 +297,33 @@ func validateOptions(o *crawlOptions) error {
 	return nil
 }
 
+// resolverAddrs returns the --resolver addresses, or those of /etc/resolv.conf.
+func resolverAddrs(o crawlOptions) ([]netip.AddrPort, error) {
+	var out []netip.AddrPort
+	for _, r := range o.Resolvers {
+		ap, err := resolve.ParseServer(r)
+		if err != nil {
+			return nil, usagef("--resolver: %v", err)
+		}
+		out = append(out, ap)
+	}
+	if len(out) == 0 {
+		return resolve.SystemServers("/etc/resolv.conf")
+	}
+	return out, nil
+}
+
 // buildCrawl turns options into the crawl's configuration and DNS client.
 func buildCrawl(o crawlOptions, log *slog.Logger) (crawl.Config, *resolve.Client, error) {
 	cfg := crawl.DefaultConfig()
 	cfg.Concurrency, cfg.WWWApex, cfg.Logger = o.Concurrency, o.WWWApex, log
 	rc := resolve.DefaultConfig()
 	rc.Timeout, rc.Retries = o.Timeout, o.Retries
-	for _, r := range o.Resolvers {
-		ap, err := resolve.ParseServer(r)
-		if err != nil {
-			return cfg, nil, usagef("--resolver: %v", err)
-		}
-		rc.Servers = append(rc.Servers, ap)
+	servers, err := resolverAddrs(o)
+	if err != nil {
+		return cfg, nil, err
 	}
-	if len(rc.Servers) == 0 {
-		sys, err := resolve.SystemServers("/etc/resolv.conf")
-		if err != nil {
-			return cfg, nil, err
-		}
-		rc.Servers = sys
-	}
+	rc.Servers = servers
 	client, err := resolve.NewClient(rc)
 	if err != nil {
 		return cfg, nil, err

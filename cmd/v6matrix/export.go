@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -42,8 +43,11 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "run %d exported to %s: %s\n", run.ID, *out, strings.Join(export.Files(formats), " "))
-	_ = paths
+	names := make([]string, len(paths))
+	for i, p := range paths {
+		names[i] = filepath.Base(p)
+	}
+	fmt.Fprintf(stdout, "run %d exported to %s: %s\n", run.ID, *out, strings.Join(names, " "))
 	return nil
 }
 

@@ -36,7 +36,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{Concurrency: 200, HostCache: 100_000, BatchSize: 500, FlushEvery: 500 * time.Millisecond}
+	return Config{Concurrency: 200, HostCache: 100_000, BatchSize: 1000, FlushEvery: 500 * time.Millisecond}
 }
 
 // Progress is updated as the crawl goes; read it from another goroutine.

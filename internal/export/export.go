@@ -1,5 +1,15 @@
 // Package export writes a run in the IPv6 Matrix record formats of shared/RECORDS.md:
 // one CSV file per record type and domains.jsonl with the full detail per domain.
+//
+// The DNS record files (ns, mx, www, ntp, soa, ipv6type, ipv6domain) are always written;
+// a probe record file (reverse, ping, tcpNN, tls, path, geoip, dns53, ntp123) only when
+// the run has measurements of its kind, so that a run without a probe stage does not
+// ship files of empty cells.
+//
+// Cell formats: an empty cell is "not measured"; a measured negative is written out
+// (0, closed, none). Milliseconds and percentages are decimals with exactly 3 digits
+// after the point (strconv 'f', 3: "12.345", "20.000"); longitude and latitude keep the
+// digits the GeoIP database gives (strconv 'f', -1); times are RFC 3339 in UTC.
 package export
 
 import (
@@ -23,29 +33,72 @@ var Formats = []string{"csv", "jsonl"}
 type table struct {
 	file   string
 	header []string
-	rows   func(d *store.Detail, emit func(...string)) // nil: not written
+	rows   func(d *store.Detail, emit func(...string))
+	// kinds are the measurement kinds the file shows: it is written when the run has
+	// at least one of them. Nil: always written.
+	kinds []string
+}
+
+// written reports whether the table is exported for a run with the measured kinds.
+func (t table) written(measured map[string]bool) bool {
+	if t.kinds == nil {
+		return true
+	}
+	for _, k := range t.kinds {
+		if measured[k] {
+			return true
+		}
+	}
+	return false
 }
 
 // tables lists the CSV files in the order they are written.
 var tables = []table{
-	{"ns.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "rank"}, hostRows(result.RoleNS, true)},
-	{"mx.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "rank"}, mxRows},
-	{"www.csv", []string{"type", "domain", "host", "ipv4", "ipv6"}, hostRows(result.RoleWWW, false)},
-	{"ntp.csv", []string{"type", "domain", "host", "ipv4", "ipv6"}, hostRows(result.RoleNTP, false)},
+	{"ns.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "rank"}, hostRows(result.RoleNS, true), nil},
+	{"mx.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "rank"}, mxRows, nil},
+	{"www.csv", []string{"type", "domain", "host", "ipv4", "ipv6"}, hostRows(result.RoleWWW, false), nil},
+	{"ntp.csv", []string{"type", "domain", "host", "ipv4", "ipv6"}, hostRows(result.RoleNTP, false), nil},
 	{"soa.csv", []string{"type", "domain", "soa", "primary_by_rank", "primary_inhouse", "secondary", "total", "contact",
-		"serial", "refresh", "retry", "expire", "minimum"}, soaRows},
-	{"ipv6type.csv", []string{"type", "domain", "host", "ipv6", "valid", "prefixid", "ipv6type", "iid"}, ipv6typeRows},
-	{"ipv6domain.csv", []string{"domain", "ns", "mx", "www", "ntp", "tld", "rank", "status"}, ipv6domainRows},
+		"serial", "refresh", "retry", "expire", "minimum"}, soaRows, nil},
+	{"ipv6type.csv", []string{"type", "domain", "host", "ipv6", "valid", "prefixid", "ipv6type", "iid"}, ipv6typeRows, nil},
+	{"ipv6domain.csv", []string{"domain", "ns", "mx", "www", "ntp", "tld", "rank", "status"}, ipv6domainRows, nil},
+	{"reverse.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "name4", "name6"}, reverseRows,
+		[]string{result.KindPTR}},
+	{"ping.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "count", "min", "avg", "max", "std",
+		"min6", "avg6", "max6", "std6", "loss", "loss6"}, pingRows, []string{result.KindPing}},
+	{"tcp25.csv", tcpHeader, tcpRows(25), []string{result.KindTCP25}},
+	{"tcp80.csv", tcpHeader, tcpRows(80), []string{result.KindTCP80}},
+	{"tcp443.csv", tcpHeader, tcpRows(443), []string{result.KindTCP443}},
+	{"tls.csv", []string{"type", "domain", "host", "ipv4", "reachable", "tls", "ipv6", "reachable6", "tls6",
+		"cert_valid", "cert_expiry"}, tlsRows, []string{result.KindTLS443, result.KindSTARTTLS}},
+	{"path.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "mtu4", "hops4", "back4", "path4",
+		"mtu6", "hops6", "back6", "path6"}, pathRows, []string{result.KindPath}},
+	{"geoip.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "asn", "city", "region_name", "country_code",
+		"longitude", "latitude"}, geoRows, []string{result.KindGeo}},
+	{"dns53.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "dns", "dns6"}, dns53Rows,
+		[]string{result.KindDNS53}},
+	{"ntp123.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "ntp", "ntp6", "offset_ms", "offset6_ms"},
+		ntp123Rows, []string{result.KindNTP123}},
 }
 
-// Files returns the names of the files Write produces for the formats.
-func Files(formats []string) []string {
+var tcpHeader = []string{"type", "domain", "host", "port", "ipv4", "ipv6", "tcp", "tcp6"}
+
+// Files returns the names of the files Write always produces for the formats: the DNS
+// record files and domains.jsonl. The probe record files come on top when the run has
+// their measurements (FilesFor); Write returns the paths it actually wrote.
+func Files(formats []string) []string { return FilesFor(formats, nil) }
+
+// FilesFor returns the names of the files Write produces for the formats, for a run
+// whose measured kinds (store.Store.MeasuredKinds) are measured.
+func FilesFor(formats []string, measured map[string]bool) []string {
 	var out []string
 	for _, f := range formats {
 		switch f {
 		case "csv":
 			for _, t := range tables {
-				out = append(out, t.file)
+				if t.written(measured) {
+					out = append(out, t.file)
+				}
 			}
 		case "jsonl":
 			out = append(out, "domains.jsonl")
@@ -55,8 +108,9 @@ func Files(formats []string) []string {
 }
 
 // Write exports the run into dir (created if needed) in the given formats and returns
-// the paths written. Files are written under a temporary name and renamed when
-// complete, so a failed export never leaves a truncated file behind a good name.
+// the paths written (FilesFor the run's measured kinds, in that order). Files are
+// written under a temporary name and renamed when complete, so a failed export never
+// leaves a truncated file behind a good name.
 func Write(ctx context.Context, st store.Store, run int64, dir string, formats []string) ([]string, error) {
 	for _, f := range formats {
 		if f != "csv" && f != "jsonl" {
@@ -77,7 +131,14 @@ func Write(ctx context.Context, st store.Store, run int64, dir string, formats [
 	for _, f := range formats {
 		switch f {
 		case "csv":
+			measured, err := st.MeasuredKinds(ctx, run)
+			if err != nil {
+				return nil, fmt.Errorf("export run %d: %w", run, err)
+			}
 			for _, t := range tables {
+				if !t.written(measured) {
+					continue
+				}
 				o, err := create(dir, t.file)
 				if err != nil {
 					return nil, err

@@ -47,6 +47,7 @@ type (
 		IP     netip.Addr    `json:"ip"`
 		Family int           `json:"family"`
 		Type   *result.Class `json:"type,omitempty"`
+		probeDocs
 	}
 )
 
@@ -77,7 +78,8 @@ func domainJSON(run int64, d *store.Detail) domainDoc {
 		for _, ip := range append(h.V4[:len(h.V4):len(h.V4)], h.V6...) {
 			a := d.Addrs[ip]
 			a.IP = ip
-			hd.Addresses = append(hd.Addresses, addrDoc{IP: ip, Family: a.Family(), Type: a.Class})
+			hd.Addresses = append(hd.Addresses, addrDoc{IP: ip, Family: a.Family(), Type: a.Class,
+				probeDocs: probeJSON(ref.Role, &a)})
 		}
 		doc.Hosts = append(doc.Hosts, hd)
 	}

@@ -92,29 +92,26 @@ type Answer struct {
 // Client sends queries. It is safe for concurrent use.
 type Client struct {
 	cfg     Config
-	pools   []chan *udpConn
+	udp     []*udpServer // one per resolver
 	next    atomic.Uint32
 	queries atomic.Int64 // sent, UDP and TCP, retries included
 	tcp     dns.Client
 }
 
-type udpConn struct {
-	*net.UDPConn
-	buf []byte
-}
-
-// poolSize bounds the idle sockets kept per resolver; busy sockets are not limited
-// (the crawl's concurrency is).
-const poolSize = 1024
-
-// NewClient returns a Client for a validated Config.
+// NewClient returns a Client for a validated Config. It opens the UDP sockets (no
+// packet is sent); Close releases them.
 func NewClient(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	c := &Client{cfg: cfg, tcp: dns.Client{Net: "tcp", Timeout: cfg.Timeout}}
-	for range cfg.Servers {
-		c.pools = append(c.pools, make(chan *udpConn, poolSize))
+	for _, s := range cfg.Servers {
+		u, err := newUDPServer(s)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		c.udp = append(c.udp, u)
 	}
 	return c, nil
 }
@@ -122,18 +119,10 @@ func NewClient(cfg Config) (*Client, error) {
 // Queries returns the number of queries sent so far.
 func (c *Client) Queries() int64 { return c.queries.Load() }
 
-// Close closes the idle sockets.
+// Close closes the sockets; queries still waiting end with an error.
 func (c *Client) Close() error {
-	for _, p := range c.pools {
-	drain:
-		for {
-			select {
-			case u := <-p:
-				u.Close()
-			default:
-				break drain
-			}
-		}
+	for _, u := range c.udp {
+		u.close()
 	}
 	return nil
 }
@@ -153,7 +142,6 @@ func (c *Client) Query(ctx context.Context, name string, qtype uint16) (Answer, 
 			return Answer{}, err
 		}
 		i := int(c.next.Add(1)-1) % len(c.cfg.Servers)
-		q.Id = dns.Id()
 		m, err := c.exchangeUDP(ctx, i, q)
 		if err == nil && m.Truncated {
 			m, err = c.exchangeTCP(ctx, i, q)
@@ -176,44 +164,7 @@ func (c *Client) Query(ctx context.Context, name string, qtype uint16) (Answer, 
 }
 
 func (c *Client) exchangeUDP(ctx context.Context, i int, q *dns.Msg) (*dns.Msg, error) {
-	u, err := c.get(i)
-	if err != nil {
-		return nil, err
-	}
-	wire, err := q.Pack()
-	if err != nil {
-		c.put(i, u)
-		return nil, fmt.Errorf("pack: %w", err)
-	}
-	deadline := time.Now().Add(c.cfg.Timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	u.SetDeadline(deadline)
-	c.queries.Add(1)
-	if _, err := u.Write(wire); err != nil {
-		u.Close()
-		return nil, err
-	}
-	// Read until the answer to this query arrives: a late answer to an earlier, timed
-	// out query on this socket, or a forged one, is dropped.
-	for {
-		n, err := u.Read(u.buf)
-		if err != nil {
-			if isTimeout(err) {
-				c.put(i, u)
-			} else {
-				u.Close()
-			}
-			return nil, err
-		}
-		m := new(dns.Msg)
-		if m.Unpack(u.buf[:n]) != nil || !matches(q, m) {
-			continue
-		}
-		c.put(i, u)
-		return m, nil
-	}
+	return c.udp[i].exchange(ctx, q, c.cfg.Timeout, &c.queries)
 }
 
 func (c *Client) exchangeTCP(ctx context.Context, i int, q *dns.Msg) (*dns.Msg, error) {
@@ -230,32 +181,16 @@ func (c *Client) exchangeTCP(ctx context.Context, i int, q *dns.Msg) (*dns.Msg, 
 
 // matches checks that m answers q: same id, a response, the same question.
 func matches(q, m *dns.Msg) bool {
-	if m.Id != q.Id || !m.Response || len(m.Question) != 1 {
+	return answers(q.Id, q.Question[0], m)
+}
+
+// answers checks that m answers the query with this id and question.
+func answers(id uint16, q dns.Question, m *dns.Msg) bool {
+	if m.Id != id || !m.Response || len(m.Question) != 1 {
 		return false
 	}
-	a, b := m.Question[0], q.Question[0]
-	return a.Qtype == b.Qtype && a.Qclass == b.Qclass && strings.EqualFold(a.Name, b.Name)
-}
-
-func (c *Client) get(i int) (*udpConn, error) {
-	select {
-	case u := <-c.pools[i]:
-		return u, nil
-	default:
-	}
-	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(c.cfg.Servers[i]))
-	if err != nil {
-		return nil, fmt.Errorf("dial resolver %v: %w", c.cfg.Servers[i], err)
-	}
-	return &udpConn{UDPConn: conn, buf: make([]byte, 65535)}, nil
-}
-
-func (c *Client) put(i int, u *udpConn) {
-	select {
-	case c.pools[i] <- u:
-	default:
-		u.Close()
-	}
+	a := m.Question[0]
+	return a.Qtype == q.Qtype && a.Qclass == q.Qclass && strings.EqualFold(a.Name, q.Name)
 }
 
 func rcodeStatus(m *dns.Msg) result.Status {

@@ -133,7 +133,7 @@ func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
 func (s *SQLite) GetRun(ctx context.Context, id int64) (Run, error) {
 	r, err := scanRun(s.db.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return r, fmt.Errorf("run %d: %w", id, ErrNotFound)
+		return r, fmt.Errorf("run %d in %s: %w", id, s.path, ErrNotFound)
 	}
 	return r, err
 }

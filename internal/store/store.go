@@ -23,6 +23,7 @@ type RunState string
 const (
 	RunLoading     RunState = "loading"     // reading the list into the store
 	RunCrawling    RunState = "crawling"    // list loaded; domains being measured
+	RunProbing     RunState = "probing"     // DNS done; addresses being probed
 	RunInterrupted RunState = "interrupted" // stopped by a signal; resume with crawl --resume
 	RunDone        RunState = "done"
 	RunFailed      RunState = "failed"

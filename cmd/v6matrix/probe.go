@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/v6matrix/v6matrix/internal/crawl"
+	"github.com/v6matrix/v6matrix/internal/geoip"
+	"github.com/v6matrix/v6matrix/internal/measure"
+	"github.com/v6matrix/v6matrix/internal/polite"
+	"github.com/v6matrix/v6matrix/internal/probe"
+	"github.com/v6matrix/v6matrix/internal/probe/path"
+	"github.com/v6matrix/v6matrix/internal/progress"
+	"github.com/v6matrix/v6matrix/internal/result"
+	"github.com/v6matrix/v6matrix/internal/store"
+)
+
+// probeOptions are the settings of the probe stage, stored with the run.
+type probeOptions struct {
+	Kinds      []string      `json:"kinds"`
+	Polite     polite.Config `json:"polite"`
+	PingCount  int           `json:"ping_count"`
+	TCPTimeout time.Duration `json:"tcp_timeout"`
+	PathPort   int           `json:"path_port"`
+	PathHops   int           `json:"path_max_hops"`
+	GeoIPCity  string        `json:"geoip_city,omitempty"`
+	GeoIPASN   string        `json:"geoip_asn,omitempty"`
+	EHLOName   string        `json:"ehlo_name"`
+	TLSRoots   string        `json:"tls_roots,omitempty"`
+
+	kinds listFlag // --probes as parsed
+}
+
+func (po *probeOptions) register(fs *flag.FlagSet) {
+	def := measure.DefaultConfig()
+	po.Polite = def.Polite
+	po.Polite.AddFlags(fs)
+	po.kinds = listFlag(result.Kinds[:len(result.Kinds)-1]) // every probe; "skipped" is not one
+	fs.Var(&po.kinds, "probes", "probes to run on every address, comma separated, or none for DNS only: "+
+		strings.Join(result.Kinds[:len(result.Kinds)-1], ","))
+	fs.IntVar(&po.PingCount, "ping-count", 5, "ICMP echo requests per address")
+	fs.DurationVar(&po.TCPTimeout, "tcp-timeout", def.TCPTimeout, "wait for a TCP handshake (over ~1.2s, so that ICMPv6 errors are seen)")
+	fs.IntVar(&po.PathPort, "path-port", path.DefaultPort, "the one UDP destination `port` of every path probe")
+	fs.IntVar(&po.PathHops, "path-max-hops", path.DefaultConfig().MaxHops, "longest path traced")
+	fs.StringVar(&po.GeoIPCity, "geoip-city", "", "MaxMind/DB-IP City database (`.mmdb`)")
+	fs.StringVar(&po.GeoIPASN, "geoip-asn", "", "MaxMind/DB-IP ASN database (`.mmdb`)")
+	fs.StringVar(&po.EHLOName, "ehlo-name", hostname(), "the crawler's host name in SMTP EHLO (give it forward and reverse DNS)")
+	fs.StringVar(&po.TLSRoots, "tls-roots", "", "PEM `file` of extra CA certificates trusted when verifying (e.g. a lab CA)")
+}
+
+func (po *probeOptions) validate() error {
+	if len(po.Kinds) == 1 && po.Kinds[0] == "none" {
+		po.Kinds = nil
+	}
+	for _, k := range po.Kinds {
+		if !slices.Contains(result.Kinds, k) || k == result.KindSkipped {
+			return usagef("--probes %q: unknown probe %q; want some of %s, or none", strings.Join(po.Kinds, ","), k,
+				strings.Join(result.Kinds[:len(result.Kinds)-1], ","))
+		}
+	}
+	switch {
+	case po.PingCount < 1 || po.PingCount > 100:
+		return usagef("--ping-count %d: want 1 to 100", po.PingCount)
+	case po.PathPort < 1 || po.PathPort > 65535:
+		return usagef("--path-port %d: want a UDP port, 1 to 65535", po.PathPort)
+	case po.TCPTimeout <= 0:
+		return usagef("--tcp-timeout %v: want a positive duration", po.TCPTimeout)
+	}
+	if err := po.Polite.Validate(); err != nil {
+		return usagef("%v", err)
+	}
+	return nil
+}
+
+// probeStage measures the run's addresses, unless no probe is enabled.
+func probeStage(ctx context.Context, st store.Store, run *store.Run, o crawlOptions, dnsCfg crawl.Config,
+	log *slog.Logger, quiet bool, stderr io.Writer) error {
+	po := o.Probe
+	if len(po.Kinds) == 0 {
+		return nil
+	}
+	cfg := measure.DefaultConfig()
+	cfg.Kinds = map[string]bool{}
+	for _, k := range po.Kinds {
+		cfg.Kinds[k] = true
+	}
+	cfg.Polite, cfg.Logger, cfg.EHLOName, cfg.TCPTimeout = po.Polite, log, po.EHLOName, po.TCPTimeout
+	cfg.Ping.Count = po.PingCount
+	cfg.Path.Port, cfg.Path.MaxHops = po.PathPort, po.PathHops
+	servers, err := resolverAddrs(o)
+	if err != nil {
+		return err
+	}
+	cfg.Resolver = servers[0] // PTR queries go to the first resolver
+	allow, err := parsePrefixes("allow-ranges", o.AllowRanges)
+	if err != nil {
+		return err
+	}
+	if cfg.Gate, err = polite.NewGate(allow, dnsCfg.OptOut.Networks()); err != nil {
+		return err
+	}
+	if po.TLSRoots != "" {
+		pem, err := os.ReadFile(po.TLSRoots)
+		if err != nil {
+			return fmt.Errorf("--tls-roots: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("--tls-roots %s: no PEM certificate in it", po.TLSRoots)
+		}
+		cfg.Roots = pool
+	}
+	if po.GeoIPCity != "" || po.GeoIPASN != "" {
+		cfg.GeoIP = geoip.OpenOrWarn(log, po.GeoIPCity, po.GeoIPASN)
+		defer cfg.GeoIP.Close()
+	} else {
+		delete(cfg.Kinds, result.KindGeo)
+	}
+	if id := probe.NewIdentity(version, "", po.EHLOName); id.Validate() != nil {
+		return usagef("--ehlo-name %q: %v", po.EHLOName, id.Validate())
+	}
+
+	run.State = store.RunProbing
+	if err := st.UpdateRun(ctx, *run); err != nil {
+		return err
+	}
+	var p measure.Progress
+	var bar *progress.Bar
+	if !quiet && isTerminal(stderr) {
+		bar = progress.Start(stderr, "probe", 250*time.Millisecond, func() progress.Counts {
+			return progress.Counts{Done: p.Done.Load(), Total: p.Total.Load(), Errors: p.Failed.Load()}
+		})
+	}
+	start := time.Now()
+	err = measure.Run(ctx, cfg, st, run.ID, &p)
+	if bar != nil {
+		bar.Stop()
+	}
+	log.Info("probe stage", "run", run.ID, "addresses", p.Addresses.Load(), "not_probed", p.Skipped.Load(),
+		"probes", p.Done.Load(), "failed", p.Failed.Load(), "elapsed", time.Since(start).Round(time.Millisecond))
+	return err
+}

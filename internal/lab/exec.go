@@ -1,0 +1,74 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Exec runs argv inside the vantage namespace, as `ip netns exec` would: in a private mount
+// namespace where /etc/resolv.conf shows the lab's resolver. It returns the command's exit
+// status (128+signal when killed by a signal); an error means it could not run.
+func (l *Lab) Exec(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	if len(argv) == 0 {
+		return 0, errors.New("lab exec: no command")
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+	cmd.Env = append(os.Environ(), "V6M_LAB_PREFIX="+l.cfg.Prefix, "V6M_LAB_RESOLVER="+l.sc.Resolver.String())
+	cmd.WaitDelay = 5 * time.Second
+	started := make(chan error, 1)
+	go func() {
+		// This thread's mount and network namespaces are changed for good: it stays locked
+		// so that the runtime retires it when the goroutine ends.
+		runtime.LockOSThread()
+		started <- l.startInVantage(cmd)
+	}()
+	if err := <-started; err != nil {
+		return 0, fmt.Errorf("lab exec %s: %w", argv[0], err)
+	}
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, nil
+	case errors.As(err, &ee):
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return ee.ExitCode(), nil
+	default:
+		return 0, fmt.Errorf("lab exec %s: %w", argv[0], err)
+	}
+}
+
+// startInVantage prepares the calling (locked) thread and starts cmd from it.
+func (l *Lab) startInVantage(cmd *exec.Cmd) error {
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("unshare mount namespace: %w", err)
+	}
+	// Keep our mounts from propagating back to the host.
+	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make mounts private: %w", err)
+	}
+	conf := filepath.Join("/etc/netns", l.VantageNS(), "resolv.conf")
+	if _, err := os.Stat(conf); err == nil {
+		if err := unix.Mount(conf, "/etc/resolv.conf", "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind %s on /etc/resolv.conf: %w", conf, err)
+		}
+	}
+	if err := netns.Set(l.ns[l.sc.Vantage]); err != nil {
+		return fmt.Errorf("enter vantage: %w", err)
+	}
+	return cmd.Start()
+}

@@ -1,0 +1,230 @@
+package resolve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// Each resolver gets a few connected UDP sockets shared by every query: the querying
+// goroutine writes its packet, and one reader goroutine per socket takes the answers in
+// batches (recvmmsg), unpacks them and hands each to the query waiting for its id. Compared
+// with a socket per query in flight, this saves a read that finds nothing, a deadline
+// change and a wake-up per query, and a query waits on its context too, so that
+// cancelling a crawl ends it at once.
+const (
+	socketsPerServer = 4
+	readBatch        = 16
+	// readBufferBytes is asked for each socket (the kernel caps it at net.core.rmem_max):
+	// answers queue there while the crawler is busy.
+	readBufferBytes = 1 << 20
+	maxUDPMessage   = 65535
+)
+
+// errClosed is given to queries still waiting when the client closes.
+var errClosed = errors.New("resolver client closed")
+
+// udpSocket is one connected socket and the queries waiting for an answer on it.
+type udpSocket struct {
+	conn  *net.UDPConn
+	batch batchConn
+	mu    sync.Mutex
+	wait  map[uint16]*waiter // by query id
+	err   error              // set when the socket is closed: no more queries
+}
+
+// batchConn reads several datagrams per system call (recvmmsg).
+type batchConn interface {
+	ReadBatch([]ipv4.Message, int) (int, error)
+}
+
+// waiter is a query waiting for its answer. Waiters are pooled: a waiter leaves the
+// map (under the socket's lock) before anything is sent on done, so a late answer can
+// never reach a waiter reused by another query.
+type waiter struct {
+	id    uint16
+	q     dns.Question
+	done  chan reply // buffered: the reader never blocks
+	timer *time.Timer
+}
+
+type reply struct {
+	m   *dns.Msg
+	err error
+}
+
+var waiterPool = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &waiter{done: make(chan reply, 1), timer: t}
+}}
+
+// udpServer is the sockets of one resolver.
+type udpServer struct {
+	addr    netip.AddrPort
+	sockets []*udpSocket
+	next    atomic.Uint32
+	readers sync.WaitGroup
+}
+
+func newUDPServer(addr netip.AddrPort) (*udpServer, error) {
+	s := &udpServer{addr: addr}
+	for range socketsPerServer {
+		conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("dial resolver %v: %w", addr, err)
+		}
+		conn.SetReadBuffer(readBufferBytes) // best effort: the default queue is small
+		u := &udpSocket{conn: conn, wait: map[uint16]*waiter{}}
+		if addr.Addr().Is4() || addr.Addr().Is4In6() {
+			u.batch = ipv4.NewPacketConn(conn)
+		} else {
+			u.batch = ipv6.NewPacketConn(conn)
+		}
+		s.sockets = append(s.sockets, u)
+		s.readers.Go(u.read)
+	}
+	return s, nil
+}
+
+// close closes the sockets and waits for their readers, which fail the queries still
+// waiting.
+func (s *udpServer) close() {
+	for _, u := range s.sockets {
+		u.conn.Close()
+	}
+	s.readers.Wait()
+}
+
+// exchange sends q (its id is chosen here) and waits for the matching answer, the
+// timeout or the end of ctx.
+func (s *udpServer) exchange(ctx context.Context, q *dns.Msg, timeout time.Duration, sent *atomic.Int64) (*dns.Msg, error) {
+	u := s.sockets[int(s.next.Add(1))%len(s.sockets)]
+	w := waiterPool.Get().(*waiter)
+	u.mu.Lock()
+	if u.err != nil {
+		u.mu.Unlock()
+		waiterPool.Put(w)
+		return nil, u.err
+	}
+	for {
+		q.Id = dns.Id()
+		if _, busy := u.wait[q.Id]; !busy {
+			break
+		}
+	}
+	w.id, w.q = q.Id, q.Question[0]
+	u.wait[q.Id] = w
+	u.mu.Unlock()
+
+	wire, err := q.Pack()
+	if err != nil {
+		if u.forget(q.Id, w) {
+			waiterPool.Put(w)
+		} // else a socket error raced in; the waiter is dropped, not reused
+		return nil, fmt.Errorf("pack: %w", err)
+	}
+	sent.Add(1)
+	if _, err := u.conn.Write(wire); err != nil {
+		if u.forget(q.Id, w) {
+			waiterPool.Put(w)
+		}
+		return nil, err
+	}
+	w.timer.Reset(timeout)
+	var r reply
+	select {
+	case r = <-w.done:
+	case <-w.timer.C:
+		r.err = os.ErrDeadlineExceeded
+	case <-ctx.Done():
+		r.err = ctx.Err()
+	}
+	w.timer.Stop()
+	if r.m == nil && r.err != nil && !u.forget(q.Id, w) {
+		// The reader took the waiter out of the map just now: its reply is on the way.
+		r = <-w.done
+	}
+	waiterPool.Put(w)
+	return r.m, r.err
+}
+
+// forget removes the waiter for id if it is still there and reports whether it was.
+func (u *udpSocket) forget(id uint16, w *waiter) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.wait[id] == w {
+		delete(u.wait, id)
+		return true
+	}
+	return false
+}
+
+// read takes answers off the socket until it is closed. An answer that does not match
+// a waiting query (late, forged or damaged) is dropped. ICMP port unreachable shows
+// up as a read error on a connected socket: every query waiting on it gets that error,
+// as they would have with a socket each (they all went to the same server).
+func (u *udpSocket) read() {
+	msgs := make([]ipv4.Message, readBatch)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, maxUDPMessage)}
+	}
+	errs := 0
+	for {
+		n, err := u.batch.ReadBatch(msgs, 0)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				u.fail(errClosed, true)
+				return
+			}
+			u.fail(err, false)
+			if errs++; errs > 1 {
+				time.Sleep(time.Millisecond) // a persistent error must not spin
+			}
+			continue
+		}
+		errs = 0
+		for _, msg := range msgs[:n] {
+			u.deliver(msg.Buffers[0][:msg.N])
+		}
+	}
+}
+
+// deliver hands one packet to the query it answers. The check and the removal from the
+// map happen under one lock, so the answer cannot reach a waiter reused meanwhile.
+func (u *udpSocket) deliver(p []byte) {
+	m := new(dns.Msg)
+	if m.Unpack(p) != nil {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if w := u.wait[m.Id]; w != nil && answers(w.id, w.q, m) {
+		delete(u.wait, m.Id)
+		w.done <- reply{m: m}
+	}
+}
+
+// fail gives err to every waiting query; closed also refuses queries from now on.
+func (u *udpSocket) fail(err error, closed bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if closed {
+		u.err = err
+	}
+	for id, w := range u.wait {
+		delete(u.wait, id)
+		w.done <- reply{err: err}
+	}
+}

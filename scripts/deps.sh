@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what v6matrix's tests, lab and demo need on Debian, when it is missing.
+# Idempotent and quick when everything is there. Needs root (or sudo) to install.
+set -euo pipefail
+
+# Debian package -> a file it installs (to tell whether it is there).
+declare -A pkgs=(
+  [dnsutils]=/usr/bin/dig                 # lab and test comparisons with dig
+  [iputils-ping]=/usr/bin/ping            # ping comparisons
+  [iputils-tracepath]=/usr/bin/tracepath  # path comparisons
+  [iproute2]=/usr/sbin/ip                 # netns helpers in tests
+  [nftables]=/usr/sbin/nft                # lab faults (drops), path tests
+  [ipv6toolkit]=/usr/bin/addr6            # address-type comparisons
+  [mmdb-bin]=/usr/bin/mmdblookup          # GeoIP comparisons
+  [nsd]=/usr/sbin/nsd                     # DNS benchmark server, zone checks
+  [openssl]=/usr/bin/openssl              # TLS comparisons
+  [tcpdump]=/usr/bin/tcpdump              # destination-port capture checks
+  [ca-certificates]=/etc/ssl/certs        # TLS verification
+)
+missing=()
+for p in "${!pkgs[@]}"; do
+  [ -e "${pkgs[$p]}" ] || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing Debian packages: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  # Packages with a service (nsd) must not start it: the project runs its own.
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+  $sudo chmod +x /usr/sbin/policy-rc.d
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $sudo rm -f /usr/sbin/policy-rc.d
+fi
+if ! command -v go >/dev/null; then
+  echo "Go 1.26 or newer is needed (https://go.dev/dl/); it is not on PATH" >&2
+  exit 1
+fi
+go mod download
