@@ -24,5 +24,12 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime 10s ./internal/addrclass
 	$(GO) test -run '^$$' -fuzz '^FuzzParseTable$$' -fuzztime 10s ./internal/addrclass
 
+# The README's main job: lab up, crawl it with the default settings, export the records.
+demo: deps build
+	./v6matrix demo --out demo-out
+
+bench: build
+	./v6matrix bench --domains 100000
+
 clean:
 	rm -f v6matrix
