@@ -15,6 +15,7 @@ declare -A pkgs=(
   [nsd]=/usr/sbin/nsd                     # DNS benchmark server, zone checks
   [openssl]=/usr/bin/openssl              # TLS comparisons
   [tcpdump]=/usr/bin/tcpdump              # destination-port capture checks
+  [netcat-openbsd]=/usr/bin/nc.openbsd    # TCP state comparisons
   [ca-certificates]=/etc/ssl/certs        # TLS verification
 )
 missing=()

@@ -62,7 +62,7 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.PrefixTable, "prefix-table", "", "replace the built-in IPv6 prefix table with this CSV `file`")
 	o.Probe.register(fs)
 	lf.register(fs)
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := parseInterleaved(fs, args, stderr); err != nil {
 		return err
 	}
 	log, err := lf.logger(stderr)
@@ -72,8 +72,34 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	o.Resolvers, o.TLDs, o.AllowRanges = resolvers, tlds, allow
-	o.Probe.Kinds = []string(o.Probe.kinds)
+	o.Probe.Kinds = o.Probe.kinds.vals
 
+	if !*resume {
+		// Everything that can be checked without the database is checked first, so that
+		// a mistyped command leaves no database or failed run behind.
+		if set["run"] {
+			return usagef("--run needs --resume")
+		}
+		if fs.NArg() != 1 {
+			return usagef("want exactly one LIST argument, got %d (see v6matrix crawl --help)", fs.NArg())
+		}
+		o.List = fs.Arg(0)
+		if o.List != "-" {
+			f, err := os.Open(o.List)
+			if err != nil {
+				return fmt.Errorf("list: %w", err)
+			}
+			f.Close()
+		}
+	} else if fs.NArg() > 0 {
+		return usagef("--resume takes no LIST: the run's own list is used")
+	}
+	if err := validateOptions(&o); err != nil {
+		return err
+	}
+	if err := o.Probe.validate(); err != nil {
+		return err
+	}
 	st, err := store.OpenSQLite(ctx, *dbPath)
 	if err != nil {
 		return err
@@ -82,29 +108,18 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	var run store.Run
 	if *resume {
-		if fs.NArg() > 0 {
-			return usagef("--resume takes no LIST: the run's own list is used")
-		}
 		if run, err = resumableRun(ctx, st, *runID); err != nil {
 			return err
 		}
 		if o, err = mergeOptions(run.Options, o, set); err != nil {
 			return err
 		}
-	} else {
-		if set["run"] {
-			return usagef("--run needs --resume")
+		if err := validateOptions(&o); err != nil {
+			return err
 		}
-		if fs.NArg() != 1 {
-			return usagef("want exactly one LIST argument, got %d (see crawl --help)", fs.NArg())
+		if err := o.Probe.validate(); err != nil {
+			return err
 		}
-		o.List = fs.Arg(0)
-	}
-	if err := validateOptions(&o); err != nil {
-		return err
-	}
-	if err := o.Probe.validate(); err != nil {
-		return err
 	}
 	cfg, client, err := buildCrawl(o, log)
 	if err != nil {
@@ -201,6 +216,11 @@ func loadList(ctx context.Context, st store.Store, run *store.Run, o crawlOption
 		OnSkip: func(e *domains.LineError) {
 			log.Warn("skipped list line", "where", fmt.Sprintf("%s:%d", e.File, e.Line), "reason", e.Reason)
 		}})
+	if errors.Is(err, context.Canceled) {
+		finishRun(st, run, store.RunInterrupted, nil)
+		log.Warn("list loading interrupted; continue with: v6matrix crawl --resume", "run", run.ID)
+		return errors.New("interrupted")
+	}
 	if err != nil {
 		if errors.Is(err, crawl.ErrNoDomains) {
 			err = fmt.Errorf("%s: %w (%d lines skipped, %d outside the selection)", name, err, stats.Skipped, stats.Filtered)

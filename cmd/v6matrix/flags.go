@@ -26,6 +26,43 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
+// defaultList is a list flag with a default: the first use on the command line
+// replaces the default, later uses add to it.
+type defaultList struct {
+	vals listFlag
+	set  bool
+}
+
+func (d *defaultList) String() string { return d.vals.String() }
+
+func (d *defaultList) Set(v string) error {
+	if !d.set {
+		d.vals, d.set = nil, true
+	}
+	return d.vals.Set(v)
+}
+
+// parseInterleaved parses flags that may come before or after the positional
+// arguments (v6matrix crawl LIST --top 10), as users expect.
+func parseInterleaved(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	var pos []string
+	for {
+		if err := parseFlags(fs, args, stderr); err != nil {
+			return err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			pos = append(pos, rest...) // after --, everything is positional
+			break
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+	return fs.Parse(append([]string{"--"}, pos...))
+}
+
 // parsePrefixes parses --allow-ranges values.
 func parsePrefixes(flagName string, vals []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix

@@ -35,17 +35,19 @@ type probeOptions struct {
 	GeoIPASN   string        `json:"geoip_asn,omitempty"`
 	EHLOName   string        `json:"ehlo_name"`
 	TLSRoots   string        `json:"tls_roots,omitempty"`
+	InfoURL    string        `json:"info_url"`
+	UserAgent  string        `json:"user_agent,omitempty"`
 
-	kinds listFlag // --probes as parsed
+	kinds defaultList // --probes as parsed
 }
 
 func (po *probeOptions) register(fs *flag.FlagSet) {
 	def := measure.DefaultConfig()
 	po.Polite = def.Polite
 	po.Polite.AddFlags(fs)
-	po.kinds = listFlag(result.Kinds[:len(result.Kinds)-1]) // every probe; "skipped" is not one
+	po.kinds = defaultList{vals: probeKinds()}
 	fs.Var(&po.kinds, "probes", "probes to run on every address, comma separated, or none for DNS only: "+
-		strings.Join(result.Kinds[:len(result.Kinds)-1], ","))
+		strings.Join(probeKinds(), ","))
 	fs.IntVar(&po.PingCount, "ping-count", 5, "ICMP echo requests per address")
 	fs.DurationVar(&po.TCPTimeout, "tcp-timeout", def.TCPTimeout, "wait for a TCP handshake (over ~1.2s, so that ICMPv6 errors are seen)")
 	fs.IntVar(&po.PathPort, "path-port", path.DefaultPort, "the one UDP destination `port` of every path probe")
@@ -53,7 +55,14 @@ func (po *probeOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&po.GeoIPCity, "geoip-city", "", "MaxMind/DB-IP City database (`.mmdb`)")
 	fs.StringVar(&po.GeoIPASN, "geoip-asn", "", "MaxMind/DB-IP ASN database (`.mmdb`)")
 	fs.StringVar(&po.EHLOName, "ehlo-name", hostname(), "the crawler's host name in SMTP EHLO (give it forward and reverse DNS)")
+	fs.StringVar(&po.InfoURL, "info-url", probe.DefaultInfoURL, "page explaining the crawler and taking opt-out requests, named in the User-Agent")
+	fs.StringVar(&po.UserAgent, "user-agent", "", "HTTP User-Agent (default \"v6matrix/<version> (+<info-url>)\")")
 	fs.StringVar(&po.TLSRoots, "tls-roots", "", "PEM `file` of extra CA certificates trusted when verifying (e.g. a lab CA)")
+}
+
+// probeKinds lists every probe (the measurement kinds but "skipped").
+func probeKinds() []string {
+	return slices.DeleteFunc(slices.Clone(result.Kinds), func(k string) bool { return k == result.KindSkipped })
 }
 
 func (po *probeOptions) validate() error {
@@ -63,7 +72,7 @@ func (po *probeOptions) validate() error {
 	for _, k := range po.Kinds {
 		if !slices.Contains(result.Kinds, k) || k == result.KindSkipped {
 			return usagef("--probes %q: unknown probe %q; want some of %s, or none", strings.Join(po.Kinds, ","), k,
-				strings.Join(result.Kinds[:len(result.Kinds)-1], ","))
+				strings.Join(probeKinds(), ","))
 		}
 	}
 	switch {
@@ -127,9 +136,14 @@ func probeStage(ctx context.Context, st store.Store, run *store.Run, o crawlOpti
 	} else {
 		delete(cfg.Kinds, result.KindGeo)
 	}
-	if id := probe.NewIdentity(version, "", po.EHLOName); id.Validate() != nil {
-		return usagef("--ehlo-name %q: %v", po.EHLOName, id.Validate())
+	id := probe.NewIdentity(version, po.InfoURL, po.EHLOName)
+	if po.UserAgent != "" {
+		id.HTTPUserAgent = po.UserAgent
 	}
+	if err := id.Validate(); err != nil {
+		return usagef("%v (--ehlo-name, --user-agent)", err)
+	}
+	cfg.UserAgent = id.HTTPUserAgent
 
 	run.State = store.RunProbing
 	if err := st.UpdateRun(ctx, *run); err != nil {

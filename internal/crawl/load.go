@@ -36,6 +36,13 @@ const loadBatch = 5000
 // store in batches, and the store removes duplicates.
 func Load(ctx context.Context, st store.Store, run int64, r io.Reader, name string, opt LoadOptions) (LoadStats, error) {
 	var stats LoadStats
+	// A resumed load finds the domains an interrupted one already stored: they count
+	// as added, not as duplicates of themselves.
+	counts, err := st.Counts(ctx, run)
+	if err != nil {
+		return stats, err
+	}
+	already := counts.Total
 	h := sha256.New()
 	lr := domains.NewReader(io.TeeReader(r, h), name)
 	batch := make([]domains.Entry, 0, loadBatch)
@@ -61,6 +68,8 @@ func Load(ctx context.Context, st store.Store, run int64, r io.Reader, name stri
 				return stats, err
 			}
 			stats.SHA256 = hex.EncodeToString(h.Sum(nil))
+			stats.Added += already
+			stats.Duplicates -= already
 			if opt.Top > 0 {
 				n, err := st.KeepTop(ctx, run, opt.Top)
 				if err != nil {

@@ -3,9 +3,9 @@ package dnssrv
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,6 +17,13 @@ import (
 // addresses of out-of-bailiwick nameservers itself, tries the next server of
 // a nameserver set when one times out or fails, retries truncated answers
 // over TCP and caches answers, negative answers and delegations.
+//
+// Like Unbound's infra cache, it remembers per server address a smoothed RTT
+// and the consecutive timeouts: a nameserver set is tried in that order
+// (servers without timeouts first, by RTT band), and a server that timed
+// out twice in a row is put in back-off for 30 s, asked only when every other
+// server of its set failed, then probed again. Identical client questions
+// that arrive while one is being resolved share its resolution.
 //
 // CNAME chains are followed up to 10 links and returned whole in the answer
 // section. A chain that loops or is too long is returned as far as it was
@@ -38,14 +45,19 @@ type Recursor struct {
 	// MaxCacheEntries bounds the answer cache and the delegation cache
 	// each (0: 100000).
 	MaxCacheEntries int
+	// MaxInfraEntries bounds the infrastructure cache: the smoothed RTT
+	// and timeout state kept per server address (0: 10000).
+	MaxInfraEntries int
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 	// Logger receives debug logs of upstream failures (nil: discarded).
 	Logger *slog.Logger
 
-	once   sync.Once
-	cache  *cache
-	counts counter
+	once    sync.Once
+	cache   *cache
+	infra   *infraCache
+	flights flights
+	counts  counter
 }
 
 // Upstream budgets per client query: servers asked, nested lookups (NS
@@ -74,6 +86,10 @@ func (r *Recursor) init() {
 			n = 100000
 		}
 		r.cache = newCache(n)
+		if n = r.MaxInfraEntries; n <= 0 {
+			n = maxInfraDefault
+		}
+		r.infra = newInfraCache(n)
 	})
 }
 
@@ -111,7 +127,7 @@ func (r *Recursor) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	res := r.resolve(ctx, name, q.Qtype, &budget{})
+	res := r.resolveShared(ctx, name, q.Qtype)
 	m := new(dns.Msg)
 	m.SetReply(req)
 	m.RecursionAvailable = true
@@ -125,8 +141,9 @@ func (r *Recursor) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 // the answer and authority sections.
 func (r *Recursor) Resolve(ctx context.Context, qname string, qtype uint16) Answer {
 	r.init()
-	res := r.resolve(ctx, dns.CanonicalName(qname), qtype, &budget{})
-	return Answer{Rcode: res.rcode, Answer: res.answer, Ns: res.ns}
+	res := r.resolveShared(ctx, dns.CanonicalName(qname), qtype)
+	// Clone: the sections may be shared with the cache and other callers.
+	return Answer{Rcode: res.rcode, Answer: slices.Clone(res.answer), Ns: slices.Clone(res.ns)}
 }
 
 // Answer is a resolver's reply: its rcode, answer and authority sections.
@@ -315,83 +332,6 @@ func (r *Recursor) port() uint16 {
 		return 53
 	}
 	return r.Port
-}
-
-// ask queries the servers in turn until one gives an answer that is not
-// SERVFAIL or REFUSED. Nameserver names are resolved when reached.
-func (r *Recursor) ask(ctx context.Context, servers []candidate, qname string, qtype uint16, b *budget) (*dns.Msg, error) {
-	var errs []error
-	for _, c := range servers {
-		addrs := []netip.AddrPort{c.addr}
-		if c.name != "" {
-			addrs = r.addrsOf(ctx, c.name, b)
-		}
-		for _, addr := range addrs {
-			if b.queries >= maxUpstreamQueries {
-				return nil, fmt.Errorf("%s %s: upstream query budget spent: %w", qname, dns.TypeToString[qtype], errors.Join(errs...))
-			}
-			b.queries++
-			resp, err := r.exchange(ctx, addr, qname, qtype)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if resp.Rcode == dns.RcodeServerFailure || resp.Rcode == dns.RcodeRefused {
-				errs = append(errs, fmt.Errorf("%s: %s", addr, dns.RcodeToString[resp.Rcode]))
-				continue
-			}
-			return resp, nil
-		}
-	}
-	return nil, fmt.Errorf("%s %s: %w: %w", qname, dns.TypeToString[qtype], errNoServer, errors.Join(errs...))
-}
-
-// addrsOf resolves a nameserver's name to addresses, IPv4 first.
-func (r *Recursor) addrsOf(ctx context.Context, name string, b *budget) []netip.AddrPort {
-	if b.depth >= maxDepth {
-		return nil
-	}
-	b.depth++
-	defer func() { b.depth-- }()
-	var out []netip.AddrPort
-	for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
-		for _, rr := range r.resolve(ctx, name, t, b).answer {
-			switch rr := rr.(type) {
-			case *dns.A:
-				if a, ok := netip.AddrFromSlice(rr.A.To4()); ok {
-					out = append(out, netip.AddrPortFrom(a, r.port()))
-				}
-			case *dns.AAAA:
-				if a, ok := netip.AddrFromSlice(rr.AAAA); ok {
-					out = append(out, netip.AddrPortFrom(a, r.port()))
-				}
-			}
-		}
-	}
-	return out
-}
-
-// exchange sends one non-recursive query over UDP, and over TCP if the
-// answer comes back truncated.
-func (r *Recursor) exchange(ctx context.Context, addr netip.AddrPort, qname string, qtype uint16) (*dns.Msg, error) {
-	timeout := r.Timeout
-	if timeout <= 0 {
-		timeout = time.Second
-	}
-	m := new(dns.Msg)
-	m.SetQuestion(qname, qtype)
-	m.RecursionDesired = false
-	m.SetEdns0(ednsSize, false)
-	c := &dns.Client{Net: "udp", Timeout: timeout, UDPSize: ednsSize}
-	resp, _, err := c.ExchangeContext(ctx, m, addr.String())
-	if err == nil && resp.Truncated {
-		c.Net = "tcp"
-		resp, _, err = c.ExchangeContext(ctx, m, addr.String())
-	}
-	if err != nil {
-		return nil, fmt.Errorf("query %s %s at %s: %w", qname, dns.TypeToString[qtype], addr, err)
-	}
-	return resp, nil
 }
 
 // inZone keeps the records owned by names inside zone (bailiwick check).

@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"github.com/v6matrix/v6matrix/internal/probe/dns53"
+	"github.com/v6matrix/v6matrix/internal/probe/httpprobe"
 	"github.com/v6matrix/v6matrix/internal/probe/ntpprobe"
 	"github.com/v6matrix/v6matrix/internal/probe/ptr"
 	"github.com/v6matrix/v6matrix/internal/probe/tcpport"
@@ -27,6 +28,15 @@ type (
 		Path      *pathDoc                 `json:"path,omitempty"`
 		DNS       dns53.Status             `json:"dns,omitempty"`
 		NTP       *ntpDoc                  `json:"ntp,omitempty"`
+		// HTTP is the answer to GET / on port 80 (www hosts; a v6matrix addition).
+		HTTP *httpDoc `json:"http,omitempty"`
+	}
+	httpDoc struct {
+		Status   httpprobe.Status `json:"status"`
+		Code     *int             `json:"code,omitempty"`
+		Server   string           `json:"server,omitempty"`
+		Location string           `json:"location,omitempty"`
+		Detail   string           `json:"detail,omitempty"`
 	}
 	geoDoc struct {
 		ASN     *uint32  `json:"asn,omitempty"`
@@ -115,6 +125,9 @@ func probeJSON(role result.Role, a *result.Address) probeDocs {
 	if p := a.Path; p != nil {
 		doc.Path = &pathDoc{MTU: p.PMTUBytes, Hops: p.Hops, Back: p.Back, HopsList: p.HopList, Reached: p.Reached,
 			Reason: p.Reason}
+	}
+	if h := a.HTTP80; role == result.RoleWWW && h != nil {
+		doc.HTTP = &httpDoc{Status: h.Status, Code: h.Code, Server: h.Server, Location: h.Location, Detail: h.Detail}
 	}
 	if role == result.RoleNS && a.DNS53 != nil {
 		doc.DNS = a.DNS53.Status

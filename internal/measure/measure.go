@@ -18,6 +18,7 @@ import (
 	"github.com/v6matrix/v6matrix/internal/geoip"
 	"github.com/v6matrix/v6matrix/internal/polite"
 	"github.com/v6matrix/v6matrix/internal/probe/dns53"
+	"github.com/v6matrix/v6matrix/internal/probe/httpprobe"
 	"github.com/v6matrix/v6matrix/internal/probe/ntpprobe"
 	"github.com/v6matrix/v6matrix/internal/probe/path"
 	"github.com/v6matrix/v6matrix/internal/probe/ping"
@@ -41,8 +42,12 @@ type Config struct {
 	TLSTimeout time.Duration
 	DNSTimeout time.Duration
 	NTPTimeout time.Duration
-	// EHLOName is the crawler's host name in SMTP EHLO.
-	EHLOName string
+	// HTTPTimeout bounds the HTTP request to www hosts.
+	HTTPTimeout time.Duration
+	// EHLOName is the crawler's host name in SMTP EHLO; UserAgent is sent with every
+	// HTTP request (probe.UserAgent).
+	EHLOName  string
+	UserAgent string
 	// Roots verify certificates (nil: the system roots).
 	Roots *x509.CertPool
 	Path  path.Config
@@ -58,7 +63,7 @@ func DefaultConfig() Config {
 		kinds[k] = true
 	}
 	return Config{Kinds: kinds, Polite: polite.DefaultConfig(), TCPTimeout: tcpport.DefaultTimeout,
-		TLSTimeout: tlsprobe.DefaultTimeout, DNSTimeout: dns53.DefaultTimeout, NTPTimeout: ntpprobe.DefaultTimeout,
+		TLSTimeout: tlsprobe.DefaultTimeout, HTTPTimeout: httpprobe.DefaultTimeout, DNSTimeout: dns53.DefaultTimeout, NTPTimeout: ntpprobe.DefaultTimeout,
 		Path: path.DefaultConfig()}
 }
 

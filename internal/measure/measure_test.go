@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"math/big"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -64,6 +65,9 @@ func testCA(t *testing.T, name string) (*x509.CertPool, tls.Certificate) {
 	return pool, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
+// seenUA is the User-Agent and Host of the last HTTP request the test web server saw.
+var seenUA atomic.Value
+
 // serve starts the services of hostIP: HTTP (accept only) on 80, TLS on 443, DNS on
 // 53 authoritative for m.test, NTP on 123; nothing on 25 (closed).
 func serve(t *testing.T, ctx context.Context, cert tls.Certificate) {
@@ -73,10 +77,14 @@ func serve(t *testing.T, ctx context.Context, cert tls.Certificate) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if port == "443" {
-			ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
-		}
 		t.Cleanup(func() { ln.Close() })
+		if port == "80" {
+			go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				seenUA.Store(r.Header.Get("User-Agent") + " " + r.Host)
+			}))
+			continue
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
 		go func() {
 			for {
 				c, err := ln.Accept()
@@ -199,6 +207,7 @@ func TestRunLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Resolver, cfg.Roots, cfg.EHLOName = res.Addr(), roots, "crawler.m.test"
+	cfg.UserAgent = "v6matrix/test (+https://crawler.m.test/)"
 	cfg.Polite.AddrGap, cfg.Polite.PortWindow = 20*time.Millisecond, 200*time.Millisecond
 	cfg.Ping.Count = 2
 	cfg.Path.WaitPerProbe = 300 * time.Millisecond
@@ -236,6 +245,8 @@ func TestRunLoopback(t *testing.T) {
 		{"ntp123", a.NTP123 != nil && a.NTP123.Status == "ok" && a.NTP123.Stratum != nil && *a.NTP123.Stratum == 2},
 		{"path", a.Path != nil && a.Path.Reached && a.Path.Hops == 1 && a.Path.Reason == path.ReasonReached},
 		{"geo (no database)", a.Geo != nil && a.Geo.CountryCode == ""},
+		{"http80", a.HTTP80 != nil && a.HTTP80.Status == "ok" && a.HTTP80.Code != nil && *a.HTTP80.Code == 200},
+		{"user agent", seenUA.Load() == "v6matrix/test (+https://crawler.m.test/) www.m.test"},
 	}
 	for _, c := range checks {
 		if !c.ok {

@@ -8,6 +8,7 @@ import (
 	"github.com/v6matrix/v6matrix/internal/geoip"
 	"github.com/v6matrix/v6matrix/internal/polite"
 	"github.com/v6matrix/v6matrix/internal/probe/dns53"
+	"github.com/v6matrix/v6matrix/internal/probe/httpprobe"
 	"github.com/v6matrix/v6matrix/internal/probe/ntpprobe"
 	"github.com/v6matrix/v6matrix/internal/probe/path"
 	"github.com/v6matrix/v6matrix/internal/probe/ping"
@@ -28,16 +29,18 @@ type probers struct {
 	dns    dns53.Prober
 	ntp    ntpprobe.Prober
 	path   *path.Tracer
+	http   httpprobe.Prober
 	geo    *geoip.DB
 }
 
 func newProbers(cfg Config) (*probers, error) {
 	pr := &probers{cfg: cfg, geo: cfg.GeoIP,
-		tcp: tcpport.Prober{Timeout: cfg.TCPTimeout},
-		tls: tlsprobe.Prober{Roots: cfg.Roots, EHLOName: cfg.EHLOName, Timeout: cfg.TLSTimeout},
-		ptr: ptr.Prober{Resolver: cfg.Resolver.String()},
-		dns: dns53.Prober{Timeout: cfg.DNSTimeout},
-		ntp: ntpprobe.Prober{Timeout: cfg.NTPTimeout},
+		tcp:  tcpport.Prober{Timeout: cfg.TCPTimeout},
+		tls:  tlsprobe.Prober{Roots: cfg.Roots, EHLOName: cfg.EHLOName, Timeout: cfg.TLSTimeout},
+		ptr:  ptr.Prober{Resolver: cfg.Resolver.String()},
+		dns:  dns53.Prober{Timeout: cfg.DNSTimeout},
+		ntp:  ntpprobe.Prober{Timeout: cfg.NTPTimeout},
+		http: httpprobe.Prober{UserAgent: cfg.UserAgent, Timeout: cfg.HTTPTimeout},
 	}
 	if cfg.Kinds[result.KindPing] {
 		p, err := ping.New(cfg.Ping)
@@ -95,6 +98,9 @@ func (pr *probers) task(t *target, kind string, results chan<- store.Measurement
 	case result.KindNTP123:
 		task.Proto, task.Port = polite.ProtoUDP, 123
 		measure = func(ctx context.Context) (any, error) { return value(pr.ntp.Probe(ctx, t.ip)) }
+	case result.KindHTTP80:
+		task.Proto, task.Port = polite.ProtoTCP, 80
+		measure = func(ctx context.Context) (any, error) { return value(pr.http.Probe(ctx, t.ip, t.www)) }
 	case result.KindPath:
 		task.Proto, task.Port = polite.ProtoUDP, uint16(pr.cfg.Path.Port)
 		measure = func(ctx context.Context) (any, error) { return value(pr.path.Trace(ctx, t.ip)) }

@@ -80,5 +80,6 @@ func (t *target) kinds(enabled map[string]bool) []string {
 	add(result.KindDNS53, t.nsZone != "")
 	add(result.KindNTP123, t.ntp)
 	add(result.KindPath, true)
+	add(result.KindHTTP80, t.www != "")
 	return out
 }

@@ -86,8 +86,12 @@ func (g *Gate) Allowed(a netip.Addr) (ok bool, reason string) {
 		v4, kind = netip.AddrFrom4([4]byte{^b[12], ^b[13], ^b[14], ^b[15]}), "Teredo"
 	}
 	if kind != "" {
+		// An embedded address inside --allow-ranges is as probe-able as the range (a
+		// lab's 6to4 and Teredo addresses embed its documentation addresses).
 		if why := g.notGlobal(v4); why != "" {
-			return false, fmt.Sprintf("%s address embeds %v: %s", kind, v4, why)
+			if _, allowed := g.allow.lookup(v4); !allowed {
+				return false, fmt.Sprintf("%s address embeds %v: %s", kind, v4, why)
+			}
 		}
 		if p, hit := g.optOut.lookup(v4); hit {
 			return false, fmt.Sprintf("%s address embeds %v: opted out (%v)", kind, v4, p)

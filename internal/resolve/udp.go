@@ -63,11 +63,14 @@ type reply struct {
 	err error
 }
 
-var waiterPool = sync.Pool{New: func() any {
+func newWaiter() any {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	return &waiter{done: make(chan reply, 1), timer: t}
-}}
+}
+
+// maxInFlight bounds the queries waiting on one socket, below the 65,536 query ids.
+const maxInFlight = 60_000
 
 // udpServer is the sockets of one resolver.
 type udpServer struct {
@@ -75,10 +78,11 @@ type udpServer struct {
 	sockets []*udpSocket
 	next    atomic.Uint32
 	readers sync.WaitGroup
+	waiters sync.Pool // of *waiter: no allocation per query
 }
 
 func newUDPServer(addr netip.AddrPort) (*udpServer, error) {
-	s := &udpServer{addr: addr}
+	s := &udpServer{addr: addr, waiters: sync.Pool{New: newWaiter}}
 	for range socketsPerServer {
 		conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
 		if err != nil {
@@ -98,6 +102,17 @@ func newUDPServer(addr netip.AddrPort) (*udpServer, error) {
 	return s, nil
 }
 
+// inFlight returns the number of queries waiting for an answer.
+func (s *udpServer) inFlight() int {
+	n := 0
+	for _, u := range s.sockets {
+		u.mu.Lock()
+		n += len(u.wait)
+		u.mu.Unlock()
+	}
+	return n
+}
+
 // close closes the sockets and waits for their readers, which fail the queries still
 // waiting.
 func (s *udpServer) close() {
@@ -111,12 +126,15 @@ func (s *udpServer) close() {
 // timeout or the end of ctx.
 func (s *udpServer) exchange(ctx context.Context, q *dns.Msg, timeout time.Duration, sent *atomic.Int64) (*dns.Msg, error) {
 	u := s.sockets[int(s.next.Add(1))%len(s.sockets)]
-	w := waiterPool.Get().(*waiter)
+	w := s.waiters.Get().(*waiter)
 	u.mu.Lock()
-	if u.err != nil {
+	if err := u.err; err != nil || len(u.wait) >= maxInFlight {
 		u.mu.Unlock()
-		waiterPool.Put(w)
-		return nil, u.err
+		s.waiters.Put(w)
+		if err == nil {
+			err = fmt.Errorf("resolver %v: %d queries in flight on one socket", s.addr, maxInFlight)
+		}
+		return nil, err
 	}
 	for {
 		q.Id = dns.Id()
@@ -131,32 +149,34 @@ func (s *udpServer) exchange(ctx context.Context, q *dns.Msg, timeout time.Durat
 	wire, err := q.Pack()
 	if err != nil {
 		if u.forget(q.Id, w) {
-			waiterPool.Put(w)
+			s.waiters.Put(w)
 		} // else a socket error raced in; the waiter is dropped, not reused
 		return nil, fmt.Errorf("pack: %w", err)
 	}
 	sent.Add(1)
 	if _, err := u.conn.Write(wire); err != nil {
 		if u.forget(q.Id, w) {
-			waiterPool.Put(w)
+			s.waiters.Put(w)
 		}
 		return nil, err
 	}
 	w.timer.Reset(timeout)
 	var r reply
+	replied := false
 	select {
 	case r = <-w.done:
+		replied = true
 	case <-w.timer.C:
 		r.err = os.ErrDeadlineExceeded
 	case <-ctx.Done():
 		r.err = ctx.Err()
 	}
 	w.timer.Stop()
-	if r.m == nil && r.err != nil && !u.forget(q.Id, w) {
+	if !replied && !u.forget(q.Id, w) {
 		// The reader took the waiter out of the map just now: its reply is on the way.
 		r = <-w.done
 	}
-	waiterPool.Put(w)
+	s.waiters.Put(w)
 	return r.m, r.err
 }
 

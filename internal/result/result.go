@@ -9,6 +9,7 @@ import (
 
 	"github.com/v6matrix/v6matrix/internal/geoip"
 	"github.com/v6matrix/v6matrix/internal/probe/dns53"
+	"github.com/v6matrix/v6matrix/internal/probe/httpprobe"
 	"github.com/v6matrix/v6matrix/internal/probe/ntpprobe"
 	"github.com/v6matrix/v6matrix/internal/probe/path"
 	"github.com/v6matrix/v6matrix/internal/probe/ping"
@@ -111,6 +112,7 @@ type Address struct {
 	DNS53    *dns53.Result    // the SOA query, for ns hosts
 	NTP123   *ntpprobe.Result // the RFC 5905 client query, for ntp hosts
 	Path     *path.Result
+	HTTP80   *httpprobe.Result // GET / with the www host name and our User-Agent
 }
 
 // TCP returns the TCP result of a port (25, 80 or 443), nil when not measured.
@@ -152,6 +154,8 @@ func (a *Address) Measurement(kind string) any {
 		return &a.NTP123
 	case KindPath:
 		return &a.Path
+	case KindHTTP80:
+		return &a.HTTP80
 	case KindSkipped:
 		return &a.Skipped
 	}
@@ -188,9 +192,10 @@ const (
 	KindDNS53    = "dns53"
 	KindNTP123   = "ntp123"
 	KindPath     = "path"
+	KindHTTP80   = "http80"  // an HTTP request on 80, for www hosts (JSON Lines only)
 	KindSkipped  = "skipped" // the address was not probed: why (special-purpose, opted out)
 )
 
 // Kinds lists every measurement kind.
 var Kinds = []string{KindPTR, KindGeo, KindPing, KindTCP25, KindTCP80, KindTCP443, KindTLS443, KindSTARTTLS,
-	KindDNS53, KindNTP123, KindPath, KindSkipped}
+	KindDNS53, KindNTP123, KindPath, KindHTTP80, KindSkipped}

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/v6matrix/v6matrix/internal/store"
+)
+
+// cliRun calls run in-process, bounded by 20 s, and returns its exit code and streams.
+func cliRun(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out, errb bytes.Buffer
+	code = run(ctx, args, &out, &errb)
+	if ctx.Err() != nil {
+		t.Fatalf("v6matrix %s: still running after 20 s", strings.Join(args, " "))
+	}
+	return code, out.String(), errb.String()
+}
+
+// cliFiles writes the inputs the CLI cases refer to into dir.
+type cliFiles struct {
+	list, badList, doneDB, emptyDB, damagedDB, missing string
+}
+
+func writeCLIFiles(t *testing.T, dir string) cliFiles {
+	t.Helper()
+	f := cliFiles{
+		list:      filepath.Join(dir, "list.csv"),
+		badList:   filepath.Join(dir, "bad.csv"),
+		doneDB:    filepath.Join(dir, "done.db"),
+		emptyDB:   filepath.Join(dir, "empty.db"),
+		damagedDB: filepath.Join(dir, "damaged.db"),
+		missing:   filepath.Join(dir, "missing.csv"),
+	}
+	write := func(path, text string) {
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(f.list, "1,d1.com\n2,d2.com\n")
+	write(f.badList, "0,a.com\n# a comment\n2\n\n3,not a domain\n")
+	write(f.damagedDB, strings.Repeat("this is not a database\x00\xff", 200))
+	ctx := context.Background()
+	for _, path := range []string{f.doneDB, f.emptyDB} {
+		st, err := store.OpenSQLite(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if path == f.doneDB {
+			if _, err := st.CreateRun(ctx, store.Run{Started: time.Now(), ListName: "list.csv", Options: "{}", State: store.RunDone}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
+}
+
+// TestCLIErrors runs v6matrix with bad flags and arguments and checks the exact message
+// and exit code (2 for a usage error, 1 for a failure).
+func TestCLIErrors(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir) // a case that forgot --db must not leave v6matrix.db in the source tree
+	f := writeCLIFiles(t, dir)
+	db := filepath.Join(dir, "cli.db")
+	// The resolver is a closed loopback port: nothing leaves the machine even if a case
+	// went on to crawl.
+	crawl := func(args ...string) []string {
+		return append([]string{"crawl", "--db", db, "--resolver", "127.0.0.1:9", "--quiet"}, args...)
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string // the whole of stderr, or its first line when usage follows
+	}{
+		{"unknown command", []string{"crawll"}, 2, `v6matrix: unknown command "crawll"`},
+		{"unknown flag", crawl("--bogus", f.list), 2,
+			"v6matrix crawl: flag provided but not defined: -bogus (see v6matrix crawl --help)\n"},
+		{"flag without value", crawl("--top"), 2,
+			"v6matrix crawl: flag needs an argument: -top (see v6matrix crawl --help)\n"},
+		{"non-numeric flag", crawl("--top", "ten", f.list), 2,
+			"v6matrix crawl: invalid value \"ten\" for flag -top: parse error (see v6matrix crawl --help)\n"},
+		{"crawl without LIST", crawl(), 2,
+			"v6matrix crawl: want exactly one LIST argument, got 0 (see v6matrix crawl --help)\n"},
+		{"crawl with two LISTs", crawl(f.list, f.list), 2,
+			"v6matrix crawl: want exactly one LIST argument, got 2 (see v6matrix crawl --help)\n"},
+		// Flags may follow LIST: this one is parsed (and rejected), not taken as a LIST.
+		{"flag after LIST", crawl(f.list, "--top", "-1"), 2, "v6matrix crawl: --top -1: want 0 (all) or more\n"},
+		{"two LISTs around a flag", crawl(f.list, "--top", "3", f.list), 2,
+			"v6matrix crawl: want exactly one LIST argument, got 2 (see v6matrix crawl --help)\n"},
+		{"run without resume", crawl("--run", "3", f.list), 2, "v6matrix crawl: --run needs --resume\n"},
+		{"resume with a LIST", crawl("--resume", f.list), 2,
+			"v6matrix crawl: --resume takes no LIST: the run's own list is used\n"},
+		{"concurrency 0", crawl("--concurrency", "0", f.list), 2, "v6matrix crawl: --concurrency 0: want 1 to 10000\n"},
+		{"top -1", crawl("--top", "-1", f.list), 2, "v6matrix crawl: --top -1: want 0 (all) or more\n"},
+		{"timeout 0s", crawl("--timeout", "0s", f.list), 2,
+			"v6matrix crawl: --timeout 0s: want a positive duration such as 2s\n"},
+		{"retries 11", crawl("--retries", "11", f.list), 2, "v6matrix crawl: --retries 11: want 0 to 10\n"},
+		{"tld with a space", crawl("--tld", "u k", f.list), 2,
+			"v6matrix crawl: --tld \"u k\": want top-level labels such as uk,net\n"},
+		{"resolver nonsense", []string{"crawl", "--db", db, "--quiet", "--resolver", "nonsense", f.list}, 2,
+			"v6matrix crawl: --resolver: invalid resolver \"nonsense\": want address:port, e.g. 127.0.0.1:53 or [::1]:53\n"},
+		{"allow-ranges /33", crawl("--allow-ranges", "10.0.0.0/33", f.list), 2,
+			"v6matrix crawl: --allow-ranges \"10.0.0.0/33\": want a CIDR network such as 192.0.2.0/24 or 2001:db8::/32\n"},
+		{"log-format xml", crawl("--log-format", "xml", f.list), 2,
+			"v6matrix crawl: --log-format \"xml\": want text or json\n"},
+		{"log-level loud", crawl("--log-level", "loud", f.list), 2,
+			"v6matrix crawl: --log-level \"loud\": want debug, info, warn or error\n"},
+		{"list does not exist", crawl(f.missing), 1,
+			"v6matrix crawl: list: open " + f.missing + ": no such file or directory\n"},
+		{"resume a done run", []string{"crawl", "--db", f.doneDB, "--resume", "--quiet"}, 1,
+			"v6matrix crawl: run 1 is already done: nothing to resume\n"},
+		{"resume in an empty database", []string{"crawl", "--db", f.emptyDB, "--resume", "--quiet"}, 1,
+			"v6matrix crawl: no run in " + f.emptyDB + ": not found\n"},
+		{"export format xml", []string{"export", "--db", f.emptyDB, "--format", "xml"}, 2,
+			"v6matrix export: --format \"xml\": want csv, jsonl or csv,jsonl\n"},
+		{"export run abc", []string{"export", "--db", f.emptyDB, "--run", "abc"}, 2,
+			"v6matrix export: --run \"abc\": want a run id or latest\n"},
+		{"export run 99 of an empty database", []string{"export", "--db", f.emptyDB, "--run", "99"}, 1,
+			"v6matrix export: run 99 in " + f.emptyDB + ": not found\n"},
+		{"export latest of an empty database", []string{"export", "--db", f.emptyDB}, 1,
+			"v6matrix export: no run in " + f.emptyDB + ": not found\n"},
+		{"export with an argument", []string{"export", "--db", f.emptyDB, "out"}, 2,
+			"v6matrix export: unexpected argument \"out\"\n"},
+		{"runs of a damaged database", []string{"runs", "--db", f.damagedDB}, 1,
+			"v6matrix runs: database " + f.damagedDB + ": not a usable SQLite database (file is not a database (26))\n"},
+		{"runs of a directory", []string{"runs", "--db", dir}, 1, "v6matrix runs: database " + dir + ": is a directory\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := cliRun(t, tc.args...)
+			got := stderr
+			if first, _, ok := strings.Cut(stderr, "\n\n"); ok && !strings.HasSuffix(tc.stderr, "\n") {
+				got = first // the usage that follows is checked elsewhere
+			}
+			if code != tc.code || got != tc.stderr || stdout != "" {
+				t.Errorf("v6matrix %s:\nexit %d, stderr %q, stdout %q\nwant exit %d, stderr %q, no stdout",
+					strings.Join(tc.args, " "), code, got, stdout, tc.code, tc.stderr)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(dir, "v6matrix.db")); err == nil {
+		t.Error("a case created v6matrix.db in the working directory")
+	}
+}
+
+// TestCLIInvalidList crawls a list whose every line is invalid: each line is reported
+// as file:line with its reason, and the error counts them.
+func TestCLIInvalidList(t *testing.T) {
+	dir := t.TempDir()
+	f := writeCLIFiles(t, dir)
+	db := filepath.Join(dir, "cli.db")
+	code, stdout, stderr := cliRun(t, "crawl", "--db", db, "--resolver", "127.0.0.1:9", "--quiet", "--log-format", "json", f.badList)
+	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+	last := lines[len(lines)-1]
+	if want := "v6matrix crawl: bad.csv: the list holds no valid domain (3 lines skipped, 0 outside the selection)"; code != 1 || last != want || stdout != "" {
+		t.Errorf("exit %d, last line %q, stdout %q; want exit 1, %q, no stdout", code, last, stdout, want)
+	}
+	type skip struct{ Level, Msg, Where, Reason string }
+	var got []skip
+	for _, l := range lines[:len(lines)-1] {
+		var s skip
+		if err := json.Unmarshal([]byte(l), &s); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		got = append(got, s)
+	}
+	want := []skip{
+		{"WARN", "skipped list line", "bad.csv:1", `invalid rank "0": want a positive integer`},
+		{"WARN", "skipped list line", "bad.csv:3", "want at least 2 columns, got 1"},
+		{"WARN", "skipped list line", "bad.csv:5", `invalid domain "not a domain": a single label is not a domain`},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("skipped-line warnings (-want +got):\n%s", diff)
+	}
+	st, err := store.OpenSQLite(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r, err := st.LatestRun(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != store.RunFailed {
+		t.Errorf("run state %q, want %q", r.State, store.RunFailed)
+	}
+}
+
+// TestCLIHelp checks that every command's --help prints its usage and exits 0, and
+// that v6matrix without a command prints the list of commands and exits 2.
+func TestCLIHelp(t *testing.T) {
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		for _, h := range []string{"--help", "-h"} {
+			t.Run(n+h, func(t *testing.T) {
+				code, stdout, stderr := cliRun(t, n, h)
+				out := stdout + stderr
+				if code != 0 || !strings.HasPrefix(out, "usage: v6matrix "+n) {
+					t.Errorf("v6matrix %s %s: exit %d, output %q; want exit 0 and a usage", n, h, code, out)
+				}
+			})
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{{nil, 2}, {[]string{"--help"}, 0}, {[]string{"help"}, 0}} {
+		t.Run(strings.Join(append([]string{"v6matrix"}, tc.args...), " "), func(t *testing.T) {
+			code, stdout, stderr := cliRun(t, tc.args...)
+			if code != tc.code || stdout != "" || !strings.HasPrefix(stderr, "usage: v6matrix <command> [flags]\n") {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d and the usage on stderr", code, stdout, stderr, tc.code)
+			}
+			for _, n := range names {
+				if !strings.Contains(stderr, "\n  "+n+" ") {
+					t.Errorf("usage does not list %q:\n%s", n, stderr)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,198 @@
+package labcrawl_test
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+)
+
+// The shapes of domains.jsonl (RECORDS.md), decoded independently of the exporter so that
+// the test reads the file the way a user of the records would.
+type (
+	domainDoc struct {
+		Domain string          `json:"domain"`
+		Status string          `json:"status"`
+		SOA    *soaDoc         `json:"soa"`
+		NullMX bool            `json:"null_mx"`
+		IPv6   map[string]bool `json:"ipv6"`
+		Hosts  []hostDoc       `json:"hosts"`
+	}
+	soaDoc struct {
+		MName  string `json:"mname"`
+		RName  string `json:"rname"`
+		Serial uint32 `json:"serial"`
+	}
+	hostDoc struct {
+		Role      string    `json:"role"`
+		Name      string    `json:"name"`
+		Rank      *int      `json:"rank"`
+		Status    string    `json:"status"`
+		CNAME     []string  `json:"cname"`
+		Addresses []addrDoc `json:"addresses"`
+	}
+	addrDoc struct {
+		IP        netip.Addr        `json:"ip"`
+		Family    int               `json:"family"`
+		Skipped   string            `json:"skipped"`
+		Type      *typeDoc          `json:"type"`
+		PTR       *string           `json:"ptr"`
+		PTRStatus string            `json:"ptr_status"`
+		Ping      *pingDoc          `json:"ping"`
+		TCP       map[string]string `json:"tcp"`
+		TLS       *tlsDoc           `json:"tls"`
+		Path      *pathDoc          `json:"path"`
+		DNS       string            `json:"dns"`
+		NTP       *ntpDoc           `json:"ntp"`
+	}
+	typeDoc struct {
+		Valid bool   `json:"valid"`
+		Class string `json:"class"`
+	}
+	pingDoc struct {
+		Sent      int      `json:"sent"`
+		Received  int      `json:"received"`
+		AvgMillis *float64 `json:"avg_ms"`
+		Loss      float64  `json:"loss"`
+	}
+	tlsDoc struct {
+		Port      int    `json:"port"`
+		Reachable bool   `json:"reachable"`
+		Version   string `json:"version"`
+		CertValid *bool  `json:"cert_valid"`
+		Error     string `json:"error"`
+	}
+	pathDoc struct {
+		MTU     int    `json:"mtu"`
+		Reached bool   `json:"reached"`
+		Reason  string `json:"reason"`
+	}
+	ntpDoc struct {
+		Status  string `json:"status"`
+		Stratum *int   `json:"stratum"`
+	}
+)
+
+// readJSONL reads domains.jsonl, keyed by domain.
+func readJSONL(dir string) (map[string]domainDoc, error) {
+	f, err := os.Open(filepath.Join(dir, "domains.jsonl"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := map[string]domainDoc{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var d domainDoc
+		if err := json.Unmarshal(sc.Bytes(), &d); err != nil {
+			return nil, fmt.Errorf("domains.jsonl: %w", err)
+		}
+		out[d.Domain] = d
+	}
+	return out, sc.Err()
+}
+
+// csvFile is one exported CSV: its header and rows as column-name maps.
+type csvFile struct {
+	Header []string
+	Rows   []map[string]string
+}
+
+// readCSV reads an exported record file.
+func readCSV(dir, name string) (csvFile, error) {
+	f, err := os.Open(filepath.Join(dir, name))
+	if err != nil {
+		return csvFile{}, err
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return csvFile{}, fmt.Errorf("%s: %w", name, err)
+	}
+	if len(recs) == 0 {
+		return csvFile{}, fmt.Errorf("%s: no header", name)
+	}
+	out := csvFile{Header: recs[0]}
+	for _, r := range recs[1:] {
+		m := map[string]string{}
+		for i, h := range recs[0] {
+			m[h] = r[i]
+		}
+		out.Rows = append(out.Rows, m)
+	}
+	return out, nil
+}
+
+// target is one probed address of the crawl with the hosts (per role) that lead to it.
+type target struct {
+	Addr netip.Addr
+	// Doc is the address's measurements (identical wherever the address appears).
+	Doc addrDoc
+	// WWW, MX, NTP are host names with this address; NSDomains maps an ns host name to a
+	// domain it serves (the dns53 probe asks for that domain's SOA).
+	WWW, MX, NTP []string
+	NS           map[string]string
+	// TLS443 and STARTTLS are the TLS measurements of the address as www and as mx.
+	TLS443, STARTTLS *tlsDoc
+}
+
+// probedTargets collects every address the crawl probed (not skipped), sorted.
+func probedTargets(docs map[string]domainDoc) []*target {
+	byAddr := map[netip.Addr]*target{}
+	for _, d := range docs {
+		for _, h := range d.Hosts {
+			for _, a := range h.Addresses {
+				if a.Skipped != "" {
+					continue
+				}
+				t := byAddr[a.IP]
+				if t == nil {
+					t = &target{Addr: a.IP, Doc: a, NS: map[string]string{}}
+					byAddr[a.IP] = t
+				}
+				switch h.Role {
+				case "www":
+					t.WWW = appendUnique(t.WWW, h.Name)
+					if a.TLS != nil {
+						t.TLS443 = a.TLS
+					}
+				case "mx":
+					t.MX = appendUnique(t.MX, h.Name)
+					if a.TLS != nil {
+						t.STARTTLS = a.TLS
+					}
+				case "ntp":
+					t.NTP = appendUnique(t.NTP, h.Name)
+					if a.NTP != nil {
+						t.Doc.NTP = a.NTP
+					}
+				case "ns":
+					t.NS[h.Name] = d.Domain
+					if a.DNS != "" {
+						t.Doc.DNS = a.DNS
+					}
+				}
+			}
+		}
+	}
+	var out []*target
+	for _, t := range byAddr {
+		slices.Sort(t.WWW)
+		slices.Sort(t.MX)
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b *target) int { return a.Addr.Compare(b.Addr) })
+	return out
+}
+
+func appendUnique(s []string, v string) []string {
+	if slices.Contains(s, v) {
+		return s
+	}
+	return append(s, v)
+}
