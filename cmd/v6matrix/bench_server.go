@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -134,6 +135,8 @@ func startNSD(ctx context.Context, o benchOptions, dir string) (*benchServer, er
 	}
 	s.cmd = exec.Command(nsdPath, "-d", "-c", filepath.Join(nsdDir, "nsd.conf"))
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	// NSD must not outlive a bench killed with SIGKILL.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	s.halt = func() error { return s.cmd.Process.Signal(os.Interrupt) }
 	s.cmd.WaitDelay = 5 * time.Second
 	if err := s.cmd.Start(); err != nil {
