@@ -60,7 +60,7 @@ func BenchmarkProbeStage(b *testing.B) {
 	}
 	cfg := DefaultConfig()
 	cfg.Gate, _ = polite.NewGate([]netip.Prefix{netip.MustParsePrefix("127.1.0.0/16")}, nil)
-	cfg.Resolver, cfg.EHLOName = res.Addr(), "bench.test"
+	cfg.Resolver, cfg.EHLOName, cfg.UserAgent = res.Addr(), "bench.test", "v6matrix/bench (+https://bench.test/)"
 	cfg.Polite.AddrGap, cfg.Polite.NetGap, cfg.Polite.PortWindow, cfg.Polite.Rate = 0, 0, 0, math.Inf(1)
 	cfg.Polite.Workers = 256
 	cfg.Ping.Count = 1

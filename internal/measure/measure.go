@@ -82,8 +82,13 @@ const flushEvery = 500 * time.Millisecond
 // Run measures every address of the run that is not yet measured. It returns
 // ctx.Err() when interrupted, after saving what finished.
 func Run(ctx context.Context, cfg Config, st store.Store, run int64, p *Progress) error {
-	if cfg.Gate == nil {
+	switch {
+	case cfg.Gate == nil:
 		return errors.New("measure: no gate: the allowed and opted-out ranges must be set")
+	case cfg.Kinds[result.KindHTTP80] && cfg.UserAgent == "":
+		return errors.New("measure: the HTTP probe needs a User-Agent that names the crawler")
+	case cfg.Kinds[result.KindSTARTTLS] && cfg.EHLOName == "":
+		return errors.New("measure: the STARTTLS probe needs the crawler's EHLO name")
 	}
 	log := cfg.Logger
 	if log == nil {
