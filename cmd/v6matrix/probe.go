@@ -31,6 +31,7 @@ type probeOptions struct {
 	TCPTimeout time.Duration `json:"tcp_timeout"`
 	PathPort   int           `json:"path_port"`
 	PathHops   int           `json:"path_max_hops"`
+	PathGap    int           `json:"path_gap_limit"`
 	GeoIPCity  string        `json:"geoip_city,omitempty"`
 	GeoIPASN   string        `json:"geoip_asn,omitempty"`
 	EHLOName   string        `json:"ehlo_name"`
@@ -52,6 +53,7 @@ func (po *probeOptions) register(fs *flag.FlagSet) {
 	fs.DurationVar(&po.TCPTimeout, "tcp-timeout", def.TCPTimeout, "wait for a TCP handshake (over ~1.2s, so that ICMPv6 errors are seen)")
 	fs.IntVar(&po.PathPort, "path-port", path.DefaultPort, "the one UDP destination `port` of every path probe")
 	fs.IntVar(&po.PathHops, "path-max-hops", path.DefaultConfig().MaxHops, "longest path traced")
+	fs.IntVar(&po.PathGap, "path-gap-limit", path.DefaultConfig().GapLimit, "stop a path trace after this many silent hops in a row (0: go on to --path-max-hops, like tracepath)")
 	fs.StringVar(&po.GeoIPCity, "geoip-city", "", "MaxMind/DB-IP City database (`.mmdb`)")
 	fs.StringVar(&po.GeoIPASN, "geoip-asn", "", "MaxMind/DB-IP ASN database (`.mmdb`)")
 	fs.StringVar(&po.EHLOName, "ehlo-name", hostname(), "the crawler's host name in SMTP EHLO (give it forward and reverse DNS)")
@@ -80,6 +82,10 @@ func (po *probeOptions) validate() error {
 		return usagef("--ping-count %d: want 1 to 100", po.PingCount)
 	case po.PathPort < 1 || po.PathPort > 65535:
 		return usagef("--path-port %d: want a UDP port, 1 to 65535", po.PathPort)
+	case po.PathHops < 1 || po.PathHops > 255:
+		return usagef("--path-max-hops %d: want 1 to 255", po.PathHops)
+	case po.PathGap < 0 || po.PathGap > 255:
+		return usagef("--path-gap-limit %d: want 0 (off) to 255", po.PathGap)
 	case po.TCPTimeout <= 0:
 		return usagef("--tcp-timeout %v: want a positive duration", po.TCPTimeout)
 	}
@@ -103,7 +109,7 @@ func probeStage(ctx context.Context, st store.Store, run *store.Run, o crawlOpti
 	}
 	cfg.Polite, cfg.Logger, cfg.EHLOName, cfg.TCPTimeout = po.Polite, log, po.EHLOName, po.TCPTimeout
 	cfg.Ping.Count = po.PingCount
-	cfg.Path.Port, cfg.Path.MaxHops = po.PathPort, po.PathHops
+	cfg.Path.Port, cfg.Path.MaxHops, cfg.Path.GapLimit = po.PathPort, po.PathHops, po.PathGap
 	servers, err := resolverAddrs(o)
 	if err != nil {
 		return err

@@ -27,6 +27,9 @@ const (
 	ReasonReached = "reached"
 	// ReasonMaxHops: MaxHops was probed without reaching the target.
 	ReasonMaxHops = "max hops"
+	// ReasonGapLimit: GapLimit hops in a row did not answer, so the trace
+	// stopped there without reaching the target.
+	ReasonGapLimit = "gap limit"
 	// ReasonBlackHole: not reached, but a minimum-size probe crossed the hop
 	// where the full-size probes vanished: a PMTU black hole (Packet Too Big /
 	// Fragmentation Needed dropped on the way back).
@@ -48,6 +51,12 @@ type Config struct {
 	// ProbesPerHop is how many probes a silent hop gets before it is marked
 	// "*" (tracepath: 3), 1..10.
 	ProbesPerHop int
+	// GapLimit stops a trace after this many silent hops in a row (0: never,
+	// like tracepath, which goes on to MaxHops). Measurement tracers stop early
+	// (CAIDA's scamper: gap limit 5): past a run of silent hops the answers
+	// rarely resume, and each silent hop costs ProbesPerHop waits and probes
+	// into a network that is not answering.
+	GapLimit int
 	// WaitPerProbe bounds the wait for an answer to one probe (tracepath: 1s).
 	WaitPerProbe time.Duration
 	// Port is the single UDP destination port of every probe, 1..65535.
@@ -66,6 +75,7 @@ func DefaultConfig() Config {
 	return Config{
 		MaxHops:      30,
 		ProbesPerHop: 3,
+		GapLimit:     5,
 		WaitPerProbe: time.Second,
 		Port:         DefaultPort,
 	}
@@ -76,6 +86,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.MaxHops < 1 || c.MaxHops > 255:
 		return fmt.Errorf("path: max hops %d out of range 1..255", c.MaxHops)
+	case c.GapLimit < 0 || c.GapLimit > 255:
+		return fmt.Errorf("path: gap limit %d out of range 0..255", c.GapLimit)
 	case c.ProbesPerHop < 1 || c.ProbesPerHop > 10:
 		return fmt.Errorf("path: probes per hop %d out of range 1..10", c.ProbesPerHop)
 	case c.WaitPerProbe < 10*time.Millisecond || c.WaitPerProbe > time.Minute:

@@ -23,6 +23,7 @@ func TestConfigValidate(t *testing.T) {
 		{"defaults", func(*Config) {}, ""},
 		{"max hops zero", func(c *Config) { c.MaxHops = 0 }, "path: max hops 0 out of range 1..255"},
 		{"max hops 256", func(c *Config) { c.MaxHops = 256 }, "path: max hops 256 out of range 1..255"},
+		{"gap limit negative", func(c *Config) { c.GapLimit = -1 }, "path: gap limit -1 out of range 0..255"},
 		{"probes zero", func(c *Config) { c.ProbesPerHop = 0 }, "path: probes per hop 0 out of range 1..10"},
 		{"probes 11", func(c *Config) { c.ProbesPerHop = 11 }, "path: probes per hop 11 out of range 1..10"},
 		{"wait too short", func(c *Config) { c.WaitPerProbe = time.Millisecond }, "path: wait per probe 1ms out of range 10ms..1m"},

@@ -106,9 +106,22 @@ func (r *run) loop(ctx context.Context) error {
 			}
 		}
 		r.pad(ttl)
+		if cfg.GapLimit > 0 && r.silentRun() >= cfg.GapLimit {
+			r.reason = ReasonGapLimit
+			return r.checkBlackHole(ctx)
+		}
 	}
 	r.reason = ReasonMaxHops
 	return r.checkBlackHole(ctx)
+}
+
+// silentRun counts the silent hops at the end of the hop list.
+func (r *run) silentRun() int {
+	n := 0
+	for i := len(r.hops) - 1; i >= 0 && r.hops[i] == "*"; i-- {
+		n++
+	}
+	return n
 }
 
 // probe is tracepath's probe_ttl: send one probe (retrying while the kernel

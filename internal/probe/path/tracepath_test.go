@@ -62,6 +62,7 @@ func TestTraceMatchesTracepath(t *testing.T) {
 		role    string // namespace the nft ruleset goes to; "" for none
 		ruleset string
 		maxHops int
+		gap     int          // GapLimit; 0 = off, like tracepath
 		want    map[int]want // by family
 	}{
 		{
@@ -102,6 +103,21 @@ func TestTraceMatchesTracepath(t *testing.T) {
 			},
 		},
 		{
+			name: "target-drops-everything-gap-limit",
+			role: "target",
+			ruleset: `table inet v6mpath {
+	chain in { type filter hook input priority 0; policy drop;
+		icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept
+	}
+}`,
+			maxHops: 5,
+			gap:     2,
+			want: map[int]want{
+				4: {1400, 0, 0, false, ReasonGapLimit, []string{r1Addr[4], r2Addr[4], "*", "*"}},
+				6: {1280, 0, 0, false, ReasonGapLimit, []string{r1Addr[6], r2Addr[6], "*", "*"}},
+			},
+		},
+		{
 			name: "pmtu-black-hole",
 			role: "r1",
 			ruleset: `table inet v6mpath {
@@ -136,7 +152,7 @@ func TestTraceMatchesTracepath(t *testing.T) {
 					tpr := runTracepath(t, tp, family, tc.maxHops, addr)
 
 					cfg := DefaultConfig()
-					cfg.MaxHops = tc.maxHops
+					cfg.MaxHops, cfg.GapLimit = tc.maxHops, tc.gap
 					cfg.WaitPerProbe = 300 * time.Millisecond
 					cfg.Socket = tp.socketIn("client")
 					tr, err := New(cfg)
