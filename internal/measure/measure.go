@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,8 @@ type Config struct {
 	// Kinds enabled (result.Kind*); the default is all of them.
 	Kinds  map[string]bool
 	Polite polite.Config
+	// Window is how many addresses are queued in the scheduler at once (DefaultWindow).
+	Window int
 	// Gate decides which addresses may be sent packets (allow ranges, opt-outs).
 	Gate *polite.Gate
 	// Resolver answers the reverse (PTR) queries.
@@ -62,7 +65,7 @@ func DefaultConfig() Config {
 	for _, k := range result.Kinds {
 		kinds[k] = true
 	}
-	return Config{Kinds: kinds, Polite: polite.DefaultConfig(), TCPTimeout: tcpport.DefaultTimeout,
+	return Config{Kinds: kinds, Polite: polite.DefaultConfig(), Window: DefaultWindow, TCPTimeout: tcpport.DefaultTimeout,
 		TLSTimeout: tlsprobe.DefaultTimeout, HTTPTimeout: httpprobe.DefaultTimeout, DNSTimeout: dns53.DefaultTimeout, NTPTimeout: ntpprobe.DefaultTimeout,
 		Path: path.DefaultConfig()}
 }
@@ -114,10 +117,12 @@ func Run(ctx context.Context, cfg Config, st store.Store, run int64, p *Progress
 	}
 	defer pr.close()
 
+	// Plan every address: skipped ones are recorded now; the others get their local
+	// measurements (PTR, GeoIP: nothing is sent to the address) and their probes.
 	results := make(chan store.Measurement, 256)
 	writeErr := make(chan error, 1)
 	go func() { writeErr <- write(context.WithoutCancel(ctx), st, run, results) }()
-	var local sync.WaitGroup // probes that send nothing to the address: PTR, GeoIP
+	var plans []plan
 	for _, t := range targets {
 		if done[t.ip][result.KindSkipped] {
 			p.Skipped.Add(1)
@@ -128,29 +133,40 @@ func Run(ctx context.Context, cfg Config, st store.Store, run int64, p *Progress
 			results <- store.Measurement{IP: t.ip, Kind: result.KindSkipped, Value: reason}
 			continue
 		}
+		pl := plan{t: t}
 		for _, kind := range t.kinds(cfg.Kinds) {
 			if done[t.ip][kind] {
 				continue
 			}
 			p.Total.Add(1)
-			task := pr.task(t, kind, results, p, log)
 			if kind == result.KindPTR || kind == result.KindGeo {
-				local.Go(func() { task.Run(ctx) })
-				continue
-			}
-			if err := sched.Add(task); err != nil {
-				local.Wait()
-				close(results)
-				<-writeErr
-				return err
+				pl.local = append(pl.local, kind)
+			} else {
+				pl.remote = append(pl.remote, kind)
 			}
 		}
+		if len(pl.local)+len(pl.remote) > 0 {
+			plans = append(plans, pl)
+		}
 	}
-	err = sched.Run(ctx)
-	local.Wait()
+	// A seeded shuffle: the whole run's addresses in random order, not only those
+	// that share the scheduler's window.
+	rand.New(rand.NewPCG(uint64(cfg.Polite.Seed), 0x76366d)).Shuffle(len(plans), func(i, j int) { plans[i], plans[j] = plans[j], plans[i] })
+
+	var wg sync.WaitGroup
+	wg.Go(func() { runLocal(ctx, plans, pr, results, p, log) })
+	f := &feeder{plans: plans, sched: sched, pr: pr, results: results, p: p, log: log}
+	err = f.start(ctx, max(cfg.Window, 1))
+	if err == nil {
+		err = sched.Run(ctx)
+	}
+	wg.Wait()
 	close(results)
 	if werr := <-writeErr; werr != nil {
 		return werr
+	}
+	if err == nil {
+		err = f.failed()
 	}
 	return err
 }

@@ -8,12 +8,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"math"
 	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -261,5 +263,57 @@ func TestRunLoopback(t *testing.T) {
 	}
 	if p2.Total.Load() != 0 {
 		t.Errorf("resumed stage ran %d probes, want 0", p2.Total.Load())
+	}
+}
+
+// TestRunWindow checks that a window much smaller than the run still measures every
+// address once: the feeder refills the scheduler as addresses finish.
+func TestRunWindow(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "w.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	run, _ := st.CreateRun(ctx, store.Run{Started: time.Now(), ListName: "w", State: store.RunCrawling})
+	const n = 300
+	var b store.Batch
+	var es []domains.Entry
+	for i := range n {
+		ip := netip.AddrFrom4([4]byte{127, 2, byte(i >> 8), byte(i)})
+		name := "d" + strconv.Itoa(i) + ".test"
+		es = append(es, domains.Entry{Rank: i + 1, Name: name, TLD: "test"})
+		b.Domains = append(b.Domains, result.Domain{Name: name, Rank: i + 1, TLD: "test", Status: result.StatusOK,
+			Hosts: []result.HostRef{{Role: result.RoleWWW, Name: "www." + name}}})
+		b.Hosts = append(b.Hosts, result.Host{Name: "www." + name, Status: result.StatusOK, V4: []netip.Addr{ip}})
+	}
+	if _, err := st.AddDomains(ctx, run, es); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Save(ctx, run, b); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Kinds = map[string]bool{result.KindTCP80: true, result.KindTCP443: true, result.KindGeo: true}
+	cfg.Window = 7
+	cfg.Gate, _ = polite.NewGate([]netip.Prefix{netip.MustParsePrefix("127.2.0.0/16")}, nil)
+	cfg.Polite.AddrGap, cfg.Polite.NetGap, cfg.Polite.PortWindow, cfg.Polite.Rate = 0, 0, 0, math.Inf(1)
+	var p Progress
+	if err := Run(ctx, cfg, st, run, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Total.Load() != 3*n || p.Done.Load() != 3*n || p.Failed.Load() != 0 {
+		t.Errorf("progress: total %d done %d failed %d, want %d each and none failed", p.Total.Load(), p.Done.Load(), p.Failed.Load(), 3*n)
+	}
+	measured, err := st.Measured(ctx, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		ip := netip.AddrFrom4([4]byte{127, 2, byte(i >> 8), byte(i)})
+		if m := measured[ip]; !m[result.KindTCP80] || !m[result.KindTCP443] || !m[result.KindGeo] {
+			t.Fatalf("%s measured %v, want tcp80, tcp443 and geo", ip, m)
+		}
 	}
 }
