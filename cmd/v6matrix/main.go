@@ -27,13 +27,14 @@ type command struct {
 
 // commands is the literal list of subcommands (no init registration).
 var commands = map[string]command{
-	"version": {"print the version", cmdVersion},
-	"lab":     {"build and run the lab: a small dual-stack Internet in network namespaces", cmdLab},
-	"crawl":   {"crawl a ranked domain list (or --resume an interrupted run)", cmdCrawl},
-	"export":  {"write a run's records as CSV files and JSON Lines", cmdExport},
-	"runs":    {"list the runs in a database with their counts", cmdRuns},
-	"demo":    {"bring the lab up, crawl it and export the records (needs root)", cmdDemo},
-	"bench":   {"crawl synthetic domains against a loopback server and print domains/s, queries/s, peak RSS", cmdBench},
+	"version":  {"print the version", cmdVersion},
+	"lab":      {"build and run the lab: a small dual-stack Internet in network namespaces", cmdLab},
+	"crawl":    {"crawl a ranked domain list (or --resume an interrupted run)", cmdCrawl},
+	"export":   {"write a run's records as CSV files and JSON Lines", cmdExport},
+	"runs":     {"list the runs in a database with their counts", cmdRuns},
+	"demo":     {"bring the lab up, crawl it and export the records (needs root)", cmdDemo},
+	"infopage": {"serve the crawler's info page and take opt-out requests", cmdInfoPage},
+	"bench":    {"crawl synthetic domains against a loopback server and print domains/s, queries/s, peak RSS", cmdBench},
 }
 
 func main() {
