@@ -1,7 +1,7 @@
-// Command gen writes the GeoIP test fixtures, tiny City and ASN MaxMind DB
-// files covering the lab's documentation ranges (see ../README.md):
+// Command mkfixture writes the GeoIP test fixtures, tiny City and ASN MaxMind DB
+// files covering the lab's documentation ranges (see ../testdata/README.md):
 //
-//	go run ./internal/geoip/testdata/gen [-dir internal/geoip/testdata]
+//	go run ./internal/geoip/mkfixture [-dir internal/geoip/testdata]
 //
 // The output is deterministic (fixed build epoch), so regenerating an
 // unchanged generator leaves the committed files unchanged.
@@ -49,6 +49,9 @@ var places = []place{
 	{"2001:db8:2::/48", "DE", 2921044, "Land Berlin", "BE", 2950157, "Berlin", 2950159, 52.5244, 13.4105, "Europe/Berlin"},
 	{"2001:db8:3::/48", "US", 6252001, "California", "CA", 5332921, "San Francisco", 5391959, 37.7749, -122.4194, "America/Los_Angeles"},
 	{"2001:db8:4::/48", "BR", 3469034, "São Paulo", "SP", 3448433, "São Paulo", 3448439, -23.5475, -46.6361, "America/Sao_Paulo"},
+	// The lab's server LANs: their IPv6 prefixes locate like their IPv4 networks.
+	{"2001:db8:a::/48", "DE", 2921044, "Land Berlin", "BE", 2950157, "Berlin", 2950159, 52.5244, 13.4105, "Europe/Berlin"},
+	{"2001:db8:b::/48", "JP", 1861060, "Tokyo", "13", 1850144, "Tokyo", 1850147, 35.6895, 139.6917, "Asia/Tokyo"},
 	{network: "2001:db8:f000::/36", country: "NL", countryID: 2750405},
 }
 
@@ -62,6 +65,8 @@ var systems = []as{
 	{"2001:db8:2::/48", 64501, "V6Matrix Lab Berlin Hosting"},
 	{"2001:db8:3::/48", 65550, "V6Matrix Lab SF Cloud"},
 	{"2001:db8:4::/48", 64504, "Rede Lab São Paulo"},
+	{"2001:db8:a::/48", 64501, "V6Matrix Lab Berlin Hosting"},
+	{"2001:db8:b::/48", 64503, "V6Matrix Lab Tokyo Net"},
 	{"2001:db8:f000::/36", 64511, "V6Matrix Lab NL Exchange"},
 }
 
