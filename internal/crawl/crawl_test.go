@@ -37,7 +37,7 @@ type crawled struct {
 
 // crawlTree crawls testList through the tree's recursor, behind a front server that
 // never answers for slow.com (a resolver that does not answer within the timeout).
-func crawlTree(t *testing.T) *crawled {
+func crawlTree(t *testing.T, options ...func(*Config)) *crawled {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
@@ -90,6 +90,9 @@ func crawlTree(t *testing.T) *crawled {
 	cfg.Classify = func(a netip.Addr) result.Class {
 		k := cl.Classify(a)
 		return result.Class{Valid: k.Valid, PrefixID: k.PrefixID, Type: k.Type, IID: k.IID}
+	}
+	for _, o := range options {
+		o(&cfg)
 	}
 	cr := New(cfg, c.client, st)
 	if err := cr.CheckResolvers(ctx); err != nil {
@@ -322,4 +325,20 @@ func (c *crawled) host(t *testing.T, domain, name string) map[string]any {
 	}
 	t.Fatalf("no host %s for %s in domains.jsonl", name, domain)
 	return nil
+}
+
+func TestCrawlTreeWWWApex(t *testing.T) {
+	c := crawlTree(t, func(cfg *Config) { cfg.WWWApex = true })
+	want := [][]string{
+		{"www", "example.com", "www.example.com", "192.0.2.80", "2001:db8:80::1"},
+		{"www", "example.com", "www.example.com", "192.0.2.81", ""},
+		{"www", "example.com", "example.com", "192.0.2.8", ""},
+	}
+	if diff := cmp.Diff(want, c.rowsOf("www.csv", "example.com")); diff != "" {
+		t.Errorf("www.csv with --www-apex (-want +got):\n%s", diff)
+	}
+	// A domain without an apex address still gets its apex row, with empty cells.
+	if rows := c.rowsOf("www.csv", "outside.com"); len(rows) != 2 || rows[1][2] != "outside.com" || rows[1][3] != "" {
+		t.Errorf("outside.com www rows %q, want www.outside.com and an empty apex row", rows)
+	}
 }

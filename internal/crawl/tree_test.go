@@ -75,6 +75,7 @@ xn--e1afmkfd IN NS ns.dnshost.net.
 @     IN NS ns1
 @     IN NS ns2.dnshost.net.
 ns1   IN A 127.0.3.1
+@     IN A 192.0.2.8
 @     IN MX 20 mx.shared.net.
 @     IN MX 10 mail
 mail  IN A 192.0.2.25

@@ -30,6 +30,7 @@ type probers struct {
 	ntp    ntpprobe.Prober
 	path   *path.Tracer
 	http   httpprobe.Prober
+	hosts  hostLocks // path traces of one host take turns
 	geo    *geoip.DB
 }
 
@@ -103,7 +104,10 @@ func (pr *probers) task(t *target, kind string, results chan<- store.Measurement
 		measure = func(ctx context.Context) (any, error) { return value(pr.http.Probe(ctx, t.ip, t.www)) }
 	case result.KindPath:
 		task.Proto, task.Port = polite.ProtoUDP, uint16(pr.cfg.Path.Port)
-		measure = func(ctx context.Context) (any, error) { return value(pr.path.Trace(ctx, t.ip)) }
+		measure = func(ctx context.Context) (any, error) {
+			defer pr.hosts.lock(t.host)()
+			return value(pr.path.Trace(ctx, t.ip))
+		}
 	}
 	task.Run = func(ctx context.Context) {
 		v, err := measure(ctx)

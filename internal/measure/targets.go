@@ -11,11 +11,15 @@ import (
 // target is one unique address of a run with what its roles call for. The names
 // come from the best-ranked domain that uses the address in each role.
 type target struct {
-	ip      netip.Addr
-	www     string // host name for TLS SNI on 443; "" when no www host uses the address
-	mx      string // host name of an mx host (STARTTLS on 25)
-	nsZone  string // the domain whose SOA is asked of this name server address
-	ntp     bool   // an ntp host uses the address
+	ip     netip.Addr
+	www    string // host name for TLS SNI on 443; "" when no www host uses the address
+	mx     string // host name of an mx host (STARTTLS on 25)
+	nsZone string // the domain whose SOA is asked of this name server address
+	ntp    bool   // an ntp host uses the address
+	// host is the first host found with the address (domains in rank order): a
+	// dual-stack host's IPv4 and IPv6 addresses share it, so their path traces
+	// take turns (see hostLocks).
+	host    string
 	measure map[string]bool
 }
 
@@ -33,7 +37,7 @@ func collectTargets(ctx context.Context, st store.Store, run int64) ([]*target, 
 				for _, ip := range ips {
 					t := byIP[ip]
 					if t == nil {
-						t = &target{ip: ip}
+						t = &target{ip: ip, host: ref.Name}
 						byIP[ip] = t
 						order = append(order, t)
 					}
