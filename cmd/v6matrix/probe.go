@@ -32,6 +32,8 @@ type probeOptions struct {
 	PathPort   int           `json:"path_port"`
 	PathHops   int           `json:"path_max_hops"`
 	PathGap    int           `json:"path_gap_limit"`
+	PathProbes int           `json:"path_probes_per_hop"`
+	PathWait   time.Duration `json:"path_wait"`
 	GeoIPCity  string        `json:"geoip_city,omitempty"`
 	GeoIPASN   string        `json:"geoip_asn,omitempty"`
 	EHLOName   string        `json:"ehlo_name"`
@@ -53,6 +55,8 @@ func (po *probeOptions) register(fs *flag.FlagSet) {
 	fs.DurationVar(&po.TCPTimeout, "tcp-timeout", def.TCPTimeout, "wait for a TCP handshake (over ~1.2s, so that ICMPv6 errors are seen)")
 	fs.IntVar(&po.PathPort, "path-port", path.DefaultPort, "the one UDP destination `port` of every path probe")
 	fs.IntVar(&po.PathHops, "path-max-hops", path.DefaultConfig().MaxHops, "longest path traced")
+	fs.IntVar(&po.PathProbes, "path-probes-per-hop", path.DefaultConfig().ProbesPerHop, "path probes sent to a silent hop before it is marked *")
+	fs.DurationVar(&po.PathWait, "path-wait", path.DefaultConfig().WaitPerProbe, "wait for the answer to one path probe")
 	fs.IntVar(&po.PathGap, "path-gap-limit", path.DefaultConfig().GapLimit, "stop a path trace after this many silent hops in a row (0: go on to --path-max-hops, like tracepath)")
 	fs.StringVar(&po.GeoIPCity, "geoip-city", "", "MaxMind/DB-IP City database (`.mmdb`)")
 	fs.StringVar(&po.GeoIPASN, "geoip-asn", "", "MaxMind/DB-IP ASN database (`.mmdb`)")
@@ -86,6 +90,10 @@ func (po *probeOptions) validate() error {
 		return usagef("--path-max-hops %d: want 1 to 255", po.PathHops)
 	case po.PathGap < 0 || po.PathGap > 255:
 		return usagef("--path-gap-limit %d: want 0 (off) to 255", po.PathGap)
+	case po.PathProbes < 1 || po.PathProbes > 10:
+		return usagef("--path-probes-per-hop %d: want 1 to 10", po.PathProbes)
+	case po.PathWait < 10*time.Millisecond || po.PathWait > time.Minute:
+		return usagef("--path-wait %v: want 10ms to 1m", po.PathWait)
 	case po.TCPTimeout <= 0:
 		return usagef("--tcp-timeout %v: want a positive duration", po.TCPTimeout)
 	}
@@ -110,6 +118,7 @@ func probeStage(ctx context.Context, st store.Store, run *store.Run, o crawlOpti
 	cfg.Polite, cfg.Logger, cfg.EHLOName, cfg.TCPTimeout = po.Polite, log, po.EHLOName, po.TCPTimeout
 	cfg.Ping.Count = po.PingCount
 	cfg.Path.Port, cfg.Path.MaxHops, cfg.Path.GapLimit = po.PathPort, po.PathHops, po.PathGap
+	cfg.Path.ProbesPerHop, cfg.Path.WaitPerProbe = po.PathProbes, po.PathWait
 	servers, err := resolverAddrs(o)
 	if err != nil {
 		return err
