@@ -93,7 +93,7 @@ func (p *Prober) Probe(ctx context.Context, addr netip.Addr, domain string) (Res
 	c := &dns.Client{Net: network, Timeout: timeout, Dialer: probe.RecvErrDialer(p.Dialer)}
 	server := probe.HostPort(addr, port)
 	for range attempts {
-		resp, rtt, err := c.ExchangeContext(ctx, q, server)
+		resp, rtt, err := probe.Exchange(ctx, c, q, server)
 		if err := probe.ContextDone(ctx); err != nil {
 			return Result{}, fmt.Errorf("dns53 %s: %w", server, err)
 		}

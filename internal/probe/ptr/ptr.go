@@ -125,7 +125,7 @@ func (p *Prober) exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, time.Durat
 	}
 	c := &dns.Client{Net: "udp", Timeout: timeout, Dialer: p.Dialer}
 	for range attempts {
-		resp, rtt, err := c.ExchangeContext(ctx, q, p.Resolver)
+		resp, rtt, err := probe.Exchange(ctx, c, q, p.Resolver)
 		if err := probe.ContextDone(ctx); err != nil {
 			return nil, 0, err
 		}
@@ -137,7 +137,7 @@ func (p *Prober) exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, time.Durat
 		}
 		if resp.Truncated {
 			tc := &dns.Client{Net: "tcp", Timeout: timeout, Dialer: p.Dialer}
-			resp, rtt, err = tc.ExchangeContext(ctx, q, p.Resolver)
+			resp, rtt, err = probe.Exchange(ctx, tc, q, p.Resolver)
 			if isTimeout(err) {
 				return nil, 0, nil
 			}
