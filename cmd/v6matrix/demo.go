@@ -70,10 +70,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := os.WriteFile(list, l.Scenario().DomainList(), 0o644); err != nil {
 		return err
 	}
-	// The daemon made the lab CA and left its certificate in the state directory.
-	pem, err := os.ReadFile(filepath.Join(l.StateDir(), "ca.pem"))
-	if err != nil {
-		return fmt.Errorf("demo: lab CA: %w", err)
+	pem := l.CAPEM()
+	if pem == nil {
+		return fmt.Errorf("demo: the lab CA is missing from %s", l.StateDir())
 	}
 	if err := os.WriteFile(ca, pem, 0o644); err != nil {
 		return err

@@ -10,6 +10,8 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 )
@@ -116,10 +118,16 @@ func (ca *labCA) tlsConfig(mode, fallback string) *tls.Config {
 	}
 }
 
-// CAPEM returns the lab CA certificate in PEM form (nil before StartServers).
+// CAPEM returns the lab CA certificate in PEM form: from the servers of this process,
+// or, for a lab attached to (servers in the daemon), from the state directory where
+// the daemon wrote it. Nil when the servers have not started.
 func (l *Lab) CAPEM() []byte {
-	if l.srv == nil || l.srv.ca == nil {
+	if l.srv != nil && l.srv.ca != nil {
+		return append([]byte(nil), l.srv.ca.certPEM...)
+	}
+	b, err := os.ReadFile(filepath.Join(l.cfg.StateDir, "ca.pem"))
+	if err != nil {
 		return nil
 	}
-	return append([]byte(nil), l.srv.ca.certPEM...)
+	return b
 }
