@@ -138,7 +138,17 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		run.Options = string(opts)
 		log.Info("resuming run", "run", run.ID, "list", run.ListName, "state", run.State)
 	}
-	if !run.Loaded {
+	switch {
+	case !run.Loaded && *resume && o.List == "-":
+		// Standard input cannot be read a second time: go on with what was loaded.
+		c, err := st.Counts(ctx, run.ID)
+		if err != nil {
+			return err
+		}
+		log.Warn("the list came from standard input and its loading was interrupted: resuming with the domains loaded so far",
+			"run", run.ID, "domains", c.Total)
+		run.Loaded = true
+	case !run.Loaded:
 		if err := loadList(ctx, st, &run, o, log); err != nil {
 			return err
 		}
