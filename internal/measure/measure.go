@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"sync"
@@ -111,7 +112,8 @@ func Run(ctx context.Context, cfg Config, st store.Store, run int64, p *Progress
 	if err != nil {
 		return err
 	}
-	pr, err := newProbers(cfg)
+	cfg.Kinds = maps.Clone(cfg.Kinds) // newProbers may turn a kind off for this run
+	pr, err := newProbers(cfg, log)
 	if err != nil {
 		return err
 	}

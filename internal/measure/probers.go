@@ -2,7 +2,6 @@ package measure
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 
 	"github.com/v6matrix/v6matrix/internal/geoip"
@@ -34,7 +33,10 @@ type probers struct {
 	geo    *geoip.DB
 }
 
-func newProbers(cfg Config) (*probers, error) {
+// newProbers opens what the enabled kinds need. A ping socket that cannot be opened
+// (no raw socket privilege, and unprivileged ICMP sockets not allowed by
+// net.ipv4.ping_group_range) turns ping off with a warning: the other probes go on.
+func newProbers(cfg Config, log *slog.Logger) (*probers, error) {
 	pr := &probers{cfg: cfg, geo: cfg.GeoIP,
 		tcp:  tcpport.Prober{Timeout: cfg.TCPTimeout},
 		tls:  tlsprobe.Prober{Roots: cfg.Roots, EHLOName: cfg.EHLOName, Timeout: cfg.TLSTimeout},
@@ -49,9 +51,11 @@ func newProbers(cfg Config) (*probers, error) {
 			return nil, err
 		}
 		if err := p.Start(); err != nil {
-			return nil, fmt.Errorf("ping: %w", err)
+			log.Warn("ping is off for this run: no ICMP socket could be opened (run as root, or allow unprivileged ping with sysctl net.ipv4.ping_group_range)", "err", err)
+			delete(pr.cfg.Kinds, result.KindPing)
+		} else {
+			pr.pinger = p
 		}
-		pr.pinger = p
 	}
 	if cfg.Kinds[result.KindPath] {
 		t, err := path.New(cfg.Path)
