@@ -98,8 +98,8 @@ func (l *Lab) writeState(s *servers) error {
 	return nil
 }
 
-// nodeOf returns the node holding addr on one of its interfaces, or "".
-func (s *Scenario) nodeOf(addr netip.Addr) string {
+// NodeOf returns the node holding addr on one of its interfaces or its loopback, or "".
+func (s *Scenario) NodeOf(addr netip.Addr) string {
 	for _, l := range s.Links {
 		for _, e := range l.Ends {
 			for _, p := range e.Addrs {
@@ -121,7 +121,7 @@ func (s *Scenario) nodeOf(addr netip.Addr) string {
 
 // listenIn runs open inside the namespace of the node holding addr.
 func (l *Lab) listenIn(addr netip.Addr, open func() error) error {
-	node := l.sc.nodeOf(addr)
+	node := l.sc.NodeOf(addr)
 	if node == "" {
 		return fmt.Errorf("address %s is on no node", addr)
 	}

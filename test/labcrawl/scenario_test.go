@@ -10,27 +10,6 @@ import (
 // What the scenario file says about one address, derived from its nodes, faults and
 // services (so that a new scenario needs no change here).
 
-// nodeOf returns the node that holds addr (on a link or its loopback), or "".
-func nodeOf(sc *lab.Scenario, addr netip.Addr) string {
-	for _, l := range sc.Links {
-		for _, e := range l.Ends {
-			for _, p := range e.Addrs {
-				if p.Addr() == addr {
-					return e.Node
-				}
-			}
-		}
-	}
-	for _, n := range sc.Nodes {
-		for _, p := range n.Loopback {
-			if p.Addr() == addr {
-				return n.Name
-			}
-		}
-	}
-	return ""
-}
-
 // routerFault reports whether some router discards (blackhole) or rejects (unreachable) addr.
 func routerFault(sc *lab.Scenario, addr netip.Addr) (blackhole, unreachable bool) {
 	for _, n := range sc.Nodes {
@@ -67,7 +46,7 @@ func expectTCP(sc *lab.Scenario, addr netip.Addr, port int) string {
 	case bh:
 		return "filtered"
 	}
-	if n := sc.Node(nodeOf(sc, addr)); n != nil && slices.Contains(n.Faults.FilterTCP, port) {
+	if n := sc.Node(sc.NodeOf(addr)); n != nil && slices.Contains(n.Faults.FilterTCP, port) {
 		return "filtered"
 	}
 	if s, ok := serviceOn(sc, addr, port); ok && s.Kind != "ntp" {
@@ -79,7 +58,7 @@ func expectTCP(sc *lab.Scenario, addr netip.Addr, port int) string {
 // expectLoss is the ping loss (percent) the scenario designs for addr.
 func expectLoss(sc *lab.Scenario, addr netip.Addr) float64 {
 	bh, unr := routerFault(sc, addr)
-	if n := sc.Node(nodeOf(sc, addr)); bh || unr || n == nil || n.Faults.DropEcho {
+	if n := sc.Node(sc.NodeOf(addr)); bh || unr || n == nil || n.Faults.DropEcho {
 		return 100
 	}
 	return 0
