@@ -2,14 +2,8 @@ package measure
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"math"
-	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
@@ -27,6 +21,7 @@ import (
 	"github.com/v6matrix/v6matrix/internal/probe/path"
 	"github.com/v6matrix/v6matrix/internal/result"
 	"github.com/v6matrix/v6matrix/internal/store"
+	"github.com/v6matrix/v6matrix/internal/testcert"
 )
 
 // The test host: services on the well-known ports of one loopback address, and a
@@ -41,30 +36,6 @@ func needRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the services listen on ports 25, 53, 80, 123 and 443")
 	}
-}
-
-// testCA returns a root pool and a certificate for name signed by it.
-func testCA(t *testing.T, name string) (*x509.CertPool, tls.Certificate) {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(caCert)
-	return pool, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
 // seenUA is the User-Agent and Host of the last HTTP request the test web server saw.
@@ -164,7 +135,8 @@ func TestRunLoopback(t *testing.T) {
 	needRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	roots, cert := testCA(t, "www.m.test")
+	ca := testcert.NewCA(t)
+	roots, cert := ca.Pool, ca.Leaf(t, []string{"www.m.test"}, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	serve(t, ctx, cert)
 	trapped := trap(t)
 	// A resolver for the PTR queries: it knows the reverse name of hostIP only.

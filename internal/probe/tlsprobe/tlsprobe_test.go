@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/v6matrix/v6matrix/internal/testcert"
 )
 
 // outcome is the comparable part of a Result (expiry times and error texts checked apart).
@@ -33,12 +35,12 @@ func outcomeOf(r Result, verifyHas string) outcome {
 }
 
 func TestProbeTLS(t *testing.T) {
-	ca := newCA(t)
+	ca := testcert.NewCA(t)
 	now := time.Now()
 	const host = "www.example.test"
-	good := ca.leaf(t, []string{host}, now.Add(-time.Hour), now.Add(90*24*time.Hour))
-	expired := ca.leaf(t, []string{host}, now.Add(-48*time.Hour), now.Add(-24*time.Hour))
-	wrong := ca.leaf(t, []string{"other.example.test"}, now.Add(-time.Hour), now.Add(time.Hour))
+	good := ca.Leaf(t, []string{host}, now.Add(-time.Hour), now.Add(90*24*time.Hour))
+	expired := ca.Leaf(t, []string{host}, now.Add(-48*time.Hour), now.Add(-24*time.Hour))
+	wrong := ca.Leaf(t, []string{"other.example.test"}, now.Add(-time.Hour), now.Add(time.Hour))
 	tlsServer := func(cert tls.Certificate, maxVersion uint16) func(net.Conn) {
 		return func(c net.Conn) {
 			s := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}, MaxVersion: maxVersion})
@@ -71,7 +73,7 @@ func TestProbeTLS(t *testing.T) {
 		{"plain TCP", "tcp4", serve(t, "tcp4", plain), outcome{true, nil, "none", false, nil, ""}, "", nil},
 		{"closed port", "tcp4", closedPort, outcome{false, nil, "", false, nil, ""}, "", nil},
 	}
-	p := &Prober{Roots: ca.pool, Timeout: 3 * time.Second}
+	p := &Prober{Roots: ca.Pool, Timeout: 3 * time.Second}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := netip.MustParseAddr("127.0.0.1")
@@ -97,8 +99,8 @@ func TestProbeTLS(t *testing.T) {
 		})
 	}
 	// The certificate of an untrusted CA is measured but invalid.
-	other := newCA(t)
-	p2 := &Prober{Roots: other.pool, Timeout: 3 * time.Second}
+	other := testcert.NewCA(t)
+	p2 := &Prober{Roots: other.Pool, Timeout: 3 * time.Second}
 	r, err := p2.ProbeTLS(t.Context(), netip.MustParseAddr("127.0.0.1"), tests[0].port, host)
 	if err != nil {
 		t.Fatal(err)
@@ -159,9 +161,9 @@ func (s *smtpServer) commands() []string {
 }
 
 func TestProbeSTARTTLS(t *testing.T) {
-	ca := newCA(t)
+	ca := testcert.NewCA(t)
 	const mx = "mx.example.test"
-	cert := ca.leaf(t, []string{mx}, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	cert := ca.Leaf(t, []string{mx}, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	yes, no := true, false
 	tests := []struct {
 		name    string
@@ -178,7 +180,7 @@ func TestProbeSTARTTLS(t *testing.T) {
 			[]string{"EHLO crawler.example.net", "QUIT"}},
 	}
 	// After STARTTLS the client says EHLO again, as RFC 3207 §4.2 requires.
-	p := &Prober{Roots: ca.pool, EHLOName: "crawler.example.net", Timeout: 3 * time.Second}
+	p := &Prober{Roots: ca.Pool, EHLOName: "crawler.example.net", Timeout: 3 * time.Second}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			port := serve(t, tc.network, tc.srv.handle)
