@@ -367,6 +367,8 @@ func buildCrawl(o crawlOptions, log *slog.Logger) (crawl.Config, *resolve.Client
 		if cfg.OptOut, err = domains.ParseOptOut(f, o.Exclude); err != nil {
 			return cfg, nil, err
 		}
+		nd, nn := cfg.OptOut.Len()
+		log.Info("opt-out list", "file", o.Exclude, "domains", nd, "networks", nn)
 	}
 	allow, err := parsePrefixes("allow-ranges", o.AllowRanges)
 	if err != nil {

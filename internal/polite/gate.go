@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+
+	"github.com/v6matrix/v6matrix/internal/addrclass"
 )
 
 // Gate decides which addresses may be probed at all. The crawl asks it
@@ -13,9 +15,8 @@ import (
 // are inside an allowed prefix (--allow-ranges, for the lab), and it always
 // refuses opted-out networks: an opt-out wins over an allow.
 type Gate struct {
-	allow   prefixTable[netip.Prefix]
-	optOut  prefixTable[netip.Prefix]
-	special prefixTable[specialRange]
+	allow  prefixTable[netip.Prefix]
+	optOut prefixTable[netip.Prefix]
 	// Blocks with special rules, parsed once.
 	globalUnicast, sixToFour, nat64, teredo netip.Prefix
 }
@@ -42,13 +43,6 @@ func NewGate(allow, optOut []netip.Prefix) (*Gate, error) {
 			return nil, fmt.Errorf("polite: opt-out range %d (%v) is not a valid prefix", i, p)
 		}
 		g.optOut.add(p.Masked(), p.Masked())
-	}
-	for _, r := range specialRanges() {
-		p, err := netip.ParsePrefix(r.prefix)
-		if err != nil {
-			return nil, fmt.Errorf("polite: special-purpose table: %w", err)
-		}
-		g.special.add(p, r)
 	}
 	return g, nil
 }
@@ -102,11 +96,12 @@ func (g *Gate) Allowed(a netip.Addr) (ok bool, reason string) {
 
 // notGlobal returns why a is not globally reachable, or "".
 func (g *Gate) notGlobal(a netip.Addr) string {
-	if r, hit := g.special.lookup(a); hit {
-		if r.global {
+	// The IANA special-purpose registries, as the address classifier has them.
+	if r, hit := addrclass.LookupSpecial(a); hit {
+		if r.Global {
 			return ""
 		}
-		return fmt.Sprintf("special-purpose: %s %s (%s)", r.name, r.prefix, r.ref)
+		return fmt.Sprintf("special-purpose: %s %s (%s)", r.Name, r.Block, r.Ref)
 	}
 	if a.Is6() && !g.globalUnicast.Contains(a) {
 		return "outside the IPv6 global unicast space 2000::/3"
