@@ -61,4 +61,66 @@ var migrations = []string{
 		data   TEXT NOT NULL,
 		PRIMARY KEY (run_id, ip, kind)
 	) WITHOUT ROWID;`,
+	// 3: what the website reads instead of every domain: the per-domain IPv6 summary
+	// (sort keys fold the role's value and the rank into one integer, so every sorted
+	// page is an index range), aggregates per run/TLD/country/AS, located addresses, and
+	// the changes between two runs.
+	`CREATE TABLE domain_summary (
+		run_id INTEGER NOT NULL REFERENCES runs(id),
+		name   TEXT NOT NULL,
+		tld    TEXT NOT NULL,
+		rank   INTEGER NOT NULL,
+		status TEXT NOT NULL,
+		ns TEXT NOT NULL, mx TEXT NOT NULL, www TEXT NOT NULL, ntp TEXT NOT NULL,
+		ns_reach TEXT NOT NULL, mx_reach TEXT NOT NULL, www_reach TEXT NOT NULL, ntp_reach TEXT NOT NULL,
+		broken TEXT NOT NULL,
+		k_ns INTEGER NOT NULL, k_mx INTEGER NOT NULL, k_www INTEGER NOT NULL, k_ntp INTEGER NOT NULL,
+		PRIMARY KEY (run_id, name)
+	) WITHOUT ROWID;
+	CREATE INDEX domain_summary_rank ON domain_summary (run_id, tld, rank, name);
+	CREATE INDEX domain_summary_name ON domain_summary (run_id, tld, name);
+	CREATE INDEX domain_summary_ns ON domain_summary (run_id, tld, k_ns, name);
+	CREATE INDEX domain_summary_mx ON domain_summary (run_id, tld, k_mx, name);
+	CREATE INDEX domain_summary_www ON domain_summary (run_id, tld, k_www, name);
+	CREATE INDEX domain_summary_ntp ON domain_summary (run_id, tld, k_ntp, name);
+	CREATE INDEX domain_summary_history ON domain_summary (name, run_id);
+	CREATE TABLE aggregates (
+		run_id INTEGER NOT NULL REFERENCES runs(id),
+		kind   TEXT NOT NULL,
+		key    TEXT NOT NULL,
+		data   TEXT NOT NULL,
+		PRIMARY KEY (run_id, kind, key)
+	) WITHOUT ROWID;
+	CREATE INDEX aggregates_trend ON aggregates (kind, key, run_id);
+	CREATE TABLE address_summary (
+		run_id  INTEGER NOT NULL REFERENCES runs(id),
+		ip      TEXT NOT NULL,
+		family  INTEGER NOT NULL,
+		cc      TEXT NOT NULL,
+		asn     INTEGER NOT NULL,
+		domains INTEGER NOT NULL,
+		data    TEXT NOT NULL,
+		PRIMARY KEY (run_id, ip)
+	) WITHOUT ROWID;
+	CREATE INDEX address_summary_cc ON address_summary (run_id, cc, domains);
+	CREATE INDEX address_summary_asn ON address_summary (run_id, asn, domains);
+	CREATE TABLE summaries (
+		run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+		built  TEXT NOT NULL
+	);
+	CREATE TABLE run_diffs (
+		run_a INTEGER NOT NULL,
+		run_b INTEGER NOT NULL,
+		data  TEXT NOT NULL,
+		PRIMARY KEY (run_a, run_b)
+	);
+	CREATE TABLE domain_changes (
+		run_a  INTEGER NOT NULL,
+		run_b  INTEGER NOT NULL,
+		role   TEXT NOT NULL,
+		change TEXT NOT NULL,
+		rank   INTEGER NOT NULL,
+		name   TEXT NOT NULL,
+		PRIMARY KEY (run_a, run_b, role, change, rank, name)
+	) WITHOUT ROWID;`,
 }

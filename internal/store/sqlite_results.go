@@ -153,10 +153,16 @@ func (s *SQLite) Details(ctx context.Context, run int64, fn func(Detail) error) 
 }
 
 func (s *SQLite) detailPage(ctx context.Context, run int64, after Cursor) ([]Detail, error) {
+	return s.details(ctx, run, `(rank > ? OR (rank = ? AND name > ?)) ORDER BY rank, name LIMIT ?`,
+		after.Rank, after.Rank, after.Name, detailPage)
+}
+
+// details reads the domains that the condition (a fixed SQL text with ? for the
+// arguments, never input) selects, with their hosts and addresses.
+func (s *SQLite) details(ctx context.Context, run int64, cond string, args ...any) ([]Detail, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT name, rank, tld, suffix, status, error, null_mx,
 		soa_mname, soa_rname, soa_serial, soa_refresh, soa_retry, soa_expire, soa_minimum, soa_primary, soa_inhouse, soa_total, hosts
-		FROM domains WHERE run_id = ? AND (rank > ? OR (rank = ? AND name > ?)) ORDER BY rank, name LIMIT ?`,
-		run, after.Rank, after.Rank, after.Name, detailPage)
+		FROM domains WHERE run_id = ? AND `+cond, append([]any{run}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("read domains: %w", err)
 	}

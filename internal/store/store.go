@@ -102,5 +102,7 @@ type Store interface {
 	// Details calls fn for every domain of the run in (rank, name) order.
 	Details(ctx context.Context, run int64, fn func(Detail) error) error
 
+	Summaries
+
 	Close() error
 }

@@ -1,0 +1,439 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/v6matrix/v6matrix/internal/result"
+)
+
+// ClearSummary removes a run's summary rows.
+func (s *SQLite) ClearSummary(ctx context.Context, run int64) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, q := range []string{
+		`DELETE FROM summaries WHERE run_id = ?`,
+		`DELETE FROM domain_summary WHERE run_id = ?`,
+		`DELETE FROM aggregates WHERE run_id = ?`,
+		`DELETE FROM address_summary WHERE run_id = ?`,
+		`DELETE FROM run_diffs WHERE run_a = ?1 OR run_b = ?1`,
+		`DELETE FROM domain_changes WHERE run_a = ?1 OR run_b = ?1`,
+	} {
+		if _, err := tx.ExecContext(ctx, q, run); err != nil {
+			return fmt.Errorf("clear summary of run %d: %w", run, err)
+		}
+	}
+	return tx.Commit()
+}
+
+// SaveSummaries writes domain summaries in one transaction.
+func (s *SQLite) SaveSummaries(ctx context.Context, run int64, ss []result.DomainSummary) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO domain_summary (run_id, name, tld, rank, status,
+		ns, mx, www, ntp, ns_reach, mx_reach, www_reach, ntp_reach, broken, k_ns, k_mx, k_www, k_ntp)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for i := range ss {
+		d := &ss[i]
+		args := []any{run, d.Name, d.TLD, d.Rank, string(d.Status)}
+		for _, r := range d.Roles {
+			args = append(args, string(r.IPv6))
+		}
+		for _, r := range d.Roles {
+			args = append(args, string(r.Reachable))
+		}
+		args = append(args, string(d.Broken))
+		for _, r := range d.Roles {
+			args = append(args, roleKey(r.IPv6, d.Rank))
+		}
+		if _, err := st.ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("save summary of %s: %w", d.Name, err)
+		}
+	}
+	return tx.Commit()
+}
+
+// SaveAggregates writes the aggregates and located addresses and marks the run summarised.
+func (s *SQLite) SaveAggregates(ctx context.Context, run int64, gs []result.Aggregate, as []result.AddressSummary) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	gst, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO aggregates (run_id, kind, key, data) VALUES (?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer gst.Close()
+	for _, g := range gs {
+		js, _ := json.Marshal(g)
+		if _, err := gst.ExecContext(ctx, run, g.Kind, g.Key, string(js)); err != nil {
+			return fmt.Errorf("save aggregate %s %s: %w", g.Kind, g.Key, err)
+		}
+	}
+	ast, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO address_summary (run_id, ip, family, cc, asn, domains, data)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer ast.Close()
+	for _, a := range as {
+		js, _ := json.Marshal(a)
+		if _, err := ast.ExecContext(ctx, run, a.IP, a.Family, a.CountryCode, a.ASN, a.Domains, string(js)); err != nil {
+			return fmt.Errorf("save address summary %s: %w", a.IP, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO summaries (run_id, built) VALUES (?, ?)`,
+		run, formatTime(time.Now())); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// BuildDiff records, per role, the domains of both runs whose IPv6 went from a measured
+// "no" to "yes" (gained) or back (lost), and the counts.
+func (s *SQLite) BuildDiff(ctx context.Context, a, b int64) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM domain_changes WHERE run_a = ? AND run_b = ?`, a, b); err != nil {
+		return err
+	}
+	c := DiffCounts{A: a, B: b}
+	for i, role := range result.Roles {
+		col := roleColumn[role]
+		for _, ch := range []struct{ name, from, to string }{{"gained", "no", "yes"}, {"lost", "yes", "no"}} {
+			// col is one of four fixed column names, never input.
+			res, err := tx.ExecContext(ctx, `INSERT INTO domain_changes (run_a, run_b, role, change, rank, name)
+				SELECT ?1, ?2, ?3, ?4, y.rank, y.name FROM domain_summary x
+				JOIN domain_summary y ON y.run_id = ?2 AND y.name = x.name
+				WHERE x.run_id = ?1 AND x.`+col+` = ?5 AND y.`+col+` = ?6`, a, b, string(role), ch.name, ch.from, ch.to)
+			if err != nil {
+				return fmt.Errorf("diff runs %d and %d: %w", a, b, err)
+			}
+			n, _ := res.RowsAffected()
+			if ch.name == "gained" {
+				c.Gained[i] = int(n)
+			} else {
+				c.Lost[i] = int(n)
+			}
+		}
+	}
+	var na, nb int
+	err = tx.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM domain_summary WHERE run_id = ?1),
+		(SELECT count(*) FROM domain_summary WHERE run_id = ?2),
+		(SELECT count(*) FROM domain_summary x JOIN domain_summary y ON y.run_id = ?2 AND y.name = x.name WHERE x.run_id = ?1)`,
+		a, b).Scan(&na, &nb, &c.Common)
+	if err != nil {
+		return fmt.Errorf("diff runs %d and %d: %w", a, b, err)
+	}
+	c.OnlyA, c.OnlyB = na-c.Common, nb-c.Common
+	js, _ := json.Marshal(c)
+	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO run_diffs (run_a, run_b, data) VALUES (?, ?, ?)`, a, b, string(js)); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// roleColumn maps a role to its summary column (fixed names, safe in SQL text).
+var roleColumn = map[result.Role]string{result.RoleNS: "ns", result.RoleMX: "mx", result.RoleWWW: "www", result.RoleNTP: "ntp"}
+
+// Summarised returns when the run's summary was built.
+func (s *SQLite) Summarised(ctx context.Context, run int64) (time.Time, error) {
+	var built string
+	err := s.db.QueryRowContext(ctx, `SELECT built FROM summaries WHERE run_id = ?`, run).Scan(&built)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	return parseTime(built), err
+}
+
+// Aggregates returns the aggregates of a kind, by key.
+func (s *SQLite) Aggregates(ctx context.Context, run int64, kind string) ([]result.Aggregate, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT data FROM aggregates WHERE run_id = ? AND kind = ? ORDER BY key`, run, kind)
+	if err != nil {
+		return nil, fmt.Errorf("read aggregates: %w", err)
+	}
+	defer rows.Close()
+	var out []result.Aggregate
+	for rows.Next() {
+		var g result.Aggregate
+		if err := scanJSON(rows, &g); err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+// Aggregate returns one aggregate.
+func (s *SQLite) Aggregate(ctx context.Context, run int64, kind, key string) (result.Aggregate, error) {
+	var g result.Aggregate
+	err := scanJSON(s.db.QueryRowContext(ctx, `SELECT data FROM aggregates WHERE run_id = ? AND kind = ? AND key = ?`, run, kind, key), &g)
+	if errors.Is(err, sql.ErrNoRows) {
+		return g, fmt.Errorf("%s %q of run %d: %w", kind, key, run, ErrNotFound)
+	}
+	return g, err
+}
+
+// Trend returns an aggregate across the summarised runs.
+func (s *SQLite) Trend(ctx context.Context, kind, key string) ([]TrendPoint, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT a.run_id, r.started, a.data FROM aggregates a JOIN runs r ON r.id = a.run_id
+		WHERE a.kind = ? AND a.key = ? AND r.state = 'done' ORDER BY a.run_id`, kind, key)
+	if err != nil {
+		return nil, fmt.Errorf("read trend: %w", err)
+	}
+	defer rows.Close()
+	var out []TrendPoint
+	for rows.Next() {
+		var p TrendPoint
+		var started, data string
+		if err := rows.Scan(&p.Run, &started, &data); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(data), &p.Aggregate); err != nil {
+			return nil, fmt.Errorf("damaged aggregate of run %d: %w", p.Run, err)
+		}
+		p.Started = parseTime(started)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+const summaryColumns = `name, tld, rank, status, ns, mx, www, ntp, ns_reach, mx_reach, www_reach, ntp_reach, broken`
+
+func scanSummary(sc interface{ Scan(...any) error }, d *result.DomainSummary, extra ...any) error {
+	var status, broken string
+	var v, r [4]string
+	args := []any{&d.Name, &d.TLD, &d.Rank, &status, &v[0], &v[1], &v[2], &v[3], &r[0], &r[1], &r[2], &r[3], &broken}
+	if err := sc.Scan(append(args, extra...)...); err != nil {
+		return err
+	}
+	d.Status, d.Broken = result.Status(status), result.Broken(broken)
+	for i := range d.Roles {
+		d.Roles[i] = result.RoleSummary{IPv6: result.Tri(v[i]), Reachable: result.Tri(r[i])}
+	}
+	return nil
+}
+
+// sortColumn maps an order to its key column (fixed names, safe in SQL text).
+var sortColumn = map[SortKey]string{SortRank: "rank", SortName: "''", SortNS: "k_ns", SortMX: "k_mx", SortWWW: "k_www", SortNTP: "k_ntp"}
+
+// DomainSummaries returns a page of a TLD's domains: an index range in every order.
+func (s *SQLite) DomainSummaries(ctx context.Context, run int64, q SummaryQuery) ([]result.DomainSummary, error) {
+	col, ok := sortColumn[q.Sort]
+	if !ok {
+		return nil, fmt.Errorf("unknown order %q", q.Sort)
+	}
+	cmp, dir := ">", "ASC"
+	if q.Desc {
+		cmp, dir = "<", "DESC"
+	}
+	where := `run_id = ? AND tld = ?`
+	args := []any{run, q.TLD}
+	if q.After != nil {
+		if q.Sort == SortName {
+			where += ` AND name ` + cmp + ` ?`
+			args = append(args, q.After.Name)
+		} else {
+			where += ` AND (` + col + `, name) ` + cmp + ` (?, ?)`
+			args = append(args, q.After.Key, q.After.Name)
+		}
+	}
+	order := col + ` ` + dir + `, name ` + dir
+	if q.Sort == SortName {
+		order = `name ` + dir
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+summaryColumns+` FROM domain_summary WHERE `+where+
+		` ORDER BY `+order+` LIMIT ?`, append(args, q.Limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("read domains of %s: %w", q.TLD, err)
+	}
+	defer rows.Close()
+	var out []result.DomainSummary
+	for rows.Next() {
+		var d result.DomainSummary
+		if err := scanSummary(rows, &d); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// DomainSummary returns one domain's summary.
+func (s *SQLite) DomainSummary(ctx context.Context, run int64, name string) (result.DomainSummary, error) {
+	var d result.DomainSummary
+	err := scanSummary(s.db.QueryRowContext(ctx, `SELECT `+summaryColumns+` FROM domain_summary WHERE run_id = ? AND name = ?`, run, name), &d)
+	if errors.Is(err, sql.ErrNoRows) {
+		return d, fmt.Errorf("domain %s in run %d: %w", name, run, ErrNotFound)
+	}
+	return d, err
+}
+
+// History returns a domain's summary across runs.
+func (s *SQLite) History(ctx context.Context, name string) ([]HistoryPoint, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+summaryColumns+`, d.run_id, r.started FROM domain_summary d
+		JOIN runs r ON r.id = d.run_id WHERE d.name = ? ORDER BY d.run_id`, name)
+	if err != nil {
+		return nil, fmt.Errorf("read history of %s: %w", name, err)
+	}
+	defer rows.Close()
+	var out []HistoryPoint
+	for rows.Next() {
+		var p HistoryPoint
+		var started string
+		if err := scanSummary(rows, &p.DomainSummary, &p.Run, &started); err != nil {
+			return nil, err
+		}
+		p.Started = parseTime(started)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// prefixEnd returns the smallest string greater than every string starting with p.
+func prefixEnd(p string) string { return p + "\U0010FFFF" }
+
+// SearchDomains finds domains by name prefix (an index range).
+func (s *SQLite) SearchDomains(ctx context.Context, run int64, prefix string, limit int) ([]result.DomainSummary, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+summaryColumns+` FROM domain_summary
+		WHERE run_id = ? AND name >= ? AND name < ? ORDER BY name LIMIT ?`, run, prefix, prefixEnd(prefix), limit)
+	if err != nil {
+		return nil, fmt.Errorf("search domains: %w", err)
+	}
+	defer rows.Close()
+	var out []result.DomainSummary
+	for rows.Next() {
+		var d result.DomainSummary
+		if err := scanSummary(rows, &d); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// SearchHosts finds host names by prefix.
+func (s *SQLite) SearchHosts(ctx context.Context, run int64, prefix string, limit int) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name FROM hosts WHERE run_id = ? AND name >= ? AND name < ? ORDER BY name LIMIT ?`,
+		run, prefix, prefixEnd(prefix), limit)
+	if err != nil {
+		return nil, fmt.Errorf("search hosts: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// Located returns a country's or an AS's addresses, the most used first.
+func (s *SQLite) Located(ctx context.Context, run int64, kind, key string, limit, offset int) ([]result.AddressSummary, error) {
+	var rows *sql.Rows
+	var err error
+	switch kind {
+	case "country":
+		rows, err = s.db.QueryContext(ctx, `SELECT data FROM address_summary WHERE run_id = ? AND cc = ?
+			ORDER BY domains DESC LIMIT ? OFFSET ?`, run, key, limit, offset)
+	case "asn":
+		asn, perr := strconv.ParseUint(key, 10, 32)
+		if perr != nil {
+			return nil, fmt.Errorf("AS number %q: %w", key, ErrNotFound)
+		}
+		rows, err = s.db.QueryContext(ctx, `SELECT data FROM address_summary WHERE run_id = ? AND asn = ?
+			ORDER BY domains DESC LIMIT ? OFFSET ?`, run, asn, limit, offset)
+	default:
+		return nil, fmt.Errorf("unknown location kind %q", kind)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read addresses of %s %s: %w", kind, key, err)
+	}
+	defer rows.Close()
+	var out []result.AddressSummary
+	for rows.Next() {
+		var a result.AddressSummary
+		if err := scanJSON(rows, &a); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// Diff returns the stored counts of a diff; false when it was not built.
+func (s *SQLite) Diff(ctx context.Context, a, b int64) (DiffCounts, bool, error) {
+	var c DiffCounts
+	err := scanJSON(s.db.QueryRowContext(ctx, `SELECT data FROM run_diffs WHERE run_a = ? AND run_b = ?`, a, b), &c)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, false, nil
+	}
+	return c, err == nil, err
+}
+
+// Changes returns a page of changed domains in rank order.
+func (s *SQLite) Changes(ctx context.Context, a, b int64, role result.Role, change string, after Cursor, limit int) ([]Change, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT rank, name FROM domain_changes
+		WHERE run_a = ? AND run_b = ? AND role = ? AND change = ? AND (rank, name) > (?, ?) ORDER BY rank, name LIMIT ?`,
+		a, b, string(role), change, after.Rank, after.Name, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read changes: %w", err)
+	}
+	defer rows.Close()
+	var out []Change
+	for rows.Next() {
+		c := Change{Role: role, Change: change}
+		if err := rows.Scan(&c.Rank, &c.Name); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// Domain returns one domain with its hosts and addresses.
+func (s *SQLite) Domain(ctx context.Context, run int64, name string) (Detail, error) {
+	page, err := s.details(ctx, run, `name = ?`, name)
+	if err != nil {
+		return Detail{}, err
+	}
+	if len(page) == 0 {
+		return Detail{}, fmt.Errorf("domain %s in run %d: %w", name, run, ErrNotFound)
+	}
+	return page[0], nil
+}
+
+// scanJSON reads one JSON column into v.
+func scanJSON(sc interface{ Scan(...any) error }, v any) error {
+	var data string
+	if err := sc.Scan(&data); err != nil {
+		return err
+	}
+	if err := json.Unmarshal([]byte(data), v); err != nil {
+		return fmt.Errorf("damaged summary row: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,381 @@
+// Package summary condenses a run into what the website shows without reading every
+// domain: the per-domain IPv6 summary (ipv6domain.csv plus reachability and broken
+// IPv6), aggregates per run, TLD, country and autonomous system, the located addresses,
+// and the changes against the run before. Build runs when a run finishes (and on demand
+// for older runs); the store keeps the results.
+package summary
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/v6matrix/v6matrix/internal/probe/path"
+	"github.com/v6matrix/v6matrix/internal/probe/tcpport"
+	"github.com/v6matrix/v6matrix/internal/result"
+	"github.com/v6matrix/v6matrix/internal/store"
+)
+
+// Of returns the IPv6 summary of one domain. A role has IPv6 when one of its hosts has a
+// valid (routable) IPv6 address, as in ipv6domain.csv; "unknown" when it has none but a
+// lookup of one of its hosts failed (timeout, SERVFAIL...), so that a transient failure
+// never reads as "no IPv6". Roles of a domain whose own lookups failed are NA.
+func Of(d *store.Detail) result.DomainSummary {
+	s := result.DomainSummary{Name: d.Name, Rank: d.Rank, TLD: d.TLD, Status: d.Status}
+	if d.Status != result.StatusOK {
+		return s
+	}
+	for i, role := range result.Roles {
+		rs := result.RoleSummary{IPv6: result.No}
+		probed := false
+		for _, ref := range d.Hosts {
+			if ref.Role != role {
+				continue
+			}
+			h := d.HostsByName[ref.Name]
+			if failed(h.Status) && rs.IPv6 == result.No {
+				rs.IPv6 = result.Unknown
+			}
+			for _, ip := range h.V6 {
+				a, ok := d.Addrs[ip]
+				if !ok || a.Class == nil || !a.Class.Valid {
+					continue
+				}
+				rs.IPv6 = result.Yes
+				switch Reach(&a) {
+				case result.Yes:
+					rs.Reachable = result.Yes
+				case result.No:
+					probed = true
+				}
+				switch Broken(&a) {
+				case result.BrokenBlackHole:
+					s.Broken = result.BrokenBlackHole
+				case result.BrokenUnreachable:
+					if s.Broken == result.BrokenNone {
+						s.Broken = result.BrokenUnreachable
+					}
+				}
+			}
+		}
+		if rs.IPv6 == result.Yes && rs.Reachable != result.Yes {
+			rs.Reachable = result.Unknown
+			if probed {
+				rs.Reachable = result.No
+			}
+		}
+		s.Roles[i] = rs
+	}
+	return s
+}
+
+// failed reports whether a host lookup ended without an answer that can be trusted.
+func failed(st result.Status) bool {
+	switch st {
+	case result.StatusOK, result.StatusNXDomain, result.StatusNoData, result.StatusExcluded:
+		return false
+	}
+	return true
+}
+
+// Reach says whether an address answered: ping, or a TCP port that opened or refused
+// (a reset is an answer too). Unknown when it was not probed.
+func Reach(a *result.Address) result.Tri {
+	probed := false
+	if a.Ping != nil {
+		probed = true
+		if a.Ping.Received > 0 {
+			return result.Yes
+		}
+	}
+	for _, port := range []int{25, 80, 443} {
+		if t := a.TCP(port); t != nil {
+			probed = true
+			if t.State == tcpport.StateOpen || t.State == tcpport.StateClosed {
+				return result.Yes
+			}
+		}
+	}
+	if probed {
+		return result.No
+	}
+	return result.Unknown
+}
+
+// Broken says how an address's IPv6 fails: a path that ends in a suspected PMTU black
+// hole, or no answer to any probe.
+func Broken(a *result.Address) result.Broken {
+	if !a.IP.Is6() || a.IP.Is4In6() {
+		return result.BrokenNone
+	}
+	if a.Path != nil && a.Path.Reason == path.ReasonBlackHole {
+		return result.BrokenBlackHole
+	}
+	if Reach(a) == result.No {
+		return result.BrokenUnreachable
+	}
+	return result.BrokenNone
+}
+
+// batch is how many domain summaries are saved per transaction.
+const batch = 2000
+
+// Build summarises a run into the store, replacing an earlier summary of it, and
+// records the changes against the latest earlier finished run. Memory grows with the
+// run's unique addresses (about 150 bytes each), not with its domains.
+func Build(ctx context.Context, st store.Store, run int64, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	start := time.Now()
+	if err := st.ClearSummary(ctx, run); err != nil {
+		return fmt.Errorf("summarise run %d: %w", run, err)
+	}
+	b := newBuilder()
+	var pending []result.DomainSummary
+	err := st.Details(ctx, run, func(d store.Detail) error {
+		s := Of(&d)
+		b.add(&d, &s)
+		pending = append(pending, s)
+		if len(pending) == batch {
+			if err := st.SaveSummaries(ctx, run, pending); err != nil {
+				return err
+			}
+			pending = pending[:0]
+		}
+		return nil
+	})
+	if err == nil && len(pending) > 0 {
+		err = st.SaveSummaries(ctx, run, pending)
+	}
+	if err == nil {
+		err = st.SaveAggregates(ctx, run, b.aggregates(), b.addresses())
+	}
+	if err != nil {
+		return fmt.Errorf("summarise run %d: %w", run, err)
+	}
+	prev, err := previous(ctx, st, run)
+	if err != nil {
+		return fmt.Errorf("summarise run %d: %w", run, err)
+	}
+	if prev != 0 {
+		if err := st.BuildDiff(ctx, prev, run); err != nil {
+			return fmt.Errorf("summarise run %d: %w", run, err)
+		}
+	}
+	log.Info("run summarised", "run", run, "domains", b.run.Domains, "addresses", len(b.addrs),
+		"tlds", len(b.tlds), "countries", len(b.countries), "previous", prev, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// previous returns the newest finished run older than run, or 0.
+func previous(ctx context.Context, st store.Store, run int64) (int64, error) {
+	runs, err := st.ListRuns(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var prev int64
+	for _, r := range runs {
+		if r.ID < run && r.State == store.RunDone {
+			prev = r.ID
+		}
+	}
+	return prev, nil
+}
+
+// addrAcc is what the builder keeps per unique address.
+type addrAcc struct {
+	result.AddressSummary
+}
+
+// builder accumulates the aggregates while Build reads the run.
+type builder struct {
+	run       result.Aggregate
+	tlds      map[string]*result.Aggregate
+	countries map[string]*result.Aggregate
+	asns      map[uint32]*result.Aggregate
+	addrs     map[netip.Addr]*addrAcc
+}
+
+func newBuilder() *builder {
+	return &builder{run: result.Aggregate{Kind: "run"}, tlds: map[string]*result.Aggregate{},
+		countries: map[string]*result.Aggregate{}, asns: map[uint32]*result.Aggregate{}, addrs: map[netip.Addr]*addrAcc{}}
+}
+
+// count adds a domain's summary to an aggregate.
+func count(g *result.Aggregate, s *result.DomainSummary) {
+	g.Domains++
+	if s.Status != result.StatusOK {
+		return
+	}
+	g.Measured++
+	anyV6, unknown := false, false
+	for i, r := range s.Roles {
+		if r.IPv6 == result.Yes {
+			g.IPv6[i]++
+			anyV6 = true
+		}
+		if r.IPv6 == result.Unknown {
+			unknown = true
+		}
+		if r.Reachable == result.Yes {
+			g.Reachable[i]++
+		}
+	}
+	if anyV6 {
+		g.AnyIPv6++
+	}
+	if unknown {
+		g.Unknown++
+	}
+	if s.AllFour() {
+		g.All++
+	}
+	switch s.Broken {
+	case result.BrokenUnreachable:
+		g.Unreachable++
+	case result.BrokenBlackHole:
+		g.BlackHole++
+	}
+}
+
+func (b *builder) add(d *store.Detail, s *result.DomainSummary) {
+	count(&b.run, s)
+	t := b.tlds[d.TLD]
+	if t == nil {
+		t = &result.Aggregate{Kind: "tld", Key: d.TLD}
+		b.tlds[d.TLD] = t
+	}
+	count(t, s)
+	// The domain counts once in every country and AS that one of its addresses is in.
+	ccs, asns := map[string]bool{}, map[uint32]bool{}
+	for _, ref := range d.Hosts {
+		h := d.HostsByName[ref.Name]
+		for _, ip := range append(h.V4[:len(h.V4):len(h.V4)], h.V6...) {
+			a, ok := d.Addrs[ip]
+			if !ok {
+				continue
+			}
+			acc := b.addrs[ip]
+			if acc == nil {
+				acc = &addrAcc{AddressSummary: result.AddressSummary{IP: ip.String(), Family: a.Family(),
+					Reachable: Reach(&a), Domain: d.Name, Host: ref.Name, Role: ref.Role}}
+				if g := a.Geo; g != nil {
+					acc.CountryCode, acc.City, acc.ASOrg = g.CountryCode, g.City, g.ASOrg
+					if g.ASN != nil {
+						acc.ASN = *g.ASN
+					}
+				}
+				b.addrs[ip] = acc
+				b.located(acc)
+			}
+			if acc.CountryCode != "" && !ccs[acc.CountryCode] {
+				ccs[acc.CountryCode] = true
+				count(b.country(acc.CountryCode), s)
+			}
+			if acc.ASN != 0 && !asns[acc.ASN] {
+				asns[acc.ASN] = true
+				count(b.asn(acc.ASN, acc.ASOrg), s)
+			}
+		}
+	}
+	for ip := range addrsOf(d) {
+		b.addrs[ip].Domains++
+	}
+}
+
+// addrsOf returns the set of a domain's addresses.
+func addrsOf(d *store.Detail) map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	for _, ref := range d.Hosts {
+		h := d.HostsByName[ref.Name]
+		for _, ip := range append(h.V4[:len(h.V4):len(h.V4)], h.V6...) {
+			if _, ok := d.Addrs[ip]; ok {
+				out[ip] = true
+			}
+		}
+	}
+	return out
+}
+
+// located counts a new address in its country and AS.
+func (b *builder) located(a *addrAcc) {
+	var gs []*result.Aggregate
+	if a.CountryCode != "" {
+		gs = append(gs, b.country(a.CountryCode))
+	}
+	if a.ASN != 0 {
+		gs = append(gs, b.asn(a.ASN, a.ASOrg))
+	}
+	for _, g := range gs {
+		if a.Family == 4 {
+			g.V4Addresses++
+			continue
+		}
+		g.V6Addresses++
+		if a.Reachable == result.Yes {
+			g.V6ReachableAddress++
+		}
+	}
+}
+
+func (b *builder) country(cc string) *result.Aggregate {
+	g := b.countries[cc]
+	if g == nil {
+		g = &result.Aggregate{Kind: "country", Key: cc}
+		b.countries[cc] = g
+	}
+	return g
+}
+
+func (b *builder) asn(asn uint32, org string) *result.Aggregate {
+	g := b.asns[asn]
+	if g == nil {
+		g = &result.Aggregate{Kind: "asn", Key: strconv.FormatUint(uint64(asn), 10), Name: org}
+		b.asns[asn] = g
+	}
+	return g
+}
+
+// aggregates returns every aggregate, the run's first.
+func (b *builder) aggregates() []result.Aggregate {
+	out := []result.Aggregate{b.run}
+	for _, m := range []map[string]*result.Aggregate{b.tlds, b.countries} {
+		for _, g := range m {
+			out = append(out, *g)
+		}
+	}
+	for _, g := range b.asns {
+		out = append(out, *g)
+	}
+	slices.SortFunc(out[1:], func(x, y result.Aggregate) int {
+		if x.Kind != y.Kind {
+			return compare(x.Kind, y.Kind)
+		}
+		return compare(x.Key, y.Key)
+	})
+	return out
+}
+
+func compare(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// addresses returns the located addresses.
+func (b *builder) addresses() []result.AddressSummary {
+	out := make([]result.AddressSummary, 0, len(b.addrs))
+	for _, a := range b.addrs {
+		out = append(out, a.AddressSummary)
+	}
+	return out
+}

@@ -1,0 +1,91 @@
+package summary_test
+
+import (
+	"context"
+	"encoding/csv"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/v6matrix/v6matrix/internal/export"
+	"github.com/v6matrix/v6matrix/internal/result"
+	"github.com/v6matrix/v6matrix/internal/store"
+	"github.com/v6matrix/v6matrix/internal/summary"
+	"github.com/v6matrix/v6matrix/internal/synthrun"
+)
+
+// TestAggregatesMatchExport: the run's and every TLD's IPv6 counts equal those counted
+// from the exported ipv6domain.csv of the same run.
+func TestAggregatesMatchExport(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := store.OpenSQLite(ctx, filepath.Join(dir, "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	run, err := synthrun.Fill(ctx, st, synthrun.Config{Domains: 3000, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := summary.Build(ctx, st, run, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := export.Write(ctx, st, run, dir, []string{"csv"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(dir, "ipv6domain.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	type counts struct{ domains, ok int; v6 [4]int }
+	want := map[string]*counts{"": {}}
+	for _, r := range rows[1:] {
+		for _, key := range []string{"", r[5]} {
+			c := want[key]
+			if c == nil {
+				c = &counts{}
+				want[key] = c
+			}
+			c.domains++
+			if r[7] == "ok" {
+				c.ok++
+			}
+			for i := range 4 {
+				if r[1+i] == "1" {
+					c.v6[i]++
+				}
+			}
+		}
+	}
+	check := func(g result.Aggregate, c *counts) {
+		t.Helper()
+		if g.Domains != c.domains || g.Measured != c.ok || g.IPv6 != c.v6 {
+			t.Errorf("%s %q: domains %d measured %d ipv6 %v; ipv6domain.csv says %d %d %v",
+				g.Kind, g.Key, g.Domains, g.Measured, g.IPv6, c.domains, c.ok, c.v6)
+		}
+	}
+	all, err := st.Aggregate(ctx, run, "run", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(all, want[""])
+	if all.IPv6[2] == 0 || all.IPv6[2] == all.Measured {
+		t.Errorf("synthetic run should have some but not all www hosts on IPv6: %v of %d", all.IPv6, all.Measured)
+	}
+	tlds, err := st.Aggregates(ctx, run, "tld")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tlds) != len(want)-1 {
+		t.Errorf("%d TLD aggregates, the export has %d TLDs", len(tlds), len(want)-1)
+	}
+	for _, g := range tlds {
+		check(g, want[g.Key])
+	}
+}
