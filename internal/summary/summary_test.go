@@ -43,7 +43,10 @@ func TestAggregatesMatchExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	type counts struct{ domains, ok int; v6 [4]int }
+	type counts struct {
+		domains, ok int
+		v6          [4]int
+	}
 	want := map[string]*counts{"": {}}
 	for _, r := range rows[1:] {
 		for _, key := range []string{"", r[5]} {
