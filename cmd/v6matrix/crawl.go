@@ -21,6 +21,7 @@ import (
 	"github.com/v6matrix/v6matrix/internal/resolve"
 	"github.com/v6matrix/v6matrix/internal/result"
 	"github.com/v6matrix/v6matrix/internal/store"
+	"github.com/v6matrix/v6matrix/internal/summary"
 )
 
 // crawlOptions are a run's settings; they are stored with the run so that --resume
@@ -199,6 +200,9 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if err := finishRun(st, &run, store.RunDone, nil); err != nil {
 		return err
+	}
+	if err := summary.Build(ctx, st, run.ID, log); err != nil {
+		log.Warn("the run's summary for the website was not built; v6matrix serve builds it when it starts", "run", run.ID, "err", err)
 	}
 	counts, err := st.Counts(ctx, run.ID)
 	if err != nil {

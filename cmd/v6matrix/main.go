@@ -33,7 +33,8 @@ var commands = map[string]command{
 	"export":   {"write a run's records as CSV files and JSON Lines", cmdExport},
 	"runs":     {"list the runs in a database with their counts", cmdRuns},
 	"demo":     {"bring the lab up, crawl it and export the records (needs root)", cmdDemo},
-	"infopage": {"serve the crawler's info page and take opt-out requests", cmdInfoPage},
+	"infopage": {"serve the crawler's info page and take opt-out requests (serve --info-only)", cmdInfoPage},
+	"serve":    {"serve the website and API of a database's runs", cmdServe},
 	"bench":    {"crawl synthetic domains against a loopback server and print domains/s, queries/s, peak RSS", cmdBench},
 }
 

@@ -1,4 +1,5 @@
-// Package infopage serves the crawler's own web page: what v6matrix is, what it sends
+// Package infopage is the crawler's own web page's logic (internal/web renders it at
+// /about, and alone with `serve --info-only`): what v6matrix is, what it sends
 // and how often, who runs it, and a form that takes opt-out requests. Operators run it
 // on port 80 of the crawl's source addresses (docs/POLITENESS.md), so that whoever
 // finds those addresses in a log can learn who we are and ask to be left out.
@@ -8,10 +9,13 @@
 package infopage
 
 import (
-	"embed"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"html/template"
+	"strconv"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,11 +27,6 @@ import (
 
 	"github.com/v6matrix/v6matrix/internal/domains"
 )
-
-//go:embed templates/*.html
-var templates embed.FS
-
-var pages = template.Must(template.ParseFS(templates, "templates/*.html"))
 
 // Config describes the crawl the page speaks for.
 type Config struct {
@@ -56,6 +55,7 @@ type Request struct {
 // Handler serves the page and takes requests.
 type Handler struct {
 	cfg  Config
+	key  [32]byte             // signs the form's tokens; new per process
 	mu   sync.Mutex           // serialises appends to the requests file
 	seen map[string]time.Time // last request per client address, for a simple rate limit
 }
@@ -68,7 +68,9 @@ func New(cfg Config) *Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Handler{cfg: cfg, seen: map[string]time.Time{}}
+	h := &Handler{cfg: cfg, seen: map[string]time.Time{}}
+	rand.Read(h.key[:])
+	return h
 }
 
 // maxForm bounds a request body; an opt-out needs a few lines.
@@ -77,72 +79,90 @@ const maxForm = 16 << 10
 // maxEntries bounds the networks and domains of one request.
 const maxEntries = 100
 
-// ServeHTTP serves GET / and POST /opt-out.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	switch {
-	case r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
-		h.render(w, http.StatusOK, "index.html", pageData{Config: h.cfg})
-	case r.URL.Path == "/opt-out" && r.Method == http.MethodPost:
-		h.optOut(w, r)
-	case r.URL.Path == "/" || r.URL.Path == "/opt-out":
-		w.Header().Set("Allow", "GET, HEAD, POST")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-	default:
-		http.NotFound(w, r)
-	}
-}
-
-type pageData struct {
-	Config
+// Outcome is what a submitted opt-out form came to: the status to answer, the errors
+// to show (with the form as typed, to correct it), or the request as stored.
+type Outcome struct {
+	Status  int
 	Errors  []string
-	Request *Request
 	Form    map[string]string
-}
-
-func (h *Handler) render(w http.ResponseWriter, status int, name string, d pageData) {
-	w.WriteHeader(status)
-	if err := pages.ExecuteTemplate(w, name, d); err != nil {
-		h.cfg.Logger.Error("info page", "template", name, "err", err)
-	}
+	Request *Request
 }
 
 // rateGap is the least time between two requests from one client address.
 const rateGap = 10 * time.Second
 
-func (h *Handler) optOut(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+// maxSeen bounds the rate limiter's memory of client addresses.
+const maxSeen = 10000
+
+// maxFile bounds the requests file: past it, requests are refused (and the operator
+// is told in the log) rather than filling the disk.
+const maxFile = 16 << 20
+
+// Config returns the crawler's description, for the page.
+func (h *Handler) Config() Config { return h.cfg }
+
+// Token returns the form's anti-forgery token: an HMAC of the hour it was issued, valid
+// for two hours, so the form needs no session.
+func (h *Handler) Token() string { return h.token(h.cfg.Now().Unix() / 3600) }
+
+func (h *Handler) token(hour int64) string {
+	m := hmac.New(sha256.New, h.key[:])
+	fmt.Fprintf(m, "opt-out %d", hour)
+	return strconv.FormatInt(hour, 10) + "." + hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+func (h *Handler) validToken(t string) bool {
+	hourText, _, _ := strings.Cut(t, ".")
+	hour, err := strconv.ParseInt(hourText, 10, 64)
+	now := h.cfg.Now().Unix() / 3600
+	if err != nil || hour > now || now-hour > 1 {
+		return false
+	}
+	return hmac.Equal([]byte(t), []byte(h.token(hour)))
+}
+
+// Take handles a submitted form (POST): it checks the token and the origin, the rate
+// per client address and the fields, then appends the request to the requests file.
+func (h *Handler) Take(r *http.Request) Outcome {
+	r.Body = http.MaxBytesReader(nil, r.Body, maxForm)
 	if err := r.ParseForm(); err != nil {
-		h.render(w, http.StatusBadRequest, "index.html", pageData{Config: h.cfg, Errors: []string{"the form could not be read"}})
-		return
+		return Outcome{Status: http.StatusBadRequest, Errors: []string{"the form could not be read"}}
+	}
+	form := map[string]string{"targets": r.PostForm.Get("targets"), "contact": r.PostForm.Get("contact"), "comment": r.PostForm.Get("comment")}
+	if o := r.Header.Get("Origin"); o != "" && o != "http://"+r.Host && o != "https://"+r.Host {
+		return Outcome{Status: http.StatusForbidden, Form: form, Errors: []string{"the form was sent from another site"}}
+	}
+	if !h.validToken(r.PostForm.Get("token")) {
+		return Outcome{Status: http.StatusForbidden, Form: form, Errors: []string{"the form has expired: please send it again"}}
 	}
 	from := clientAddr(r)
 	req, errs := parseRequest(r.PostForm)
-	form := map[string]string{"targets": r.PostForm.Get("targets"), "contact": r.PostForm.Get("contact"), "comment": r.PostForm.Get("comment")}
 	if len(errs) > 0 {
-		h.render(w, http.StatusBadRequest, "index.html", pageData{Config: h.cfg, Errors: errs, Form: form})
-		return
+		return Outcome{Status: http.StatusBadRequest, Errors: errs, Form: form}
 	}
 	now := h.cfg.Now()
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if last, ok := h.seen[from]; ok && now.Sub(last) < rateGap {
-		h.mu.Unlock()
-		h.render(w, http.StatusTooManyRequests, "index.html", pageData{Config: h.cfg, Form: form,
-			Errors: []string{"one request every few seconds, please: try again in a moment"}})
-		return
+		return Outcome{Status: http.StatusTooManyRequests, Form: form,
+			Errors: []string{"one request every few seconds, please: try again in a moment"}}
+	}
+	if len(h.seen) >= maxSeen {
+		for a, t := range h.seen {
+			if now.Sub(t) >= rateGap {
+				delete(h.seen, a)
+			}
+		}
 	}
 	h.seen[from] = now
 	req.Time, req.From = now.UTC(), from
-	err := h.appendRequest(req)
-	h.mu.Unlock()
-	if err != nil {
+	if err := h.appendRequest(req); err != nil {
 		h.cfg.Logger.Error("opt-out request not saved", "err", err)
-		h.render(w, http.StatusInternalServerError, "index.html", pageData{Config: h.cfg, Form: form,
-			Errors: []string{"your request could not be saved; please write to the contact address"}})
-		return
+		return Outcome{Status: http.StatusInternalServerError, Form: form,
+			Errors: []string{"your request could not be saved; please write to the contact address"}}
 	}
 	h.cfg.Logger.Info("opt-out request", "from", from, "networks", req.Networks, "domains", req.Domains)
-	h.render(w, http.StatusOK, "done.html", pageData{Config: h.cfg, Request: &req})
+	return Outcome{Status: http.StatusOK, Request: &req}
 }
 
 // parseRequest validates the form: targets are networks (CIDR or address) or domains,
@@ -193,6 +213,9 @@ func parseRequest(form map[string][]string) (Request, []string) {
 func (h *Handler) appendRequest(req Request) error {
 	if h.cfg.Requests == "" {
 		return fmt.Errorf("no requests file configured")
+	}
+	if fi, err := os.Stat(h.cfg.Requests); err == nil && fi.Size() > maxFile {
+		return fmt.Errorf("requests file %s is over %d bytes: review it and move it away", h.cfg.Requests, maxFile)
 	}
 	f, err := os.OpenFile(h.cfg.Requests, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o640)
 	if err != nil {

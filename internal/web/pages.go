@@ -1,0 +1,534 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/v6matrix/v6matrix/internal/domains"
+	"github.com/v6matrix/v6matrix/internal/result"
+	"github.com/v6matrix/v6matrix/internal/store"
+)
+
+// pageSize is how many domains a TLD page shows; maxPage bounds ?limit.
+const (
+	pageSize = 50
+	maxPage  = 500
+)
+
+func (s *Server) overview(w http.ResponseWriter, r *http.Request) error {
+	run, err := s.latest(r.Context())
+	if err != nil {
+		var he *httpError
+		if errors.As(err, &he) {
+			s.render(w, r, http.StatusOK, "empty.html", page{Title: "No results yet", Nav: "overview", Data: he.msg})
+			return nil
+		}
+		return err
+	}
+	g, err := s.st.Aggregate(r.Context(), run.ID, "run", "")
+	if err != nil {
+		return err
+	}
+	tlds, err := s.aggRows(r, run.ID, "tld")
+	if err != nil {
+		return err
+	}
+	if err := sortRows(tlds, "domains", true); err != nil {
+		return err
+	}
+	if len(tlds) > 10 {
+		tlds = tlds[:10]
+	}
+	s.render(w, r, http.StatusOK, "overview.html", page{Title: "IPv6 among popular domains", Nav: "overview", Run: &run,
+		Data: struct {
+			Agg  result.Aggregate
+			Row  aggRow
+			TLDs []aggRow
+		}{g, rowOf(g), tlds}})
+	return nil
+}
+
+// aggRows returns a run's aggregates of a kind as rows, with country names.
+func (s *Server) aggRows(r *http.Request, run int64, kind string) ([]aggRow, error) {
+	gs, err := s.st.Aggregates(r.Context(), run, kind)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]aggRow, len(gs))
+	for i, g := range gs {
+		rows[i] = rowOf(g)
+		if kind == "country" {
+			rows[i].Name = s.countryName(g.Key)
+		}
+	}
+	return rows, nil
+}
+
+// sortParams reads ?sort= and ?dir=; without ?dir a column sorts in its natural
+// direction (natDesc).
+func sortParams(r *http.Request, def string, natDesc func(string) bool) (string, bool, error) {
+	q := r.URL.Query()
+	by := q.Get("sort")
+	if by == "" {
+		by = def
+	}
+	switch q.Get("dir") {
+	case "":
+		return by, natDesc(by), nil
+	case "asc":
+		return by, false, nil
+	case "desc":
+		return by, true, nil
+	}
+	return "", false, badRequest("dir %q: want asc or desc", q.Get("dir"))
+}
+
+// aggDesc: aggregate tables sort figures largest first, names alphabetically.
+func aggDesc(col string) bool { return col != "key" && col != "name" }
+
+// domainDesc: domain lists sort every column ascending (best rank, IPv6 first).
+func domainDesc(string) bool { return false }
+
+// sortLinks builds the header links of a sortable table: each column's URL (which
+// reverses the direction when it is the current column) and its aria-sort value.
+type sortLinks struct {
+	base     url.Values
+	path, by string
+	desc     bool
+	natDesc  func(string) bool
+}
+
+// Href returns the URL that sorts by col.
+func (l sortLinks) Href(col string) string {
+	q := url.Values{}
+	for k, v := range l.base {
+		if k != "sort" && k != "dir" && k != "after" {
+			q[k] = v
+		}
+	}
+	desc := l.natDesc(col)
+	if col == l.by {
+		desc = !l.desc
+	}
+	q.Set("sort", col)
+	q.Set("dir", map[bool]string{true: "desc", false: "asc"}[desc])
+	return l.path + "?" + q.Encode()
+}
+
+// Aria returns the aria-sort value of col.
+func (l sortLinks) Aria(col string) string {
+	if col != l.by {
+		return "none"
+	}
+	if l.desc {
+		return "descending"
+	}
+	return "ascending"
+}
+
+func (s *Server) tldsPage(w http.ResponseWriter, r *http.Request) error {
+	run, err := s.runParam(r.Context(), orLatest(r.URL.Query().Get("run")))
+	if err != nil {
+		return err
+	}
+	rows, err := s.aggRows(r, run.ID, "tld")
+	if err != nil {
+		return err
+	}
+	by, desc, err := sortParams(r, "domains", aggDesc)
+	if err != nil {
+		return err
+	}
+	if err := sortRows(rows, by, desc); err != nil {
+		return err
+	}
+	s.render(w, r, http.StatusOK, "tlds.html", page{Title: "The Matrix: IPv6 by top-level domain", Nav: "tlds", Run: &run,
+		Data: struct {
+			Rows []aggRow
+			Sort sortLinks
+		}{rows, sortLinks{r.URL.Query(), "/tlds", by, desc, aggDesc}}})
+	return nil
+}
+
+func orLatest(v string) string {
+	if v == "" {
+		return "latest"
+	}
+	return v
+}
+
+// domainPage reads the ?sort, ?dir, ?after and ?limit of a TLD's domain list.
+func domainQuery(r *http.Request, tld string) (store.SummaryQuery, error) {
+	q := store.SummaryQuery{TLD: tld, Limit: pageSize}
+	by, desc, err := sortParams(r, "rank", domainDesc)
+	if err != nil {
+		return q, err
+	}
+	q.Sort, q.Desc = store.SortKey(by), desc
+	ok := false
+	for _, k := range store.SortKeys {
+		ok = ok || k == q.Sort
+	}
+	if !ok {
+		return q, badRequest("sort %q: want rank, name, ns, mx, www or ntp", by)
+	}
+	v := r.URL.Query()
+	if a := v.Get("after"); a != "" {
+		key, name, found := strings.Cut(a, ":")
+		n, err := strconv.ParseInt(key, 10, 64)
+		if !found || err != nil {
+			return q, badRequest("after %q: want the next link of the previous page", a)
+		}
+		q.After = &store.PageCursor{Key: n, Name: name}
+	}
+	if l := v.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > maxPage {
+			return q, badRequest("limit %q: want 1 to %d", l, maxPage)
+		}
+		q.Limit = n
+	}
+	return q, nil
+}
+
+// nextCursor returns the after= value that continues after the last row, or "".
+func nextCursor(q store.SummaryQuery, rows []result.DomainSummary) string {
+	if len(rows) < q.Limit {
+		return ""
+	}
+	last := &rows[len(rows)-1]
+	return strconv.FormatInt(store.SortValue(last, q.Sort), 10) + ":" + last.Name
+}
+
+func (s *Server) tldPage(w http.ResponseWriter, r *http.Request) error {
+	tld := strings.ToLower(r.PathValue("tld"))
+	run, err := s.runParam(r.Context(), orLatest(r.URL.Query().Get("run")))
+	if err != nil {
+		return err
+	}
+	g, err := s.st.Aggregate(r.Context(), run.ID, "tld", tld)
+	if err != nil {
+		return notFound("no domain of .%s in run %d", tld, run.ID)
+	}
+	q, err := domainQuery(r, tld)
+	if err != nil {
+		return err
+	}
+	ds, err := s.st.DomainSummaries(r.Context(), run.ID, q)
+	if err != nil {
+		return err
+	}
+	rows := make([]domainRow, len(ds))
+	for i := range ds {
+		rows[i] = domainRowOf(&ds[i])
+	}
+	next := ""
+	if c := nextCursor(q, ds); c != "" {
+		v := r.URL.Query()
+		v.Set("after", c)
+		next = "/tld/" + url.PathEscape(tld) + "?" + v.Encode()
+	}
+	s.render(w, r, http.StatusOK, "tld.html", page{Title: "." + tld, Nav: "tlds", Run: &run,
+		Data: struct {
+			TLD         string
+			Row         aggRow
+			Domains     []domainRow
+			Next, First string
+			Paged       bool
+			Sort        sortLinks
+		}{tld, rowOf(g), rows, next, "/tld/" + url.PathEscape(tld), q.After != nil,
+			sortLinks{r.URL.Query(), "/tld/" + url.PathEscape(tld), string(q.Sort), q.Desc, domainDesc}}})
+	return nil
+}
+
+func (s *Server) mapPage(w http.ResponseWriter, r *http.Request) error {
+	run, err := s.runParam(r.Context(), orLatest(r.URL.Query().Get("run")))
+	if err != nil {
+		return err
+	}
+	rows, err := s.aggRows(r, run.ID, "country")
+	if err != nil {
+		return err
+	}
+	by, desc, err := sortParams(r, "v6", aggDesc)
+	if err != nil {
+		return err
+	}
+	if err := sortRows(rows, by, desc); err != nil {
+		return err
+	}
+	s.render(w, r, http.StatusOK, "map.html", page{Title: "IPv6 hosts by country", Nav: "map", Run: &run, GeoIP: true,
+		Data: struct {
+			Rows []aggRow
+			Sort sortLinks
+		}{rows, sortLinks{r.URL.Query(), "/map", by, desc, aggDesc}}})
+	return nil
+}
+
+// located serves a country or AS page.
+func (s *Server) located(w http.ResponseWriter, r *http.Request, kind, key, title string) error {
+	run, err := s.runParam(r.Context(), orLatest(r.URL.Query().Get("run")))
+	if err != nil {
+		return err
+	}
+	g, err := s.st.Aggregate(r.Context(), run.ID, kind, key)
+	if err != nil {
+		return notFound("no address located in %s in run %d", title, run.ID)
+	}
+	offset := 0
+	if o := r.URL.Query().Get("offset"); o != "" {
+		if offset, err = strconv.Atoi(o); err != nil || offset < 0 || offset > 100000 {
+			return badRequest("offset %q: want 0 to 100000", o)
+		}
+	}
+	addrs, err := s.st.Located(r.Context(), run.ID, kind, key, 100, offset)
+	if err != nil {
+		return err
+	}
+	row := rowOf(g)
+	if kind == "country" {
+		row.Name = s.countryName(key)
+	}
+	next := ""
+	if len(addrs) == 100 {
+		next = "?offset=" + strconv.Itoa(offset+100)
+	}
+	s.render(w, r, http.StatusOK, "located.html", page{Title: title, Nav: "map", Run: &run, GeoIP: true,
+		Data: struct {
+			Kind, Key, Title string
+			Row              aggRow
+			Addrs            []result.AddressSummary
+			Next             string
+		}{kind, key, title, row, addrs, next}})
+	return nil
+}
+
+func (s *Server) countryPage(w http.ResponseWriter, r *http.Request) error {
+	cc := strings.ToUpper(r.PathValue("cc"))
+	if len(cc) != 2 {
+		return notFound("no country %q: want a two-letter code", r.PathValue("cc"))
+	}
+	return s.located(w, r, "country", cc, s.countryName(cc))
+}
+
+func (s *Server) asnPage(w http.ResponseWriter, r *http.Request) error {
+	asn := strings.TrimPrefix(strings.ToUpper(r.PathValue("asn")), "AS")
+	if n, err := strconv.ParseUint(asn, 10, 32); err != nil || n == 0 {
+		return notFound("no autonomous system %q", r.PathValue("asn"))
+	}
+	return s.located(w, r, "asn", asn, "AS"+asn)
+}
+
+func (s *Server) domainPage(w http.ResponseWriter, r *http.Request) error {
+	name, err := domainName(r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	run, err := s.runParam(r.Context(), orLatest(r.URL.Query().Get("run")))
+	if err != nil {
+		return err
+	}
+	d, err := s.st.Domain(r.Context(), run.ID, name)
+	if err != nil {
+		return notFound("%s is not in run %d", name, run.ID)
+	}
+	sum, err := s.st.DomainSummary(r.Context(), run.ID, name)
+	if err != nil {
+		return err
+	}
+	hist, err := s.st.History(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	s.render(w, r, http.StatusOK, "domain.html", page{Title: name, Nav: "tlds", Run: &run, GeoIP: true,
+		Data: struct {
+			Detail  store.Detail
+			Row     domainRow
+			Hosts   []hostView
+			History []historyRow
+		}{d, domainRowOf(&sum), hostsOf(&d), historyOf(hist)}})
+	return nil
+}
+
+// domainName normalises a domain from a URL (IDNs become A-labels).
+func domainName(v string) (string, error) {
+	n, err := domains.Normalize(v)
+	if err != nil {
+		return "", notFound("%q is not a domain name", v)
+	}
+	return n, nil
+}
+
+// runRow is a run as the runs table and the API show it.
+type runRow struct {
+	ID         int64  `json:"id"`
+	Started    string `json:"started"`
+	Finished   string `json:"finished"`
+	Duration   string `json:"duration"`
+	State      string `json:"state"`
+	Vantage    string `json:"vantage"`
+	List       string `json:"list"`
+	Domains    int    `json:"domains"`
+	Done       int    `json:"done"`
+	Addresses  int    `json:"addresses"`
+	Summarised bool   `json:"summarised"`
+	Previous   int64  `json:"previous"` // the finished run before, for the diff
+}
+
+// runRows lists the runs, newest first: summarised runs from their aggregate, the
+// others from the store's (briefly cached) counts.
+func (s *Server) runRows(r *http.Request) ([]runRow, error) {
+	runs, err := s.st.ListRuns(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	var out []runRow
+	var prev int64
+	for _, x := range runs {
+		row := runRow{ID: x.ID, Started: rfc3339(x.Started), Finished: rfc3339(x.Finished), State: string(x.State),
+			Vantage: x.Vantage, List: x.ListName}
+		if !x.Finished.IsZero() {
+			row.Duration = x.Finished.Sub(x.Started).Round(1e9).String()
+		}
+		built, err := s.st.Summarised(r.Context(), x.ID)
+		if err != nil {
+			return nil, err
+		}
+		if row.Summarised = !built.IsZero(); row.Summarised {
+			g, err := s.st.Aggregate(r.Context(), x.ID, "run", "")
+			if err != nil {
+				return nil, err
+			}
+			row.Domains, row.Done = g.Domains, g.Domains
+			located, err := s.st.Aggregates(r.Context(), x.ID, "country")
+			if err != nil {
+				return nil, err
+			}
+			for _, c := range located {
+				row.Addresses += c.V4Addresses + c.V6Addresses
+			}
+		} else {
+			c, err := s.runCounts(r.Context(), x.ID)
+			if err != nil {
+				return nil, err
+			}
+			row.Domains, row.Done, row.Addresses = c.Total, c.Done, c.Addresses
+		}
+		if x.State == store.RunDone && row.Summarised {
+			row.Previous = prev
+			prev = x.ID
+		}
+		out = append(out, row)
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
+
+func (s *Server) runsPage(w http.ResponseWriter, r *http.Request) error {
+	rows, err := s.runRows(r)
+	if err != nil {
+		return err
+	}
+	s.render(w, r, http.StatusOK, "runs.html", page{Title: "Runs", Nav: "runs", Data: rows})
+	return nil
+}
+
+// diffData is a diff of two runs with its first changed domains per role.
+type diffData struct {
+	A, B    store.Run
+	Counts  store.DiffCounts
+	Changes map[string][]store.Change // "www gained" -> first domains
+}
+
+// diff returns the diff of two summarised runs, building it when it was not.
+func (s *Server) diff(r *http.Request, av, bv string) (diffData, error) {
+	var d diffData
+	var err error
+	if d.A, err = s.runParam(r.Context(), av); err != nil {
+		return d, err
+	}
+	if d.B, err = s.runParam(r.Context(), bv); err != nil {
+		return d, err
+	}
+	c, ok, err := s.st.Diff(r.Context(), d.A.ID, d.B.ID)
+	if err != nil {
+		return d, err
+	}
+	if !ok {
+		if err := s.st.BuildDiff(r.Context(), d.A.ID, d.B.ID); err != nil {
+			return d, err
+		}
+		if c, _, err = s.st.Diff(r.Context(), d.A.ID, d.B.ID); err != nil {
+			return d, err
+		}
+	}
+	d.Counts = c
+	return d, nil
+}
+
+func (s *Server) diffPage(w http.ResponseWriter, r *http.Request) error {
+	d, err := s.diff(r, r.PathValue("a"), r.PathValue("b"))
+	if err != nil {
+		return err
+	}
+	d.Changes = map[string][]store.Change{}
+	for _, role := range result.Roles {
+		for _, ch := range []string{"gained", "lost"} {
+			cs, err := s.st.Changes(r.Context(), d.A.ID, d.B.ID, role, ch, store.Cursor{}, 20)
+			if err != nil {
+				return err
+			}
+			d.Changes[string(role)+" "+ch] = cs
+		}
+	}
+	s.render(w, r, http.StatusOK, "diff.html", page{Title: "Run " + strconv.FormatInt(d.A.ID, 10) + " to run " +
+		strconv.FormatInt(d.B.ID, 10), Nav: "runs", Run: &d.B, Data: d})
+	return nil
+}
+
+// maxQuery bounds a search text.
+const maxQuery = 253
+
+func (s *Server) searchPage(w http.ResponseWriter, r *http.Request) error {
+	q := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(r.URL.Query().Get("q")), "."))
+	if len(q) > maxQuery {
+		return badRequest("search text longer than %d characters", maxQuery)
+	}
+	if n, err := domains.Normalize(q); err == nil {
+		q = n
+	}
+	var data struct {
+		Q       string
+		Domains []domainRow
+		Hosts   []string
+	}
+	data.Q = q
+	var run store.Run
+	if q != "" {
+		var err error
+		if run, err = s.latest(r.Context()); err != nil {
+			return err
+		}
+		ds, err := s.st.SearchDomains(r.Context(), run.ID, q, 50)
+		if err != nil {
+			return err
+		}
+		for i := range ds {
+			data.Domains = append(data.Domains, domainRowOf(&ds[i]))
+		}
+		if data.Hosts, err = s.st.SearchHosts(r.Context(), run.ID, q, 50); err != nil {
+			return err
+		}
+	}
+	p := page{Title: "Search", Query: q, Data: data}
+	if run.ID != 0 {
+		p.Run = &run
+	}
+	s.render(w, r, http.StatusOK, "search.html", p)
+	return nil
+}
