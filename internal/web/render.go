@@ -45,7 +45,7 @@ var funcs = template.FuncMap{
 	"roles": func() []result.Role {
 		return result.Roles
 	},
-	"at": func(a [4]int, i int) int { return a[i] },
+	"at":    func(a [4]int, i int) int { return a[i] },
 	"upper": strings.ToUpper,
 	"date": func(t time.Time) string {
 		if t.IsZero() {
