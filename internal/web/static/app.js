@@ -214,8 +214,10 @@
     const link = el.getAttribute('data-link') || LINK_DEFAULT;
     const byCC = new Map();
     for (const c of data.countries) {
-      if (c && typeof c.cc === 'string' && c.cc !== '') {
-        byCC.set(c.cc.toUpperCase(), c);
+      // The API names the country code "key" (as every aggregate row); "cc" is accepted too.
+      const cc = c && (typeof c.cc === 'string' ? c.cc : c.key);
+      if (typeof cc === 'string' && cc !== '') {
+        byCC.set(cc.toUpperCase(), c);
       }
     }
     const rows = Array.from(byCC.entries()).map(([cc, c]) => ({
