@@ -27,15 +27,16 @@ type command struct {
 
 // commands is the literal list of subcommands (no init registration).
 var commands = map[string]command{
-	"version":  {"print the version", cmdVersion},
-	"lab":      {"build and run the lab: a small dual-stack Internet in network namespaces", cmdLab},
-	"crawl":    {"crawl a ranked domain list (or --resume an interrupted run)", cmdCrawl},
-	"export":   {"write a run's records as CSV files and JSON Lines", cmdExport},
-	"runs":     {"list the runs in a database with their counts", cmdRuns},
-	"demo":     {"bring the lab up, crawl it and export the records (needs root)", cmdDemo},
-	"infopage": {"serve the crawler's info page and take opt-out requests (serve --info-only)", cmdInfoPage},
-	"serve":    {"serve the website and API of a database's runs", cmdServe},
-	"bench":    {"crawl synthetic domains against a loopback server and print domains/s, queries/s, peak RSS", cmdBench},
+	"version":   {"print the version", cmdVersion},
+	"lab":       {"build and run the lab: a small dual-stack Internet in network namespaces", cmdLab},
+	"crawl":     {"crawl a ranked domain list (or --resume an interrupted run)", cmdCrawl},
+	"export":    {"write a run's records as CSV files and JSON Lines", cmdExport},
+	"runs":      {"list the runs in a database with their counts", cmdRuns},
+	"demo":      {"bring the lab up, crawl it and export the records (needs root)", cmdDemo},
+	"infopage":  {"serve the crawler's info page and take opt-out requests (serve --info-only)", cmdInfoPage},
+	"serve":     {"serve the website and API of a database's runs", cmdServe},
+	"bench-web": {"load the website with concurrent clients on a large synthetic store and print latency percentiles", cmdBenchWeb},
+	"bench":     {"crawl synthetic domains against a loopback server and print domains/s, queries/s, peak RSS", cmdBench},
 }
 
 func main() {

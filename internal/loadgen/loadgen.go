@@ -14,9 +14,12 @@ import (
 	"time"
 )
 
-// Target is one URL of the mix, under a name for the report.
+// Target is one URL of the mix, under a name for the report. With Vary, the n-th
+// request of the target goes to Vary(n) instead (a long tail of pages, which no
+// cache holds).
 type Target struct {
 	Name, URL string
+	Vary      func(n int) string
 }
 
 // Result is one target's figures.
@@ -75,7 +78,11 @@ func Run(ctx context.Context, cfg Config, targets []Target) ([]Result, error) {
 					}
 				}
 				ti := i % len(targets)
-				req, err := http.NewRequestWithContext(ctx, http.MethodGet, targets[ti].URL, nil)
+				u := targets[ti].URL
+				if v := targets[ti].Vary; v != nil {
+					u = v(i/len(targets)*cfg.Clients + c)
+				}
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 				if err != nil {
 					return
 				}

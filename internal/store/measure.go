@@ -92,7 +92,7 @@ func (s *SQLite) MeasuredKinds(ctx context.Context, run int64) (map[string]bool,
 
 // loadMeasurements fills the addresses' measurement fields.
 func (s *SQLite) loadMeasurements(ctx context.Context, run int64, ipsJSON string, addrs map[netip.Addr]result.Address) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT ip, kind, data FROM measurements
+	rows, err := s.query(ctx, `SELECT ip, kind, data FROM measurements
 		WHERE run_id = ? AND ip IN (SELECT value FROM json_each(?))`, run, ipsJSON)
 	if err != nil {
 		return fmt.Errorf("read measurements: %w", err)

@@ -160,7 +160,7 @@ func (s *SQLite) detailPage(ctx context.Context, run int64, after Cursor) ([]Det
 // details reads the domains that the condition (a fixed SQL text with ? for the
 // arguments, never input) selects, with their hosts and addresses.
 func (s *SQLite) details(ctx context.Context, run int64, cond string, args ...any) ([]Detail, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, rank, tld, suffix, status, error, null_mx,
+	rows, err := s.query(ctx, `SELECT name, rank, tld, suffix, status, error, null_mx,
 		soa_mname, soa_rname, soa_serial, soa_refresh, soa_retry, soa_expire, soa_minimum, soa_primary, soa_inhouse, soa_total, hosts
 		FROM domains WHERE run_id = ? AND `+cond, append([]any{run}, args...)...)
 	if err != nil {
@@ -215,7 +215,7 @@ func (s *SQLite) hostsAndAddrs(ctx context.Context, run int64, names map[string]
 		list = append(list, n)
 	}
 	js, _ := json.Marshal(list)
-	rows, err := s.db.QueryContext(ctx, `SELECT name, status, cname, v4, v6 FROM hosts
+	rows, err := s.query(ctx, `SELECT name, status, cname, v4, v6 FROM hosts
 		WHERE run_id = ? AND name IN (SELECT value FROM json_each(?))`, run, string(js))
 	if err != nil {
 		return nil, nil, fmt.Errorf("read hosts: %w", err)
@@ -249,7 +249,7 @@ func (s *SQLite) hostsAndAddrs(ctx context.Context, run int64, names map[string]
 		list = append(list, ip)
 	}
 	js, _ = json.Marshal(list)
-	arows, err := s.db.QueryContext(ctx, `SELECT ip, valid, class, prefixid, iid FROM addresses
+	arows, err := s.query(ctx, `SELECT ip, valid, class, prefixid, iid FROM addresses
 		WHERE run_id = ? AND ip IN (SELECT value FROM json_each(?))`, run, string(js))
 	if err != nil {
 		return nil, nil, fmt.Errorf("read addresses: %w", err)

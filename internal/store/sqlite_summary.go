@@ -159,7 +159,7 @@ var roleColumn = map[result.Role]string{result.RoleNS: "ns", result.RoleMX: "mx"
 // Summarised returns when the run's summary was built.
 func (s *SQLite) Summarised(ctx context.Context, run int64) (time.Time, error) {
 	var built string
-	err := s.db.QueryRowContext(ctx, `SELECT built FROM summaries WHERE run_id = ?`, run).Scan(&built)
+	err := s.queryRow(ctx, `SELECT built FROM summaries WHERE run_id = ?`, run).Scan(&built)
 	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, nil
 	}
@@ -168,7 +168,7 @@ func (s *SQLite) Summarised(ctx context.Context, run int64) (time.Time, error) {
 
 // Aggregates returns the aggregates of a kind, by key.
 func (s *SQLite) Aggregates(ctx context.Context, run int64, kind string) ([]result.Aggregate, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT data FROM aggregates WHERE run_id = ? AND kind = ? ORDER BY key`, run, kind)
+	rows, err := s.query(ctx, `SELECT data FROM aggregates WHERE run_id = ? AND kind = ? ORDER BY key`, run, kind)
 	if err != nil {
 		return nil, fmt.Errorf("read aggregates: %w", err)
 	}
@@ -187,7 +187,7 @@ func (s *SQLite) Aggregates(ctx context.Context, run int64, kind string) ([]resu
 // Aggregate returns one aggregate.
 func (s *SQLite) Aggregate(ctx context.Context, run int64, kind, key string) (result.Aggregate, error) {
 	var g result.Aggregate
-	err := scanJSON(s.db.QueryRowContext(ctx, `SELECT data FROM aggregates WHERE run_id = ? AND kind = ? AND key = ?`, run, kind, key), &g)
+	err := scanJSON(s.queryRow(ctx, `SELECT data FROM aggregates WHERE run_id = ? AND kind = ? AND key = ?`, run, kind, key), &g)
 	if errors.Is(err, sql.ErrNoRows) {
 		return g, fmt.Errorf("%s %q of run %d: %w", kind, key, run, ErrNotFound)
 	}
@@ -196,7 +196,7 @@ func (s *SQLite) Aggregate(ctx context.Context, run int64, kind, key string) (re
 
 // Trend returns an aggregate across the summarised runs.
 func (s *SQLite) Trend(ctx context.Context, kind, key string) ([]TrendPoint, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT a.run_id, r.started, a.data FROM aggregates a JOIN runs r ON r.id = a.run_id
+	rows, err := s.query(ctx, `SELECT a.run_id, r.started, a.data FROM aggregates a JOIN runs r ON r.id = a.run_id
 		WHERE a.kind = ? AND a.key = ? AND r.state = 'done' ORDER BY a.run_id`, kind, key)
 	if err != nil {
 		return nil, fmt.Errorf("read trend: %w", err)
@@ -262,7 +262,7 @@ func (s *SQLite) DomainSummaries(ctx context.Context, run int64, q SummaryQuery)
 	if q.Sort == SortName {
 		order = `name ` + dir
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+summaryColumns+` FROM domain_summary WHERE `+where+
+	rows, err := s.query(ctx, `SELECT `+summaryColumns+` FROM domain_summary WHERE `+where+
 		` ORDER BY `+order+` LIMIT ?`, append(args, q.Limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("read domains of %s: %w", q.TLD, err)
@@ -282,7 +282,7 @@ func (s *SQLite) DomainSummaries(ctx context.Context, run int64, q SummaryQuery)
 // DomainSummary returns one domain's summary.
 func (s *SQLite) DomainSummary(ctx context.Context, run int64, name string) (result.DomainSummary, error) {
 	var d result.DomainSummary
-	err := scanSummary(s.db.QueryRowContext(ctx, `SELECT `+summaryColumns+` FROM domain_summary WHERE run_id = ? AND name = ?`, run, name), &d)
+	err := scanSummary(s.queryRow(ctx, `SELECT `+summaryColumns+` FROM domain_summary WHERE run_id = ? AND name = ?`, run, name), &d)
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, fmt.Errorf("domain %s in run %d: %w", name, run, ErrNotFound)
 	}
@@ -291,7 +291,7 @@ func (s *SQLite) DomainSummary(ctx context.Context, run int64, name string) (res
 
 // History returns a domain's summary across runs.
 func (s *SQLite) History(ctx context.Context, name string) ([]HistoryPoint, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+summaryColumns+`, d.run_id, r.started FROM domain_summary d
+	rows, err := s.query(ctx, `SELECT `+summaryColumns+`, d.run_id, r.started FROM domain_summary d
 		JOIN runs r ON r.id = d.run_id WHERE d.name = ? ORDER BY d.run_id`, name)
 	if err != nil {
 		return nil, fmt.Errorf("read history of %s: %w", name, err)
@@ -315,7 +315,7 @@ func prefixEnd(p string) string { return p + "\U0010FFFF" }
 
 // SearchDomains finds domains by name prefix (an index range).
 func (s *SQLite) SearchDomains(ctx context.Context, run int64, prefix string, limit int) ([]result.DomainSummary, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+summaryColumns+` FROM domain_summary
+	rows, err := s.query(ctx, `SELECT `+summaryColumns+` FROM domain_summary
 		WHERE run_id = ? AND name >= ? AND name < ? ORDER BY name LIMIT ?`, run, prefix, prefixEnd(prefix), limit)
 	if err != nil {
 		return nil, fmt.Errorf("search domains: %w", err)
@@ -334,7 +334,7 @@ func (s *SQLite) SearchDomains(ctx context.Context, run int64, prefix string, li
 
 // SearchHosts finds host names by prefix.
 func (s *SQLite) SearchHosts(ctx context.Context, run int64, prefix string, limit int) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name FROM hosts WHERE run_id = ? AND name >= ? AND name < ? ORDER BY name LIMIT ?`,
+	rows, err := s.query(ctx, `SELECT name FROM hosts WHERE run_id = ? AND name >= ? AND name < ? ORDER BY name LIMIT ?`,
 		run, prefix, prefixEnd(prefix), limit)
 	if err != nil {
 		return nil, fmt.Errorf("search hosts: %w", err)
@@ -357,14 +357,14 @@ func (s *SQLite) Located(ctx context.Context, run int64, kind, key string, limit
 	var err error
 	switch kind {
 	case "country":
-		rows, err = s.db.QueryContext(ctx, `SELECT data FROM address_summary WHERE run_id = ? AND cc = ?
+		rows, err = s.query(ctx, `SELECT data FROM address_summary WHERE run_id = ? AND cc = ?
 			ORDER BY domains DESC LIMIT ? OFFSET ?`, run, key, limit, offset)
 	case "asn":
 		asn, perr := strconv.ParseUint(key, 10, 32)
 		if perr != nil {
 			return nil, fmt.Errorf("AS number %q: %w", key, ErrNotFound)
 		}
-		rows, err = s.db.QueryContext(ctx, `SELECT data FROM address_summary WHERE run_id = ? AND asn = ?
+		rows, err = s.query(ctx, `SELECT data FROM address_summary WHERE run_id = ? AND asn = ?
 			ORDER BY domains DESC LIMIT ? OFFSET ?`, run, asn, limit, offset)
 	default:
 		return nil, fmt.Errorf("unknown location kind %q", kind)
@@ -387,7 +387,7 @@ func (s *SQLite) Located(ctx context.Context, run int64, kind, key string, limit
 // Diff returns the stored counts of a diff; false when it was not built.
 func (s *SQLite) Diff(ctx context.Context, a, b int64) (DiffCounts, bool, error) {
 	var c DiffCounts
-	err := scanJSON(s.db.QueryRowContext(ctx, `SELECT data FROM run_diffs WHERE run_a = ? AND run_b = ?`, a, b), &c)
+	err := scanJSON(s.queryRow(ctx, `SELECT data FROM run_diffs WHERE run_a = ? AND run_b = ?`, a, b), &c)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, false, nil
 	}
@@ -396,7 +396,7 @@ func (s *SQLite) Diff(ctx context.Context, a, b int64) (DiffCounts, bool, error)
 
 // Changes returns a page of changed domains in rank order.
 func (s *SQLite) Changes(ctx context.Context, a, b int64, role result.Role, change string, after Cursor, limit int) ([]Change, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT rank, name FROM domain_changes
+	rows, err := s.query(ctx, `SELECT rank, name FROM domain_changes
 		WHERE run_a = ? AND run_b = ? AND role = ? AND change = ? AND (rank, name) > (?, ?) ORDER BY rank, name LIMIT ?`,
 		a, b, string(role), change, after.Rank, after.Name, limit)
 	if err != nil {

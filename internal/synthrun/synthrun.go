@@ -108,6 +108,16 @@ func Fill(ctx context.Context, st store.Store, cfg Config) (int64, error) {
 	return id, st.UpdateRun(ctx, r)
 }
 
+// SuffixOf returns the public suffix of the i-th (0-based) synthetic domain, so that
+// benchmarks can name any domain of a run: d%07d.<suffix> with i+1.
+func SuffixOf(i int) string {
+	total := 0
+	for _, t := range tlds {
+		total += t.weight
+	}
+	return tlds[pick(i, total, func(k int) int { return tlds[k].weight }, len(tlds))].suffix
+}
+
 // pick spreads i over weighted buckets deterministically (a low-discrepancy walk).
 func pick(i, total int, weight func(int) int, n int) int {
 	x := (i * 7919) % total

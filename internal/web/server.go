@@ -56,7 +56,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	counts   map[int64]countsEntry // Counts of unfinished runs, briefly cached
-	building map[string]bool       // diffs being built on demand
+	cache    *responseCache
 }
 
 type countsEntry struct {
@@ -81,11 +81,12 @@ func New(cfg Config) (*Server, error) {
 		cfg.Info.Logger = cfg.Logger
 	}
 	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, info: infopage.New(cfg.Info), mux: http.NewServeMux(), reg: reg,
-		counts: map[int64]countsEntry{}, building: map[string]bool{}}
+		counts: map[int64]countsEntry{}}
+	s.cache = newResponseCache(cacheBytes, s.storeVersion)
 	s.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "v6matrix_http_request_duration_seconds",
 		Help:    "Time to serve a request of the website or API, by route and status code.",
-		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
+		Buckets: []float64{.0005, .001, .002, .005, .01, .015, .02, .03, .04, .05, .075, .1, .25, .5, 1, 2.5, 10},
 	}, []string{"route", "code"})
 	if err := reg.Register(s.duration); err != nil {
 		return nil, fmt.Errorf("web: metrics: %w", err)
@@ -152,13 +153,23 @@ func (s *Server) routes() []route {
 }
 
 func (s *Server) handle(rt route) {
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := rt.h(w, r); err != nil {
 			s.fail(w, r, err)
 		}
 	})
+	if !uncached[rt.name] && !s.cfg.InfoOnly {
+		h = s.cachedHandler(h)
+	}
 	s.mux.Handle(rt.pattern, s.instrument(rt.name, h))
 }
+
+// uncached are the routes whose answers are not kept: the form (its token changes),
+// static files (served from memory already) and bulk downloads (streamed).
+var uncached = map[string]bool{"about": true, "optout": true, "static": true, "api_export": true}
+
+// cacheBytes bounds the response cache.
+const cacheBytes = 64 << 20
 
 // instrument times a route for /metrics.
 func (s *Server) instrument(name string, h http.Handler) http.Handler {
