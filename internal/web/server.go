@@ -54,9 +54,9 @@ type Server struct {
 	assets   map[string]asset
 	names    map[string]string // country code -> name, from the map's GeoJSON
 
-	mu       sync.Mutex
-	counts   map[int64]countsEntry // Counts of unfinished runs, briefly cached
-	cache    *responseCache
+	mu     sync.Mutex
+	counts map[int64]countsEntry // Counts of unfinished runs, briefly cached
+	cache  *responseCache
 }
 
 type countsEntry struct {
