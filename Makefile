@@ -23,6 +23,7 @@ test: deps
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime 10s ./internal/addrclass
 	$(GO) test -run '^$$' -fuzz '^FuzzParseTable$$' -fuzztime 10s ./internal/addrclass
+	$(GO) test -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime 10s ./internal/web
 
 # The README's main job: lab up, crawl it with the default settings, export the records.
 demo: deps build

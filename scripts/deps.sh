@@ -17,6 +17,7 @@ declare -A pkgs=(
   [tcpdump]=/usr/bin/tcpdump              # destination-port capture checks
   [netcat-openbsd]=/usr/bin/nc.openbsd    # TCP state comparisons
   [ca-certificates]=/etc/ssl/certs        # TLS verification
+  [chromium]=/usr/bin/chromium            # the website's end-to-end tests (chromedp)
 )
 missing=()
 for p in "${!pkgs[@]}"; do

@@ -49,6 +49,16 @@ func getFixture(t *testing.T) *fixture {
 	return fix
 }
 
+// fixtureForFuzz is getFixture for a fuzz target.
+func fixtureForFuzz(f *testing.F) *fixture {
+	f.Helper()
+	fixOnce.Do(func() { fix, fixErr = newFixture() })
+	if fixErr != nil {
+		f.Fatalf("fixture: %v", fixErr)
+	}
+	return fix
+}
+
 func newFixture() (*fixture, error) {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "v6matrix-web-")
