@@ -25,6 +25,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("serve", "[flags]", stderr)
 	db := fs.String("db", "v6matrix.db", "the database `file` to serve")
 	listen := fs.String("listen", "127.0.0.1:8080", "`address` to serve on")
+	every := fs.Duration("summary-interval", 10*time.Minute, "how often the summary of a run still being crawled is rebuilt (finished runs are summarised once)")
 	infoOnly := fs.Bool("info-only", false, "serve only the crawler's info page with the opt-out form (for port 80 of the crawl host)")
 	f := infoFlags(fs)
 	var lf logFlags
@@ -34,6 +35,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if *every < time.Minute {
+		return usagef("--summary-interval %v: want at least 1m", *every)
 	}
 	log, err := lf.logger(stderr)
 	if err != nil {
@@ -50,7 +54,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer st.Close()
 		cfg.Store = st
-		go summariseMissing(ctx, st, log)
+		go summary.KeepCurrent(ctx, st, *every, log)
 	}
 	return serveHTTP(ctx, cfg, *listen, stdout, log)
 }
@@ -78,26 +82,6 @@ func serveHTTP(ctx context.Context, cfg web.Config, listen string, stdout io.Wri
 		return err
 	}
 	return nil
-}
-
-// summariseMissing builds the summary of every finished run that lacks one (runs
-// crawled by an older v6matrix, or whose summary failed).
-func summariseMissing(ctx context.Context, st store.Store, log *slog.Logger) {
-	runs, err := st.ListRuns(ctx)
-	if err != nil {
-		log.Error("list runs", "err", err)
-		return
-	}
-	for _, r := range runs {
-		built, err := st.Summarised(ctx, r.ID)
-		if err != nil || !built.IsZero() || r.State != store.RunDone {
-			continue
-		}
-		log.Info("summarising a finished run for the website", "run", r.ID)
-		if err := summary.Build(ctx, st, r.ID, log); err != nil && ctx.Err() == nil {
-			log.Error("summarise run", "run", r.ID, "err", err)
-		}
-	}
 }
 
 // infoFlagValues are the flags that describe the crawler on its info page.

@@ -379,3 +379,38 @@ func (b *builder) addresses() []result.AddressSummary {
 	}
 	return out
 }
+
+// KeepCurrent summarises, until ctx ends, every finished run that lacks a summary
+// (runs of an older v6matrix, or whose summary failed) and, every interval, the runs
+// still being crawled, so that their pages (?run=N) follow the crawl. Finished runs are
+// summarised once.
+func KeepCurrent(ctx context.Context, st store.Store, interval time.Duration, log *slog.Logger) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		runs, err := st.ListRuns(ctx)
+		if err != nil && ctx.Err() == nil {
+			log.Error("list runs", "err", err)
+		}
+		for _, r := range runs {
+			built, err := st.Summarised(ctx, r.ID)
+			if err != nil {
+				continue
+			}
+			inProgress := r.State == store.RunCrawling || r.State == store.RunProbing
+			if (r.State == store.RunDone && built.IsZero()) || (inProgress && time.Since(built) >= interval) {
+				if err := Build(ctx, st, r.ID, log); err != nil && ctx.Err() == nil {
+					log.Error("summarise run", "run", r.ID, "err", err)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/v6matrix/v6matrix/internal/export"
 	"github.com/v6matrix/v6matrix/internal/result"
@@ -90,5 +91,50 @@ func TestAggregatesMatchExport(t *testing.T) {
 	}
 	for _, g := range tlds {
 		check(g, want[g.Key])
+	}
+}
+
+// TestKeepCurrent: a finished run without a summary and a run in progress are both
+// summarised; a failed run is not.
+func TestKeepCurrent(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	states := []store.RunState{store.RunDone, store.RunProbing, store.RunFailed}
+	var ids []int64
+	for i, state := range states {
+		id, err := synthrun.Fill(ctx, st, synthrun.Config{Domains: 200, Seed: uint64(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _ := st.GetRun(ctx, id)
+		r.State = state
+		if err := st.UpdateRun(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	done := make(chan struct{})
+	go func() { summary.KeepCurrent(ctx, st, time.Hour, nil); close(done) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		a, _ := st.Summarised(ctx, ids[0])
+		b, _ := st.Summarised(ctx, ids[1])
+		if !a.IsZero() && !b.IsZero() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not summarised after 20 s: done run %v, run in progress %v", a, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if c, _ := st.Summarised(context.Background(), ids[2]); !c.IsZero() {
+		t.Error("a failed run was summarised")
 	}
 }
