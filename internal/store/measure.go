@@ -103,22 +103,9 @@ func (s *SQLite) loadMeasurements(ctx context.Context, run int64, ipsJSON string
 		if err := rows.Scan(&ip, &kind, &data); err != nil {
 			return err
 		}
-		a, err := netip.ParseAddr(ip)
-		if err != nil {
-			return fmt.Errorf("damaged measurement address %q: %w", ip, err)
+		if err := addMeasurement(addrs, ip, kind, data); err != nil {
+			return err
 		}
-		ad, ok := addrs[a]
-		if !ok {
-			ad = result.Address{IP: a}
-		}
-		field := ad.Measurement(kind)
-		if field == nil {
-			continue // a kind this version does not know: kept in the store, not shown
-		}
-		if err := json.Unmarshal([]byte(data), field); err != nil {
-			return fmt.Errorf("address %s: damaged %s measurement: %w", ip, kind, err)
-		}
-		addrs[a] = ad
 	}
 	return rows.Err()
 }

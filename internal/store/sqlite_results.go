@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -55,20 +54,9 @@ func (s *SQLite) Save(ctx context.Context, run int64, b Batch) error {
 		return err
 	}
 	defer dst.Close()
-	for _, d := range b.Domains {
-		refs := make([]hostRef, len(d.Hosts))
-		for i, h := range d.Hosts {
-			refs[i] = hostRef{h.Role, h.Name, h.Rank}
-		}
-		js, _ := json.Marshal(refs)
-		var soa [10]any
-		if d.SOA != nil {
-			o := d.SOA
-			soa = [10]any{o.MName, o.RName, o.Serial, o.Refresh, o.Retry, o.Expire, o.Minimum, o.PrimaryByRank, o.PrimaryInhouse, o.Total}
-		}
-		args := append([]any{string(d.Status), d.Error, d.NullMX}, soa[:]...)
-		args = append(args, string(js), run, d.Name)
-		if _, err := dst.ExecContext(ctx, args...); err != nil {
+	for i := range b.Domains {
+		d := &b.Domains[i]
+		if _, err := dst.ExecContext(ctx, append(domainDoneArgs(d), run, d.Name)...); err != nil {
 			return fmt.Errorf("save domain %s: %w", d.Name, err)
 		}
 	}
@@ -78,8 +66,9 @@ func (s *SQLite) Save(ctx context.Context, run int64, b Batch) error {
 		return err
 	}
 	defer hst.Close()
-	for _, h := range b.Hosts {
-		if _, err := hst.ExecContext(ctx, run, h.Name, string(h.Status), strings.Join(h.CNAME, " "), joinAddrs(h.V4), joinAddrs(h.V6)); err != nil {
+	for i := range b.Hosts {
+		h := &b.Hosts[i]
+		if _, err := hst.ExecContext(ctx, append([]any{run}, hostArgs(h)...)...); err != nil {
 			return fmt.Errorf("save host %s: %w", h.Name, err)
 		}
 	}
@@ -89,12 +78,9 @@ func (s *SQLite) Save(ctx context.Context, run int64, b Batch) error {
 		return err
 	}
 	defer ast.Close()
-	for _, a := range b.Addresses {
-		var c [4]any
-		if a.Class != nil {
-			c = [4]any{a.Class.Valid, a.Class.Type, a.Class.PrefixID, a.Class.IID}
-		}
-		if _, err := ast.ExecContext(ctx, run, a.IP.String(), a.Family(), c[0], c[1], c[2], c[3]); err != nil {
+	for i := range b.Addresses {
+		a := &b.Addresses[i]
+		if _, err := ast.ExecContext(ctx, append([]any{run}, addressArgs(a)...)...); err != nil {
 			return fmt.Errorf("save address %s: %w", a.IP, err)
 		}
 	}
@@ -160,9 +146,7 @@ func (s *SQLite) detailPage(ctx context.Context, run int64, after Cursor) ([]Det
 // details reads the domains that the condition (a fixed SQL text with ? for the
 // arguments, never input) selects, with their hosts and addresses.
 func (s *SQLite) details(ctx context.Context, run int64, cond string, args ...any) ([]Detail, error) {
-	rows, err := s.query(ctx, `SELECT name, rank, tld, suffix, status, error, null_mx,
-		soa_mname, soa_rname, soa_serial, soa_refresh, soa_retry, soa_expire, soa_minimum, soa_primary, soa_inhouse, soa_total, hosts
-		FROM domains WHERE run_id = ? AND `+cond, append([]any{run}, args...)...)
+	rows, err := s.query(ctx, `SELECT `+domainColumns+` FROM domains WHERE run_id = ? AND `+cond, append([]any{run}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("read domains: %w", err)
 	}
@@ -170,28 +154,12 @@ func (s *SQLite) details(ctx context.Context, run int64, cond string, args ...an
 	var page []Detail
 	hostNames := map[string]bool{}
 	for rows.Next() {
-		var d Detail
-		var status, hostsJSON string
-		var mname, rname, primary sql.NullString
-		var serial, refresh, retry, expire, minimum, total sql.NullInt64
-		var inhouse sql.NullBool
-		if err := rows.Scan(&d.Name, &d.Rank, &d.TLD, &d.Suffix, &status, &d.Error, &d.NullMX,
-			&mname, &rname, &serial, &refresh, &retry, &expire, &minimum, &primary, &inhouse, &total, &hostsJSON); err != nil {
+		d, err := scanDomain(rows)
+		if err != nil {
 			return nil, err
 		}
-		d.Status = result.Status(status)
-		if mname.Valid {
-			d.SOA = &result.SOA{MName: mname.String, RName: rname.String, Serial: uint32(serial.Int64),
-				Refresh: uint32(refresh.Int64), Retry: uint32(retry.Int64), Expire: uint32(expire.Int64), Minimum: uint32(minimum.Int64),
-				PrimaryByRank: primary.String, PrimaryInhouse: inhouse.Bool, Total: int(total.Int64)}
-		}
-		var refs []hostRef
-		if err := json.Unmarshal([]byte(hostsJSON), &refs); err != nil {
-			return nil, fmt.Errorf("domain %s: damaged host list: %w", d.Name, err)
-		}
-		for _, r := range refs {
-			d.Hosts = append(d.Hosts, result.HostRef{Role: r.Role, Name: r.Name, Rank: r.Rank})
-			hostNames[r.Name] = true
+		for _, h := range d.Hosts {
+			hostNames[h.Name] = true
 		}
 		page = append(page, d)
 	}
@@ -224,17 +192,9 @@ func (s *SQLite) hostsAndAddrs(ctx context.Context, run int64, names map[string]
 	hosts := map[string]result.Host{}
 	ips := map[string]bool{}
 	for rows.Next() {
-		var h result.Host
-		var status, cname, v4, v6 string
-		if err := rows.Scan(&h.Name, &status, &cname, &v4, &v6); err != nil {
-			return nil, nil, err
-		}
-		h.Status, h.CNAME = result.Status(status), strings.Fields(cname)
-		if h.V4, err = splitAddrs(v4); err == nil {
-			h.V6, err = splitAddrs(v6)
-		}
+		h, err := scanHost(rows)
 		if err != nil {
-			return nil, nil, fmt.Errorf("host %s: damaged address list: %w", h.Name, err)
+			return nil, nil, err
 		}
 		for _, a := range append(h.V4[:len(h.V4):len(h.V4)], h.V6...) {
 			ips[a.String()] = true
@@ -257,21 +217,11 @@ func (s *SQLite) hostsAndAddrs(ctx context.Context, run int64, names map[string]
 	defer arows.Close()
 	addrs := map[netip.Addr]result.Address{}
 	for arows.Next() {
-		var ip string
-		var valid sql.NullBool
-		var class, prefixid, iid sql.NullString
-		if err := arows.Scan(&ip, &valid, &class, &prefixid, &iid); err != nil {
+		ad, err := scanAddress(arows)
+		if err != nil {
 			return nil, nil, err
 		}
-		a, err := netip.ParseAddr(ip)
-		if err != nil {
-			return nil, nil, fmt.Errorf("damaged address %q: %w", ip, err)
-		}
-		ad := result.Address{IP: a}
-		if valid.Valid {
-			ad.Class = &result.Class{Valid: valid.Bool, Type: class.String, PrefixID: prefixid.String, IID: iid.String}
-		}
-		addrs[a] = ad
+		addrs[ad.IP] = ad
 	}
 	if err := arows.Err(); err != nil {
 		return nil, nil, err

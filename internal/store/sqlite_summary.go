@@ -50,18 +50,7 @@ func (s *SQLite) SaveSummaries(ctx context.Context, run int64, ss []result.Domai
 	defer st.Close()
 	for i := range ss {
 		d := &ss[i]
-		args := []any{run, d.Name, d.TLD, d.Rank, string(d.Status)}
-		for _, r := range d.Roles {
-			args = append(args, string(r.IPv6))
-		}
-		for _, r := range d.Roles {
-			args = append(args, string(r.Reachable))
-		}
-		args = append(args, string(d.Broken))
-		for _, r := range d.Roles {
-			args = append(args, roleKey(r.IPv6, d.Rank))
-		}
-		if _, err := st.ExecContext(ctx, args...); err != nil {
+		if _, err := st.ExecContext(ctx, append([]any{run}, summaryArgs(d)...)...); err != nil {
 			return fmt.Errorf("save summary of %s: %w", d.Name, err)
 		}
 	}

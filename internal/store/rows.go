@@ -1,0 +1,161 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/v6matrix/v6matrix/internal/result"
+)
+
+// The row codecs both stores share: the same columns hold the same text in SQLite and
+// PostgreSQL, so one encoding and one decoding of each row serve both.
+
+// rowScanner is a row of either database (*sql.Row(s), pgx.Row(s)).
+type rowScanner interface{ Scan(...any) error }
+
+// domainColumns are the columns scanDomain reads, in its order.
+const domainColumns = `name, rank, tld, suffix, status, error, null_mx,
+	soa_mname, soa_rname, soa_serial, soa_refresh, soa_retry, soa_expire, soa_minimum, soa_primary, soa_inhouse, soa_total, hosts`
+
+// scanDomain reads a domain row (domainColumns) with its host references.
+func scanDomain(sc rowScanner) (Detail, error) {
+	var d Detail
+	var status, hostsJSON string
+	var mname, rname, primary *string
+	var serial, refresh, retry, expire, minimum, total *int64
+	var inhouse *bool
+	if err := sc.Scan(&d.Name, &d.Rank, &d.TLD, &d.Suffix, &status, &d.Error, &d.NullMX,
+		&mname, &rname, &serial, &refresh, &retry, &expire, &minimum, &primary, &inhouse, &total, &hostsJSON); err != nil {
+		return d, err
+	}
+	d.Status = result.Status(status)
+	if mname != nil {
+		d.SOA = &result.SOA{MName: *mname, RName: deref(rname), Serial: uint32(deref(serial)),
+			Refresh: uint32(deref(refresh)), Retry: uint32(deref(retry)), Expire: uint32(deref(expire)), Minimum: uint32(deref(minimum)),
+			PrimaryByRank: deref(primary), PrimaryInhouse: deref(inhouse), Total: int(deref(total))}
+	}
+	var refs []hostRef
+	if err := json.Unmarshal([]byte(hostsJSON), &refs); err != nil {
+		return d, fmt.Errorf("domain %s: damaged host list: %w", d.Name, err)
+	}
+	for _, r := range refs {
+		d.Hosts = append(d.Hosts, result.HostRef{Role: r.Role, Name: r.Name, Rank: r.Rank})
+	}
+	return d, nil
+}
+
+func deref[T any](p *T) T {
+	var v T
+	if p != nil {
+		v = *p
+	}
+	return v
+}
+
+// domainDoneArgs are the values of a finished domain's columns, in the order of the
+// stores' UPDATE: status, error, null_mx, the ten SOA columns (NULL without SOA), hosts.
+func domainDoneArgs(d *result.Domain) []any {
+	refs := make([]hostRef, len(d.Hosts))
+	for i, h := range d.Hosts {
+		refs[i] = hostRef{h.Role, h.Name, h.Rank}
+	}
+	js, _ := json.Marshal(refs)
+	var soa [10]any
+	if d.SOA != nil {
+		o := d.SOA
+		soa = [10]any{o.MName, o.RName, int64(o.Serial), int64(o.Refresh), int64(o.Retry), int64(o.Expire), int64(o.Minimum),
+			o.PrimaryByRank, o.PrimaryInhouse, int64(o.Total)}
+	}
+	args := append([]any{string(d.Status), d.Error, d.NullMX}, soa[:]...)
+	return append(args, string(js))
+}
+
+// hostArgs are a host's name, status, cname, v4 and v6 column values.
+func hostArgs(h *result.Host) []any {
+	return []any{h.Name, string(h.Status), strings.Join(h.CNAME, " "), joinAddrs(h.V4), joinAddrs(h.V6)}
+}
+
+// scanHost reads name, status, cname, v4, v6.
+func scanHost(sc rowScanner) (result.Host, error) {
+	var h result.Host
+	var status, cname, v4, v6 string
+	if err := sc.Scan(&h.Name, &status, &cname, &v4, &v6); err != nil {
+		return h, err
+	}
+	h.Status, h.CNAME = result.Status(status), strings.Fields(cname)
+	var err error
+	if h.V4, err = splitAddrs(v4); err == nil {
+		h.V6, err = splitAddrs(v6)
+	}
+	if err != nil {
+		return h, fmt.Errorf("host %s: damaged address list: %w", h.Name, err)
+	}
+	return h, nil
+}
+
+// addressArgs are an address's ip, family, valid, class, prefixid, iid column values.
+func addressArgs(a *result.Address) []any {
+	var c [4]any
+	if a.Class != nil {
+		c = [4]any{a.Class.Valid, a.Class.Type, a.Class.PrefixID, a.Class.IID}
+	}
+	return []any{a.IP.String(), a.Family(), c[0], c[1], c[2], c[3]}
+}
+
+// scanAddress reads ip, valid, class, prefixid, iid.
+func scanAddress(sc rowScanner) (result.Address, error) {
+	var ip string
+	var valid *bool
+	var class, prefixid, iid *string
+	if err := sc.Scan(&ip, &valid, &class, &prefixid, &iid); err != nil {
+		return result.Address{}, err
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return result.Address{}, fmt.Errorf("damaged address %q: %w", ip, err)
+	}
+	ad := result.Address{IP: a}
+	if valid != nil {
+		ad.Class = &result.Class{Valid: *valid, Type: deref(class), PrefixID: deref(prefixid), IID: deref(iid)}
+	}
+	return ad, nil
+}
+
+// addMeasurement decodes a measurement row (ip, kind, data) into its address.
+func addMeasurement(addrs map[netip.Addr]result.Address, ip, kind, data string) error {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return fmt.Errorf("damaged measurement address %q: %w", ip, err)
+	}
+	ad, ok := addrs[a]
+	if !ok {
+		ad = result.Address{IP: a}
+	}
+	field := ad.Measurement(kind)
+	if field == nil {
+		return nil // a kind this version does not know: kept in the store, not shown
+	}
+	if err := json.Unmarshal([]byte(data), field); err != nil {
+		return fmt.Errorf("address %s: damaged %s measurement: %w", ip, kind, err)
+	}
+	addrs[a] = ad
+	return nil
+}
+
+// summaryArgs are a domain summary's columns after run_id, in the stores' INSERT order.
+func summaryArgs(d *result.DomainSummary) []any {
+	args := []any{d.Name, d.TLD, d.Rank, string(d.Status)}
+	for _, r := range d.Roles {
+		args = append(args, string(r.IPv6))
+	}
+	for _, r := range d.Roles {
+		args = append(args, string(r.Reachable))
+	}
+	args = append(args, string(d.Broken))
+	for _, r := range d.Roles {
+		args = append(args, roleKey(r.IPv6, d.Rank))
+	}
+	return args
+}
