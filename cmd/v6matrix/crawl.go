@@ -101,7 +101,7 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := o.Probe.validate(); err != nil {
 		return err
 	}
-	st, err := store.OpenSQLite(ctx, *dbPath)
+	st, err := store.Open(ctx, *dbPath)
 	if err != nil {
 		return err
 	}

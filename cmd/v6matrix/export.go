@@ -14,7 +14,7 @@ import (
 
 func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("export", "[flags]", stderr)
-	dbPath := fs.String("db", "v6matrix.db", "SQLite database file")
+	dbPath := fs.String("db", "v6matrix.db", "database: a SQLite `file` or a postgres:// URL")
 	runArg := fs.String("run", "latest", "run `id` to export, or latest")
 	format := fs.String("format", "csv,jsonl", "formats, comma separated: csv (one file per record type), jsonl (domains.jsonl)")
 	out := fs.String("out", "out", "output `directory`")
@@ -30,7 +30,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return usagef("--format %q: want csv, jsonl or csv,jsonl", *format)
 		}
 	}
-	st, err := store.OpenSQLite(ctx, *dbPath)
+	st, err := store.Open(ctx, *dbPath)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ import (
 // cmdServe serves the website and the API from a store.
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", "[flags]", stderr)
-	db := fs.String("db", "v6matrix.db", "the database `file` to serve")
+	db := fs.String("db", "v6matrix.db", "the database to serve: a SQLite `file` or a postgres:// URL")
 	listen := fs.String("listen", "127.0.0.1:8080", "`address` to serve on")
 	every := fs.Duration("summary-interval", 10*time.Minute, "how often the summary of a run still being crawled is rebuilt (finished runs are summarised once)")
 	infoOnly := fs.Bool("info-only", false, "serve only the crawler's info page with the opt-out form (for port 80 of the crawl host)")
@@ -45,10 +45,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg := web.Config{Info: f.config(log), Logger: log, InfoOnly: *infoOnly}
 	if !*infoOnly {
-		if _, err := os.Stat(*db); err != nil {
+		if _, err := os.Stat(*db); err != nil && !store.IsPostgres(*db) {
 			return fmt.Errorf("database %s: %w (crawl first, or name it with --db)", *db, err)
 		}
-		st, err := store.OpenSQLite(ctx, *db)
+		st, err := store.Open(ctx, *db)
 		if err != nil {
 			return err
 		}

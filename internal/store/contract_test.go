@@ -2,14 +2,18 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/v6matrix/v6matrix/internal/store"
 	"github.com/v6matrix/v6matrix/internal/store/pgtest"
 	"github.com/v6matrix/v6matrix/internal/store/storetest"
+	"github.com/v6matrix/v6matrix/internal/summary"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -83,5 +87,39 @@ func TestPostgresErrors(t *testing.T) {
 				t.Errorf("error %v, want prefix %q and no password", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestCopy copies two summarised runs from SQLite to PostgreSQL and back: the copies
+// export byte-identically and summarise to the same aggregates.
+func TestCopy(t *testing.T) {
+	ctx := context.Background()
+	src, pg, back := openSQLite(t), openPostgres(t), openSQLite(t)
+	a, b := storetest.FillSynthetic(t, src)
+	for _, run := range []int64{a, b} {
+		for _, hop := range [][2]store.Store{{src, pg}, {pg, back}} {
+			id, err := store.Copy(ctx, hop[0], hop[1], run)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id != run {
+				t.Fatalf("copy of run %d is run %d in an empty store", run, id)
+			}
+			if err := summary.Build(ctx, hop[1], id, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		storetest.Same(t, src, pg, run)
+		storetest.Same(t, src, back, run)
+		for _, s := range []store.Store{pg, back} {
+			want, _ := src.Aggregates(ctx, run, "tld")
+			got, err := s.Aggregates(ctx, run, "tld")
+			if err != nil || !cmp.Equal(want, got) {
+				t.Errorf("aggregates of the copy of run %d: %v\n%s", run, err, cmp.Diff(want, got))
+			}
+		}
+	}
+	if _, err := store.Copy(ctx, src, pg, 99); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("copy of a missing run = %v, want ErrNotFound", err)
 	}
 }

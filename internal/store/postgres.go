@@ -40,6 +40,15 @@ func Open(ctx context.Context, dsn string) (Store, error) {
 	return OpenSQLite(ctx, dsn)
 }
 
+// Name returns how messages name the database a --db value opens: the file, or the
+// URL without its password.
+func Name(dsn string) string {
+	if IsPostgres(dsn) {
+		return redact(dsn)
+	}
+	return dsn
+}
+
 // redact returns a DSN without its password, to name the database in errors.
 func redact(dsn string) string {
 	u, err := url.Parse(dsn)

@@ -38,14 +38,18 @@ var (
 	dbs        atomic.Int64
 )
 
-// Main runs the tests and then stops and removes the cluster, if one was started.
-func Main(m *testing.M) {
+// Main runs the tests, stops and removes the cluster and exits: a package's TestMain.
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run runs the tests, then stops and removes the cluster if one was started, and
+// returns the exit code: for a TestMain that does more than Main.
+func Run(m *testing.M) int {
 	mainCalled = true
 	code := m.Run()
 	if shared != nil {
 		shared.stop()
 	}
-	os.Exit(code)
+	return code
 }
 
 // DSN returns the postgres:// URL of a new, empty database. Without PostgreSQL
@@ -53,7 +57,7 @@ func Main(m *testing.M) {
 func DSN(t testing.TB) string {
 	t.Helper()
 	if !mainCalled {
-		t.Fatal("pgtest: call pgtest.Main(m) from the package's TestMain, so that the cluster is removed at the end")
+		t.Fatal("pgtest: call pgtest.Main(m) or pgtest.Run(m) from the package's TestMain, so that the cluster is removed at the end")
 	}
 	once.Do(func() { shared, startErr = start() })
 	if missing {
