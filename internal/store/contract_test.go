@@ -90,13 +90,13 @@ func TestPostgresErrors(t *testing.T) {
 	}
 }
 
-// TestCopy copies two summarised runs from SQLite to PostgreSQL and back: the copies
+// TestCopy copies a summarised run from SQLite to PostgreSQL and back: the copies
 // export byte-identically and summarise to the same aggregates.
 func TestCopy(t *testing.T) {
 	ctx := context.Background()
 	src, pg, back := openSQLite(t), openPostgres(t), openSQLite(t)
-	a, b := storetest.FillSynthetic(t, src)
-	for _, run := range []int64{a, b} {
+	a, _ := storetest.FillSynthetic(t, src)
+	for _, run := range []int64{a} {
 		for _, hop := range [][2]store.Store{{src, pg}, {pg, back}} {
 			id, err := store.Copy(ctx, hop[0], hop[1], run)
 			if err != nil {
