@@ -119,7 +119,13 @@ func start() (*cluster, error) {
 		missing = true
 		return nil, nil
 	}
-	dir, err := os.MkdirTemp("", "v6matrix-pg-")
+	// As root the cluster runs as postgres, which must reach the directory: /tmp rather
+	// than a TMPDIR that may sit under /root. The path stays short, as a socket's must.
+	parent := ""
+	if os.Geteuid() == 0 {
+		parent = "/tmp"
+	}
+	dir, err := os.MkdirTemp(parent, "v6matrix-pg-")
 	if err != nil {
 		return nil, err
 	}
