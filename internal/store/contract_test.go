@@ -18,7 +18,7 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-func openSQLite(t *testing.T) store.Store {
+func openSQLite(t testing.TB) store.Store {
 	s, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "contract.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -27,7 +27,7 @@ func openSQLite(t *testing.T) store.Store {
 	return s
 }
 
-func openPostgres(t *testing.T) store.Store {
+func openPostgres(t testing.TB) store.Store {
 	s, err := store.Open(context.Background(), pgtest.DSN(t))
 	if err != nil {
 		t.Fatal(err)
@@ -36,8 +36,13 @@ func openPostgres(t *testing.T) store.Store {
 	return s
 }
 
-func TestSQLiteContract(t *testing.T)   { storetest.Run(t, openSQLite) }
-func TestPostgresContract(t *testing.T) { storetest.Run(t, openPostgres) }
+func TestSQLiteContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openSQLite(t) })
+}
+
+func TestPostgresContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openPostgres(t) })
+}
 
 // TestStoresAgree fills both stores alike and requires the same answers and exports.
 func TestStoresAgree(t *testing.T) { storetest.Compare(t, openSQLite(t), openPostgres(t)) }

@@ -31,48 +31,101 @@ func (s *Postgres) Pending(ctx context.Context, run int64, after Cursor, limit i
 	return out, rows.Err()
 }
 
-// Save writes a batch in one transaction.
+// Save writes a batch in one transaction: one statement per table, the rows as arrays.
 func (s *Postgres) Save(ctx context.Context, run int64, b Batch) error {
+	var doms, hosts, addrs [][]any
+	for _, d := range lastOf(b.Domains, func(d *result.Domain) string { return d.Name }) {
+		doms = append(doms, append([]any{d.Name}, domainDoneArgs(d)...))
+	}
+	for _, h := range lastOf(b.Hosts, func(h *result.Host) string { return h.Name }) {
+		hosts = append(hosts, hostArgs(h))
+	}
+	for i := range b.Addresses {
+		addrs = append(addrs, addressArgs(&b.Addresses[i])) // DO NOTHING: the first one stays
+	}
 	return s.inTx(ctx, "save", func(tx pgx.Tx) error {
 		var q batch
-		for i := range b.Domains {
-			d := &b.Domains[i]
-			q.add("save domain "+d.Name, `UPDATE domains SET done = true, status = $1, error = $2, null_mx = $3,
-				soa_mname = $4, soa_rname = $5, soa_serial = $6, soa_refresh = $7, soa_retry = $8, soa_expire = $9, soa_minimum = $10,
-				soa_primary = $11, soa_inhouse = $12, soa_total = $13, hosts = $14 WHERE run_id = $15 AND name = $16`,
-				append(domainDoneArgs(d), run, d.Name)...)
+		if len(doms) > 0 {
+			q.add(fmt.Sprintf("save %d domains", len(doms)), `UPDATE domains d SET done = true, status = u.status, error = u.error,
+				null_mx = u.null_mx, soa_mname = u.soa_mname, soa_rname = u.soa_rname, soa_serial = u.soa_serial,
+				soa_refresh = u.soa_refresh, soa_retry = u.soa_retry, soa_expire = u.soa_expire, soa_minimum = u.soa_minimum,
+				soa_primary = u.soa_primary, soa_inhouse = u.soa_inhouse, soa_total = u.soa_total, hosts = u.hosts
+				FROM unnest($2::text[], $3::text[], $4::text[], $5::bool[], $6::text[], $7::text[], $8::bigint[], $9::bigint[],
+					$10::bigint[], $11::bigint[], $12::bigint[], $13::text[], $14::bool[], $15::bigint[], $16::text[])
+				AS u(name, status, error, null_mx, soa_mname, soa_rname, soa_serial, soa_refresh, soa_retry, soa_expire,
+					soa_minimum, soa_primary, soa_inhouse, soa_total, hosts)
+				WHERE d.run_id = $1 AND d.name = u.name`, append([]any{run}, columns(doms)...)...)
 		}
-		for i := range b.Hosts {
-			h := &b.Hosts[i]
-			q.add("save host "+h.Name, `INSERT INTO hosts (run_id, name, status, cname, v4, v6) VALUES ($1, $2, $3, $4, $5, $6)
+		if len(hosts) > 0 {
+			q.add(fmt.Sprintf("save %d hosts", len(hosts)), `INSERT INTO hosts (run_id, name, status, cname, v4, v6)
+				SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
 				ON CONFLICT (run_id, name) DO UPDATE SET status = excluded.status, cname = excluded.cname, v4 = excluded.v4, v6 = excluded.v6`,
-				append([]any{run}, hostArgs(h)...)...)
+				append([]any{run}, columns(hosts)...)...)
 		}
-		for i := range b.Addresses {
-			a := &b.Addresses[i]
-			q.add("save address "+a.IP.String(), `INSERT INTO addresses (run_id, ip, family, valid, class, prefixid, iid)
-				VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (run_id, ip) DO NOTHING`,
-				append([]any{run}, addressArgs(a)...)...)
+		if len(addrs) > 0 {
+			q.add(fmt.Sprintf("save %d addresses", len(addrs)), `INSERT INTO addresses (run_id, ip, family, valid, class, prefixid, iid)
+				SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bool[], $5::text[], $6::text[], $7::text[])
+				ON CONFLICT (run_id, ip) DO NOTHING`, append([]any{run}, columns(addrs)...)...)
 		}
 		return q.run(ctx, tx)
 	})
 }
 
+// lastOf returns pointers to the last element of each key, in the order the keys first
+// appear: what a sequence of upserts leaves, for one statement that may not touch a
+// row twice.
+func lastOf[T any](xs []T, key func(*T) string) []*T {
+	at := map[string]int{}
+	var out []*T
+	for i := range xs {
+		k := key(&xs[i])
+		if j, ok := at[k]; ok {
+			out[j] = &xs[i]
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, &xs[i])
+	}
+	return out
+}
+
+// columns turns rows of values into one array per column, the parameters of unnest.
+func columns(rows [][]any) []any {
+	if len(rows) == 0 {
+		return nil
+	}
+	cols := make([]any, len(rows[0]))
+	for j := range cols {
+		col := make([]any, len(rows))
+		for i, r := range rows {
+			col[i] = r[j]
+		}
+		cols[j] = col
+	}
+	return cols
+}
+
 // SaveMeasurements writes measurements in one transaction; a kind measured again
 // replaces the earlier value.
 func (s *Postgres) SaveMeasurements(ctx context.Context, run int64, ms []Measurement) error {
-	return s.inTx(ctx, "save measurements", func(tx pgx.Tx) error {
-		var q batch
-		for _, m := range ms {
-			js, err := json.Marshal(m.Value)
-			if err != nil {
-				return fmt.Errorf("save %s of %s: %w", m.Kind, m.IP, err)
-			}
-			q.add("save "+m.Kind+" of "+m.IP.String(), `INSERT INTO measurements (run_id, ip, kind, data) VALUES ($1, $2, $3, $4)
-				ON CONFLICT (run_id, ip, kind) DO UPDATE SET data = excluded.data`, run, m.IP.String(), m.Kind, string(js))
+	var rows [][]any
+	for _, m := range lastOf(ms, func(m *Measurement) string { return m.IP.String() + " " + m.Kind }) {
+		js, err := json.Marshal(m.Value)
+		if err != nil {
+			return fmt.Errorf("save %s of %s: %w", m.Kind, m.IP, err)
 		}
-		return q.run(ctx, tx)
-	})
+		rows = append(rows, []any{m.IP.String(), m.Kind, string(js)})
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO measurements (run_id, ip, kind, data)
+		SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])
+		ON CONFLICT (run_id, ip, kind) DO UPDATE SET data = excluded.data`, append([]any{run}, columns(rows)...)...)
+	if err != nil {
+		return fmt.Errorf("save %d measurements: %w", len(rows), err)
+	}
+	return nil
 }
 
 // Measured returns, per address, the kinds already measured in the run.
@@ -174,13 +227,16 @@ func (s *Postgres) details(ctx context.Context, run int64, cond string, args ...
 	return page, nil
 }
 
-// hostsAndAddrs reads the named hosts, all their addresses and their measurements.
+// hostsAndAddrs reads the named hosts, all their addresses and their measurements. The
+// names join the tables as a relation (unnest), so each is an index lookup; "= ANY" made
+// PostgreSQL filter every row of the run through the whole list.
 func (s *Postgres) hostsAndAddrs(ctx context.Context, run int64, names map[string]bool) (map[string]result.Host, map[netip.Addr]result.Address, error) {
 	list := make([]string, 0, len(names))
 	for n := range names {
 		list = append(list, n)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT name, status, cname, v4, v6 FROM hosts WHERE run_id = $1 AND name = ANY($2)`, run, list)
+	rows, err := s.pool.Query(ctx, `SELECT h.name, h.status, h.cname, h.v4, h.v6 FROM unnest($2::text[]) AS u(name)
+		JOIN hosts h ON h.run_id = $1 AND h.name = u.name`, run, list)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read hosts: %w", err)
 	}
@@ -204,7 +260,8 @@ func (s *Postgres) hostsAndAddrs(ctx context.Context, run int64, names map[strin
 	for ip := range ips {
 		list = append(list, ip)
 	}
-	arows, err := s.pool.Query(ctx, `SELECT ip, valid, class, prefixid, iid FROM addresses WHERE run_id = $1 AND ip = ANY($2)`, run, list)
+	arows, err := s.pool.Query(ctx, `SELECT a.ip, a.valid, a.class, a.prefixid, a.iid FROM unnest($2::text[]) AS u(ip)
+		JOIN addresses a ON a.run_id = $1 AND a.ip = u.ip`, run, list)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read addresses: %w", err)
 	}
@@ -220,7 +277,8 @@ func (s *Postgres) hostsAndAddrs(ctx context.Context, run int64, names map[strin
 	if err := arows.Err(); err != nil {
 		return nil, nil, err
 	}
-	mrows, err := s.pool.Query(ctx, `SELECT ip, kind, data FROM measurements WHERE run_id = $1 AND ip = ANY($2)`, run, list)
+	mrows, err := s.pool.Query(ctx, `SELECT m.ip, m.kind, m.data FROM unnest($2::text[]) AS u(ip)
+		JOIN measurements m ON m.run_id = $1 AND m.ip = u.ip`, run, list)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read measurements: %w", err)
 	}

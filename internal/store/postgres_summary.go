@@ -31,40 +31,53 @@ func (s *Postgres) ClearSummary(ctx context.Context, run int64) error {
 	})
 }
 
-// SaveSummaries writes domain summaries in one transaction.
+// SaveSummaries writes domain summaries in one statement, the rows as arrays.
 func (s *Postgres) SaveSummaries(ctx context.Context, run int64, ss []result.DomainSummary) error {
-	return s.inTx(ctx, "save summaries", func(tx pgx.Tx) error {
-		var q batch
-		for i := range ss {
-			d := &ss[i]
-			q.add("save summary of "+d.Name, `INSERT INTO domain_summary (run_id, name, tld, rank, status,
-				ns, mx, www, ntp, ns_reach, mx_reach, www_reach, ntp_reach, broken, k_ns, k_mx, k_www, k_ntp)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-				ON CONFLICT (run_id, name) DO UPDATE SET tld = excluded.tld, rank = excluded.rank, status = excluded.status,
-				ns = excluded.ns, mx = excluded.mx, www = excluded.www, ntp = excluded.ntp,
-				ns_reach = excluded.ns_reach, mx_reach = excluded.mx_reach, www_reach = excluded.www_reach, ntp_reach = excluded.ntp_reach,
-				broken = excluded.broken, k_ns = excluded.k_ns, k_mx = excluded.k_mx, k_www = excluded.k_www, k_ntp = excluded.k_ntp`,
-				append([]any{run}, summaryArgs(d)...)...)
-		}
-		return q.run(ctx, tx)
-	})
+	var rows [][]any
+	for _, d := range lastOf(ss, func(d *result.DomainSummary) string { return d.Name }) {
+		rows = append(rows, summaryArgs(d))
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO domain_summary (run_id, name, tld, rank, status,
+		ns, mx, www, ntp, ns_reach, mx_reach, www_reach, ntp_reach, broken, k_ns, k_mx, k_www, k_ntp)
+		SELECT $1, * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+			$10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[])
+		ON CONFLICT (run_id, name) DO UPDATE SET tld = excluded.tld, rank = excluded.rank, status = excluded.status,
+		ns = excluded.ns, mx = excluded.mx, www = excluded.www, ntp = excluded.ntp,
+		ns_reach = excluded.ns_reach, mx_reach = excluded.mx_reach, www_reach = excluded.www_reach, ntp_reach = excluded.ntp_reach,
+		broken = excluded.broken, k_ns = excluded.k_ns, k_mx = excluded.k_mx, k_www = excluded.k_www, k_ntp = excluded.k_ntp`,
+		append([]any{run}, columns(rows)...)...)
+	if err != nil {
+		return fmt.Errorf("save %d summaries: %w", len(rows), err)
+	}
+	return nil
 }
 
 // SaveAggregates writes the aggregates and located addresses and marks the run summarised.
 func (s *Postgres) SaveAggregates(ctx context.Context, run int64, gs []result.Aggregate, as []result.AddressSummary) error {
+	var aggs, addrs [][]any
+	for _, g := range lastOf(gs, func(g *result.Aggregate) string { return g.Kind + " " + g.Key }) {
+		js, _ := json.Marshal(g)
+		aggs = append(aggs, []any{g.Kind, g.Key, string(js)})
+	}
+	for _, a := range lastOf(as, func(a *result.AddressSummary) string { return a.IP }) {
+		js, _ := json.Marshal(a)
+		addrs = append(addrs, []any{a.IP, a.Family, a.CountryCode, int64(a.ASN), a.Domains, string(js)})
+	}
 	return s.inTx(ctx, "save aggregates", func(tx pgx.Tx) error {
 		var q batch
-		for _, g := range gs {
-			js, _ := json.Marshal(g)
-			q.add("save aggregate "+g.Kind+" "+g.Key, `INSERT INTO aggregates (run_id, kind, key, data) VALUES ($1, $2, $3, $4)
-				ON CONFLICT (run_id, kind, key) DO UPDATE SET data = excluded.data`, run, g.Kind, g.Key, string(js))
+		if len(aggs) > 0 {
+			q.add(fmt.Sprintf("save %d aggregates", len(aggs)), `INSERT INTO aggregates (run_id, kind, key, data)
+				SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])
+				ON CONFLICT (run_id, kind, key) DO UPDATE SET data = excluded.data`, append([]any{run}, columns(aggs)...)...)
 		}
-		for _, a := range as {
-			js, _ := json.Marshal(a)
-			q.add("save address summary "+a.IP, `INSERT INTO address_summary (run_id, ip, family, cc, asn, domains, data)
-				VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (run_id, ip) DO UPDATE SET family = excluded.family,
-				cc = excluded.cc, asn = excluded.asn, domains = excluded.domains, data = excluded.data`,
-				run, a.IP, a.Family, a.CountryCode, int64(a.ASN), a.Domains, string(js))
+		if len(addrs) > 0 {
+			q.add(fmt.Sprintf("save %d address summaries", len(addrs)), `INSERT INTO address_summary (run_id, ip, family, cc, asn, domains, data)
+				SELECT $1, * FROM unnest($2::text[], $3::int[], $4::text[], $5::bigint[], $6::bigint[], $7::text[])
+				ON CONFLICT (run_id, ip) DO UPDATE SET family = excluded.family, cc = excluded.cc, asn = excluded.asn,
+				domains = excluded.domains, data = excluded.data`, append([]any{run}, columns(addrs)...)...)
 		}
 		q.add("mark summarised", `INSERT INTO summaries (run_id, built) VALUES ($1, $2)
 			ON CONFLICT (run_id) DO UPDATE SET built = excluded.built`, run, formatTime(time.Now()))
