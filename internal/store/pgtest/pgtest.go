@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -91,10 +92,13 @@ func (c *cluster) dsn(db string) string {
 	return "postgres:///" + db + "?host=" + c.dir + "&user=" + c.user
 }
 
+// initdbGlob is where Debian installs initdb (a variable for the test of its absence).
+var initdbGlob = "/usr/lib/postgresql/*/bin/initdb"
+
 // binDir finds the PostgreSQL programs: the newest /usr/lib/postgresql/N/bin, or the
 // directory of initdb on PATH.
 func binDir() string {
-	ms, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	ms, _ := filepath.Glob(initdbGlob)
 	sort.Slice(ms, func(i, j int) bool { return version(ms[i]) > version(ms[j]) })
 	if len(ms) > 0 {
 		return filepath.Dir(ms[0])
@@ -125,8 +129,13 @@ func start() (*cluster, error) {
 	if os.Geteuid() == 0 {
 		parent = "/tmp"
 	}
+	reap(parent)
 	dir, err := os.MkdirTemp(parent, "v6matrix-pg-")
 	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	c := &cluster{bin: bin, dir: dir, data: filepath.Join(dir, "data")}
@@ -165,6 +174,31 @@ func start() (*cluster, error) {
 		return nil, fmt.Errorf("%w\nserver log:\n%s", err, log)
 	}
 	return c, nil
+}
+
+// reap stops and removes the clusters that test binaries killed before their end (a
+// timeout's panic skips Main's cleanup) left behind: those whose owner process is gone.
+func reap(parent string) {
+	if parent == "" {
+		parent = os.TempDir()
+	}
+	pids, _ := filepath.Glob(filepath.Join(parent, "v6matrix-pg-*", "owner.pid"))
+	for _, f := range pids {
+		b, err := os.ReadFile(f)
+		pid, perr := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || perr != nil || pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue
+		}
+		dir := filepath.Dir(f)
+		c := &cluster{bin: binDir(), dir: dir, data: filepath.Join(dir, "data")}
+		if os.Geteuid() == 0 {
+			c.asUser = []string{"runuser", "-u", "postgres", "--"}
+		}
+		if _, err := os.Stat(filepath.Join(c.data, "postmaster.pid")); err == nil && c.bin != "" {
+			c.run("pg_ctl", "-D", c.data, "-m", "immediate", "-w", "-t", "30", "stop")
+		}
+		os.RemoveAll(dir)
+	}
 }
 
 // run runs a PostgreSQL program as the cluster's owner.
