@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-
-	"github.com/v6matrix/v6matrix/internal/result"
 )
 
 // Measurement is one probe result of one address: Value is the typed result (the
@@ -54,22 +52,7 @@ func (s *SQLite) Measured(ctx context.Context, run int64) (map[netip.Addr]map[st
 		return nil, fmt.Errorf("read measurements: %w", err)
 	}
 	defer rows.Close()
-	out := map[netip.Addr]map[string]bool{}
-	for rows.Next() {
-		var ip, kind string
-		if err := rows.Scan(&ip, &kind); err != nil {
-			return nil, err
-		}
-		a, err := netip.ParseAddr(ip)
-		if err != nil {
-			return nil, fmt.Errorf("damaged measurement address %q: %w", ip, err)
-		}
-		if out[a] == nil {
-			out[a] = map[string]bool{}
-		}
-		out[a][kind] = true
-	}
-	return out, rows.Err()
+	return readMeasured(rows)
 }
 
 // MeasuredKinds returns the kinds that have at least one measurement in the run.
@@ -79,33 +62,5 @@ func (s *SQLite) MeasuredKinds(ctx context.Context, run int64) (map[string]bool,
 		return nil, fmt.Errorf("read measurement kinds: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]bool{}
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			return nil, err
-		}
-		out[k] = true
-	}
-	return out, rows.Err()
-}
-
-// loadMeasurements fills the addresses' measurement fields.
-func (s *SQLite) loadMeasurements(ctx context.Context, run int64, ipsJSON string, addrs map[netip.Addr]result.Address) error {
-	rows, err := s.query(ctx, `SELECT ip, kind, data FROM measurements
-		WHERE run_id = ? AND ip IN (SELECT value FROM json_each(?))`, run, ipsJSON)
-	if err != nil {
-		return fmt.Errorf("read measurements: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var ip, kind, data string
-		if err := rows.Scan(&ip, &kind, &data); err != nil {
-			return err
-		}
-		if err := addMeasurement(addrs, ip, kind, data); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return readKinds(rows)
 }

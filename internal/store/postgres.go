@@ -177,15 +177,7 @@ func (s *Postgres) ListRuns(ctx context.Context) ([]Run, error) {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Run
-	for rows.Next() {
-		r, err := scanRun(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return collect(rows, scanRun)
 }
 
 // Counts summarises a run.
@@ -196,20 +188,7 @@ func (s *Postgres) Counts(ctx context.Context, run int64) (Counts, error) {
 		return c, err
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var done bool
-		var st string
-		var n int
-		if err := rows.Scan(&done, &st, &n); err != nil {
-			return c, err
-		}
-		c.Total += n
-		if done {
-			c.Done += n
-			c.ByStatus[result.Status(st)] += n
-		}
-	}
-	if err := rows.Err(); err != nil {
+	if err := readCounts(rows, &c); err != nil {
 		return c, err
 	}
 	err = s.pool.QueryRow(ctx, `SELECT count(*) FROM addresses WHERE run_id = $1`, run).Scan(&c.Addresses)

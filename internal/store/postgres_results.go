@@ -20,15 +20,7 @@ func (s *Postgres) Pending(ctx context.Context, run int64, after Cursor, limit i
 		return nil, fmt.Errorf("pending domains: %w", err)
 	}
 	defer rows.Close()
-	var out []result.Domain
-	for rows.Next() {
-		var d result.Domain
-		if err := rows.Scan(&d.Name, &d.Rank, &d.TLD, &d.Suffix); err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return collect(rows, scanPending)
 }
 
 // Save writes a batch in one transaction: one statement per table, the rows as arrays.
@@ -135,22 +127,7 @@ func (s *Postgres) Measured(ctx context.Context, run int64) (map[netip.Addr]map[
 		return nil, fmt.Errorf("read measurements: %w", err)
 	}
 	defer rows.Close()
-	out := map[netip.Addr]map[string]bool{}
-	for rows.Next() {
-		var ip, kind string
-		if err := rows.Scan(&ip, &kind); err != nil {
-			return nil, err
-		}
-		a, err := netip.ParseAddr(ip)
-		if err != nil {
-			return nil, fmt.Errorf("damaged measurement address %q: %w", ip, err)
-		}
-		if out[a] == nil {
-			out[a] = map[string]bool{}
-		}
-		out[a][kind] = true
-	}
-	return out, rows.Err()
+	return readMeasured(rows)
 }
 
 // MeasuredKinds returns the kinds that have at least one measurement in the run.
@@ -160,15 +137,7 @@ func (s *Postgres) MeasuredKinds(ctx context.Context, run int64) (map[string]boo
 		return nil, fmt.Errorf("read measurement kinds: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]bool{}
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			return nil, err
-		}
-		out[k] = true
-	}
-	return out, rows.Err()
+	return readKinds(rows)
 }
 
 // Details calls fn for every domain of the run, in (rank, name) order, a page at a time.
@@ -202,22 +171,11 @@ func (s *Postgres) details(ctx context.Context, run int64, cond string, args ...
 		return nil, fmt.Errorf("read domains: %w", err)
 	}
 	defer rows.Close()
-	var page []Detail
-	hostNames := map[string]bool{}
-	for rows.Next() {
-		d, err := scanDomain(rows)
-		if err != nil {
-			return nil, err
-		}
-		for _, h := range d.Hosts {
-			hostNames[h.Name] = true
-		}
-		page = append(page, d)
-	}
-	if err := rows.Err(); err != nil {
+	page, names, err := readDomains(rows)
+	if err != nil {
 		return nil, err
 	}
-	hosts, addrs, err := s.hostsAndAddrs(ctx, run, hostNames)
+	hosts, addrs, err := s.hostsAndAddrs(ctx, run, names)
 	if err != nil {
 		return nil, err
 	}
@@ -230,67 +188,32 @@ func (s *Postgres) details(ctx context.Context, run int64, cond string, args ...
 // hostsAndAddrs reads the named hosts, all their addresses and their measurements. The
 // names join the tables as a relation (unnest), so each is an index lookup; "= ANY" made
 // PostgreSQL filter every row of the run through the whole list.
-func (s *Postgres) hostsAndAddrs(ctx context.Context, run int64, names map[string]bool) (map[string]result.Host, map[netip.Addr]result.Address, error) {
-	list := make([]string, 0, len(names))
-	for n := range names {
-		list = append(list, n)
-	}
+func (s *Postgres) hostsAndAddrs(ctx context.Context, run int64, names []string) (map[string]result.Host, map[netip.Addr]result.Address, error) {
 	rows, err := s.pool.Query(ctx, `SELECT h.name, h.status, h.cname, h.v4, h.v6 FROM unnest($2::text[]) AS u(name)
-		JOIN hosts h ON h.run_id = $1 AND h.name = u.name`, run, list)
+		JOIN hosts h ON h.run_id = $1 AND h.name = u.name`, run, names)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read hosts: %w", err)
 	}
 	defer rows.Close()
-	hosts := map[string]result.Host{}
-	ips := map[string]bool{}
-	for rows.Next() {
-		h, err := scanHost(rows)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, a := range append(h.V4[:len(h.V4):len(h.V4)], h.V6...) {
-			ips[a.String()] = true
-		}
-		hosts[h.Name] = h
-	}
-	if err := rows.Err(); err != nil {
+	hosts, ips, err := readHosts(rows)
+	if err != nil {
 		return nil, nil, err
 	}
-	list = list[:0]
-	for ip := range ips {
-		list = append(list, ip)
-	}
 	arows, err := s.pool.Query(ctx, `SELECT a.ip, a.valid, a.class, a.prefixid, a.iid FROM unnest($2::text[]) AS u(ip)
-		JOIN addresses a ON a.run_id = $1 AND a.ip = u.ip`, run, list)
+		JOIN addresses a ON a.run_id = $1 AND a.ip = u.ip`, run, ips)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read addresses: %w", err)
 	}
 	defer arows.Close()
-	addrs := map[netip.Addr]result.Address{}
-	for arows.Next() {
-		ad, err := scanAddress(arows)
-		if err != nil {
-			return nil, nil, err
-		}
-		addrs[ad.IP] = ad
-	}
-	if err := arows.Err(); err != nil {
+	addrs, err := readAddresses(arows)
+	if err != nil {
 		return nil, nil, err
 	}
 	mrows, err := s.pool.Query(ctx, `SELECT m.ip, m.kind, m.data FROM unnest($2::text[]) AS u(ip)
-		JOIN measurements m ON m.run_id = $1 AND m.ip = u.ip`, run, list)
+		JOIN measurements m ON m.run_id = $1 AND m.ip = u.ip`, run, ips)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read measurements: %w", err)
 	}
 	defer mrows.Close()
-	for mrows.Next() {
-		var ip, kind, data string
-		if err := mrows.Scan(&ip, &kind, &data); err != nil {
-			return nil, nil, err
-		}
-		if err := addMeasurement(addrs, ip, kind, data); err != nil {
-			return nil, nil, err
-		}
-	}
-	return hosts, addrs, mrows.Err()
+	return hosts, addrs, readMeasurements(mrows, addrs)
 }

@@ -147,21 +147,8 @@ func (s *Postgres) Aggregates(ctx context.Context, run int64, kind string) ([]re
 	if err != nil {
 		return nil, fmt.Errorf("read aggregates: %w", err)
 	}
-	return collectJSON[result.Aggregate](rows)
-}
-
-// collectJSON reads rows of one JSON column.
-func collectJSON[T any](rows pgx.Rows) ([]T, error) {
 	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		var v T
-		if err := scanJSON(rows, &v); err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return collect(rows, jsonRow[result.Aggregate])
 }
 
 // Aggregate returns one aggregate.
@@ -182,34 +169,7 @@ func (s *Postgres) Trend(ctx context.Context, kind, key string) ([]TrendPoint, e
 		return nil, fmt.Errorf("read trend: %w", err)
 	}
 	defer rows.Close()
-	var out []TrendPoint
-	for rows.Next() {
-		var p TrendPoint
-		var started, data string
-		if err := rows.Scan(&p.Run, &started, &data); err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal([]byte(data), &p.Aggregate); err != nil {
-			return nil, fmt.Errorf("damaged aggregate of run %d: %w", p.Run, err)
-		}
-		p.Started = parseTime(started)
-		out = append(out, p)
-	}
-	return out, rows.Err()
-}
-
-// collectSummaries reads rows of summaryColumns.
-func collectSummaries(rows pgx.Rows) ([]result.DomainSummary, error) {
-	defer rows.Close()
-	var out []result.DomainSummary
-	for rows.Next() {
-		var d result.DomainSummary
-		if err := scanSummary(rows, &d); err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return collect(rows, scanTrend)
 }
 
 // DomainSummaries returns a page of a TLD's domains: an index range in every order.
@@ -244,7 +204,8 @@ func (s *Postgres) DomainSummaries(ctx context.Context, run int64, q SummaryQuer
 	if err != nil {
 		return nil, fmt.Errorf("read domains of %s: %w", q.TLD, err)
 	}
-	return collectSummaries(rows)
+	defer rows.Close()
+	return collect(rows, scanDomainSummary)
 }
 
 // DomainSummary returns one domain's summary.
@@ -265,17 +226,7 @@ func (s *Postgres) History(ctx context.Context, name string) ([]HistoryPoint, er
 		return nil, fmt.Errorf("read history of %s: %w", name, err)
 	}
 	defer rows.Close()
-	var out []HistoryPoint
-	for rows.Next() {
-		var p HistoryPoint
-		var started string
-		if err := scanSummary(rows, &p.DomainSummary, &p.Run, &started); err != nil {
-			return nil, err
-		}
-		p.Started = parseTime(started)
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return collect(rows, scanHistory)
 }
 
 // SearchDomains finds domains by name prefix (an index range).
@@ -285,7 +236,8 @@ func (s *Postgres) SearchDomains(ctx context.Context, run int64, prefix string, 
 	if err != nil {
 		return nil, fmt.Errorf("search domains: %w", err)
 	}
-	return collectSummaries(rows)
+	defer rows.Close()
+	return collect(rows, scanDomainSummary)
 }
 
 // SearchHosts finds host names by prefix.
@@ -296,15 +248,7 @@ func (s *Postgres) SearchHosts(ctx context.Context, run int64, prefix string, li
 		return nil, fmt.Errorf("search hosts: %w", err)
 	}
 	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
+	return collect(rows, scanString)
 }
 
 // Located returns a country's or an AS's addresses, the most used first (ties in the
@@ -329,7 +273,8 @@ func (s *Postgres) Located(ctx context.Context, run int64, kind, key string, lim
 	if err != nil {
 		return nil, fmt.Errorf("read addresses of %s %s: %w", kind, key, err)
 	}
-	return collectJSON[result.AddressSummary](rows)
+	defer rows.Close()
+	return collect(rows, jsonRow[result.AddressSummary])
 }
 
 // Diff returns the stored counts of a diff; false when it was not built.
@@ -351,15 +296,7 @@ func (s *Postgres) Changes(ctx context.Context, a, b int64, role result.Role, ch
 		return nil, fmt.Errorf("read changes: %w", err)
 	}
 	defer rows.Close()
-	var out []Change
-	for rows.Next() {
-		c := Change{Role: role, Change: change}
-		if err := rows.Scan(&c.Rank, &c.Name); err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return collect(rows, changeRow(role, change))
 }
 
 // Domain returns one domain with its hosts and addresses.

@@ -159,3 +159,200 @@ func summaryArgs(d *result.DomainSummary) []any {
 	}
 	return args
 }
+
+// rowIter is a result set of either database (*sql.Rows, pgx.Rows); the caller closes it.
+type rowIter interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+}
+
+// collect reads every row of a result set with scan.
+func collect[T any](rs rowIter, scan func(rowScanner) (T, error)) ([]T, error) {
+	var out []T
+	for rs.Next() {
+		v, err := scan(rs)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rs.Err()
+}
+
+// scanPending reads name, rank, tld, suffix.
+func scanPending(sc rowScanner) (result.Domain, error) {
+	var d result.Domain
+	err := sc.Scan(&d.Name, &d.Rank, &d.TLD, &d.Suffix)
+	return d, err
+}
+
+// scanString reads one text column.
+func scanString(sc rowScanner) (string, error) {
+	var s string
+	err := sc.Scan(&s)
+	return s, err
+}
+
+// jsonRow returns a scanner of one JSON column into a T.
+func jsonRow[T any](sc rowScanner) (T, error) {
+	var v T
+	err := scanJSON(sc, &v)
+	return v, err
+}
+
+// scanDomainSummary reads summaryColumns.
+func scanDomainSummary(sc rowScanner) (result.DomainSummary, error) {
+	var d result.DomainSummary
+	err := scanSummary(sc, &d)
+	return d, err
+}
+
+// scanHistory reads summaryColumns, the run id and its start.
+func scanHistory(sc rowScanner) (HistoryPoint, error) {
+	var p HistoryPoint
+	var started string
+	err := scanSummary(sc, &p.DomainSummary, &p.Run, &started)
+	p.Started = parseTime(started)
+	return p, err
+}
+
+// scanTrend reads the run id, its start and the aggregate's JSON.
+func scanTrend(sc rowScanner) (TrendPoint, error) {
+	var p TrendPoint
+	var started, data string
+	if err := sc.Scan(&p.Run, &started, &data); err != nil {
+		return p, err
+	}
+	if err := json.Unmarshal([]byte(data), &p.Aggregate); err != nil {
+		return p, fmt.Errorf("damaged aggregate of run %d: %w", p.Run, err)
+	}
+	p.Started = parseTime(started)
+	return p, nil
+}
+
+// changeRow returns a scanner of rank, name into a Change of a role.
+func changeRow(role result.Role, change string) func(rowScanner) (Change, error) {
+	return func(sc rowScanner) (Change, error) {
+		c := Change{Role: role, Change: change}
+		err := sc.Scan(&c.Rank, &c.Name)
+		return c, err
+	}
+}
+
+// readCounts folds rows of (done, status, count) into c.
+func readCounts(rs rowIter, c *Counts) error {
+	for rs.Next() {
+		var done bool
+		var st string
+		var n int
+		if err := rs.Scan(&done, &st, &n); err != nil {
+			return err
+		}
+		c.Total += n
+		if done {
+			c.Done += n
+			c.ByStatus[result.Status(st)] += n
+		}
+	}
+	return rs.Err()
+}
+
+// readMeasured folds rows of (ip, kind) into the kinds measured per address.
+func readMeasured(rs rowIter) (map[netip.Addr]map[string]bool, error) {
+	out := map[netip.Addr]map[string]bool{}
+	for rs.Next() {
+		var ip, kind string
+		if err := rs.Scan(&ip, &kind); err != nil {
+			return nil, err
+		}
+		a, err := netip.ParseAddr(ip)
+		if err != nil {
+			return nil, fmt.Errorf("damaged measurement address %q: %w", ip, err)
+		}
+		if out[a] == nil {
+			out[a] = map[string]bool{}
+		}
+		out[a][kind] = true
+	}
+	return out, rs.Err()
+}
+
+// readKinds reads rows of one kind each into a set.
+func readKinds(rs rowIter) (map[string]bool, error) {
+	ks, err := collect(rs, scanString)
+	out := map[string]bool{}
+	for _, k := range ks {
+		out[k] = true
+	}
+	return out, err
+}
+
+// readDomains reads domain rows (domainColumns) and the names of the hosts they use.
+func readDomains(rs rowIter) ([]Detail, []string, error) {
+	var page []Detail
+	seen := map[string]bool{}
+	var hosts []string
+	for rs.Next() {
+		d, err := scanDomain(rs)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, h := range d.Hosts {
+			if !seen[h.Name] {
+				seen[h.Name] = true
+				hosts = append(hosts, h.Name)
+			}
+		}
+		page = append(page, d)
+	}
+	return page, hosts, rs.Err()
+}
+
+// readHosts reads host rows (name, status, cname, v4, v6) and the addresses they hold.
+func readHosts(rs rowIter) (map[string]result.Host, []string, error) {
+	hosts := map[string]result.Host{}
+	seen := map[netip.Addr]bool{}
+	var ips []string
+	for rs.Next() {
+		h, err := scanHost(rs)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, a := range append(h.V4[:len(h.V4):len(h.V4)], h.V6...) {
+			if !seen[a] {
+				seen[a] = true
+				ips = append(ips, a.String())
+			}
+		}
+		hosts[h.Name] = h
+	}
+	return hosts, ips, rs.Err()
+}
+
+// readAddresses reads address rows (ip, valid, class, prefixid, iid).
+func readAddresses(rs rowIter) (map[netip.Addr]result.Address, error) {
+	addrs := map[netip.Addr]result.Address{}
+	for rs.Next() {
+		ad, err := scanAddress(rs)
+		if err != nil {
+			return nil, err
+		}
+		addrs[ad.IP] = ad
+	}
+	return addrs, rs.Err()
+}
+
+// readMeasurements decodes measurement rows (ip, kind, data) into their addresses.
+func readMeasurements(rs rowIter, addrs map[netip.Addr]result.Address) error {
+	for rs.Next() {
+		var ip, kind, data string
+		if err := rs.Scan(&ip, &kind, &data); err != nil {
+			return err
+		}
+		if err := addMeasurement(addrs, ip, kind, data); err != nil {
+			return err
+		}
+	}
+	return rs.Err()
+}

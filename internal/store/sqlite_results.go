@@ -22,15 +22,7 @@ func (s *SQLite) Pending(ctx context.Context, run int64, after Cursor, limit int
 		return nil, fmt.Errorf("pending domains: %w", err)
 	}
 	defer rows.Close()
-	var out []result.Domain
-	for rows.Next() {
-		var d result.Domain
-		if err := rows.Scan(&d.Name, &d.Rank, &d.TLD, &d.Suffix); err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return collect(rows, scanPending)
 }
 
 // hostRef is the JSON form of a domain's link to a host, kept in the domain row.
@@ -151,22 +143,11 @@ func (s *SQLite) details(ctx context.Context, run int64, cond string, args ...an
 		return nil, fmt.Errorf("read domains: %w", err)
 	}
 	defer rows.Close()
-	var page []Detail
-	hostNames := map[string]bool{}
-	for rows.Next() {
-		d, err := scanDomain(rows)
-		if err != nil {
-			return nil, err
-		}
-		for _, h := range d.Hosts {
-			hostNames[h.Name] = true
-		}
-		page = append(page, d)
-	}
-	if err := rows.Err(); err != nil {
+	page, names, err := readDomains(rows)
+	if err != nil {
 		return nil, err
 	}
-	hosts, addrs, err := s.hostsAndAddrs(ctx, run, hostNames)
+	hosts, addrs, err := s.hostsAndAddrs(ctx, run, names)
 	if err != nil {
 		return nil, err
 	}
@@ -177,57 +158,34 @@ func (s *SQLite) details(ctx context.Context, run int64, cond string, args ...an
 }
 
 // hostsAndAddrs reads the named hosts and all their addresses.
-func (s *SQLite) hostsAndAddrs(ctx context.Context, run int64, names map[string]bool) (map[string]result.Host, map[netip.Addr]result.Address, error) {
-	list := make([]string, 0, len(names))
-	for n := range names {
-		list = append(list, n)
-	}
-	js, _ := json.Marshal(list)
+func (s *SQLite) hostsAndAddrs(ctx context.Context, run int64, names []string) (map[string]result.Host, map[netip.Addr]result.Address, error) {
+	js, _ := json.Marshal(names)
 	rows, err := s.query(ctx, `SELECT name, status, cname, v4, v6 FROM hosts
 		WHERE run_id = ? AND name IN (SELECT value FROM json_each(?))`, run, string(js))
 	if err != nil {
 		return nil, nil, fmt.Errorf("read hosts: %w", err)
 	}
 	defer rows.Close()
-	hosts := map[string]result.Host{}
-	ips := map[string]bool{}
-	for rows.Next() {
-		h, err := scanHost(rows)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, a := range append(h.V4[:len(h.V4):len(h.V4)], h.V6...) {
-			ips[a.String()] = true
-		}
-		hosts[h.Name] = h
-	}
-	if err := rows.Err(); err != nil {
+	hosts, ips, err := readHosts(rows)
+	if err != nil {
 		return nil, nil, err
 	}
-	list = list[:0]
-	for ip := range ips {
-		list = append(list, ip)
-	}
-	js, _ = json.Marshal(list)
+	js, _ = json.Marshal(ips)
 	arows, err := s.query(ctx, `SELECT ip, valid, class, prefixid, iid FROM addresses
 		WHERE run_id = ? AND ip IN (SELECT value FROM json_each(?))`, run, string(js))
 	if err != nil {
 		return nil, nil, fmt.Errorf("read addresses: %w", err)
 	}
 	defer arows.Close()
-	addrs := map[netip.Addr]result.Address{}
-	for arows.Next() {
-		ad, err := scanAddress(arows)
-		if err != nil {
-			return nil, nil, err
-		}
-		addrs[ad.IP] = ad
-	}
-	if err := arows.Err(); err != nil {
+	addrs, err := readAddresses(arows)
+	if err != nil {
 		return nil, nil, err
 	}
-	if err := s.loadMeasurements(ctx, run, string(js), addrs); err != nil {
-		return nil, nil, err
+	mrows, err := s.query(ctx, `SELECT ip, kind, data FROM measurements
+		WHERE run_id = ? AND ip IN (SELECT value FROM json_each(?))`, run, string(js))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read measurements: %w", err)
 	}
-	return hosts, addrs, nil
+	defer mrows.Close()
+	return hosts, addrs, readMeasurements(mrows, addrs)
 }
