@@ -165,55 +165,26 @@ func (s *Postgres) Details(ctx context.Context, run int64, fn func(Detail) error
 // details reads the domains that the condition (a fixed SQL text with $2... for the
 // arguments, never input) selects, with their hosts and addresses.
 func (s *Postgres) details(ctx context.Context, run int64, cond string, args ...any) ([]Detail, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+domainColumns+` FROM domains WHERE run_id = $1 AND `+cond,
-		append([]any{run}, args...)...)
-	if err != nil {
-		return nil, fmt.Errorf("read domains: %w", err)
+	q := func(ctx context.Context, sql string, args ...any) (rowIter, func(), error) {
+		rows, err := s.pool.Query(ctx, sql, args...)
+		if err != nil {
+			return nil, nil, err
+		}
+		return rows, rows.Close, nil
 	}
-	defer rows.Close()
-	page, names, err := readDomains(rows)
-	if err != nil {
-		return nil, err
-	}
-	hosts, addrs, err := s.hostsAndAddrs(ctx, run, names)
-	if err != nil {
-		return nil, err
-	}
-	for i := range page {
-		page[i].HostsByName, page[i].Addrs = hosts, addrs
-	}
-	return page, nil
+	return readDetails(ctx, q, &postgresDetails, run, cond, args...)
 }
 
-// hostsAndAddrs reads the named hosts, all their addresses and their measurements. The
-// names join the tables as a relation (unnest), so each is an index lookup; "= ANY" made
-// PostgreSQL filter every row of the run through the whole list.
-func (s *Postgres) hostsAndAddrs(ctx context.Context, run int64, names []string) (map[string]result.Host, map[netip.Addr]result.Address, error) {
-	rows, err := s.pool.Query(ctx, `SELECT h.name, h.status, h.cname, h.v4, h.v6 FROM unnest($2::text[]) AS u(name)
-		JOIN hosts h ON h.run_id = $1 AND h.name = u.name`, run, names)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read hosts: %w", err)
-	}
-	defer rows.Close()
-	hosts, ips, err := readHosts(rows)
-	if err != nil {
-		return nil, nil, err
-	}
-	arows, err := s.pool.Query(ctx, `SELECT a.ip, a.valid, a.class, a.prefixid, a.iid FROM unnest($2::text[]) AS u(ip)
-		JOIN addresses a ON a.run_id = $1 AND a.ip = u.ip`, run, ips)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read addresses: %w", err)
-	}
-	defer arows.Close()
-	addrs, err := readAddresses(arows)
-	if err != nil {
-		return nil, nil, err
-	}
-	mrows, err := s.pool.Query(ctx, `SELECT m.ip, m.kind, m.data FROM unnest($2::text[]) AS u(ip)
-		JOIN measurements m ON m.run_id = $1 AND m.ip = u.ip`, run, ips)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read measurements: %w", err)
-	}
-	defer mrows.Close()
-	return hosts, addrs, readMeasurements(mrows, addrs)
+// postgresDetails are the queries of details. A list is a text array joined as a
+// relation (unnest), so each name is an index lookup; "= ANY" made PostgreSQL filter
+// every row of the run through the whole list.
+var postgresDetails = detailQueries{
+	domains: `SELECT ` + domainColumns + ` FROM domains WHERE run_id = $1 AND `,
+	hosts: `SELECT h.name, h.status, h.cname, h.v4, h.v6 FROM unnest($2::text[]) AS u(name)
+		JOIN hosts h ON h.run_id = $1 AND h.name = u.name`,
+	addresses: `SELECT a.ip, a.valid, a.class, a.prefixid, a.iid FROM unnest($2::text[]) AS u(ip)
+		JOIN addresses a ON a.run_id = $1 AND a.ip = u.ip`,
+	measurements: `SELECT m.ip, m.kind, m.data FROM unnest($2::text[]) AS u(ip)
+		JOIN measurements m ON m.run_id = $1 AND m.ip = u.ip`,
+	list: func(names []string) any { return names },
 }

@@ -138,54 +138,27 @@ func (s *SQLite) detailPage(ctx context.Context, run int64, after Cursor) ([]Det
 // details reads the domains that the condition (a fixed SQL text with ? for the
 // arguments, never input) selects, with their hosts and addresses.
 func (s *SQLite) details(ctx context.Context, run int64, cond string, args ...any) ([]Detail, error) {
-	rows, err := s.query(ctx, `SELECT `+domainColumns+` FROM domains WHERE run_id = ? AND `+cond, append([]any{run}, args...)...)
-	if err != nil {
-		return nil, fmt.Errorf("read domains: %w", err)
+	q := func(ctx context.Context, sql string, args ...any) (rowIter, func(), error) {
+		rows, err := s.query(ctx, sql, args...)
+		if err != nil {
+			return nil, nil, err
+		}
+		return rows, func() { rows.Close() }, nil
 	}
-	defer rows.Close()
-	page, names, err := readDomains(rows)
-	if err != nil {
-		return nil, err
-	}
-	hosts, addrs, err := s.hostsAndAddrs(ctx, run, names)
-	if err != nil {
-		return nil, err
-	}
-	for i := range page {
-		page[i].HostsByName, page[i].Addrs = hosts, addrs
-	}
-	return page, nil
+	return readDetails(ctx, q, &sqliteDetails, run, cond, args...)
 }
 
-// hostsAndAddrs reads the named hosts and all their addresses.
-func (s *SQLite) hostsAndAddrs(ctx context.Context, run int64, names []string) (map[string]result.Host, map[netip.Addr]result.Address, error) {
-	js, _ := json.Marshal(names)
-	rows, err := s.query(ctx, `SELECT name, status, cname, v4, v6 FROM hosts
-		WHERE run_id = ? AND name IN (SELECT value FROM json_each(?))`, run, string(js))
-	if err != nil {
-		return nil, nil, fmt.Errorf("read hosts: %w", err)
-	}
-	defer rows.Close()
-	hosts, ips, err := readHosts(rows)
-	if err != nil {
-		return nil, nil, err
-	}
-	js, _ = json.Marshal(ips)
-	arows, err := s.query(ctx, `SELECT ip, valid, class, prefixid, iid FROM addresses
-		WHERE run_id = ? AND ip IN (SELECT value FROM json_each(?))`, run, string(js))
-	if err != nil {
-		return nil, nil, fmt.Errorf("read addresses: %w", err)
-	}
-	defer arows.Close()
-	addrs, err := readAddresses(arows)
-	if err != nil {
-		return nil, nil, err
-	}
-	mrows, err := s.query(ctx, `SELECT ip, kind, data FROM measurements
-		WHERE run_id = ? AND ip IN (SELECT value FROM json_each(?))`, run, string(js))
-	if err != nil {
-		return nil, nil, fmt.Errorf("read measurements: %w", err)
-	}
-	defer mrows.Close()
-	return hosts, addrs, readMeasurements(mrows, addrs)
+// sqliteDetails are the queries of details; a list is a JSON array (json_each).
+var sqliteDetails = detailQueries{
+	domains: `SELECT ` + domainColumns + ` FROM domains WHERE run_id = ? AND `,
+	hosts: `SELECT name, status, cname, v4, v6 FROM hosts
+		WHERE run_id = ? AND name IN (SELECT value FROM json_each(?))`,
+	addresses: `SELECT ip, valid, class, prefixid, iid FROM addresses
+		WHERE run_id = ? AND ip IN (SELECT value FROM json_each(?))`,
+	measurements: `SELECT ip, kind, data FROM measurements
+		WHERE run_id = ? AND ip IN (SELECT value FROM json_each(?))`,
+	list: func(names []string) any {
+		js, _ := json.Marshal(names)
+		return string(js)
+	},
 }

@@ -1,0 +1,70 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+
+	"github.com/v6matrix/v6matrix/internal/result"
+)
+
+// queryFunc runs a read query on one store and returns the result set and its close.
+type queryFunc func(ctx context.Context, sql string, args ...any) (rowIter, func(), error)
+
+// detailQueries are a store's dialect of the queries readDetails makes: the domains that
+// a condition selects (run first, then the condition's arguments), then the hosts, the
+// addresses and the measurements of a list of names (run, list).
+type detailQueries struct {
+	domains, hosts, addresses, measurements string
+	// list turns names into the query parameter that holds them.
+	list func([]string) any
+}
+
+// readDetails reads the domains a condition selects (cond is fixed SQL text of the
+// store's package, never input), with their hosts, addresses and measurements.
+func readDetails(ctx context.Context, q queryFunc, dq *detailQueries, run int64, cond string, args ...any) ([]Detail, error) {
+	rows, done, err := q(ctx, dq.domains+cond, append([]any{run}, args...)...)
+	if err != nil {
+		return nil, fmt.Errorf("read domains: %w", err)
+	}
+	page, names, err := readDomains(rows)
+	done()
+	if err != nil {
+		return nil, err
+	}
+	var hosts map[string]result.Host
+	var ips []string
+	var addrs map[netip.Addr]result.Address
+	err = readList(ctx, q, dq.hosts, run, dq.list(names), "hosts", func(rs rowIter) (err error) {
+		hosts, ips, err = readHosts(rs)
+		return err
+	})
+	if err == nil {
+		err = readList(ctx, q, dq.addresses, run, dq.list(ips), "addresses", func(rs rowIter) (err error) {
+			addrs, err = readAddresses(rs)
+			return err
+		})
+	}
+	if err == nil {
+		err = readList(ctx, q, dq.measurements, run, dq.list(ips), "measurements", func(rs rowIter) error {
+			return readMeasurements(rs, addrs)
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	for i := range page {
+		page[i].HostsByName, page[i].Addrs = hosts, addrs
+	}
+	return page, nil
+}
+
+// readList runs one query of a list and reads its rows with read.
+func readList(ctx context.Context, q queryFunc, sql string, run int64, list any, what string, read func(rowIter) error) error {
+	rows, done, err := q(ctx, sql, run, list)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", what, err)
+	}
+	defer done()
+	return read(rows)
+}
