@@ -68,3 +68,28 @@ func readList(ctx context.Context, q queryFunc, sql string, run int64, list any,
 	defer done()
 	return read(rows)
 }
+
+// detailPage is how many domains Details reads at a time.
+const detailPage = 500
+
+// eachDetail calls fn for every domain that pages of detailPage domains (in (rank, name)
+// order, after a cursor) give. Memory stays bounded by the page size.
+func eachDetail(fn func(Detail) error, page func(after Cursor) ([]Detail, error)) error {
+	after := Cursor{Rank: -1}
+	for {
+		ds, err := page(after)
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			if err := fn(d); err != nil {
+				return err
+			}
+		}
+		if len(ds) < detailPage {
+			return nil
+		}
+		last := ds[len(ds)-1]
+		after = Cursor{Rank: last.Rank, Name: last.Name}
+	}
+}

@@ -142,24 +142,9 @@ func (s *Postgres) MeasuredKinds(ctx context.Context, run int64) (map[string]boo
 
 // Details calls fn for every domain of the run, in (rank, name) order, a page at a time.
 func (s *Postgres) Details(ctx context.Context, run int64, fn func(Detail) error) error {
-	after := Cursor{Rank: -1}
-	for {
-		page, err := s.details(ctx, run, `(rank, name) > ($2, $3) ORDER BY rank, name LIMIT $4`,
-			after.Rank, after.Name, detailPage)
-		if err != nil {
-			return err
-		}
-		for _, d := range page {
-			if err := fn(d); err != nil {
-				return err
-			}
-		}
-		if len(page) < detailPage {
-			return nil
-		}
-		last := page[len(page)-1]
-		after = Cursor{Rank: last.Rank, Name: last.Name}
-	}
+	return eachDetail(fn, func(after Cursor) ([]Detail, error) {
+		return s.details(ctx, run, `(rank, name) > ($2, $3) ORDER BY rank, name LIMIT $4`, after.Rank, after.Name, detailPage)
+	})
 }
 
 // details reads the domains that the condition (a fixed SQL text with $2... for the

@@ -105,34 +105,13 @@ func splitAddrs(s string) ([]netip.Addr, error) {
 	return out, nil
 }
 
-// detailPage is how many domains Details reads at a time.
-const detailPage = 500
-
 // Details calls fn for every domain of the run, in (rank, name) order, with its hosts
 // and addresses. Memory stays bounded by the page size.
 func (s *SQLite) Details(ctx context.Context, run int64, fn func(Detail) error) error {
-	after := Cursor{Rank: -1}
-	for {
-		page, err := s.detailPage(ctx, run, after)
-		if err != nil {
-			return err
-		}
-		for _, d := range page {
-			if err := fn(d); err != nil {
-				return err
-			}
-		}
-		if len(page) < detailPage {
-			return nil
-		}
-		last := page[len(page)-1]
-		after = Cursor{Rank: last.Rank, Name: last.Name}
-	}
-}
-
-func (s *SQLite) detailPage(ctx context.Context, run int64, after Cursor) ([]Detail, error) {
-	return s.details(ctx, run, `(rank > ? OR (rank = ? AND name > ?)) ORDER BY rank, name LIMIT ?`,
-		after.Rank, after.Rank, after.Name, detailPage)
+	return eachDetail(fn, func(after Cursor) ([]Detail, error) {
+		return s.details(ctx, run, `(rank > ? OR (rank = ? AND name > ?)) ORDER BY rank, name LIMIT ?`,
+			after.Rank, after.Rank, after.Name, detailPage)
+	})
 }
 
 // details reads the domains that the condition (a fixed SQL text with ? for the
