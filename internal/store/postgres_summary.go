@@ -251,25 +251,15 @@ func (s *Postgres) SearchHosts(ctx context.Context, run int64, prefix string, li
 	return collect(rows, scanString)
 }
 
-// Located returns a country's or an AS's addresses, the most used first (ties in the
-// descending address order SQLite's index gives).
+// Located returns a country's or an AS's addresses, the most used first.
 func (s *Postgres) Located(ctx context.Context, run int64, kind, key string, limit, offset int) ([]result.AddressSummary, error) {
-	var rows pgx.Rows
-	var err error
-	switch kind {
-	case "country":
-		rows, err = s.pool.Query(ctx, `SELECT data FROM address_summary WHERE run_id = $1 AND cc = $2
-			ORDER BY domains DESC, ip DESC LIMIT $3 OFFSET $4`, run, key, limit, offset)
-	case "asn":
-		asn, perr := strconv.ParseUint(key, 10, 32)
-		if perr != nil {
-			return nil, fmt.Errorf("AS number %q: %w", key, ErrNotFound)
-		}
-		rows, err = s.pool.Query(ctx, `SELECT data FROM address_summary WHERE run_id = $1 AND asn = $2
-			ORDER BY domains DESC, ip DESC LIMIT $3 OFFSET $4`, run, int64(asn), limit, offset)
-	default:
-		return nil, fmt.Errorf("unknown location kind %q", kind)
+	col, val, err := locatedBy(kind, key)
+	if err != nil {
+		return nil, err
 	}
+	// col is one of two fixed column names, never input.
+	rows, err := s.pool.Query(ctx, `SELECT data FROM address_summary WHERE run_id = $1 AND `+col+` = $2
+		ORDER BY domains DESC, ip DESC LIMIT $3 OFFSET $4`, run, val, limit, offset)
 	if err != nil {
 		return nil, fmt.Errorf("read addresses of %s %s: %w", kind, key, err)
 	}

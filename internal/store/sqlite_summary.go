@@ -285,29 +285,37 @@ func (s *SQLite) SearchHosts(ctx context.Context, run int64, prefix string, limi
 	return collect(rows, scanString)
 }
 
-// Located returns a country's or an AS's addresses, the most used first.
+// Located returns a country's or an AS's addresses, the most used first (ties by
+// address, descending: the index order, written out so that both stores agree).
 func (s *SQLite) Located(ctx context.Context, run int64, kind, key string, limit, offset int) ([]result.AddressSummary, error) {
-	var rows *sql.Rows
-	var err error
-	switch kind {
-	case "country":
-		rows, err = s.query(ctx, `SELECT data FROM address_summary WHERE run_id = ? AND cc = ?
-			ORDER BY domains DESC LIMIT ? OFFSET ?`, run, key, limit, offset)
-	case "asn":
-		asn, perr := strconv.ParseUint(key, 10, 32)
-		if perr != nil {
-			return nil, fmt.Errorf("AS number %q: %w", key, ErrNotFound)
-		}
-		rows, err = s.query(ctx, `SELECT data FROM address_summary WHERE run_id = ? AND asn = ?
-			ORDER BY domains DESC LIMIT ? OFFSET ?`, run, asn, limit, offset)
-	default:
-		return nil, fmt.Errorf("unknown location kind %q", kind)
+	col, val, err := locatedBy(kind, key)
+	if err != nil {
+		return nil, err
 	}
+	// col is one of two fixed column names, never input.
+	rows, err := s.query(ctx, `SELECT data FROM address_summary WHERE run_id = ? AND `+col+` = ?
+		ORDER BY domains DESC, ip DESC LIMIT ? OFFSET ?`, run, val, limit, offset)
 	if err != nil {
 		return nil, fmt.Errorf("read addresses of %s %s: %w", kind, key, err)
 	}
 	defer rows.Close()
 	return collect(rows, jsonRow[result.AddressSummary])
+}
+
+// locatedBy returns the address_summary column and value that select a country's or
+// an AS's addresses.
+func locatedBy(kind, key string) (string, any, error) {
+	switch kind {
+	case "country":
+		return "cc", key, nil
+	case "asn":
+		asn, err := strconv.ParseUint(key, 10, 32)
+		if err != nil {
+			return "", nil, fmt.Errorf("AS number %q: %w", key, ErrNotFound)
+		}
+		return "asn", int64(asn), nil
+	}
+	return "", nil, fmt.Errorf("unknown location kind %q", kind)
 }
 
 // Diff returns the stored counts of a diff; false when it was not built.
