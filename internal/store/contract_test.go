@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/v6matrix/v6matrix/internal/store"
 	"github.com/v6matrix/v6matrix/internal/store/pgtest"
@@ -81,7 +82,23 @@ func TestPostgresOpen(t *testing.T) {
 
 func TestPostgresErrors(t *testing.T) {
 	ctx := context.Background()
+	future := pgtest.DSN(t)
+	s, err := store.OpenPostgres(ctx, future)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	conn, err := pgx.Connect(ctx, future)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, `UPDATE schema_version SET version = 99`)
+	conn.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct{ name, dsn, want, secret string }{
+		{"newer schema", future, "database " + future + ": schema version 99 is newer than this v6matrix knows (", "s3cret"},
 		{"no server", "postgres://v6:s3cret@/nodb?host=/nonexistent-dir&connect_timeout=2", "database postgres://v6@/nodb?", "s3cret"},
 		{"bad port", "postgres://v6:s3cret@localhost:99999/db", "database postgres://v6@localhost:99999/db:", "s3cret"},
 	}

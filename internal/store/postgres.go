@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -21,6 +22,9 @@ type Postgres struct {
 	pool *pgxpool.Pool
 	name string // the DSN without its password, for errors
 }
+
+// connectTimeout bounds a connection attempt when the URL sets no connect_timeout.
+const connectTimeout = 15 * time.Second
 
 // migrationLock is the advisory lock key under which the schema is migrated, so that
 // processes opening a fresh database at once do not race ("v6mx" in ASCII).
@@ -73,6 +77,11 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %w", name, err) // pgconn redacts the password itself
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// Without connect_timeout in the URL, a server that drops packets would hold
+		// every command for the system's TCP timeout (minutes).
+		cfg.ConnConfig.ConnectTimeout = connectTimeout
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
