@@ -6,6 +6,7 @@
 package summary
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -354,21 +355,11 @@ func (b *builder) aggregates() []result.Aggregate {
 	}
 	slices.SortFunc(out[1:], func(x, y result.Aggregate) int {
 		if x.Kind != y.Kind {
-			return compare(x.Kind, y.Kind)
+			return cmp.Compare(x.Kind, y.Kind)
 		}
-		return compare(x.Key, y.Key)
+		return cmp.Compare(x.Key, y.Key)
 	})
 	return out
-}
-
-func compare(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // addresses returns the located addresses.
