@@ -153,8 +153,8 @@ func (s *SQLite) Details(ctx context.Context, run int64, fn func(Detail) error) 
 }
 
 func (s *SQLite) detailPage(ctx context.Context, run int64, after Cursor) ([]Detail, error) {
-	return s.details(ctx, run, `(rank > ? OR (rank = ? AND name > ?)) ORDER BY rank, name LIMIT ?`,
-		after.Rank, after.Rank, after.Name, detailPage)
+	return s.details(ctx, run, `(rank, name) > (?, ?) ORDER BY rank, name LIMIT ?`,
+		after.Rank, after.Name, detailPage)
 }
 
 // details reads the domains that the condition (a fixed SQL text with ? for the

@@ -368,6 +368,8 @@ func (b *builder) addresses() []result.AddressSummary {
 	for _, a := range b.addrs {
 		out = append(out, a.AddressSummary)
 	}
+	// In the table's key order, so that saving them appends rather than seeks.
+	slices.SortFunc(out, func(x, y result.AddressSummary) int { return cmp.Compare(x.IP, y.IP) })
 	return out
 }
 
