@@ -16,7 +16,7 @@ import (
 // cmdDemo is the README's main job: bring the lab up, crawl its domains from the
 // vantage with the default settings plus --allow-ranges, and export the results.
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("demo", "[flags]", stderr)
+	fs := newFlagSet("demo", "[flags]", stdout)
 	out := fs.String("out", "demo-out", "`directory` for the database and the exported records")
 	prefix := fs.String("prefix", lab.DefaultPrefix, "name prefix of the lab's namespaces")
 	keep := fs.Bool("keep", false, "leave the lab up afterwards (explore it with v6matrix lab exec -- ...)")

@@ -16,7 +16,7 @@ import (
 
 // cmdInfoPage serves the crawler's info page with the opt-out form.
 func cmdInfoPage(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("infopage", "[flags]", stderr)
+	fs := newFlagSet("infopage", "[flags]", stdout)
 	listen := fs.String("listen", ":80", "`address` to serve on (port 80 of the crawl's source addresses)")
 	operator := fs.String("operator", "", "who runs the crawler (organisation)")
 	contact := fs.String("contact", "", "abuse and opt-out contact `e-mail`")

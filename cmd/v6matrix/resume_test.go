@@ -417,8 +417,8 @@ func TestInterrupt(t *testing.T) {
 				t.Errorf("crawl took %v to exit after %v, want under 2 s", took, tc.sig)
 			}
 			stderr := c.stderr.String()
-			if code := c.cmd.ProcessState.ExitCode(); code != 1 {
-				t.Errorf("exit code %d after %v, want 1\n%s", code, tc.sig, stderr)
+			if code, want := c.cmd.ProcessState.ExitCode(), 128+int(tc.sig); code != want {
+				t.Errorf("exit code %d after %v, want %d\n%s", code, tc.sig, want, stderr)
 			}
 			if !strings.Contains(stderr, "interrupted; continue with: v6matrix crawl --resume") ||
 				!strings.HasSuffix(stderr, "v6matrix crawl: interrupted\n") {

@@ -274,3 +274,28 @@ func jsonLines(t *testing.T, dir string) []map[string]any {
 	}
 	return out
 }
+
+// TestStaleFiles exports a run without probe measurements into a directory holding an
+// earlier export with them (and a file of the user's): the earlier record files must go,
+// so that the directory never mixes two runs; the user's file stays.
+func TestStaleFiles(t *testing.T) {
+	ctx := context.Background()
+	dir, _ := exportMeasured(t, measurements(t))
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := newStore(t)
+	run := saveRun(t, st)
+	paths, err := Write(ctx, st, run, dir, []string{"csv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append(FilesFor([]string{"csv"}, nil), "notes.txt")
+	slices.Sort(want)
+	if diff := cmp.Diff(want, dirFiles(t, dir)); diff != "" {
+		t.Errorf("files after the second export (-want +got):\n%s", diff)
+	}
+	if len(paths) != len(want)-1 {
+		t.Errorf("Write returned %d paths, want %d", len(paths), len(want)-1)
+	}
+}

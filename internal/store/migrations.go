@@ -61,4 +61,12 @@ var migrations = []string{
 		data   TEXT NOT NULL,
 		PRIMARY KEY (run_id, ip, kind)
 	) WITHOUT ROWID;`,
+	// 3: the exact list each run crawls, in chunks, so that a resume reads the same list
+	// whatever happened to the file since.
+	`CREATE TABLE list_chunks (
+		run_id INTEGER NOT NULL REFERENCES runs(id),
+		seq    INTEGER NOT NULL,
+		data   BLOB NOT NULL,
+		PRIMARY KEY (run_id, seq)
+	) WITHOUT ROWID;`,
 }
