@@ -15,6 +15,8 @@ import (
 	"sort"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/v6matrix/v6matrix/internal/lab"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -42,15 +44,16 @@ var commands = map[string]command{
 var caught atomic.Int32
 
 func main() {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		for s := range sigs {
 			if sig, ok := s.(syscall.Signal); ok {
 				caught.CompareAndSwap(0, int32(sig))
+				// lab exec forwards the signal to its command (lab.SignalCause).
+				cancel(lab.SignalCause{Signal: sig})
 			}
-			cancel()
 		}
 	}()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
