@@ -72,7 +72,7 @@ var tables = []table{
 	{"tcp80.csv", tcpHeader, tcpRows(80), []string{result.KindTCP80}},
 	{"tcp443.csv", tcpHeader, tcpRows(443), []string{result.KindTCP443}},
 	{"tls.csv", []string{"type", "domain", "host", "ipv4", "reachable", "tls", "ipv6", "reachable6", "tls6",
-		"cert_valid", "cert_expiry"}, tlsRows, []string{result.KindTLS443, result.KindSTARTTLS}},
+		"cert_valid", "cert_expiry", "cert_valid4", "cert_expiry4", "cert_valid6", "cert_expiry6"}, tlsRows, []string{result.KindTLS443, result.KindSTARTTLS}},
 	{"path.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "mtu4", "hops4", "back4", "path4",
 		"mtu6", "hops6", "back6", "path6"}, pathRows, []string{result.KindPath}},
 	{"geoip.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "asn", "city", "region_name", "country_code",
