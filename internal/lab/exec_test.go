@@ -38,7 +38,7 @@ func TestExecForwardsSignal(t *testing.T) {
 			defer cancel(nil)
 			var out lockedBuffer
 			script := `trap 'kill $! 2>/dev/null; echo "got $SIG"; exit 7' ` + strings.TrimPrefix(sigName(sig), "SIG") +
-				`; echo ready; sleep 30 & wait`
+				`; sleep 30 & echo ready; wait`
 			done := make(chan int, 1)
 			go func() {
 				code, err := l.Exec(ctx, []string{"sh", "-c", strings.ReplaceAll(script, "$SIG", sigName(sig))}, nil, &out, &out)
