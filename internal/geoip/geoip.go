@@ -14,8 +14,8 @@ package geoip
 import (
 	"errors"
 	"fmt"
-	"math"
 	"log/slog"
+	"math"
 	"net/netip"
 
 	"github.com/oschwald/maxminddb-golang/v2"
