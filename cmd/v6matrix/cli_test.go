@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/v6matrix/v6matrix/internal/domains"
 	"github.com/v6matrix/v6matrix/internal/store"
 )
 
@@ -282,5 +284,76 @@ func TestCLIHelp(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReadOnlyDatabase reads a database in a directory the user may not write, as a
+// user who may not write the file either: runs and export must work (they said "not a
+// usable SQLite database"). Needs root to switch to the user nobody.
+func TestReadOnlyDatabase(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run v6matrix as another user")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("needs setpriv (util-linux)")
+	}
+	bin := v6matrixBinary(t)
+	top, err := os.MkdirTemp("", "v6matrix-ro-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(top) })
+	dir := filepath.Join(top, "db")
+	out := filepath.Join(top, "out")
+	for _, d := range []string{dir, out} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db := filepath.Join(dir, "ro.db")
+	ctx := context.Background()
+	st, err := store.OpenSQLite(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := st.CreateRun(ctx, store.Run{Started: time.Now(), ListName: "l", Options: "{}", Vantage: "test", State: store.RunDone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.AddDomains(ctx, run, []domains.Entry{{Rank: 1, Name: "a.example", TLD: "example"}}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	// nobody may enter top, the binary's directory and out, but write nothing else.
+	for _, p := range []string{top, filepath.Dir(bin)} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(out, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(db, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(dir, 0o755) })
+	asNobody := func(args ...string) (string, error) {
+		cmd := exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)...)
+		cmd.Dir = top
+		b, err := cmd.CombinedOutput()
+		return string(b), err
+	}
+	if o, err := asNobody("runs", "--db", db); err != nil || !strings.Contains(o, "done") {
+		t.Errorf("runs of a read-only database: %v\n%s", err, o)
+	}
+	if o, err := asNobody("export", "--db", db, "--out", out); err != nil || !strings.HasPrefix(o, "run 1 exported") {
+		t.Errorf("export of a read-only database: %v\n%s", err, o)
+	}
+	if _, err := os.Stat(filepath.Join(out, "ipv6domain.csv")); err != nil {
+		t.Error(err)
 	}
 }
