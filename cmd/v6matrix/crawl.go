@@ -120,6 +120,9 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	} else {
 		run.Options = opts
 		log.Info("resuming run", "run", run.ID, "list", run.ListName, "list_sha256", run.ListSHA256, "state", run.State)
+		if err := storeListIfMissing(ctx, st, &run, o, log); err != nil {
+			return err
+		}
 	}
 	if !run.Loaded {
 		if err := loadList(ctx, st, &run, o, log); err != nil {
@@ -196,6 +199,35 @@ func storeList(ctx context.Context, st store.Store, run *store.Run, o crawlOptio
 	run.ListSHA256 = sum
 	log.Info("list stored", "run", run.ID, "bytes", size, "sha256", sum)
 	return nil
+}
+
+// storeListIfMissing stores the list of a resumed run that was stopped before its list
+// was stored (between the run's creation and the end of storeList): nothing of it was
+// loaded, so the list the file holds now becomes the run's list, and nothing is mixed.
+func storeListIfMissing(ctx context.Context, st store.Store, run *store.Run, o crawlOptions, log *slog.Logger) error {
+	if run.Loaded || run.ListSHA256 != "" {
+		return nil
+	}
+	in, err := st.OpenList(ctx, run.ID)
+	if err == nil {
+		in.Close()
+		return nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	c, err := st.Counts(ctx, run.ID)
+	if err != nil {
+		return err
+	}
+	if c.Total > 0 || o.List == "-" {
+		return nil // loadList says what is wrong
+	}
+	log.Warn("the run stopped before its list was stored: storing it now", "run", run.ID, "list", o.List)
+	if err := storeList(ctx, st, run, o, log); err != nil {
+		return err
+	}
+	return st.UpdateRun(ctx, *run)
 }
 
 // loadList streams the run's list into the store.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -543,5 +544,35 @@ func TestTwoCrawlsOneDatabase(t *testing.T) {
 		if got := rows[id]; got != r.row {
 			t.Errorf("run %s: %+v, want %+v as the crawl alone", id, got, r.row)
 		}
+	}
+}
+
+// TestResumeBeforeListStored resumes a run killed after its creation but before its list
+// was stored (nothing loaded): the resume stores the list and crawls it. It failed with
+// "no stored copy of its list".
+func TestResumeBeforeListStored(t *testing.T) {
+	dir := t.TempDir()
+	resolver, _ := syntheticServer(t, 20)
+	list, n := writeList(t, dir, 20)
+	var o crawlOptions
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	o.register(fs)
+	o.List, o.Probe.Kinds = list, nil
+	opts, err := marshalOptions(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "early.db")
+	st, err := store.OpenSQLite(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateRun(context.Background(), store.Run{Started: time.Now(), ListName: list, Options: opts, Vantage: "test", State: store.RunLoading}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	mustRun(t, "crawl", "--db", db, "--resume", "--quiet", "--resolver", resolver)
+	if row := listRuns(t, db)["1"]; row.State != "done" || row.Done != strconv.Itoa(n) {
+		t.Errorf("resumed run: %+v, want done with %d domains", row, n)
 	}
 }
