@@ -134,6 +134,8 @@ func TestCLIErrors(t *testing.T) {
 			"v6matrix crawl: --prefix-table: open " + f.missing + ": no such file or directory\n"},
 		{"exclude missing", crawl("--exclude", f.missing, f.list), 1,
 			"v6matrix crawl: --exclude: open " + f.missing + ": no such file or directory\n"},
+		{"dead resolver", crawl(f.list), 1,
+			"v6matrix crawl: resolvers 127.0.0.1:9: no resolver answered a query for the root NS set: check --resolver\n"},
 		{"allow-ranges garbage", crawl("--allow-ranges", "garbage", f.list), 2,
 			"v6matrix crawl: --allow-ranges \"garbage\": want a CIDR network such as 192.0.2.0/24 or 2001:db8::/32\n"},
 		{"resume a mistyped database", []string{"crawl", "--db", db, "--resume", "--quiet"}, 1,

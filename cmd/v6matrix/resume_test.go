@@ -571,7 +571,11 @@ func TestResumeBeforeListStored(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
-	mustRun(t, "crawl", "--db", db, "--resume", "--quiet", "--resolver", resolver)
+	// Without a terminal and without --quiet, progress comes as log lines.
+	res := mustRun(t, "crawl", "--db", db, "--resume", "--resolver", resolver, "--log-progress", "1ms")
+	if !strings.Contains(res.stderr, "msg=progress stage=crawl") {
+		t.Errorf("no progress log line without a terminal:\n%s", res.stderr)
+	}
 	if row := listRuns(t, db)["1"]; row.State != "done" || row.Done != strconv.Itoa(n) {
 		t.Errorf("resumed run: %+v, want done with %d domains", row, n)
 	}
