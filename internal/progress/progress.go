@@ -32,19 +32,25 @@ type Bar struct {
 // Start draws the bar on w every interval until Stop.
 func Start(w io.Writer, label string, interval time.Duration, read func() Counts) *Bar {
 	b := &Bar{w: w, label: label, read: read, start: time.Now(), stop: make(chan struct{}), now: time.Now}
+	b.every(interval, func(c Counts, line string) { fmt.Fprint(b.w, "\r"+line+"\x1b[K") })
+	return b
+}
+
+// every calls show with the counts and their line every interval until b.stop closes.
+func (b *Bar) every(interval time.Duration, show func(c Counts, line string)) {
 	b.wg.Go(func() {
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
 			select {
 			case <-t.C:
-				fmt.Fprint(b.w, "\r"+b.Line(b.read(), b.now().Sub(b.start))+"\x1b[K")
+				c := b.read()
+				show(c, b.Line(c, b.now().Sub(b.start)))
 			case <-b.stop:
 				return
 			}
 		}
 	})
-	return b
 }
 
 // Stop draws the final state and ends the line.
@@ -125,19 +131,8 @@ func (e *estimator) rate(at time.Duration, done int64) float64 {
 // (for runs without a terminal: a progress line every interval instead of a bar).
 func StartLog(log *slog.Logger, label string, interval time.Duration, read func() Counts) (stop func()) {
 	b := &Bar{label: label, read: read, start: time.Now(), stop: make(chan struct{}), now: time.Now}
-	b.wg.Go(func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				c := b.read()
-				log.Info("progress", "stage", label, "done", c.Done, "total", c.Total, "errors", c.Errors,
-					"line", b.Line(c, b.now().Sub(b.start)))
-			case <-b.stop:
-				return
-			}
-		}
+	b.every(interval, func(c Counts, line string) {
+		log.Info("progress", "stage", label, "done", c.Done, "total", c.Total, "errors", c.Errors, "line", line)
 	})
 	return func() {
 		close(b.stop)
