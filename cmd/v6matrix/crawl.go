@@ -70,6 +70,9 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := validateOptions(&o); err != nil {
 		return err
 	}
+	if err := absPaths(&o); err != nil {
+		return err
+	}
 	var plan *crawlPlan
 	if !*resume {
 		if plan, err = prepare(ctx, o, log); err != nil {
@@ -176,6 +179,22 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"skipped_lines", run.Skipped, "duplicates", run.Duplicates, "elapsed", time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(stdout, "run %d: %d domains (%s), %d addresses, %d invalid list lines skipped, %d duplicates\n",
 		run.ID, counts.Done, statusSummary(counts.ByStatus), counts.Addresses, run.Skipped, run.Duplicates)
+	return nil
+}
+
+// absPaths makes the files the options name absolute, so that a resume finds them from
+// any directory (and compares equal to the same file named relatively).
+func absPaths(o *crawlOptions) error {
+	for _, p := range []*string{&o.Exclude, &o.PrefixTable, &o.Probe.TLSRoots, &o.Probe.GeoIPCity, &o.Probe.GeoIPASN} {
+		if *p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return fmt.Errorf("%s: %w", *p, err)
+		}
+		*p = abs
+	}
 	return nil
 }
 

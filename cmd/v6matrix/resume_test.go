@@ -333,7 +333,11 @@ func TestResumeAfterKill(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "list.csv"), orig, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		c := startCrawlIn(t, dir, append(crawlFlags(db, r.resolver, r.exclude), "list.csv")...)
+		if err := os.WriteFile(filepath.Join(dir, "exclude.txt"), []byte(syntheticRanges), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// The list and the opt-out file are named relative to the crawl's directory.
+		c := startCrawlIn(t, dir, append(crawlFlags(db, r.resolver, "exclude.txt"), "list.csv")...)
 		waitLoading(t, c, db)
 		if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
