@@ -3,8 +3,11 @@
 
     scripts/recordsdiff.py DIR_A DIR_B
 
-Timings (round-trip and connect times, NTP offsets) differ from one crawl to the next
-and are left out; everything else must be equal: the same files, the same rows in the
+Timings (round-trip and connect times, NTP offsets) and the free-text error details
+of domains.jsonl (they quote local ports and clock times, and their wording depends on
+timing, e.g. "EOF" or "i/o timeout" for one failed handshake) differ from one crawl to
+the next and are left out; the structured outcomes (statuses, reachable, versions,
+certificate validity) are compared; everything else must be equal: the same files, the same rows in the
 same order, the same cells. Exit status 0 when equal; else the first differences.
 Used by scripts/killsoak.sh.
 """
@@ -16,7 +19,7 @@ import sys
 # CSV columns that hold timings.
 TIMING_COLUMNS = {"min", "avg", "max", "std", "min6", "avg6", "max6", "std6", "offset_ms", "offset6_ms"}
 # JSON keys that hold timings (domains.jsonl).
-TIMING_KEYS = {"min_ms", "avg_ms", "max_ms", "std_ms", "rtt_ms", "offset_ms"}
+TIMING_KEYS = {"min_ms", "avg_ms", "max_ms", "std_ms", "rtt_ms", "offset_ms", "error"}
 
 
 def strip(v):
@@ -49,6 +52,8 @@ def main():
         if ra == rb:
             continue
         bad += 1
+        n = sum(1 for i in range(max(len(ra), len(rb))) if (ra[i:i + 1] or [None]) != (rb[i:i + 1] or [None]))
+        print(f"{name}: {n} rows differ")
         for i in range(max(len(ra), len(rb))):
             x = ra[i] if i < len(ra) else "<none>"
             y = rb[i] if i < len(rb) else "<none>"
