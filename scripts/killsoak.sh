@@ -6,7 +6,7 @@
 #   sudo flock /tmp/v6matrix-lab.lock scripts/killsoak.sh [KILLS] [SEED]
 #
 # Needs root (the lab). Uses its own lab prefix (V6M_SOAK_PREFIX, default v6ks<pid>-), so
-# that it never touches another lab, and removes it at the end. Takes about 10 minutes
+# that it never touches another lab, and removes it at the end. Takes about 5 minutes
 # with 20 kills. Exit status 0 when the exports match. docs/TESTING.md describes it.
 set -euo pipefail
 kills="${1:-20}"
