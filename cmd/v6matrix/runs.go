@@ -12,7 +12,7 @@ import (
 )
 
 func cmdRuns(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("runs", "[flags]", stderr)
+	fs := newFlagSet("runs", "[flags]", stdout)
 	dbPath := fs.String("db", "v6matrix.db", "SQLite database file")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
@@ -20,7 +20,7 @@ func cmdRuns(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	st, err := store.OpenSQLite(ctx, *dbPath)
+	st, err := store.OpenSQLiteReadOnly(ctx, *dbPath)
 	if err != nil {
 		return err
 	}

@@ -45,16 +45,26 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg := web.Config{Info: f.config(log), Logger: log, InfoOnly: *infoOnly}
 	if !*infoOnly {
+		// Read-write, to keep the runs' summaries; a database this user may not write
+		// is served as it is (runs without a summary are then not shown).
+		var st store.Store
 		if _, err := os.Stat(*db); err != nil {
-			return fmt.Errorf("database %s: %w (crawl first, or name it with --db)", *db, err)
+			return fmt.Errorf("database %s: %w (crawl first, or name the database with --db)", *db, err)
 		}
-		st, err := store.OpenSQLite(ctx, *db)
+		rw, err := store.OpenSQLite(ctx, *db)
 		if err != nil {
-			return err
+			ro, rerr := store.OpenSQLiteReadOnly(ctx, *db)
+			if rerr != nil {
+				return err
+			}
+			log.Warn("database opened read-only: runs without a summary are not shown", "db", *db, "err", err)
+			st = ro
+		} else {
+			st = rw
+			go summary.KeepCurrent(ctx, st, *every, log)
 		}
 		defer st.Close()
 		cfg.Store = st
-		go summary.KeepCurrent(ctx, st, *every, log)
 	}
 	return serveHTTP(ctx, cfg, *listen, stdout, log)
 }

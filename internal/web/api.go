@@ -207,6 +207,9 @@ func (s *Server) apiExport(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if run.State != store.RunDone {
+		return &httpError{http.StatusConflict, fmt.Sprintf("run %d is %s: its record files are complete once it is done", run.ID, run.State)}
+	}
 	file := r.PathValue("file")
 	names, err := export.FileNames(r.Context(), s.st, run.ID)
 	if err != nil {
