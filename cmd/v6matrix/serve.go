@@ -22,7 +22,7 @@ import (
 
 // cmdServe serves the website and the API from a store.
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", "[flags]", stderr)
+	fs := newFlagSet("serve", "[flags]", stdout)
 	db := fs.String("db", "v6matrix.db", "the database `file` to serve")
 	listen := fs.String("listen", "127.0.0.1:8080", "`address` to serve on")
 	every := fs.Duration("summary-interval", 10*time.Minute, "how often the summary of a run still being crawled is rebuilt (finished runs are summarised once)")
