@@ -3,6 +3,8 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
+SHELL := /bin/bash
+
 .PHONY: all build deps test test-short fuzz demo bench clean
 
 all: build
@@ -14,16 +16,27 @@ build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o v6matrix ./cmd/v6matrix
 
 # The whole test suite (lab and network-namespace tests need root; they skip without),
-# then a short run of each fuzz target.
+# then a short run of each fuzz target (make fuzz).
 test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory fuzz
 
+# Every parser of untrusted input, FUZZTIME each (seed corpora in each package's
+# testdata/fuzz; longer runs: make fuzz FUZZTIME=10m). See docs/TESTING.md.
+FUZZTIME ?= 5s
+FUZZ_TARGETS := \
+	FuzzClassify:./internal/addrclass FuzzParseTable:./internal/addrclass \
+	FuzzReader:./internal/domains FuzzNormalize:./internal/domains FuzzParseOptOut:./internal/domains \
+	FuzzHost:./internal/resolve FuzzEvaluate:./internal/probe/ntpprobe FuzzParse:./internal/probe/path \
+	FuzzLookup:./internal/geoip FuzzRequest:./internal/web
+
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime 10s ./internal/addrclass
-	$(GO) test -run '^$$' -fuzz '^FuzzParseTable$$' -fuzztime 10s ./internal/addrclass
-	$(GO) test -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime 10s ./internal/web
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t%%:*} ($${t#*:}, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}\$$" -fuzztime $(FUZZTIME) "$${t#*:}" 2>&1 | grep -v '^fuzz: elapsed' ; \
+		test $${PIPESTATUS[0]} -eq 0; \
+	done
 
 # The README's main job: lab up, crawl it with the default settings, export the records.
 demo: deps build

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs what v6matrix's tests, lab and demo need on Debian, when it is missing.
 # Idempotent and quick when everything is there. Needs root (or sudo) to install.
+# V6M_DEPS_ROOT (tests only) is prepended to the files checked; V6M_POLICY_RC_D (tests
+# only) replaces /usr/sbin/policy-rc.d.
 set -euo pipefail
+root="${V6M_DEPS_ROOT:-}"
+policy="${V6M_POLICY_RC_D:-/usr/sbin/policy-rc.d}"
 
 # Debian package -> a file it installs (to tell whether it is there).
 declare -A pkgs=(
@@ -25,7 +29,7 @@ declare -A pkgs=(
 )
 missing=()
 for p in "${!pkgs[@]}"; do
-  [ -e "${pkgs[$p]}" ] || missing+=("$p")
+  [ -e "$root${pkgs[$p]}" ] || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
@@ -33,11 +37,26 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
-  # Packages with a service (nsd, postgresql) must not start it: the project runs its own.
-  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
-  $sudo chmod +x /usr/sbin/policy-rc.d
+  # Packages with a service (nsd, postgresql) must not start it: the project runs its own. The
+  # machine's own policy-rc.d, if it has one, is put back afterwards, whatever happens.
+  saved=""
+  if [ -e "$policy" ]; then
+    saved="$(mktemp)"
+    $sudo cp -p "$policy" "$saved"
+  fi
+  restore() {
+    if [ -n "$saved" ]; then
+      $sudo cp -p "$saved" "$policy" && rm -f "$saved"
+    else
+      $sudo rm -f "$policy"
+    fi
+  }
+  trap restore EXIT
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+  $sudo chmod +x "$policy"
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  $sudo rm -f /usr/sbin/policy-rc.d
+  restore
+  trap - EXIT
 fi
 if ! command -v go >/dev/null; then
   echo "Go 1.26 or newer is needed (https://go.dev/dl/); it is not on PATH" >&2

@@ -41,7 +41,7 @@ type benchOptions struct {
 var hiddenBenchFlags = map[string]bool{"serve-synthetic": true}
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench", "[flags]", stderr)
+	fs := newFlagSet("bench", "[flags]", stdout)
 	var o benchOptions
 	var lf logFlags
 	fs.IntVar(&o.domains, "domains", 100_000, "number of synthetic domains (d1.<tld> ... dN.<tld>)")

@@ -28,7 +28,7 @@ import (
 // file's (the HTTP stack's floor, measured in the same run), a bulk download's rate and
 // the server's peak memory.
 func cmdBenchWeb(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench-web", "[flags]", stderr)
+	fs := newFlagSet("bench-web", "[flags]", stdout)
 	db := fs.String("db", "", "database with the synthetic runs: a SQLite `file` or a postgres:// URL (made when missing; default a temporary file)")
 	n := fs.Int("domains", 1_000_000, "domains per synthetic run")
 	runs := fs.Int("runs", 2, "synthetic runs (a month apart)")

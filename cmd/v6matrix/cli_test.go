@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/v6matrix/v6matrix/internal/domains"
 	"github.com/v6matrix/v6matrix/internal/store"
 )
 
@@ -31,7 +33,7 @@ func cliRun(t *testing.T, args ...string) (code int, stdout, stderr string) {
 
 // cliFiles writes the inputs the CLI cases refer to into dir.
 type cliFiles struct {
-	list, badList, doneDB, emptyDB, damagedDB, missing string
+	list, badList, doneDB, emptyDB, damagedDB, missing, interruptedDB string
 }
 
 func writeCLIFiles(t *testing.T, dir string) cliFiles {
@@ -43,6 +45,8 @@ func writeCLIFiles(t *testing.T, dir string) cliFiles {
 		emptyDB:   filepath.Join(dir, "empty.db"),
 		damagedDB: filepath.Join(dir, "damaged.db"),
 		missing:   filepath.Join(dir, "missing.csv"),
+
+		interruptedDB: filepath.Join(dir, "interrupted.db"),
 	}
 	write := func(path, text string) {
 		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
@@ -53,13 +57,14 @@ func writeCLIFiles(t *testing.T, dir string) cliFiles {
 	write(f.badList, "0,a.com\n# a comment\n2\n\n3,not a domain\n")
 	write(f.damagedDB, strings.Repeat("this is not a database\x00\xff", 200))
 	ctx := context.Background()
-	for _, path := range []string{f.doneDB, f.emptyDB} {
+	for _, path := range []string{f.doneDB, f.emptyDB, f.interruptedDB} {
 		st, err := store.OpenSQLite(ctx, path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if path == f.doneDB {
-			if _, err := st.CreateRun(ctx, store.Run{Started: time.Now(), ListName: "list.csv", Options: "{}", State: store.RunDone}); err != nil {
+		state := map[string]store.RunState{f.doneDB: store.RunDone, f.interruptedDB: store.RunInterrupted}[path]
+		if state != "" {
+			if _, err := st.CreateRun(ctx, store.Run{Started: time.Now(), ListName: "list.csv", Options: "{}", Vantage: "test", State: state}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -121,6 +126,35 @@ func TestCLIErrors(t *testing.T) {
 			"v6matrix crawl: --log-format \"xml\": want text or json\n"},
 		{"log-level loud", crawl("--log-level", "loud", f.list), 2,
 			"v6matrix crawl: --log-level \"loud\": want debug, info, warn or error\n"},
+		{"probes none with others", crawl("--probes", "none,ping", f.list), 2,
+			"v6matrix crawl: --probes \"none,ping\": none cannot be combined with other probes; give none alone (DNS only) or a list of probes\n"},
+		{"tls roots missing", crawl("--tls-roots", f.missing, f.list), 1,
+			"v6matrix crawl: --tls-roots: open " + f.missing + ": no such file or directory\n"},
+		{"prefix table missing", crawl("--prefix-table", f.missing, f.list), 1,
+			"v6matrix crawl: --prefix-table: open " + f.missing + ": no such file or directory\n"},
+		{"exclude missing", crawl("--exclude", f.missing, f.list), 1,
+			"v6matrix crawl: --exclude: open " + f.missing + ": no such file or directory\n"},
+		{"dead resolver", crawl(f.list), 1,
+			"v6matrix crawl: resolvers 127.0.0.1:9: no resolver answered a query for the root NS set: check --resolver\n"},
+		{"allow-ranges garbage", crawl("--allow-ranges", "garbage", f.list), 2,
+			"v6matrix crawl: --allow-ranges \"garbage\": want a CIDR network such as 192.0.2.0/24 or 2001:db8::/32\n"},
+		{"resume a mistyped database", []string{"crawl", "--db", db, "--resume", "--quiet"}, 1,
+			"v6matrix crawl: --resume: database " + db + ": no such database (give --db the file the interrupted crawl wrote)\n"},
+		{"resume with another ping count", []string{"crawl", "--db", f.interruptedDB, "--resume", "--quiet", "--resolver", "127.0.0.1:9", "--ping-count", "3"}, 2,
+			"v6matrix crawl: --ping-count 3: cannot change when resuming run 1, which was started with \"5\" (results measured so far used it); start a new crawl to use another\n"},
+		{"resume with another probe set", []string{"crawl", "--db", f.interruptedDB, "--resume", "--quiet", "--resolver", "127.0.0.1:9", "--probes", "ping"}, 2,
+			"v6matrix crawl: --probes ping: cannot change when resuming run 1, which was started with \"none\" (results measured so far used it); start a new crawl to use another\n"},
+		{"resume with another opt-out file", []string{"crawl", "--db", f.interruptedDB, "--resume", "--quiet", "--resolver", "127.0.0.1:9", "--exclude", f.list}, 2,
+			"v6matrix crawl: --exclude " + f.list + ": cannot change when resuming run 1, which was started with \"\" (results measured so far used it); start a new crawl to use another\n"},
+		{"resume from another vantage", []string{"crawl", "--db", f.interruptedDB, "--resume", "--quiet", "--resolver", "127.0.0.1:9", "--vantage", "elsewhere"}, 2,
+			"v6matrix crawl: --vantage elsewhere: cannot change when resuming run 1, which runs from \"test\": start a new crawl from another vantage\n"},
+		{"export an interrupted run", []string{"export", "--db", f.interruptedDB, "--out", filepath.Join(dir, "out")}, 1,
+			"v6matrix export: run 1 is interrupted, not done: its records would be partial; finish it with v6matrix crawl --resume --run 1 --db " +
+				f.interruptedDB + ", or add --partial to export what it has so far\n"},
+		{"runs of a mistyped database", []string{"runs", "--db", db}, 1,
+			"v6matrix runs: database " + db + ": no such database (give --db the file a crawl wrote)\n"},
+		{"export of a mistyped database", []string{"export", "--db", db}, 1,
+			"v6matrix export: database " + db + ": no such database (give --db the file a crawl wrote)\n"},
 		{"unknown probe", crawl("--probes", "ping,sonar", f.list), 2,
 			"v6matrix crawl: --probes \"ping,sonar\": unknown probe \"sonar\"; want some of ptr,geo,ping,tcp25,tcp80,tcp443,tls443,starttls25,dns53,ntp123,path,http80, or none\n"},
 		{"path port 0", crawl("--path-port", "0", f.list), 2, "v6matrix crawl: --path-port 0: want a UDP port, 1 to 65535\n"},
@@ -163,6 +197,10 @@ func TestCLIErrors(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "v6matrix.db")); err == nil {
 		t.Error("a case created v6matrix.db in the working directory")
 	}
+	// Every case failed before the database was needed: none may have created it.
+	if _, err := os.Stat(db); err == nil {
+		t.Errorf("a rejected command created the database %s", db)
+	}
 }
 
 // TestCLIInvalidList crawls a list whose every line is invalid: each line is reported
@@ -171,7 +209,8 @@ func TestCLIInvalidList(t *testing.T) {
 	dir := t.TempDir()
 	f := writeCLIFiles(t, dir)
 	db := filepath.Join(dir, "cli.db")
-	code, stdout, stderr := cliRun(t, "crawl", "--db", db, "--resolver", "127.0.0.1:9", "--quiet", "--log-format", "json", f.badList)
+	resolver, _ := syntheticServer(t, 1) // the resolvers are checked before the list loads
+	code, stdout, stderr := cliRun(t, "crawl", "--db", db, "--resolver", resolver, "--quiet", "--log-format", "json", f.badList)
 	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
 	last := lines[len(lines)-1]
 	if want := "v6matrix crawl: bad.csv: the list holds no valid domain (3 lines skipped, 0 outside the selection)"; code != 1 || last != want || stdout != "" {
@@ -220,9 +259,8 @@ func TestCLIHelp(t *testing.T) {
 		for _, h := range []string{"--help", "-h"} {
 			t.Run(n+h, func(t *testing.T) {
 				code, stdout, stderr := cliRun(t, n, h)
-				out := stdout + stderr
-				if code != 0 || !strings.HasPrefix(out, "usage: v6matrix "+n) {
-					t.Errorf("v6matrix %s %s: exit %d, output %q; want exit 0 and a usage", n, h, code, out)
+				if code != 0 || !strings.HasPrefix(stdout, "usage: v6matrix "+n) || stderr != "" {
+					t.Errorf("v6matrix %s %s: exit %d, stdout %q, stderr %q; want exit 0 and the usage on stdout", n, h, code, stdout, stderr)
 				}
 			})
 		}
@@ -232,15 +270,92 @@ func TestCLIHelp(t *testing.T) {
 		code int
 	}{{nil, 2}, {[]string{"--help"}, 0}, {[]string{"help"}, 0}} {
 		t.Run(strings.Join(append([]string{"v6matrix"}, tc.args...), " "), func(t *testing.T) {
+			// Asked for, the usage is the output (stdout); without a command it is an error.
 			code, stdout, stderr := cliRun(t, tc.args...)
-			if code != tc.code || stdout != "" || !strings.HasPrefix(stderr, "usage: v6matrix <command> [flags]\n") {
-				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d and the usage on stderr", code, stdout, stderr, tc.code)
+			usage, other := stdout, stderr
+			if tc.code != 0 {
+				usage, other = stderr, stdout
+			}
+			if code != tc.code || other != "" || !strings.HasPrefix(usage, "usage: v6matrix <command> [flags]\n") {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d and the usage on %s", code, stdout, stderr, tc.code,
+					map[bool]string{true: "stdout", false: "stderr"}[tc.code == 0])
 			}
 			for _, n := range names {
-				if !strings.Contains(stderr, "\n  "+n+" ") {
-					t.Errorf("usage does not list %q:\n%s", n, stderr)
+				if !strings.Contains(usage, "\n  "+n+" ") {
+					t.Errorf("usage does not list %q:\n%s", n, usage)
 				}
 			}
 		})
+	}
+}
+
+// TestReadOnlyDatabase reads a database in a directory the user may not write, as a
+// user who may not write the file either: runs and export must work (they said "not a
+// usable SQLite database"). Needs root to switch to the user nobody.
+func TestReadOnlyDatabase(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run v6matrix as another user")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("needs setpriv (util-linux)")
+	}
+	bin := v6matrixBinary(t)
+	top, err := os.MkdirTemp("", "v6matrix-ro-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(top) })
+	dir := filepath.Join(top, "db")
+	out := filepath.Join(top, "out")
+	for _, d := range []string{dir, out} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db := filepath.Join(dir, "ro.db")
+	ctx := context.Background()
+	st, err := store.OpenSQLite(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := st.CreateRun(ctx, store.Run{Started: time.Now(), ListName: "l", Options: "{}", Vantage: "test", State: store.RunDone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.AddDomains(ctx, run, []domains.Entry{{Rank: 1, Name: "a.example", TLD: "example"}}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	// nobody may enter top, the binary's directory and out, but write nothing else.
+	for _, p := range []string{top, filepath.Dir(bin)} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(out, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(db, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(dir, 0o755) })
+	asNobody := func(args ...string) (string, error) {
+		cmd := exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)...)
+		cmd.Dir = top
+		b, err := cmd.CombinedOutput()
+		return string(b), err
+	}
+	if o, err := asNobody("runs", "--db", db); err != nil || !strings.Contains(o, "done") {
+		t.Errorf("runs of a read-only database: %v\n%s", err, o)
+	}
+	if o, err := asNobody("export", "--db", db, "--out", out); err != nil || !strings.HasPrefix(o, "run 1 exported") {
+		t.Errorf("export of a read-only database: %v\n%s", err, o)
+	}
+	if _, err := os.Stat(filepath.Join(out, "ipv6domain.csv")); err != nil {
+		t.Error(err)
 	}
 }

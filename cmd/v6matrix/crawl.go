@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,11 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/v6matrix/v6matrix/internal/addrclass"
 	"github.com/v6matrix/v6matrix/internal/crawl"
 	"github.com/v6matrix/v6matrix/internal/domains"
+	"github.com/v6matrix/v6matrix/internal/measure"
 	"github.com/v6matrix/v6matrix/internal/progress"
 	"github.com/v6matrix/v6matrix/internal/resolve"
 	"github.com/v6matrix/v6matrix/internal/result"
@@ -24,44 +25,15 @@ import (
 	"github.com/v6matrix/v6matrix/internal/summary"
 )
 
-// crawlOptions are a run's settings; they are stored with the run so that --resume
-// continues with the same ones (flags given with --resume override them).
-type crawlOptions struct {
-	List        string        `json:"list"`
-	Resolvers   []string      `json:"resolvers"`
-	Timeout     time.Duration `json:"timeout"`
-	Retries     int           `json:"retries"`
-	Concurrency int           `json:"concurrency"`
-	TLDs        []string      `json:"tlds,omitempty"`
-	Top         int           `json:"top,omitempty"`
-	Exclude     string        `json:"exclude,omitempty"`
-	WWWApex     bool          `json:"www_apex,omitempty"`
-	AllowRanges []string      `json:"allow_ranges,omitempty"`
-	PrefixTable string        `json:"prefix_table,omitempty"`
-	Probe       probeOptions  `json:"probe"`
-}
-
 func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("crawl", "[flags] LIST   (LIST: a rank,domain CSV, a Majestic CSV or a plain list; - for stdin)", stderr)
-	def := resolve.DefaultConfig()
+	fs := newFlagSet("crawl", "[flags] LIST   (LIST: a rank,domain CSV, a Majestic CSV or a plain list; - for stdin)", stdout)
 	var o crawlOptions
-	var resolvers, tlds, allow listFlag
 	var lf logFlags
 	dbPath := fs.String("db", "v6matrix.db", "SQLite database file")
 	resume := fs.Bool("resume", false, "continue an interrupted run (the latest one, or --run) instead of starting one")
 	runID := fs.Int64("run", 0, "with --resume: the run to continue")
 	vantage := fs.String("vantage", hostname(), "name of the place this crawl runs from, stored with the run")
-	fs.Var(&resolvers, "resolver", "recursive resolver `host:port`, repeatable, used in turn (default: /etc/resolv.conf)")
-	fs.DurationVar(&o.Timeout, "timeout", def.Timeout, "wait for one DNS answer")
-	fs.IntVar(&o.Retries, "retries", def.Retries, "further tries after a timeout, each to the next resolver")
-	fs.IntVar(&o.Concurrency, "concurrency", crawl.DefaultConfig().Concurrency, "domains measured at once")
-	fs.Var(&tlds, "tld", "only these TLDs, comma separated (e.g. uk,net)")
-	fs.IntVar(&o.Top, "top", 0, "only the N best-ranked domains of each TLD (0 = all)")
-	fs.StringVar(&o.Exclude, "exclude", "", "opt-out `file`: domains and CIDR networks never measured")
-	fs.BoolVar(&o.WWWApex, "www-apex", false, "look up the apex as a www host too")
-	fs.Var(&allow, "allow-ranges", "CIDR ranges treated as valid and probe-able although special-purpose (labs), comma separated")
-	fs.StringVar(&o.PrefixTable, "prefix-table", "", "replace the built-in IPv6 prefix table with this CSV `file`")
-	o.Probe.register(fs)
+	o.register(fs)
 	lf.register(fs)
 	if err := parseInterleaved(fs, args, stderr); err != nil {
 		return err
@@ -72,25 +44,26 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	o.Resolvers, o.TLDs, o.AllowRanges = resolvers, tlds, allow
 	o.Probe.Kinds = o.Probe.kinds.vals
 
+	// Everything that can be checked without the database is checked first, so that a
+	// mistyped command leaves no database or failed run behind.
 	if !*resume {
-		// Everything that can be checked without the database is checked first, so that
-		// a mistyped command leaves no database or failed run behind.
 		if set["run"] {
 			return usagef("--run needs --resume")
 		}
 		if fs.NArg() != 1 {
 			return usagef("want exactly one LIST argument, got %d (see v6matrix crawl --help)", fs.NArg())
 		}
-		o.List = fs.Arg(0)
-		if o.List != "-" {
+		if o.List = fs.Arg(0); o.List != "-" {
 			f, err := os.Open(o.List)
 			if err != nil {
 				return fmt.Errorf("list: %w", err)
 			}
 			f.Close()
+			if o.List, err = filepath.Abs(o.List); err != nil {
+				return fmt.Errorf("list: %w", err)
+			}
 		}
 	} else if fs.NArg() > 0 {
 		return usagef("--resume takes no LIST: the run's own list is used")
@@ -98,8 +71,17 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := validateOptions(&o); err != nil {
 		return err
 	}
-	if err := o.Probe.validate(); err != nil {
+	if err := absPaths(&o); err != nil {
 		return err
+	}
+	var plan *crawlPlan
+	if !*resume {
+		if plan, err = prepare(ctx, o, log); err != nil {
+			return err
+		}
+		defer plan.Close()
+	} else if _, err := os.Stat(*dbPath); err != nil && !store.IsPostgres(*dbPath) {
+		return fmt.Errorf("--resume: database %s: no such database (give --db the file the interrupted crawl wrote)", *dbPath)
 	}
 	st, err := store.Open(ctx, *dbPath)
 	if err != nil {
@@ -112,44 +94,41 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if run, err = resumableRun(ctx, st, *runID); err != nil {
 			return err
 		}
-		if o, err = mergeOptions(run.Options, o, set); err != nil {
+		if set["vantage"] && *vantage != run.Vantage {
+			return usagef("--vantage %s: cannot change when resuming run %d, which runs from %q: start a new crawl from another vantage", *vantage, run.ID, run.Vantage)
+		}
+		if o, err = mergeOptions(run.ID, run.Options, o, fs, set, log); err != nil {
 			return err
 		}
 		if err := validateOptions(&o); err != nil {
+			return fmt.Errorf("run %d: its stored options are invalid: %w", run.ID, err)
+		}
+		if plan, err = prepare(ctx, o, log); err != nil {
 			return err
 		}
-		if err := o.Probe.validate(); err != nil {
-			return err
-		}
+		defer plan.Close()
 	}
-	cfg, client, err := buildCrawl(o, log)
+	opts, err := marshalOptions(o)
 	if err != nil {
-		return err
+		return fmt.Errorf("store the run's options: %w", err)
 	}
-	defer client.Close()
-	opts, _ := json.Marshal(o)
-
 	if !*resume {
-		run = store.Run{Started: time.Now(), ListName: o.List, Options: string(opts), Vantage: *vantage, State: store.RunLoading}
+		run = store.Run{Started: time.Now(), ListName: o.List, Options: opts, Vantage: *vantage, State: store.RunLoading}
 		if run.ID, err = st.CreateRun(ctx, run); err != nil {
 			return err
 		}
 		log.Info("run created", "run", run.ID, "list", o.List, "db", *dbPath)
-	} else {
-		run.Options = string(opts)
-		log.Info("resuming run", "run", run.ID, "list", run.ListName, "state", run.State)
-	}
-	switch {
-	case !run.Loaded && *resume && o.List == "-":
-		// Standard input cannot be read a second time: go on with what was loaded.
-		c, err := st.Counts(ctx, run.ID)
-		if err != nil {
+		if err := storeList(ctx, st, &run, o, log); err != nil {
 			return err
 		}
-		log.Warn("the list came from standard input and its loading was interrupted: resuming with the domains loaded so far",
-			"run", run.ID, "domains", c.Total)
-		run.Loaded = true
-	case !run.Loaded:
+	} else {
+		run.Options = opts
+		log.Info("resuming run", "run", run.ID, "list", run.ListName, "list_sha256", run.ListSHA256, "state", run.State)
+		if err := storeListIfMissing(ctx, st, &run, o, log); err != nil {
+			return err
+		}
+	}
+	if !run.Loaded {
 		if err := loadList(ctx, st, &run, o, log); err != nil {
 			return err
 		}
@@ -159,22 +138,14 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 
-	c := crawl.New(cfg, client, st)
-	if err := c.CheckResolvers(ctx); err != nil {
-		return finishRun(st, &run, store.RunFailed, err)
-	}
+	c := crawl.New(plan.dns, plan.client, st)
 	var p crawl.Progress
-	var bar *progress.Bar
-	if !lf.quiet && isTerminal(stderr) {
-		bar = progress.Start(stderr, "crawl", 250*time.Millisecond, func() progress.Counts {
-			return progress.Counts{Done: p.Done.Load(), Total: p.Total.Load(), Errors: p.Errors.Load()}
-		})
-	}
+	stopProgress := showProgress(stderr, log, lf, "crawl", func() progress.Counts {
+		return progress.Counts{Done: p.Done.Load(), Total: p.Total.Load(), Errors: p.Errors.Load()}
+	})
 	start := time.Now()
 	err = c.Run(ctx, run.ID, &p)
-	if bar != nil {
-		bar.Stop()
-	}
+	stopProgress()
 	elapsed := time.Since(start)
 	if errors.Is(err, context.Canceled) {
 		err = finishRun(st, &run, store.RunInterrupted, nil)
@@ -182,19 +153,19 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		return errors.New("interrupted")
+		return errInterrupted
 	}
 	if err != nil {
 		return finishRun(st, &run, store.RunInterrupted, err)
 	}
 	rate := float64(p.Done.Load()) / max(elapsed.Seconds(), 1e-9)
-	log.Info("DNS stage done", "run", run.ID, "domains", p.Done.Load(), "queries", client.Queries(),
+	log.Info("DNS stage done", "run", run.ID, "domains", p.Done.Load(), "queries", plan.client.Queries(),
 		"elapsed", elapsed.Round(time.Millisecond), "domains_per_s", fmt.Sprintf("%.0f", rate))
-	if err := probeStage(ctx, st, &run, o, cfg, log, lf.quiet, stderr); err != nil {
+	if err := probeStage(ctx, st, &run, plan.probe, log, lf, stderr); err != nil {
 		if errors.Is(err, context.Canceled) {
 			finishRun(st, &run, store.RunInterrupted, nil)
 			log.Warn("probe stage interrupted; continue with: v6matrix crawl --resume", "run", run.ID)
-			return errors.New("interrupted")
+			return errInterrupted
 		}
 		return finishRun(st, &run, store.RunInterrupted, err)
 	}
@@ -215,13 +186,84 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// loadList streams the run's list into the store.
-func loadList(ctx context.Context, st store.Store, run *store.Run, o crawlOptions, log *slog.Logger) error {
-	in, name, err := openList(o.List)
+// absPaths makes the files the options name absolute, so that a resume finds them from
+// any directory (and compares equal to the same file named relatively).
+func absPaths(o *crawlOptions) error {
+	for _, p := range []*string{&o.Exclude, &o.PrefixTable, &o.Probe.TLSRoots, &o.Probe.GeoIPCity, &o.Probe.GeoIPASN} {
+		if *p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return fmt.Errorf("%s: %w", *p, err)
+		}
+		*p = abs
+	}
+	return nil
+}
+
+// storeList copies the run's list (file or standard input) into the store, so that the
+// load and every resume read exactly this list wherever they run from.
+func storeList(ctx context.Context, st store.Store, run *store.Run, o crawlOptions, log *slog.Logger) error {
+	in, _, err := openList(o.List)
 	if err != nil {
 		return finishRun(st, run, store.RunFailed, err)
 	}
 	defer in.Close()
+	sum, size, err := st.SaveList(ctx, run.ID, in)
+	if errors.Is(err, context.Canceled) {
+		finishRun(st, run, store.RunFailed, nil)
+		log.Warn("interrupted while storing the list: nothing to resume, start the crawl again", "run", run.ID)
+		return errInterrupted
+	}
+	if err != nil {
+		return finishRun(st, run, store.RunFailed, fmt.Errorf("%s: %w", o.List, err))
+	}
+	run.ListSHA256 = sum
+	log.Info("list stored", "run", run.ID, "bytes", size, "sha256", sum)
+	return nil
+}
+
+// storeListIfMissing stores the list of a resumed run that was stopped before its list
+// was stored (between the run's creation and the end of storeList): nothing of it was
+// loaded, so the list the file holds now becomes the run's list, and nothing is mixed.
+func storeListIfMissing(ctx context.Context, st store.Store, run *store.Run, o crawlOptions, log *slog.Logger) error {
+	if run.Loaded || run.ListSHA256 != "" {
+		return nil
+	}
+	in, err := st.OpenList(ctx, run.ID)
+	if err == nil {
+		in.Close()
+		return nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	c, err := st.Counts(ctx, run.ID)
+	if err != nil {
+		return err
+	}
+	if c.Total > 0 || o.List == "-" {
+		return nil // loadList says what is wrong
+	}
+	log.Warn("the run stopped before its list was stored: storing it now", "run", run.ID, "list", o.List)
+	if err := storeList(ctx, st, run, o, log); err != nil {
+		return err
+	}
+	return st.UpdateRun(ctx, *run)
+}
+
+// loadList streams the run's list into the store.
+func loadList(ctx context.Context, st store.Store, run *store.Run, o crawlOptions, log *slog.Logger) error {
+	in, err := st.OpenList(ctx, run.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return finishRun(st, run, store.RunFailed, fmt.Errorf("run %d has no stored copy of its list (stopped before the list was stored, or made by an older v6matrix): start a new crawl of %s", run.ID, o.List))
+	}
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	name := listName(o.List)
 	sel := map[string]bool{}
 	for _, t := range o.TLDs {
 		sel[t] = true
@@ -233,13 +275,16 @@ func loadList(ctx context.Context, st store.Store, run *store.Run, o crawlOption
 	if errors.Is(err, context.Canceled) {
 		finishRun(st, run, store.RunInterrupted, nil)
 		log.Warn("list loading interrupted; continue with: v6matrix crawl --resume", "run", run.ID)
-		return errors.New("interrupted")
+		return errInterrupted
 	}
 	if err != nil {
 		if errors.Is(err, crawl.ErrNoDomains) {
 			err = fmt.Errorf("%s: %w (%d lines skipped, %d outside the selection)", name, err, stats.Skipped, stats.Filtered)
 		}
 		return finishRun(st, run, store.RunFailed, err)
+	}
+	if run.ListSHA256 != "" && stats.SHA256 != run.ListSHA256 {
+		return finishRun(st, run, store.RunFailed, fmt.Errorf("run %d: its stored list reads back with SHA-256 %s, not %s: the database is damaged", run.ID, stats.SHA256, run.ListSHA256))
 	}
 	run.Loaded, run.ListSHA256, run.Skipped, run.Duplicates = true, stats.SHA256, stats.Skipped, stats.Duplicates
 	log.Info("list loaded", "domains", stats.Added, "skipped_lines", stats.Skipped, "duplicates", stats.Duplicates, "filtered", stats.Filtered)
@@ -254,7 +299,15 @@ func openList(path string) (io.ReadCloser, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("list: %w", err)
 	}
-	return f, filepath.Base(path), nil
+	return f, listName(path), nil
+}
+
+// listName is how messages name a list: its file name, or stdin.
+func listName(path string) string {
+	if path == "-" {
+		return "stdin"
+	}
+	return filepath.Base(path)
 }
 
 // finishRun records the run's end state; cause, if any, is returned.
@@ -286,51 +339,6 @@ func resumableRun(ctx context.Context, st store.Store, id int64) (store.Run, err
 	return run, nil
 }
 
-// mergeOptions takes a run's stored options and overrides those set on the command line.
-func mergeOptions(stored string, cli crawlOptions, set map[string]bool) (crawlOptions, error) {
-	var o crawlOptions
-	if err := json.Unmarshal([]byte(stored), &o); err != nil {
-		return o, fmt.Errorf("run options are damaged: %w", err)
-	}
-	for name, apply := range map[string]func(){
-		"resolver":    func() { o.Resolvers = cli.Resolvers },
-		"timeout":     func() { o.Timeout = cli.Timeout },
-		"retries":     func() { o.Retries = cli.Retries },
-		"concurrency": func() { o.Concurrency = cli.Concurrency },
-	} {
-		if set[name] {
-			apply()
-		}
-	}
-	for _, name := range []string{"tld", "top", "exclude", "www-apex", "allow-ranges", "prefix-table"} {
-		if set[name] {
-			return o, usagef("--%s cannot change when resuming: the run keeps its settings", name)
-		}
-	}
-	return o, nil
-}
-
-func validateOptions(o *crawlOptions) error {
-	switch {
-	case o.Concurrency < 1 || o.Concurrency > 10000:
-		return usagef("--concurrency %d: want 1 to 10000", o.Concurrency)
-	case o.Top < 0:
-		return usagef("--top %d: want 0 (all) or more", o.Top)
-	case o.Timeout <= 0:
-		return usagef("--timeout %v: want a positive duration such as 2s", o.Timeout)
-	case o.Retries < 0 || o.Retries > 10:
-		return usagef("--retries %d: want 0 to 10", o.Retries)
-	}
-	for i, t := range o.TLDs {
-		n, err := domains.Normalize("x." + t)
-		if err != nil || slices.Contains(o.TLDs[:i], t) {
-			return usagef("--tld %q: want top-level labels such as uk,net", t)
-		}
-		o.TLDs[i] = domains.TLD(n)
-	}
-	return nil
-}
-
 // resolverAddrs returns the --resolver addresses, or those of /etc/resolv.conf.
 func resolverAddrs(o crawlOptions) ([]netip.AddrPort, error) {
 	var out []netip.AddrPort
@@ -347,6 +355,44 @@ func resolverAddrs(o crawlOptions) ([]netip.AddrPort, error) {
 	return out, nil
 }
 
+// crawlPlan is what a crawl runs with, built from its options before the database is
+// opened or the list loaded, so that every bad input fails at once.
+type crawlPlan struct {
+	dns    crawl.Config
+	client *resolve.Client
+	probe  *measure.Config // nil: no probe stage
+}
+
+// Close releases the plan's sockets and files.
+func (p *crawlPlan) Close() {
+	p.client.Close()
+	if p.probe != nil && p.probe.GeoIP != nil {
+		p.probe.GeoIP.Close()
+	}
+}
+
+// prepare reads every file the options name, checks every setting and asks the
+// resolvers for the root NS set: all before the database is touched.
+func prepare(ctx context.Context, o crawlOptions, log *slog.Logger) (*crawlPlan, error) {
+	cfg, client, err := buildCrawl(o, log)
+	if err != nil {
+		return nil, err
+	}
+	plan := &crawlPlan{dns: cfg, client: client}
+	if plan.probe, err = buildProbe(o, cfg, log); err != nil {
+		plan.Close()
+		return nil, err
+	}
+	if err := crawl.New(cfg, client, nil).CheckResolvers(ctx); err != nil {
+		plan.Close()
+		if errors.Is(err, context.Canceled) {
+			return nil, errInterrupted
+		}
+		return nil, fmt.Errorf("resolvers %s: %w", strings.Join(o.Resolvers, ","), err)
+	}
+	return plan, nil
+}
+
 // buildCrawl turns options into the crawl's configuration and DNS client.
 func buildCrawl(o crawlOptions, log *slog.Logger) (crawl.Config, *resolve.Client, error) {
 	cfg := crawl.DefaultConfig()
@@ -358,10 +404,6 @@ func buildCrawl(o crawlOptions, log *slog.Logger) (crawl.Config, *resolve.Client
 		return cfg, nil, err
 	}
 	rc.Servers = servers
-	client, err := resolve.NewClient(rc)
-	if err != nil {
-		return cfg, nil, err
-	}
 	if o.Exclude != "" {
 		f, err := os.Open(o.Exclude)
 		if err != nil {
@@ -369,7 +411,7 @@ func buildCrawl(o crawlOptions, log *slog.Logger) (crawl.Config, *resolve.Client
 		}
 		defer f.Close()
 		if cfg.OptOut, err = domains.ParseOptOut(f, o.Exclude); err != nil {
-			return cfg, nil, err
+			return cfg, nil, fmt.Errorf("--exclude: %w", err)
 		}
 		nd, nn := cfg.OptOut.Len()
 		log.Info("opt-out list", "file", o.Exclude, "domains", nd, "networks", nn)
@@ -386,8 +428,12 @@ func buildCrawl(o crawlOptions, log *slog.Logger) (crawl.Config, *resolve.Client
 		}
 		defer f.Close()
 		if table, err = addrclass.ParseTable(f, o.PrefixTable); err != nil {
-			return cfg, nil, err
+			return cfg, nil, fmt.Errorf("--prefix-table: %w", err)
 		}
+	}
+	client, err := resolve.NewClient(rc)
+	if err != nil {
+		return cfg, nil, err
 	}
 	cl := addrclass.New(table, allow)
 	cfg.Classify = func(a netip.Addr) result.Class {

@@ -17,7 +17,7 @@ import (
 // vantage with the default settings plus --allow-ranges, export the results, and serve
 // them on the website until Ctrl-C.
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("demo", "[flags]", stderr)
+	fs := newFlagSet("demo", "[flags]", stdout)
 	out := fs.String("out", "demo-out", "`directory` for the database and the exported records")
 	prefix := fs.String("prefix", lab.DefaultPrefix, "name prefix of the lab's namespaces")
 	keep := fs.Bool("keep", false, "leave the lab up afterwards (explore it with v6matrix lab exec -- ...)")

@@ -8,8 +8,11 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/term"
+
+	"github.com/v6matrix/v6matrix/internal/progress"
 )
 
 // listFlag is a repeatable flag that also splits comma-separated values.
@@ -78,15 +81,32 @@ func parsePrefixes(flagName string, vals []string) ([]netip.Prefix, error) {
 
 // logFlags are the logging flags every long-running command takes.
 type logFlags struct {
-	format string
-	level  string
-	quiet  bool
+	format   string
+	level    string
+	quiet    bool
+	progress time.Duration
 }
 
 func (l *logFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&l.format, "log-format", "text", "log format: text or json")
 	fs.StringVar(&l.level, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&l.quiet, "quiet", false, "no progress bar and only warnings and errors in the log")
+	fs.DurationVar(&l.progress, "log-progress", 15*time.Second, "without a terminal, log a progress line this often (0: never)")
+}
+
+// showProgress shows a stage's progress: a bar on a terminal, else a log line every
+// --log-progress; nothing with --quiet. It returns the function that stops it.
+func showProgress(stderr io.Writer, log *slog.Logger, lf logFlags, label string, read func() progress.Counts) (stop func()) {
+	switch {
+	case lf.quiet:
+		return func() {}
+	case isTerminal(stderr):
+		b := progress.Start(stderr, label, 250*time.Millisecond, read)
+		return b.Stop
+	case lf.progress > 0:
+		return progress.StartLog(log, label, lf.progress, read)
+	}
+	return func() {}
 }
 
 // logger builds the slog logger the flags ask for, writing to w.
@@ -115,12 +135,14 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// parseFlags parses args: --help prints the usage (exit 0); a bad flag becomes a usage
-// error (exit 2) with one clear line instead of the whole usage.
+// parseFlags parses args: --help prints the usage on the flag set's output, stdout
+// (exit 0); a bad flag becomes a usage error (exit 2) with one clear line instead of
+// the whole usage.
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	help := fs.Output()
 	fs.SetOutput(io.Discard)
 	err := fs.Parse(args)
-	fs.SetOutput(stderr)
+	fs.SetOutput(help)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		fs.Usage()

@@ -10,7 +10,7 @@ import (
 // cmdInfoPage serves the crawler's info page with the opt-out form: serve --info-only
 // with a contact that must be given.
 func cmdInfoPage(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("infopage", "[flags]", stderr)
+	fs := newFlagSet("infopage", "[flags]", stdout)
 	listen := fs.String("listen", ":80", "`address` to serve on (port 80 of the crawl's source addresses)")
 	f := infoFlags(fs)
 	var lf logFlags

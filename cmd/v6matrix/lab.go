@@ -51,14 +51,14 @@ type labFlags struct {
 	prefix, scenario, state string
 }
 
-func (f *labFlags) parse(name, synopsis string, args []string, stderr io.Writer, withScenario bool) ([]string, error) {
-	fs := newFlagSet("lab "+name, synopsis, stderr)
+func (f *labFlags) parse(name, synopsis string, args []string, help io.Writer, withScenario bool) ([]string, error) {
+	fs := newFlagSet("lab "+name, synopsis, help)
 	fs.StringVar(&f.prefix, "prefix", lab.DefaultPrefix, "name prefix of the lab's namespaces")
 	fs.StringVar(&f.state, "state", "", "state directory (default /run/<prefix>lab)")
 	if withScenario {
 		fs.StringVar(&f.scenario, "scenario", "", "scenario file (default: the built-in one)")
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, nil); err != nil {
 		return nil, err
 	}
 	return fs.Args(), nil
@@ -79,7 +79,7 @@ func (f *labFlags) config(stderr io.Writer) (lab.Config, error) {
 
 func labUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f labFlags
-	if _, err := f.parse("up", "[--prefix P] [--scenario FILE]", args, stderr, true); err != nil {
+	if _, err := f.parse("up", "[--prefix P] [--scenario FILE]", args, stdout, true); err != nil {
 		return err
 	}
 	cfg, err := f.config(stderr)
@@ -122,7 +122,7 @@ func labUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 func labServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f labFlags
-	if _, err := f.parse("serve", "--prefix P --scenario FILE (started by lab up)", args, stderr, true); err != nil {
+	if _, err := f.parse("serve", "--prefix P --scenario FILE (started by lab up)", args, stdout, true); err != nil {
 		return err
 	}
 	cfg, err := f.config(stderr)
@@ -143,7 +143,7 @@ func labServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 func labDown(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f labFlags
-	if _, err := f.parse("down", "[--prefix P]", args, stderr, false); err != nil {
+	if _, err := f.parse("down", "[--prefix P]", args, stdout, false); err != nil {
 		return err
 	}
 	if err := lab.Down(ctx, f.prefix, f.state); err != nil {
@@ -155,7 +155,7 @@ func labDown(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 func labStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f labFlags
-	if _, err := f.parse("status", "[--prefix P]", args, stderr, false); err != nil {
+	if _, err := f.parse("status", "[--prefix P]", args, stdout, false); err != nil {
 		return err
 	}
 	st, err := lab.ReadStatus(f.prefix, f.state)
@@ -193,7 +193,7 @@ func labStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 func labExec(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f labFlags
-	rest, err := f.parse("exec", "[--prefix P] -- COMMAND [ARGS...]", args, stderr, false)
+	rest, err := f.parse("exec", "[--prefix P] -- COMMAND [ARGS...]", args, stdout, false)
 	if err != nil {
 		return err
 	}
@@ -220,7 +220,7 @@ func labExec(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 func labScenario(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("lab scenario", "", stderr)
+	fs := newFlagSet("lab scenario", "", stdout)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -229,7 +229,7 @@ func labScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 func labDomains(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("lab domains", "[--scenario FILE]", stderr)
+	fs := newFlagSet("lab domains", "[--scenario FILE]", stdout)
 	file := fs.String("scenario", "", "scenario file (default: the built-in one)")
 	if err := fs.Parse(args); err != nil {
 		return err

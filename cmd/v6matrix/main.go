@@ -13,7 +13,10 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"sync/atomic"
 	"syscall"
+
+	"github.com/v6matrix/v6matrix/internal/lab"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -39,20 +42,38 @@ var commands = map[string]command{
 	"bench":     {"crawl synthetic domains against a loopback server and print domains/s, queries/s, peak RSS", cmdBench},
 }
 
+// caught is the signal that stopped the command (0: none), for its exit code.
+var caught atomic.Int32
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		for s := range sigs {
+			if sig, ok := s.(syscall.Signal); ok {
+				caught.CompareAndSwap(0, int32(sig))
+				// lab exec forwards the signal to its command (lab.SignalCause).
+				cancel(lab.SignalCause{Signal: sig})
+			}
+		}
+	}()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
+
+// errInterrupted ends a command stopped by SIGINT or SIGTERM after its graceful stop:
+// exit 128+signal (130 for Ctrl-C), as shells expect.
+var errInterrupted = errors.New("interrupted")
 
 // run dispatches to a subcommand and turns its error into an exit code:
 // 0 success, 1 failure, 2 usage error.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(stderr)
-		if len(args) == 0 {
-			return 2
-		}
+		return 2
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout) // asked for: the usage is the output
 		return 0
 	}
 	c, ok := commands[args[0]]
@@ -67,6 +88,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.Is(err, errInterrupted):
+		fmt.Fprintf(stderr, "v6matrix %s: %v\n", args[0], err)
+		if sig := caught.Load(); sig != 0 {
+			return 128 + int(sig)
+		}
+		return 128 + int(syscall.SIGINT)
 	case errors.As(err, new(usageError)):
 		fmt.Fprintf(stderr, "v6matrix %s: %v\n", args[0], err)
 		return 2
@@ -97,10 +124,10 @@ func (e usageError) Error() string { return e.msg }
 func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
 
 // newFlagSet returns a FlagSet that reports errors instead of exiting and prints
-// a usage line before the flag defaults.
-func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+// a usage line before the flag defaults on help, a command's output (stdout).
+func newFlagSet(name, synopsis string, help io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("v6matrix "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(help)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: v6matrix %s %s\n\nflags:\n", name, synopsis)
 		fs.PrintDefaults()
@@ -109,7 +136,7 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 }
 
 func cmdVersion(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("version", "", stderr)
+	fs := newFlagSet("version", "", stdout)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}

@@ -72,7 +72,11 @@ func probeKinds() []string {
 }
 
 func (po *probeOptions) validate() error {
-	if len(po.Kinds) == 1 && po.Kinds[0] == "none" {
+	if slices.Contains(po.Kinds, "none") {
+		if len(po.Kinds) > 1 {
+			return usagef("--probes %q: none cannot be combined with other probes; give none alone (DNS only) or a list of probes",
+				strings.Join(po.Kinds, ","))
+		}
 		po.Kinds = nil
 	}
 	for _, k := range po.Kinds {
@@ -103,12 +107,12 @@ func (po *probeOptions) validate() error {
 	return nil
 }
 
-// probeStage measures the run's addresses, unless no probe is enabled.
-func probeStage(ctx context.Context, st store.Store, run *store.Run, o crawlOptions, dnsCfg crawl.Config,
-	log *slog.Logger, quiet bool, stderr io.Writer) error {
+// buildProbe turns the options into the probe stage's configuration, reading the files
+// they name (nil when no probe is enabled).
+func buildProbe(o crawlOptions, dnsCfg crawl.Config, log *slog.Logger) (*measure.Config, error) {
 	po := o.Probe
 	if len(po.Kinds) == 0 {
-		return nil
+		return nil, nil
 	}
 	cfg := measure.DefaultConfig()
 	cfg.Kinds = map[string]bool{}
@@ -121,61 +125,63 @@ func probeStage(ctx context.Context, st store.Store, run *store.Run, o crawlOpti
 	cfg.Path.ProbesPerHop, cfg.Path.WaitPerProbe = po.PathProbes, po.PathWait
 	servers, err := resolverAddrs(o)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cfg.Resolver = servers[0] // PTR queries go to the first resolver
 	allow, err := parsePrefixes("allow-ranges", o.AllowRanges)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if cfg.Gate, err = polite.NewGate(allow, dnsCfg.OptOut.Networks()); err != nil {
-		return err
+		return nil, err
 	}
 	if po.TLSRoots != "" {
 		pem, err := os.ReadFile(po.TLSRoots)
 		if err != nil {
-			return fmt.Errorf("--tls-roots: %w", err)
+			return nil, fmt.Errorf("--tls-roots: %w", err)
 		}
 		pool, err := x509.SystemCertPool()
 		if err != nil {
 			pool = x509.NewCertPool()
 		}
 		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("--tls-roots %s: no PEM certificate in it", po.TLSRoots)
+			return nil, fmt.Errorf("--tls-roots %s: no PEM certificate in it", po.TLSRoots)
 		}
 		cfg.Roots = pool
-	}
-	if po.GeoIPCity != "" || po.GeoIPASN != "" {
-		cfg.GeoIP = geoip.OpenOrWarn(log, po.GeoIPCity, po.GeoIPASN)
-		defer cfg.GeoIP.Close()
-	} else {
-		delete(cfg.Kinds, result.KindGeo)
 	}
 	id := probe.NewIdentity(version, po.InfoURL, po.EHLOName)
 	if po.UserAgent != "" {
 		id.HTTPUserAgent = po.UserAgent
 	}
 	if err := id.Validate(); err != nil {
-		return usagef("%v (--ehlo-name, --user-agent)", err)
+		return nil, usagef("%v (--ehlo-name, --user-agent)", err)
 	}
 	cfg.UserAgent = id.HTTPUserAgent
+	if po.GeoIPCity != "" || po.GeoIPASN != "" {
+		cfg.GeoIP = geoip.OpenOrWarn(log, po.GeoIPCity, po.GeoIPASN)
+	} else {
+		delete(cfg.Kinds, result.KindGeo)
+	}
+	return &cfg, nil
+}
 
+// probeStage measures the run's addresses, unless no probe is enabled (cfg nil).
+func probeStage(ctx context.Context, st store.Store, run *store.Run, cfg *measure.Config,
+	log *slog.Logger, lf logFlags, stderr io.Writer) error {
+	if cfg == nil {
+		return nil
+	}
 	run.State = store.RunProbing
 	if err := st.UpdateRun(ctx, *run); err != nil {
 		return err
 	}
 	var p measure.Progress
-	var bar *progress.Bar
-	if !quiet && isTerminal(stderr) {
-		bar = progress.Start(stderr, "probe", 250*time.Millisecond, func() progress.Counts {
-			return progress.Counts{Done: p.Done.Load(), Total: p.Total.Load(), Errors: p.Failed.Load()}
-		})
-	}
+	stopProgress := showProgress(stderr, log, lf, "probe", func() progress.Counts {
+		return progress.Counts{Done: p.Done.Load(), Total: p.Total.Load(), Errors: p.Failed.Load()}
+	})
 	start := time.Now()
-	err = measure.Run(ctx, cfg, st, run.ID, &p)
-	if bar != nil {
-		bar.Stop()
-	}
+	err := measure.Run(ctx, *cfg, st, run.ID, &p)
+	stopProgress()
 	log.Info("probe stage", "run", run.ID, "addresses", p.Addresses.Load(), "not_probed", p.Skipped.Load(),
 		"probes", p.Done.Load(), "failed", p.Failed.Load(), "elapsed", time.Since(start).Round(time.Millisecond))
 	return err

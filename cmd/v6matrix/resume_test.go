@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"flag"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -127,7 +129,14 @@ type child struct {
 
 func startCrawl(t *testing.T, args ...string) *child {
 	t.Helper()
+	return startCrawlIn(t, "", args...)
+}
+
+// startCrawlIn is startCrawl in the working directory dir.
+func startCrawlIn(t *testing.T, dir string, args ...string) *child {
+	t.Helper()
 	c := &child{cmd: exec.Command(v6matrixBinary(t), args...), exited: make(chan struct{})}
+	c.cmd.Dir = dir
 	c.cmd.Stderr = &c.stderr
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -301,18 +310,34 @@ func TestResumeAfterKill(t *testing.T) {
 			}
 			checkNotRepeated(t, r.soa, doneAtKill, soaAtKill)
 			doneAtKill, soaAtKill = doneDomains(t, db, r.domains), r.soa.snapshot()
+			if k == 0 {
+				checkPartialExport(t, db, done)
+			}
 			lastDone = done
 			args = []string{"crawl", "--db", db, "--resume", "--resolver", r.resolver, "--quiet"}
 		}
 		resumeAndCompare(t, r, db, args, doneAtKill, soaAtKill)
 	})
 
-	// Killed while the list streams into the store: the resume loads the rest.
+	// Killed while the list streams into the store: the resume loads the rest of the
+	// same list, although the file, given by a relative path, has been replaced by
+	// another list of the same name, and the resume runs from another directory.
 	t.Run("kill while loading", func(t *testing.T) {
 		dir := t.TempDir()
 		db := filepath.Join(dir, "B.db")
 		createDB(t, db)
-		c := startCrawl(t, append(crawlFlags(db, r.resolver, r.exclude), r.list)...)
+		orig, err := os.ReadFile(r.list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "list.csv"), orig, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "exclude.txt"), []byte(syntheticRanges), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// The list and the opt-out file are named relative to the crawl's directory.
+		c := startCrawlIn(t, dir, append(crawlFlags(db, r.resolver, "exclude.txt"), "list.csv")...)
 		waitLoading(t, c, db)
 		if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
@@ -322,6 +347,14 @@ func TestResumeAfterKill(t *testing.T) {
 		t.Logf("killed while loading: %d of %d domains loaded (state %s)", total, r.domains, state)
 		if state != store.RunLoading || done != 0 || total == 0 || total >= r.domains {
 			t.Fatalf("kill landed at state %s, %d/%d done: want loading with part of the list in", state, done, total)
+		}
+		// Another list under the same name: shifted ranks and 5,000 other domains.
+		var other strings.Builder
+		for i := 1; i <= 5000; i++ {
+			fmt.Fprintf(&other, "%d,other%d.com\n", i, i)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "list.csv"), []byte(other.String()), 0o644); err != nil {
+			t.Fatal(err)
 		}
 		resumeAndCompare(t, r, db, []string{"crawl", "--db", db, "--resume", "--quiet"}, nil, nil)
 	})
@@ -343,6 +376,31 @@ func resumeAndCompare(t *testing.T, r *reference, db string, args []string, done
 	out := filepath.Join(filepath.Dir(db), "outB")
 	mustRun(t, "export", "--db", db, "--out", out)
 	sameFiles(t, r.out, out)
+}
+
+// checkPartialExport exports a killed run: refused without --partial, and with it a
+// warning and the domains done so far.
+func checkPartialExport(t *testing.T, db string, done int) {
+	t.Helper()
+	out := filepath.Join(filepath.Dir(db), "partial")
+	res := runBinary(t, "export", "--db", db, "--out", out)
+	if want := "v6matrix export: run 1 is crawling, not done: its records would be partial"; res.code != 1 || !strings.HasPrefix(res.stderr, want) {
+		t.Errorf("export of a killed run: exit %d, stderr %q; want exit 1 and %q", res.code, res.stderr, want)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("the refused export wrote %s", out)
+	}
+	res = mustRun(t, "export", "--db", db, "--out", out, "--partial")
+	if want := "v6matrix export: warning: run 1 is crawling, not done: these records are partial\n"; res.stderr != want {
+		t.Errorf("export --partial: stderr %q, want %q", res.stderr, want)
+	}
+	rows, err := os.ReadFile(filepath.Join(out, "ipv6domain.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(rows), ",ok\n"); n != done {
+		t.Errorf("partial export has %d domains ok, want the %d done", n, done)
+	}
 }
 
 // waitLoading polls the database until run 1 holds part of the list but is not yet
@@ -417,8 +475,8 @@ func TestInterrupt(t *testing.T) {
 				t.Errorf("crawl took %v to exit after %v, want under 2 s", took, tc.sig)
 			}
 			stderr := c.stderr.String()
-			if code := c.cmd.ProcessState.ExitCode(); code != 1 {
-				t.Errorf("exit code %d after %v, want 1\n%s", code, tc.sig, stderr)
+			if code, want := c.cmd.ProcessState.ExitCode(), 128+int(tc.sig); code != want {
+				t.Errorf("exit code %d after %v, want %d\n%s", code, tc.sig, want, stderr)
 			}
 			if !strings.Contains(stderr, "interrupted; continue with: v6matrix crawl --resume") ||
 				!strings.HasSuffix(stderr, "v6matrix crawl: interrupted\n") {
@@ -432,7 +490,11 @@ func TestInterrupt(t *testing.T) {
 			if !tc.resume {
 				return
 			}
-			mustRun(t, "crawl", "--db", db, "--resume", "--quiet")
+			// A politeness flag given on resume applies (and is kept for later resumes).
+			mustRun(t, "crawl", "--db", db, "--resume", "--quiet", "--rate", "7")
+			if rate := storedRate(t, db); rate != 7 {
+				t.Errorf("rate after a resume with --rate 7: %v", rate)
+			}
 			if got := listRuns(t, db)["1"]; got != r.row {
 				t.Errorf("resumed run in `runs`: %+v, want %+v as uninterrupted", got, r.row)
 			}
@@ -440,5 +502,85 @@ func TestInterrupt(t *testing.T) {
 			mustRun(t, "export", "--db", db, "--out", out)
 			sameFiles(t, r.out, out)
 		})
+	}
+}
+
+// storedRate reads run 1's stored --rate.
+func storedRate(t *testing.T, db string) float64 {
+	t.Helper()
+	st, err := store.OpenSQLiteReadOnly(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	run, err := st.GetRun(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o crawlOptions
+	if err := unmarshalOptions(run.Options, &o); err != nil {
+		t.Fatal(err)
+	}
+	return o.Probe.Polite.Rate
+}
+
+// TestTwoCrawlsOneDatabase starts two crawls of one new database at once: both must
+// finish (they wait for each other's transactions), each with the whole list.
+func TestTwoCrawlsOneDatabase(t *testing.T) {
+	r := uninterrupted(t)
+	db := filepath.Join(t.TempDir(), "two.db")
+	var cs []*child
+	for range 2 {
+		cs = append(cs, startCrawl(t, append(crawlFlags(db, r.resolver, r.exclude), r.list)...))
+	}
+	for i, c := range cs {
+		select {
+		case <-c.exited:
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("crawl %d still running after 2 minutes", i+1)
+		}
+		if c.err != nil {
+			t.Errorf("crawl %d: %v\n%s", i+1, c.err, c.stderr.String())
+		}
+	}
+	rows := listRuns(t, db)
+	for _, id := range []string{"1", "2"} {
+		if got := rows[id]; got != r.row {
+			t.Errorf("run %s: %+v, want %+v as the crawl alone", id, got, r.row)
+		}
+	}
+}
+
+// TestResumeBeforeListStored resumes a run killed after its creation but before its list
+// was stored (nothing loaded): the resume stores the list and crawls it. It failed with
+// "no stored copy of its list".
+func TestResumeBeforeListStored(t *testing.T) {
+	dir := t.TempDir()
+	resolver, _ := syntheticServer(t, 20)
+	list, n := writeList(t, dir, 20)
+	var o crawlOptions
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	o.register(fs)
+	o.List, o.Probe.Kinds = list, nil
+	opts, err := marshalOptions(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "early.db")
+	st, err := store.OpenSQLite(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateRun(context.Background(), store.Run{Started: time.Now(), ListName: list, Options: opts, Vantage: "test", State: store.RunLoading}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	// Without a terminal and without --quiet, progress comes as log lines.
+	res := mustRun(t, "crawl", "--db", db, "--resume", "--resolver", resolver, "--log-progress", "1ms")
+	if !strings.Contains(res.stderr, "msg=progress stage=crawl") {
+		t.Errorf("no progress log line without a terminal:\n%s", res.stderr)
+	}
+	if row := listRuns(t, db)["1"]; row.State != "done" || row.Done != strconv.Itoa(n) {
+		t.Errorf("resumed run: %+v, want done with %d domains", row, n)
 	}
 }

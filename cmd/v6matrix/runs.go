@@ -17,7 +17,7 @@ func cmdRuns(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if len(args) > 0 && args[0] == "copy" {
 		return cmdRunsCopy(ctx, args[1:], stdout, stderr)
 	}
-	fs := newFlagSet("runs", "[flags]\n       v6matrix runs copy --from DB --to DB [--run ID]", stderr)
+	fs := newFlagSet("runs", "[flags]\n       v6matrix runs copy --from DB --to DB [--run ID]", stdout)
 	dbPath := fs.String("db", "v6matrix.db", "database: a SQLite `file` or a postgres:// URL")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
@@ -25,7 +25,7 @@ func cmdRuns(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	st, err := store.Open(ctx, *dbPath)
+	st, err := store.OpenReadOnly(ctx, *dbPath)
 	if err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func cmdRuns(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // cmdRunsCopy copies a run between databases (SQLite files or PostgreSQL URLs) and
 // summarises the copy.
 func cmdRunsCopy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("runs copy", "--from DB --to DB [--run ID]", stderr)
+	fs := newFlagSet("runs copy", "--from DB --to DB [--run ID]", stdout)
 	from := fs.String("from", "", "the `database` to copy from: a SQLite file or a postgres:// URL")
 	to := fs.String("to", "", "the `database` to copy to (created or migrated when needed)")
 	runArg := fs.String("run", "latest", "run `id` to copy, or latest")

@@ -22,7 +22,7 @@ import (
 
 // cmdServe serves the website and the API from a store.
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", "[flags]", stderr)
+	fs := newFlagSet("serve", "[flags]", stdout)
 	db := fs.String("db", "v6matrix.db", "the database to serve: a SQLite `file` or a postgres:// URL")
 	listen := fs.String("listen", "127.0.0.1:8080", "`address` to serve on")
 	every := fs.Duration("summary-interval", 10*time.Minute, "how often the summary of a run still being crawled is rebuilt (finished runs are summarised once)")
@@ -45,16 +45,26 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg := web.Config{Info: f.config(log), Logger: log, InfoOnly: *infoOnly}
 	if !*infoOnly {
+		// Read-write, to keep the runs' summaries; a database this user may not write
+		// is served as it is (runs without a summary are then not shown).
+		var st store.Store
 		if _, err := os.Stat(*db); err != nil && !store.IsPostgres(*db) {
-			return fmt.Errorf("database %s: %w (crawl first, or name it with --db)", *db, err)
+			return fmt.Errorf("database %s: %w (crawl first, or name the database with --db)", *db, err)
 		}
-		st, err := store.Open(ctx, *db)
+		rw, err := store.Open(ctx, *db)
 		if err != nil {
-			return err
+			ro, rerr := store.OpenReadOnly(ctx, *db)
+			if rerr != nil {
+				return err
+			}
+			log.Warn("database opened read-only: runs without a summary are not shown", "db", *db, "err", err)
+			st = ro
+		} else {
+			st = rw
+			go summary.KeepCurrent(ctx, st, *every, log)
 		}
 		defer st.Close()
 		cfg.Store = st
-		go summary.KeepCurrent(ctx, st, *every, log)
 	}
 	return serveHTTP(ctx, cfg, *listen, stdout, log)
 }

@@ -146,7 +146,11 @@ func (c *Classifier) classify6(a netip.Addr) Class {
 		return cl
 	case Type6to4:
 		cl.EmbeddedIPv4 = v4(2)
-	case TypeIPv4Mapped, TypeIPv4Compatible:
+	case TypeIPv4Mapped:
+		// An IPv4 address written as IPv6 (RFC 4291 2.5.5.2): no interface identifier.
+		cl.EmbeddedIPv4 = v4(12)
+		return cl
+	case TypeIPv4Compatible:
 		cl.EmbeddedIPv4 = v4(12)
 	}
 	cl.IID = classifyIID(a)

@@ -61,9 +61,9 @@ func TestClassifyEdgeCases(t *testing.T) {
 		{name: "isatap link-local stays link-local", addr: "fe80::5efe:a00:1",
 			want: Class{Type: "link-local", IID: "isatap", EmbeddedIPv4: ip("10.0.0.1")}},
 		{name: "ipv4-mapped is not unmapped", addr: "::ffff:192.0.2.1",
-			want: Class{Type: "ipv4-mapped", IID: "pattern", EmbeddedIPv4: ip("192.0.2.1")}},
+			want: Class{Type: "ipv4-mapped", EmbeddedIPv4: ip("192.0.2.1")}},
 		{name: "ipv4-mapped not allowed by IPv4 range", addr: "::ffff:192.0.2.1", allow: lab,
-			want: Class{Type: "ipv4-mapped", IID: "pattern", EmbeddedIPv4: ip("192.0.2.1")}},
+			want: Class{Type: "ipv4-mapped", EmbeddedIPv4: ip("192.0.2.1")}},
 		{name: "ipv4-compatible", addr: "::198.51.100.7",
 			want: Class{Type: "ipv4-compatible", IID: "embedded-ipv4", EmbeddedIPv4: ip("198.51.100.7")}},
 		{name: "unspecified", addr: "::", want: Class{Type: "unspecified"}},
@@ -139,5 +139,17 @@ func TestClassifyCustomTable(t *testing.T) {
 				t.Errorf("Classify(%s) mismatch (-want +got):\n%s", tt.addr, diff)
 			}
 		})
+	}
+}
+
+// TestNoIIDForIPv4InIPv6 checks that an IPv4 address written as IPv6 gets no
+// interface-identifier class (it was called "randomized").
+func TestNoIIDForIPv4InIPv6(t *testing.T) {
+	c := New(nil, nil)
+	for _, s := range []string{"::ffff:192.0.2.1", "::ffff:8.8.8.8", "::ffff:203.0.113.254"} {
+		got := c.Classify(netip.MustParseAddr(s))
+		if got.IID != "" || !got.EmbeddedIPv4.IsValid() {
+			t.Errorf("%s: IID %q, embedded %v; want no IID and the IPv4 address", s, got.IID, got.EmbeddedIPv4)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package domains
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -32,42 +33,50 @@ type format int
 
 const (
 	formatUnknown   format = iota
-	formatPlain            // one domain per line; rank = order of the valid lines
+	formatPlain            // one domain per line; rank = the line's number in the file
 	formatCSV              // rank,domain[,...] (Tranco, Alexa), with or without a header
 	formatHeaderCSV        // a header names the columns (Majestic Million: GlobalRank,...,Domain,...)
 )
 
-// maxLineBytes bounds one line so that a damaged file cannot exhaust memory.
+// maxLineBytes bounds one line so that a damaged file cannot exhaust memory; a longer
+// line is skipped like any invalid line.
 const maxLineBytes = 64 << 10
 
 // Reader streams the entries of a list. Invalid lines are skipped and reported through
 // Next's error of type *LineError, after which reading may go on.
 type Reader struct {
 	name      string
-	sc        *bufio.Scanner
+	lines     *lineReader
 	line      int
 	format    format
 	rankCol   int
 	domainCol int
-	ordinal   int // rank for plain lists
-	lastRank  int
+	ordinal   int // rank for header CSVs without a rank column
 }
 
 // NewReader returns a Reader of the list r; name is used in messages (the file name, or
 // "stdin").
 func NewReader(r io.Reader, name string) *Reader {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), maxLineBytes)
-	return &Reader{name: name, sc: sc}
+	return &Reader{name: name, lines: newLineReader(r)}
 }
 
-// Next returns the next valid entry. At the end it returns io.EOF. For an invalid line it
-// returns a *LineError; the caller reports it and calls Next again. Any other error
-// (I/O, a line over 64 KiB) ends the list.
+// Next returns the next valid entry. At the end it returns io.EOF. For an invalid line
+// (a line over 64 KiB included) it returns a *LineError; the caller reports it and calls
+// Next again. Any other error (I/O) ends the list.
 func (r *Reader) Next() (Entry, error) {
-	for r.sc.Scan() {
+	for {
+		raw, err := r.lines.next()
+		if errors.Is(err, io.EOF) {
+			return Entry{}, io.EOF
+		}
 		r.line++
-		text := strings.TrimSpace(r.sc.Text())
+		if errors.Is(err, errLineTooLong) {
+			return Entry{}, r.lineErr(fmt.Sprintf("line longer than %d bytes", maxLineBytes))
+		}
+		if err != nil {
+			return Entry{}, fmt.Errorf("%s:%d: %w", r.name, r.line, err)
+		}
+		text := strings.TrimSpace(string(raw))
 		if r.line == 1 {
 			text = strings.TrimPrefix(text, "\ufeff") // a byte order mark from spreadsheet exports
 		}
@@ -89,13 +98,45 @@ func (r *Reader) Next() (Entry, error) {
 		}
 		return e, nil
 	}
-	if err := r.sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return Entry{}, fmt.Errorf("%s:%d: line longer than %d bytes", r.name, r.line+1, maxLineBytes)
+}
+
+// errLineTooLong marks a line over maxLineBytes (skipped whole).
+var errLineTooLong = errors.New("line too long")
+
+// lineReader splits input into lines of at most maxLineBytes; a longer line is read to
+// its end and reported as errLineTooLong, so that reading goes on with the next line.
+type lineReader struct {
+	br *bufio.Reader
+}
+
+func newLineReader(r io.Reader) *lineReader {
+	return &lineReader{br: bufio.NewReaderSize(r, maxLineBytes+1)}
+}
+
+// next returns the next line without its end ("\n" or "\r\n"); io.EOF at the end.
+func (l *lineReader) next() ([]byte, error) {
+	b, err := l.br.ReadSlice('\n')
+	switch {
+	case errors.Is(err, bufio.ErrBufferFull):
+		for errors.Is(err, bufio.ErrBufferFull) {
+			_, err = l.br.ReadSlice('\n')
 		}
-		return Entry{}, fmt.Errorf("%s: %w", r.name, err)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		return nil, errLineTooLong
+	case errors.Is(err, io.EOF):
+		if len(b) == 0 {
+			return nil, io.EOF
+		}
+	case err != nil:
+		return nil, err
 	}
-	return Entry{}, io.EOF
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	if len(b) > maxLineBytes {
+		return nil, errLineTooLong
+	}
+	return bytes.TrimSuffix(b, []byte("\r")), nil
 }
 
 func (r *Reader) lineErr(reason string) error {
@@ -162,7 +203,10 @@ func (r *Reader) parse(text string) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	if rank == 0 {
+	switch {
+	case r.format == formatPlain:
+		rank = r.line // ranks match the file, whatever lines were skipped
+	case rank == 0:
 		r.ordinal++
 		rank = r.ordinal
 	}

@@ -63,12 +63,12 @@ func TestReaderFormats(t *testing.T) {
 			},
 		},
 		{
-			name: "plain list ranks by order of valid lines",
-			text: "# top sites\nexample.net\n\nпример.рф\nexample.org\n",
+			name: "plain list ranks by line number, so that ranks match the file",
+			text: "# top sites\nexample.net\n\nпример.рф\r\nexample.org\n",
 			want: []Entry{
-				{Rank: 1, Name: "example.net", TLD: "net", Suffix: "net", Line: 2},
-				{Rank: 2, Name: "xn--e1afmkfd.xn--p1ai", TLD: "xn--p1ai", Suffix: "xn--p1ai", Line: 4},
-				{Rank: 3, Name: "example.org", TLD: "org", Suffix: "org", Line: 5},
+				{Rank: 2, Name: "example.net", TLD: "net", Suffix: "net", Line: 2},
+				{Rank: 4, Name: "xn--e1afmkfd.xn--p1ai", TLD: "xn--p1ai", Suffix: "xn--p1ai", Line: 4},
+				{Rank: 5, Name: "example.org", TLD: "org", Suffix: "org", Line: 5},
 			},
 		},
 	}
@@ -106,6 +106,15 @@ func TestReaderInvalidLines(t *testing.T) {
 		{"unknown header", "id,name\n1,a.com\n", []string{
 			`top.csv:1: unrecognised header "id,name": want rank,domain rows or a header naming a Domain column`}},
 		{"plain with two fields", "a.com\nb.com c.com\n", []string{`top.csv:2: want one domain per line, got 2 fields`}},
+		{"invalid A-label", "1,xn--zz.com\n2,xn--a.de\n3,xn--.com\n4,xn--bcher-kva.de\n", []string{
+			`top.csv:1: invalid domain "xn--zz.com": label "xn--zz" is not a valid IDN A-label`,
+			`top.csv:2: invalid domain "xn--a.de": label "xn--a" is not a valid IDN A-label`,
+			`top.csv:3: invalid domain "xn--.com": label "xn--" starts or ends with '-'`}},
+		{"invalid UTF-8", "1,\xff\xfe.com\n2,\ufffd.com\n", []string{
+			`top.csv:1: invalid domain "\xff\xfe.com": not valid UTF-8 (the list must be UTF-8 text)`,
+			"top.csv:2: invalid IDN \"\ufffd.com\": idna: disallowed rune U+FFFD"}},
+		{"line over 64 KiB", "a.com\n" + strings.Repeat("x", 70000) + "\nb.com\n" + strings.Repeat("y", 1<<17), []string{
+			`top.csv:2: line longer than 65536 bytes`, `top.csv:4: line longer than 65536 bytes`}},
 		{"plain with comma later", "a.com\n1,b.com\n", []string{`top.csv:2: unexpected ',' in a plain list`}},
 	}
 	for _, tt := range tests {
@@ -157,5 +166,15 @@ func TestOptOut(t *testing.T) {
 		if _, err := ParseOptOut(strings.NewReader(c.text), "exclude.txt"); err == nil || err.Error() != c.want {
 			t.Errorf("ParseOptOut(%q) error = %v, want %s", c.text, err, c.want)
 		}
+	}
+}
+
+// TestReaderLongLine checks that reading goes on after an over-long line, with the
+// line numbers (and so plain ranks) of the file.
+func TestReaderLongLine(t *testing.T) {
+	got, skipped := readAll(t, "top.txt", "a.com\n"+strings.Repeat("x", 1<<20)+"\nb.com\n")
+	want := []Entry{{Rank: 1, Name: "a.com", TLD: "com", Suffix: "com", Line: 1}, {Rank: 3, Name: "b.com", TLD: "com", Suffix: "com", Line: 3}}
+	if diff := cmp.Diff(want, got); diff != "" || len(skipped) != 1 {
+		t.Errorf("entries (-want +got):\n%s\nskipped %q", diff, skipped)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
@@ -23,6 +24,9 @@ func Normalize(raw string) (string, error) {
 	s = strings.TrimSuffix(s, ".")
 	if s == "" {
 		return "", errors.New("empty domain")
+	}
+	if !utf8.ValidString(s) {
+		return "", fmt.Errorf("invalid domain %q: not valid UTF-8 (the list must be UTF-8 text)", raw)
 	}
 	if !isASCII(s) {
 		a, err := idnaProfile.ToASCII(s)
@@ -41,6 +45,9 @@ func Normalize(raw string) (string, error) {
 	}
 	for _, l := range labels {
 		if err := checkLabel(l); err != nil {
+			return "", fmt.Errorf("invalid domain %q: %v", raw, err)
+		}
+		if err := checkALabel(l); err != nil {
 			return "", fmt.Errorf("invalid domain %q: %v", raw, err)
 		}
 	}
@@ -66,6 +73,22 @@ func checkLabel(l string) error {
 		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
 			return fmt.Errorf("label %q contains %q", l, string(rune(c)))
 		}
+	}
+	return nil
+}
+
+// checkALabel checks an IDN label (xn--...): it must decode to a valid U-label that
+// encodes back to itself, as IDNA 2008 requires; "xn--zz" and "xn--a" do not.
+func checkALabel(l string) error {
+	if !strings.HasPrefix(l, "xn--") {
+		return nil
+	}
+	u, err := idna.Lookup.ToUnicode(l)
+	if err != nil || u == "" || isASCII(u) {
+		return fmt.Errorf("label %q is not a valid IDN A-label", l)
+	}
+	if a, err := idna.Lookup.ToASCII(u); err != nil || a != l {
+		return fmt.Errorf("label %q is not a valid IDN A-label (it encodes %q, whose A-label is %q)", l, u, a)
 	}
 	return nil
 }

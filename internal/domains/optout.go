@@ -1,7 +1,7 @@
 package domains
 
 import (
-	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -20,10 +20,18 @@ type OptOut struct {
 // lines and '#' comments (whole-line or trailing) are skipped. name is used in messages.
 func ParseOptOut(r io.Reader, name string) (*OptOut, error) {
 	o := &OptOut{domains: map[string]bool{}}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), maxLineBytes)
-	for line := 1; sc.Scan(); line++ {
-		text := sc.Text()
+	lr := newLineReader(r)
+	for line := 1; ; line++ {
+		raw, err := lr.next()
+		switch {
+		case errors.Is(err, io.EOF):
+			return o, nil
+		case errors.Is(err, errLineTooLong):
+			return nil, fmt.Errorf("%s:%d: line longer than %d bytes", name, line, maxLineBytes)
+		case err != nil:
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		text := string(raw)
 		if i := strings.IndexByte(text, '#'); i >= 0 {
 			text = text[:i]
 		}
@@ -48,10 +56,6 @@ func ParseOptOut(r io.Reader, name string) (*OptOut, error) {
 		}
 		o.domains[d] = true
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return o, nil
 }
 
 // ExcludesDomain reports whether the domain (or a parent of it) opted out.

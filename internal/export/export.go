@@ -17,7 +17,9 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -70,7 +72,7 @@ var tables = []table{
 	{"tcp80.csv", tcpHeader, tcpRows(80), []string{result.KindTCP80}},
 	{"tcp443.csv", tcpHeader, tcpRows(443), []string{result.KindTCP443}},
 	{"tls.csv", []string{"type", "domain", "host", "ipv4", "reachable", "tls", "ipv6", "reachable6", "tls6",
-		"cert_valid", "cert_expiry"}, tlsRows, []string{result.KindTLS443, result.KindSTARTTLS}},
+		"cert_valid", "cert_expiry", "cert_valid4", "cert_expiry4", "cert_valid6", "cert_expiry6"}, tlsRows, []string{result.KindTLS443, result.KindSTARTTLS}},
 	{"path.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "mtu4", "hops4", "back4", "path4",
 		"mtu6", "hops6", "back6", "path6"}, pathRows, []string{result.KindPath}},
 	{"geoip.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "asn", "city", "region_name", "country_code",
@@ -110,7 +112,9 @@ func FilesFor(formats []string, measured map[string]bool) []string {
 // Write exports the run into dir (created if needed) in the given formats and returns
 // the paths written (FilesFor the run's measured kinds, in that order). Files are
 // written under a temporary name and renamed when complete, so a failed export never
-// leaves a truncated file behind a good name.
+// leaves a truncated file behind a good name. Record files of dir that this export did
+// not write (left by an export of another run, database or format) are removed, so
+// that dir holds one run's records and nothing mixed; other files are left alone.
 func Write(ctx context.Context, st store.Store, run int64, dir string, formats []string) ([]string, error) {
 	for _, f := range formats {
 		if f != "csv" && f != "jsonl" {
@@ -187,7 +191,36 @@ func Write(ctx context.Context, st store.Store, run int64, dir string, formats [
 		paths = append(paths, o.path)
 	}
 	outs = nil
+	if err := removeStale(dir, paths); err != nil {
+		return nil, err
+	}
 	return paths, nil
+}
+
+// removeStale removes the record files of dir that are not among written.
+func removeStale(dir string, written []string) error {
+	keep := map[string]bool{}
+	for _, p := range written {
+		keep[filepath.Base(p)] = true
+	}
+	for _, name := range FilesFor(Formats, everyKind()) {
+		if keep[name] {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("export: remove the stale %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// everyKind marks every measurement kind measured: FilesFor then names every file.
+func everyKind() map[string]bool {
+	m := map[string]bool{}
+	for _, k := range result.Kinds {
+		m[k] = true
+	}
+	return m
 }
 
 type csvOut struct {

@@ -138,14 +138,15 @@ func TestProbeFiles(t *testing.T) {
 		{"tcp80.csv", tcp("80", [7][2]string{3: {"open", "open"}, 4: {"closed", e}})},
 		{"tcp443.csv", tcp("443", [7][2]string{3: {"open", "unreachable"}, 4: {"filtered", e}})},
 		{"tls.csv", [][]string{
-			{"type", "domain", "host", "ipv4", "reachable", "tls", "ipv6", "reachable6", "tls6", "cert_valid", "cert_expiry"},
+			{"type", "domain", "host", "ipv4", "reachable", "tls", "ipv6", "reachable6", "tls6", "cert_valid", "cert_expiry",
+				"cert_valid4", "cert_expiry4", "cert_valid6", "cert_expiry6"},
 			// STARTTLS (not the 443 result of the same address); no certificate over
-			// IPv4, so the certificate columns are the IPv6 one's.
-			{"mx", alpha, mail, m4, "1", "none", m6, "1", "TLS1.3", "1", "2026-09-01T12:30:00Z"},
-			{"mx", alpha, mail, e, e, e, mU, e, e, e, e},
-			{"www", alpha, www, w4a, "1", "TLS1.3", w6, "1", "TLS1.2", "1", "2026-07-01T12:30:00Z"},
-			{"www", alpha, www, w4b, "0", e, e, e, e, e, e},
-			{"www", beta, wwwB, e, e, e, e, e, e, e, e},
+			// IPv4 (tls none): the combined columns are the IPv6 one's, the IPv4 ones empty.
+			{"mx", alpha, mail, m4, "1", "none", m6, "1", "TLS1.3", "1", "2026-09-01T12:30:00Z", e, e, "1", "2026-09-01T12:30:00Z"},
+			{"mx", alpha, mail, e, e, e, mU, e, e, e, e, e, e, e, e},
+			{"www", alpha, www, w4a, "1", "TLS1.3", w6, "1", "TLS1.2", "1", "2026-07-01T12:30:00Z", "1", "2026-07-01T12:30:00Z", "0", "2025-07-01T12:30:00Z"},
+			{"www", alpha, www, w4b, "0", e, e, e, e, e, e, e, e, e, e},
+			{"www", beta, wwwB, e, e, e, e, e, e, e, e, e, e, e, e},
 		}},
 		{"path.csv", [][]string{
 			{"type", "domain", "host", "ipv4", "ipv6", "mtu4", "hops4", "back4", "path4", "mtu6", "hops6", "back6", "path6"},
@@ -273,4 +274,29 @@ func jsonLines(t *testing.T, dir string) []map[string]any {
 		out = append(out, decodeJSON(t, line).(map[string]any))
 	}
 	return out
+}
+
+// TestStaleFiles exports a run without probe measurements into a directory holding an
+// earlier export with them (and a file of the user's): the earlier record files must go,
+// so that the directory never mixes two runs; the user's file stays.
+func TestStaleFiles(t *testing.T) {
+	ctx := context.Background()
+	dir, _ := exportMeasured(t, measurements(t))
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := newStore(t)
+	run := saveRun(t, st)
+	paths, err := Write(ctx, st, run, dir, []string{"csv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append(FilesFor([]string{"csv"}, nil), "notes.txt")
+	slices.Sort(want)
+	if diff := cmp.Diff(want, dirFiles(t, dir)); diff != "" {
+		t.Errorf("files after the second export (-want +got):\n%s", diff)
+	}
+	if len(paths) != len(want)-1 {
+		t.Errorf("Write returned %d paths, want %d", len(paths), len(want)-1)
+	}
 }

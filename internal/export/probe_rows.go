@@ -134,26 +134,35 @@ func tlsOf(role result.Role, a *result.Address) *tlsprobe.Result {
 	return nil
 }
 
-// tlsRows writes tls.csv for www and mx hosts. cert_valid and cert_expiry are one
-// column for both families: they come from the IPv4 result when it has a certificate,
-// else from the IPv6 one (a host normally serves one certificate on both).
+// tlsRows writes tls.csv for www and mx hosts. cert_valid and cert_expiry (the
+// contract's columns) are one for both families: the IPv4 result's when it has a
+// certificate, else the IPv6 one's. The appended cert_valid4, cert_expiry4, cert_valid6
+// and cert_expiry6 give each family its own, so that a host whose IPv6 side has no TLS
+// does not look verified over IPv6.
 var tlsRows = pairRows(func(p pairRow) []string {
 	r4, r6 := tlsOf(p.ref.Role, p.a4), tlsOf(p.ref.Role, p.a6)
 	cert := r4
 	if cert == nil || cert.CertValid == nil {
 		cert = firstNonNil(r6, r4)
 	}
-	var valid, expiry string
-	if cert != nil && cert.CertValid != nil {
-		valid = boolCell(*cert.CertValid)
-	}
-	if cert != nil && cert.CertExpiry != nil {
-		expiry = rfc3339(*cert.CertExpiry)
-	}
+	valid, expiry := certCells(cert)
+	valid4, expiry4 := certCells(r4)
+	valid6, expiry6 := certCells(r6)
 	r, v := tlsCells(r4)
 	r6c, v6 := tlsCells(r6)
-	return []string{p.ip4, r, v, p.ip6, r6c, v6, valid, expiry}
+	return []string{p.ip4, r, v, p.ip6, r6c, v6, valid, expiry, valid4, expiry4, valid6, expiry6}
 }, result.RoleWWW, result.RoleMX)
+
+// certCells are cert_valid (1/0) and cert_expiry of one result; empty without a certificate.
+func certCells(r *tlsprobe.Result) (valid, expiry string) {
+	if r != nil && r.CertValid != nil {
+		valid = boolCell(*r.CertValid)
+	}
+	if r != nil && r.CertExpiry != nil {
+		expiry = rfc3339(*r.CertExpiry)
+	}
+	return valid, expiry
+}
 
 // tlsCells are reachable (1/0) and the negotiated version ("none" without a session).
 func tlsCells(r *tlsprobe.Result) (reachable, version string) {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/v6matrix/v6matrix/internal/store"
 )
@@ -31,11 +32,7 @@ func Stream(ctx context.Context, st store.Store, run int64, file string, w io.Wr
 	if err != nil {
 		return err
 	}
-	found := false
-	for _, n := range names {
-		found = found || n == file
-	}
-	if !found {
+	if !slices.Contains(names, file) {
 		return fmt.Errorf("%s of run %d: %w", file, run, ErrNoFile)
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 
 	"github.com/oschwald/maxminddb-golang/v2"
@@ -172,12 +173,20 @@ func (d *DB) Lookup(a netip.Addr) Record {
 		if len(m.Subdivisions) > 0 {
 			rec.Region = m.Subdivisions[0].Names.En
 		}
-		rec.Lat, rec.Lon = m.Location.Latitude, m.Location.Longitude
+		if validCoord(m.Location.Latitude, 90) && validCoord(m.Location.Longitude, 180) {
+			rec.Lat, rec.Lon = m.Location.Latitude, m.Location.Longitude
+		}
 	}
 	if m, ok := d.lookup(d.asn, a); ok {
 		rec.ASN, rec.ASOrg = m.ASN, m.ASOrg
 	}
 	return rec
+}
+
+// validCoord reports whether a coordinate is present, finite and within ±limit degrees:
+// a damaged or hostile database must not put NaN or 1000° into the records.
+func validCoord(v *float64, limit float64) bool {
+	return v != nil && !math.IsNaN(*v) && *v >= -limit && *v <= limit
 }
 
 func (d *DB) lookup(r *maxminddb.Reader, a netip.Addr) (mmdbRecord, bool) {

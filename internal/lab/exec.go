@@ -16,9 +16,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// SignalCause is the cause (context.Cause) of a context cancelled by a signal: Exec
+// forwards that signal to its command.
+type SignalCause struct{ Signal syscall.Signal }
+
+func (c SignalCause) Error() string { return "stopped by " + c.Signal.String() }
+
+// execGrace is how long a command has to stop after the signal before it is killed.
+const execGrace = 10 * time.Second
+
 // Exec runs argv inside the vantage namespace, as `ip netns exec` would: in a private mount
 // namespace where /etc/resolv.conf shows the lab's resolver. It returns the command's exit
 // status (128+signal when killed by a signal); an error means it could not run.
+//
+// When ctx ends, the command gets the signal that ended it (a SignalCause, e.g. SIGINT on
+// Ctrl-C), else SIGTERM, so that a crawl stops gracefully and stays resumable; only if it
+// has not exited execGrace later is it killed.
 func (l *Lab) Exec(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	if len(argv) == 0 {
 		return 0, errors.New("lab exec: no command")
@@ -26,7 +39,15 @@ func (l *Lab) Exec(ctx context.Context, argv []string, stdin io.Reader, stdout, 
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	cmd.Env = append(os.Environ(), "V6M_LAB_PREFIX="+l.cfg.Prefix, "V6M_LAB_RESOLVER="+l.sc.Resolver.String())
-	cmd.WaitDelay = 5 * time.Second
+	cmd.Cancel = func() error {
+		sig := syscall.SIGTERM
+		var sc SignalCause
+		if errors.As(context.Cause(ctx), &sc) {
+			sig = sc.Signal
+		}
+		return cmd.Process.Signal(sig)
+	}
+	cmd.WaitDelay = execGrace
 	started := make(chan error, 1)
 	go func() {
 		// This thread's mount and network namespaces are changed for good: it stays locked
@@ -38,6 +59,9 @@ func (l *Lab) Exec(ctx context.Context, argv []string, stdin io.Reader, stdout, 
 		return 0, fmt.Errorf("lab exec %s: %w", argv[0], err)
 	}
 	err := cmd.Wait()
+	if ctx.Err() != nil && cmd.ProcessState != nil && cmd.ProcessState.Exited() {
+		return cmd.ProcessState.ExitCode(), nil // stopped gracefully after the signal
+	}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:

@@ -1,8 +1,10 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -118,6 +120,10 @@ func TestCopy(t *testing.T) {
 	ctx := context.Background()
 	src, pg, back := openSQLite(t), openPostgres(t), openSQLite(t)
 	a, _ := storetest.FillSynthetic(t, src)
+	list := []byte("1,d0000001.com\n2,d0000002.net\n")
+	if _, _, err := src.SaveList(ctx, a, bytes.NewReader(list)); err != nil {
+		t.Fatal(err)
+	}
 	for _, run := range []int64{a} {
 		for _, hop := range [][2]store.Store{{src, pg}, {pg, back}} {
 			id, err := store.Copy(ctx, hop[0], hop[1], run)
@@ -133,6 +139,17 @@ func TestCopy(t *testing.T) {
 		}
 		storetest.Same(t, src, pg, run)
 		storetest.Same(t, src, back, run)
+		for _, s := range []store.Store{pg, back} {
+			rc, err := s.OpenList(ctx, run)
+			if err != nil {
+				t.Fatalf("the copy's list: %v", err)
+			}
+			got, _ := io.ReadAll(rc)
+			rc.Close()
+			if !bytes.Equal(got, list) {
+				t.Errorf("the copy's list is %q, want %q", got, list)
+			}
+		}
 		for _, s := range []store.Store{pg, back} {
 			want, _ := src.Aggregates(ctx, run, "tld")
 			got, err := s.Aggregates(ctx, run, "tld")

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"reflect"
@@ -15,8 +16,8 @@ const copyBatch = 1000
 
 // Copy copies run from one store to another through the Store interface, so any two
 // implementations can exchange runs: the run row, its domains (finished or not), the
-// hosts and addresses they reference, and every measurement of a kind this version
-// knows. It returns the run's id in the target (the next free one there). The copy is
+// hosts and addresses they reference, every measurement of a kind this version knows,
+// and the stored list. It returns the run's id in the target (the next free one there). The copy is
 // not summarised: summary.Build it in the target.
 func Copy(ctx context.Context, from, to Store, run int64) (int64, error) {
 	r, err := from.GetRun(ctx, run)
@@ -26,6 +27,9 @@ func Copy(ctx context.Context, from, to Store, run int64) (int64, error) {
 	id, err := to.CreateRun(ctx, r)
 	if err != nil {
 		return 0, err
+	}
+	if err := copyList(ctx, from, to, run, id); err != nil {
+		return 0, fmt.Errorf("copy run %d: %w", run, err)
 	}
 	c := copier{to: to, run: id, hosts: map[string]bool{}, addrs: map[netip.Addr]bool{}}
 	err = from.Details(ctx, run, func(d Detail) error {
@@ -43,6 +47,20 @@ func Copy(ctx context.Context, from, to Store, run int64) (int64, error) {
 	}
 	r.ID = id
 	return id, to.UpdateRun(ctx, r)
+}
+
+// copyList copies the run's stored list, when it has one.
+func copyList(ctx context.Context, from, to Store, run, id int64) error {
+	l, err := from.OpenList(ctx, run)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	_, _, err = to.SaveList(ctx, id, l)
+	return err
 }
 
 // copier collects a batch of a copied run.

@@ -61,7 +61,15 @@ var migrations = []string{
 		data   TEXT NOT NULL,
 		PRIMARY KEY (run_id, ip, kind)
 	) WITHOUT ROWID;`,
-	// 3: what the website reads instead of every domain: the per-domain IPv6 summary
+	// 3: the exact list each run crawls, in chunks, so that a resume reads the same list
+	// whatever happened to the file since.
+	`CREATE TABLE list_chunks (
+		run_id INTEGER NOT NULL REFERENCES runs(id),
+		seq    INTEGER NOT NULL,
+		data   BLOB NOT NULL,
+		PRIMARY KEY (run_id, seq)
+	) WITHOUT ROWID;`,
+	// 4: what the website reads instead of every domain: the per-domain IPv6 summary
 	// (sort keys fold the role's value and the rank into one integer, so every sorted
 	// page is an index range), aggregates per run/TLD/country/AS, located addresses, and
 	// the changes between two runs.

@@ -65,7 +65,14 @@ var pgMigrations = []string{
 		data   TEXT NOT NULL,
 		PRIMARY KEY (run_id, ip, kind)
 	);`,
-	// 3: the website's summary tables (see migration 3 of the SQLite store).
+	// 3: the exact list each run crawls, in chunks.
+	`CREATE TABLE list_chunks (
+		run_id BIGINT NOT NULL REFERENCES runs(id),
+		seq    INTEGER NOT NULL,
+		data   BYTEA NOT NULL,
+		PRIMARY KEY (run_id, seq)
+	);`,
+	// 4: the website's summary tables (see migration 4 of the SQLite store).
 	`CREATE TABLE domain_summary (
 		run_id BIGINT NOT NULL REFERENCES runs(id),
 		name   TEXT COLLATE "C" NOT NULL,

@@ -53,6 +53,16 @@ func Name(dsn string) string {
 	return dsn
 }
 
+// OpenReadOnly opens the store a --db value names for reading (runs, export, the
+// website): a SQLite file must exist and may be read-only (OpenSQLiteReadOnly); a
+// PostgreSQL database is opened as by Open (its roles decide who may write).
+func OpenReadOnly(ctx context.Context, dsn string) (Store, error) {
+	if IsPostgres(dsn) {
+		return OpenPostgres(ctx, dsn)
+	}
+	return OpenSQLiteReadOnly(ctx, dsn)
+}
+
 // redact returns a DSN without its password, to name the database in errors.
 func redact(dsn string) string {
 	u, err := url.Parse(dsn)

@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,15 +62,15 @@ func (s *SQLite) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
 
 // OpenSQLite opens (creating if needed) the database file and migrates it to the
 // current schema. A file that is not a v6matrix database gives an error naming it.
+// Several processes may open one file at once: the migrations run in one IMMEDIATE
+// transaction (the first process migrates, the others wait and find it done), and every
+// write transaction takes the write lock at its start, so that two crawls of one
+// database wait for each other instead of failing with "database is locked".
 func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return nil, fmt.Errorf("database %s: is a directory", path)
 	}
-	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(30000)", "synchronous(NORMAL)", "foreign_keys(1)"} {
-		q.Add("_pragma", p)
-	}
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	db, err := sql.Open("sqlite", dsn(path, "_txlock=immediate"))
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %w", path, err)
 	}
@@ -81,6 +83,92 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	return s, nil
 }
 
+// OpenSQLiteReadOnly opens an existing database for reading only (runs, export, the
+// website): a missing file is an error, not a new empty database, and a file or
+// directory the user may not write is still read.
+func OpenSQLiteReadOnly(ctx context.Context, path string) (*SQLite, error) {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("database %s: no such database (give --db the file a crawl wrote)", path)
+	case err != nil:
+		return nil, fmt.Errorf("database %s: %w", path, err)
+	case fi.IsDir():
+		return nil, fmt.Errorf("database %s: is a directory", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", path, err)
+	}
+	f.Close()
+	s, err := openReadOnly(ctx, path, "mode=ro")
+	if err != nil && !walPending(path) {
+		// A WAL database in a directory we may not write cannot get its -shm file; with
+		// no WAL content pending, reading it as immutable loses nothing.
+		if s2, err2 := openReadOnly(ctx, path, "immutable=1"); err2 == nil {
+			s, err = s2, nil
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("database %s: not a usable SQLite database (%w)", path, err)
+	}
+	v, err := s.version(ctx)
+	switch {
+	case err != nil:
+		s.Close()
+		return nil, fmt.Errorf("database %s: %w", path, err)
+	case v > len(migrations):
+		s.Close()
+		return nil, fmt.Errorf("database %s: schema version %d is newer than this v6matrix knows (%d): upgrade v6matrix", path, v, len(migrations))
+	case v < len(migrations):
+		// An older schema: migrate it if we may write it, else say what to do.
+		s.Close()
+		rw, err := OpenSQLite(ctx, path)
+		if err != nil {
+			return nil, fmt.Errorf("%w (schema version %d is older than this v6matrix's %d and must be upgraded once by a user who may write it)", err, v, len(migrations))
+		}
+		return rw, nil
+	}
+	return s, nil
+}
+
+func openReadOnly(ctx context.Context, path, mode string) (*SQLite, error) {
+	db, err := sql.Open("sqlite", dsn(path, mode))
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(4)
+	s := &SQLite{db: db, path: path}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// walPending reports whether the database has a non-empty write-ahead log beside it.
+func walPending(path string) bool {
+	fi, err := os.Stat(path + "-wal")
+	return err == nil && fi.Size() > 0
+}
+
+// dsn is the driver's name of the file with our pragmas and extra query parameters.
+// busy_timeout comes first so that the pragmas after it wait for a lock too.
+func dsn(path string, extra ...string) string {
+	q := url.Values{}
+	for _, p := range []string{"busy_timeout(30000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)"} {
+		q.Add("_pragma", p)
+	}
+	for _, e := range extra {
+		k, v, _ := strings.Cut(e, "=")
+		q.Add(k, v)
+	}
+	if q.Get("mode") == "ro" || q.Get("immutable") == "1" {
+		q["_pragma"] = []string{"busy_timeout(30000)", "foreign_keys(1)"} // no journal change on a file we may not write
+	}
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+}
+
 // Close closes the database.
 func (s *SQLite) Close() error {
 	s.stmts.Range(func(_, st any) bool {
@@ -90,15 +178,49 @@ func (s *SQLite) Close() error {
 	return s.db.Close()
 }
 
+// version reads the schema version: 0 for an empty database.
+func (s *SQLite) version(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("not a usable SQLite database (%w)", err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	var v int
+	if err := s.db.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v, nil
+}
+
+// migrate brings the schema up to date in one IMMEDIATE transaction on one connection:
+// a second process opening the file at the same time waits for the lock (busy_timeout)
+// and then finds the migrations done.
 func (s *SQLite) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("not a usable SQLite database (%w)", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		return fmt.Errorf("not a usable SQLite database (%w)", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			conn.ExecContext(context.Background(), `ROLLBACK`)
+		}
+	}()
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("not a usable SQLite database (%w)", err)
 	}
 	var v int
-	err := s.db.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v)
+	err = conn.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		if _, err := s.db.ExecContext(ctx, `INSERT INTO schema_version VALUES (0)`); err != nil {
+		if _, err := conn.ExecContext(ctx, `INSERT INTO schema_version VALUES (0)`); err != nil {
 			return err
 		}
 	case err != nil:
@@ -108,22 +230,17 @@ func (s *SQLite) migrate(ctx context.Context) error {
 		return fmt.Errorf("schema version %d is newer than this v6matrix knows (%d): upgrade v6matrix", v, len(migrations))
 	}
 	for i := v; i < len(migrations); i++ {
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migration %d: %w", i+1, err)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, i+1); err != nil {
-			tx.Rollback()
-			return err
-		}
-		if err := tx.Commit(); err != nil {
+		if _, err := conn.ExecContext(ctx, migrations[i]); err != nil {
 			return fmt.Errorf("migration %d: %w", i+1, err)
 		}
 	}
+	if _, err := conn.ExecContext(ctx, `UPDATE schema_version SET version = ?`, len(migrations)); err != nil {
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, `COMMIT`); err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	committed = true
 	return nil
 }
 

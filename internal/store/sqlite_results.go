@@ -109,8 +109,7 @@ func splitAddrs(s string) ([]netip.Addr, error) {
 // and addresses. Memory stays bounded by the page size.
 func (s *SQLite) Details(ctx context.Context, run int64, fn func(Detail) error) error {
 	return eachDetail(fn, func(after Cursor) ([]Detail, error) {
-		return s.details(ctx, run, `(rank > ? OR (rank = ? AND name > ?)) ORDER BY rank, name LIMIT ?`,
-			after.Rank, after.Rank, after.Name, detailPage)
+		return s.details(ctx, run, `(rank, name) > (?, ?) ORDER BY rank, name LIMIT ?`, after.Rank, after.Name, detailPage)
 	})
 }
 

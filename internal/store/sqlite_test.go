@@ -1,13 +1,16 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -122,5 +125,112 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if _, err := s.GetRun(ctx, 42); !errors.Is(err, ErrNotFound) {
 		t.Errorf("GetRun(42) = %v, want ErrNotFound", err)
+	}
+}
+
+// TestConcurrentOpen opens one new database from many goroutines at once, each with its
+// own connection pool as separate processes would have, and writes from all of them:
+// no "table runs already exists", no "database is locked".
+func TestConcurrentOpen(t *testing.T) {
+	ctx := context.Background()
+	for round := range 5 {
+		path := filepath.Join(t.TempDir(), "c.db")
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for i := range 8 {
+			wg.Go(func() {
+				s, err := OpenSQLite(ctx, path)
+				if err != nil {
+					errs <- err
+					return
+				}
+				defer s.Close()
+				run, err := s.CreateRun(ctx, Run{Started: time.Now(), ListName: "l", State: RunLoading})
+				if err != nil {
+					errs <- err
+					return
+				}
+				es := make([]domains.Entry, 200)
+				for j := range es {
+					es[j] = domains.Entry{Rank: j + 1, Name: "d" + strconv.Itoa(i) + "-" + strconv.Itoa(j) + ".com", TLD: "com"}
+				}
+				if _, err := s.AddDomains(ctx, run, es); err != nil {
+					errs <- err
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Errorf("round %d: %v", round, err)
+		}
+	}
+}
+
+func TestOpenReadOnly(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "typo.db")
+	_, err := OpenSQLiteReadOnly(ctx, missing)
+	if want := "database " + missing + ": no such database (give --db the file a crawl wrote)"; err == nil || err.Error() != want {
+		t.Errorf("missing: %v, want %q", err, want)
+	}
+	if _, err := os.Stat(missing); err == nil {
+		t.Error("opening a missing database read-only created it")
+	}
+	path := filepath.Join(dir, "ro.db")
+	s, err := OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateRun(ctx, Run{Started: time.Now(), ListName: "l", State: RunDone}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	r, err := OpenSQLiteReadOnly(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.LatestRun(ctx); err != nil {
+		t.Errorf("read-only: %v", err)
+	}
+	if _, err := r.CreateRun(ctx, Run{Started: time.Now(), ListName: "l", State: RunDone}); err == nil {
+		t.Error("a read-only store accepted a write")
+	}
+}
+
+// TestStoredList stores a list of several chunks and reads it back byte for byte.
+func TestStoredList(t *testing.T) {
+	ctx := context.Background()
+	s, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "l.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, size := range []int{0, 10, listChunk, 2*listChunk + 17} {
+		run, err := s.CreateRun(ctx, Run{Started: time.Now(), ListName: "l", State: RunLoading})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.OpenList(ctx, run); !errors.Is(err, ErrNotFound) {
+			t.Errorf("OpenList before SaveList: %v, want ErrNotFound", err)
+		}
+		data := bytes.Repeat([]byte("1,a.com\n"), size/8+1)[:size]
+		sum, n, err := s.SaveList(ctx, run, bytes.NewReader(data))
+		if err != nil || n != int64(size) || len(sum) != 64 {
+			t.Fatalf("SaveList(%d bytes) = %q, %d, %v", size, sum, n, err)
+		}
+		r, err := s.OpenList(ctx, run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("%d bytes stored, %d read back (%v)", size, len(got), err)
+		}
+		if st, _ := s.GetRun(ctx, run); st.ListSHA256 != sum {
+			t.Errorf("run's list_sha256 %q, want %q", st.ListSHA256, sum)
+		}
 	}
 }

@@ -6,6 +6,7 @@ package store
 import (
 	"context"
 	"errors"
+	"io"
 	"net/netip"
 	"time"
 
@@ -84,6 +85,10 @@ type Store interface {
 
 	// AddDomains adds list entries as pending domains; a name already present keeps the
 	// better rank. It returns how many were new.
+	// SaveList stores the exact list the run crawls (and its SHA-256); OpenList reads
+	// it back, for the load and every resume.
+	SaveList(ctx context.Context, run int64, r io.Reader) (sha256 string, size int64, err error)
+	OpenList(ctx context.Context, run int64) (io.ReadCloser, error)
 	AddDomains(ctx context.Context, run int64, es []domains.Entry) (int, error)
 	// KeepTop drops all but the n best-ranked domains of each TLD; it returns how many
 	// were dropped.

@@ -6,6 +6,7 @@
 package summary
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -354,21 +355,11 @@ func (b *builder) aggregates() []result.Aggregate {
 	}
 	slices.SortFunc(out[1:], func(x, y result.Aggregate) int {
 		if x.Kind != y.Kind {
-			return compare(x.Kind, y.Kind)
+			return cmp.Compare(x.Kind, y.Kind)
 		}
-		return compare(x.Key, y.Key)
+		return cmp.Compare(x.Key, y.Key)
 	})
 	return out
-}
-
-func compare(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // addresses returns the located addresses.
@@ -377,6 +368,8 @@ func (b *builder) addresses() []result.AddressSummary {
 	for _, a := range b.addrs {
 		out = append(out, a.AddressSummary)
 	}
+	// In the table's key order, so that saving them appends rather than seeks.
+	slices.SortFunc(out, func(x, y result.AddressSummary) int { return cmp.Compare(x.IP, y.IP) })
 	return out
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -132,26 +133,11 @@ type historyAPI struct {
 }
 
 func (s *Server) apiDomain(w http.ResponseWriter, r *http.Request) error {
-	run, err := s.runParam(r.Context(), r.PathValue("run"))
+	dd, err := s.domainData(r, r.PathValue("run"))
 	if err != nil {
 		return err
 	}
-	name, err := domainName(r.PathValue("name"))
-	if err != nil {
-		return err
-	}
-	d, err := s.st.Domain(r.Context(), run.ID, name)
-	if err != nil {
-		return notFound("%s is not in run %d", name, run.ID)
-	}
-	sum, err := s.st.DomainSummary(r.Context(), run.ID, name)
-	if err != nil {
-		return err
-	}
-	hist, err := s.st.History(r.Context(), name)
-	if err != nil {
-		return err
-	}
+	run, d, sum, hist := dd.run, dd.detail, dd.summary, dd.history
 	out := domainAPI{DomainDoc: export.DomainDocument(run.ID, &d), Summary: domainRowOf(&sum), History: []historyAPI{}}
 	for _, h := range historyOf(hist) {
 		out.History = append(out.History, historyAPI{Run: h.Run, Started: rfc3339(h.Started), Summary: h.Row, Changes: h.Changes})
@@ -159,7 +145,7 @@ func (s *Server) apiDomain(w http.ResponseWriter, r *http.Request) error {
 	if asCSV, err := wantsCSV(r); err != nil {
 		return err
 	} else if asCSV {
-		return writeTable(w, r, fmt.Sprintf("run%d-%s", run.ID, name), nil, "", []domainRow{out.Summary})
+		return writeTable(w, r, fmt.Sprintf("run%d-%s", run.ID, d.Name), nil, "", []domainRow{out.Summary})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -221,16 +207,15 @@ func (s *Server) apiExport(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if run.State != store.RunDone {
+		return &httpError{http.StatusConflict, fmt.Sprintf("run %d is %s: its record files are complete once it is done", run.ID, run.State)}
+	}
 	file := r.PathValue("file")
 	names, err := export.FileNames(r.Context(), s.st, run.ID)
 	if err != nil {
 		return err
 	}
-	found := false
-	for _, n := range names {
-		found = found || n == file
-	}
-	if !found {
+	if !slices.Contains(names, file) {
 		return notFound("run %d has no file %q: it has %s", run.ID, file, strings.Join(names, ", "))
 	}
 	h := w.Header()

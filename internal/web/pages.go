@@ -322,27 +322,40 @@ func (s *Server) asnPage(w http.ResponseWriter, r *http.Request) error {
 	return s.located(w, r, "asn", asn, "AS"+asn)
 }
 
-func (s *Server) domainPage(w http.ResponseWriter, r *http.Request) error {
+// domainData is what a domain's page and API document show.
+type domainData struct {
+	run     store.Run
+	detail  store.Detail
+	summary result.DomainSummary
+	history []store.HistoryPoint
+}
+
+// domainData reads the {name} of the request in a run.
+func (s *Server) domainData(r *http.Request, runArg string) (domainData, error) {
+	var dd domainData
 	name, err := domainName(r.PathValue("name"))
 	if err != nil {
-		return err
+		return dd, err
 	}
-	run, err := s.runParam(r.Context(), orLatest(r.URL.Query().Get("run")))
+	if dd.run, err = s.runParam(r.Context(), runArg); err != nil {
+		return dd, err
+	}
+	if dd.detail, err = s.st.Domain(r.Context(), dd.run.ID, name); err != nil {
+		return dd, notFound("%s is not in run %d", name, dd.run.ID)
+	}
+	if dd.summary, err = s.st.DomainSummary(r.Context(), dd.run.ID, name); err != nil {
+		return dd, err
+	}
+	dd.history, err = s.st.History(r.Context(), name)
+	return dd, err
+}
+
+func (s *Server) domainPage(w http.ResponseWriter, r *http.Request) error {
+	dd, err := s.domainData(r, orLatest(r.URL.Query().Get("run")))
 	if err != nil {
 		return err
 	}
-	d, err := s.st.Domain(r.Context(), run.ID, name)
-	if err != nil {
-		return notFound("%s is not in run %d", name, run.ID)
-	}
-	sum, err := s.st.DomainSummary(r.Context(), run.ID, name)
-	if err != nil {
-		return err
-	}
-	hist, err := s.st.History(r.Context(), name)
-	if err != nil {
-		return err
-	}
+	run, d, sum, hist, name := dd.run, dd.detail, dd.summary, dd.history, dd.detail.Name
 	s.render(w, r, http.StatusOK, "domain.html", page{Title: name, Nav: "tlds", Run: &run, GeoIP: true,
 		Data: struct {
 			Detail  store.Detail

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"math"
 	"net/netip"
 	"slices"
@@ -64,25 +65,15 @@ var aggSorts = map[string]func(a, b *aggRow) int{
 	"key":      func(a, b *aggRow) int { return strings.Compare(a.Key, b.Key) },
 	"name":     func(a, b *aggRow) int { return strings.Compare(a.Name+a.Key, b.Name+b.Key) },
 	"domains":  func(a, b *aggRow) int { return a.Domains - b.Domains },
-	"ns":       func(a, b *aggRow) int { return cmpFloat(a.NSPct, b.NSPct) },
-	"mx":       func(a, b *aggRow) int { return cmpFloat(a.MXPct, b.MXPct) },
-	"www":      func(a, b *aggRow) int { return cmpFloat(a.WWWPct, b.WWWPct) },
-	"ntp":      func(a, b *aggRow) int { return cmpFloat(a.NTPPct, b.NTPPct) },
-	"all":      func(a, b *aggRow) int { return cmpFloat(a.AllPct, b.AllPct) },
-	"any":      func(a, b *aggRow) int { return cmpFloat(a.AnyPct, b.AnyPct) },
+	"ns":       func(a, b *aggRow) int { return cmp.Compare(a.NSPct, b.NSPct) },
+	"mx":       func(a, b *aggRow) int { return cmp.Compare(a.MXPct, b.MXPct) },
+	"www":      func(a, b *aggRow) int { return cmp.Compare(a.WWWPct, b.WWWPct) },
+	"ntp":      func(a, b *aggRow) int { return cmp.Compare(a.NTPPct, b.NTPPct) },
+	"all":      func(a, b *aggRow) int { return cmp.Compare(a.AllPct, b.AllPct) },
+	"any":      func(a, b *aggRow) int { return cmp.Compare(a.AnyPct, b.AnyPct) },
 	"v6":       func(a, b *aggRow) int { return a.V6Addresses - b.V6Addresses },
 	"reach":    func(a, b *aggRow) int { return a.WWWReach - b.WWWReach },
 	"measured": func(a, b *aggRow) int { return a.Measured - b.Measured },
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // sortRows orders rows by a column (ties by key); it reports an unknown column.

@@ -5,8 +5,12 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"io"
 	"net/netip"
 	"reflect"
 	"testing"
@@ -29,6 +33,7 @@ var addrCmp = cmp.Comparer(func(a, b netip.Addr) bool { return a == b })
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("runs", func(t *testing.T) { testRuns(t, open(t)) })
 	t.Run("domains", func(t *testing.T) { testDomains(t, open(t)) })
+	t.Run("list", func(t *testing.T) { testList(t, open(t)) })
 	t.Run("save and details", func(t *testing.T) { testSave(t, open(t)) })
 	t.Run("summaries", func(t *testing.T) { testSummaries(t, open(t)) })
 }
@@ -262,5 +267,50 @@ func testSave(t *testing.T, s store.Store) {
 		ByStatus: map[result.Status]int{result.StatusOK: 2, result.StatusServFail: 1}}
 	if diff := cmp.Diff(wantCounts, c); diff != "" {
 		t.Errorf("counts (-want +got):\n%s", diff)
+	}
+}
+
+func testList(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	run, err := s.CreateRun(ctx, store.Run{Started: time.Unix(1e9, 0), ListName: "l.csv", State: store.RunLoading})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.OpenList(ctx, run); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("OpenList before SaveList = %v, want ErrNotFound", err)
+	}
+	// More than two chunks, not a whole number of them.
+	list := bytes.Repeat([]byte("1,example.com\n2,example.net\n"), 100_000)
+	sum, size, err := s.SaveList(ctx, run, bytes.NewReader(list))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.Sum256(list)
+	if sum != hex.EncodeToString(want[:]) || size != int64(len(list)) {
+		t.Errorf("SaveList = %s, %d; want %x, %d", sum, size, want, len(list))
+	}
+	if r, err := s.GetRun(ctx, run); err != nil || r.ListSHA256 != sum {
+		t.Errorf("run's list_sha256 = %q, %v; want %s", r.ListSHA256, err, sum)
+	}
+	rc, err := s.OpenList(ctx, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, list) {
+		t.Errorf("OpenList read %d bytes, %v; want the %d stored", len(got), err, len(list))
+	}
+	empty, err := s.CreateRun(ctx, store.Run{Started: time.Unix(1e9, 0), ListName: "empty.csv", State: store.RunLoading})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, size, err := s.SaveList(ctx, empty, bytes.NewReader(nil)); err != nil || size != 0 {
+		t.Fatalf("SaveList of an empty list = %d, %v", size, err)
+	}
+	if rc, err := s.OpenList(ctx, empty); err != nil {
+		t.Errorf("OpenList of an empty stored list = %v, want it found", err)
+	} else if b, err := io.ReadAll(rc); err != nil || len(b) != 0 {
+		t.Errorf("empty list read %d bytes, %v", len(b), err)
 	}
 }
