@@ -117,7 +117,7 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if run.ID, err = st.CreateRun(ctx, run); err != nil {
 			return err
 		}
-		log.Info("run created", "run", run.ID, "list", o.List, "db", *dbPath)
+		log.Info("run created", "run", run.ID, "list", o.List, "db", store.Name(*dbPath))
 		if err := storeList(ctx, st, &run, o, log); err != nil {
 			return err
 		}

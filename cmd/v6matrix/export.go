@@ -43,7 +43,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if run.State != store.RunDone {
 		if !*partial {
 			return fmt.Errorf("run %d is %s, not done: its records would be partial; finish it with v6matrix crawl --resume --run %d --db %s, or add --partial to export what it has so far",
-				run.ID, run.State, run.ID, *dbPath)
+				run.ID, run.State, run.ID, store.Name(*dbPath))
 		}
 		fmt.Fprintf(stderr, "v6matrix export: warning: run %d is %s, not done: these records are partial\n", run.ID, run.State)
 	}

@@ -57,7 +57,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if rerr != nil {
 				return err
 			}
-			log.Warn("database opened read-only: runs without a summary are not shown", "db", *db, "err", err)
+			log.Warn("database opened read-only: runs without a summary are not shown", "db", store.Name(*db), "err", err)
 			st = ro
 		} else {
 			st = rw
