@@ -51,7 +51,7 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	runID := fs.Int64("run", 0, "with --resume: the run to continue")
 	vantage := fs.String("vantage", hostname(), "name of the place this crawl runs from, stored with the run")
 	fs.Var(&resolvers, "resolver", "recursive resolver `host:port`, repeatable, used in turn (default: /etc/resolv.conf)")
-	fs.DurationVar(&o.Timeout, "timeout", def.Timeout, "wait for one DNS answer")
+	fs.DurationVar(&o.Timeout, "timeout", def.Timeout, "wait of a DNS query's first try; each retry waits twice as long, earlier tries stay open")
 	fs.IntVar(&o.Retries, "retries", def.Retries, "further tries after a timeout, each to the next resolver")
 	fs.IntVar(&o.Concurrency, "concurrency", crawl.DefaultConfig().Concurrency, "domains measured at once")
 	fs.Var(&tlds, "tld", "only these TLDs, comma separated (e.g. uk,net)")
@@ -349,6 +349,7 @@ func buildCrawl(o crawlOptions, log *slog.Logger) (crawl.Config, *resolve.Client
 	cfg.Concurrency, cfg.WWWApex, cfg.Logger = o.Concurrency, o.WWWApex, log
 	rc := resolve.DefaultConfig()
 	rc.Timeout, rc.Retries = o.Timeout, o.Retries
+	rc.MaxInFlight = max(rc.MaxInFlight, o.Concurrency+o.Concurrency/4)
 	servers, err := resolverAddrs(o)
 	if err != nil {
 		return cfg, nil, err

@@ -152,12 +152,12 @@ func TestCrawlTree(t *testing.T) {
 	t.Run("headers match RECORDS.md", func(t *testing.T) {
 		want := map[string]string{
 			"mx.csv":         "type,domain,host,ipv4,ipv6,rank",
-			"ns.csv":         "type,domain,host,ipv4,ipv6,rank",
+			"ns.csv":         "type,domain,host,ipv4,ipv6,rank,ns_source",
 			"www.csv":        "type,domain,host,ipv4,ipv6",
 			"ntp.csv":        "type,domain,host,ipv4,ipv6",
 			"soa.csv":        "type,domain,soa,primary_by_rank,primary_inhouse,secondary,total,contact,serial,refresh,retry,expire,minimum",
 			"ipv6type.csv":   "type,domain,host,ipv6,valid,prefixid,ipv6type,iid",
-			"ipv6domain.csv": "domain,ns,mx,www,ntp,tld,rank,status",
+			"ipv6domain.csv": "domain,ns,mx,www,ntp,tld,rank,status,ipv6_unknown",
 		}
 		for file, header := range want {
 			if got := strings.Join(c.files[file][0], ","); got != header {
@@ -201,8 +201,8 @@ func TestCrawlTree(t *testing.T) {
 		}
 		// ns1.example.com is the SOA MNAME: rank 1 though it sorts after ns2.dnshost.net.
 		check("ns.csv", [][]string{
-			{"ns", "example.com", "ns1.example.com", "127.0.3.1", "", "1"},
-			{"ns", "example.com", "ns2.dnshost.net", "127.0.4.2", "", "2"},
+			{"ns", "example.com", "ns1.example.com", "127.0.3.1", "", "1", "child"},
+			{"ns", "example.com", "ns2.dnshost.net", "127.0.4.2", "", "2", "child"},
 		})
 		check("mx.csv", [][]string{
 			{"mx", "example.com", "mail.example.com", "192.0.2.25", "2001:db8:25::1", "10"},
@@ -219,7 +219,7 @@ func TestCrawlTree(t *testing.T) {
 		check("soa.csv", [][]string{{"soa", "example.com", "ns1.example.com", "ns1.example.com", "1", "1", "2",
 			"hostmaster.example.com", "2026112501", "7200", "900", "1209600", "300"}})
 		// NS hosts have no valid IPv6 here (127.0.3.1 and ns2 are IPv4 only).
-		check("ipv6domain.csv", [][]string{{"example.com", "0", "1", "1", "1", "com", "1", "ok"}})
+		check("ipv6domain.csv", [][]string{{"example.com", "0", "1", "1", "1", "com", "1", "ok", ""}})
 	})
 
 	t.Run("outside.com primary not inhouse", func(t *testing.T) {

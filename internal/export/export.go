@@ -54,14 +54,15 @@ func (t table) written(measured map[string]bool) bool {
 
 // tables lists the CSV files in the order they are written.
 var tables = []table{
-	{"ns.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "rank"}, hostRows(result.RoleNS, true), nil},
+	{"ns.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "rank", "ns_source"}, nsRows, nil},
 	{"mx.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "rank"}, mxRows, nil},
 	{"www.csv", []string{"type", "domain", "host", "ipv4", "ipv6"}, hostRows(result.RoleWWW, false), nil},
 	{"ntp.csv", []string{"type", "domain", "host", "ipv4", "ipv6"}, hostRows(result.RoleNTP, false), nil},
 	{"soa.csv", []string{"type", "domain", "soa", "primary_by_rank", "primary_inhouse", "secondary", "total", "contact",
 		"serial", "refresh", "retry", "expire", "minimum"}, soaRows, nil},
 	{"ipv6type.csv", []string{"type", "domain", "host", "ipv6", "valid", "prefixid", "ipv6type", "iid"}, ipv6typeRows, nil},
-	{"ipv6domain.csv", []string{"domain", "ns", "mx", "www", "ntp", "tld", "rank", "status"}, ipv6domainRows, nil},
+	{"ipv6domain.csv", []string{"domain", "ns", "mx", "www", "ntp", "tld", "rank", "status", "ipv6_unknown"},
+		ipv6domainRows, nil},
 	{"reverse.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "name4", "name6"}, reverseRows,
 		[]string{result.KindPTR}},
 	{"ping.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "count", "min", "avg", "max", "std",

@@ -3,6 +3,7 @@ package export
 import (
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/v6matrix/v6matrix/internal/result"
 	"github.com/v6matrix/v6matrix/internal/store"
@@ -24,7 +25,12 @@ func pairs(h result.Host) [][2]string {
 	return out
 }
 
-// hostRows writes ns.csv, www.csv and ntp.csv rows.
+// nsRows writes ns.csv: the host rows with where the NS names came from appended.
+func nsRows(d *store.Detail, emit func(...string)) {
+	hostRows(result.RoleNS, true)(d, func(cells ...string) { emit(append(cells, d.NSSource)...) })
+}
+
+// hostRows writes ns.csv (without its appended column), mx.csv, www.csv and ntp.csv rows.
 func hostRows(role result.Role, withRank bool) func(*store.Detail, func(...string)) {
 	return func(d *store.Detail, emit func(...string)) {
 		for _, ref := range d.Hosts {
@@ -99,15 +105,37 @@ func validAddr(addrs map[netip.Addr]result.Address, ip netip.Addr) bool {
 	return c != nil && c.Valid
 }
 
+// ipv6Unknown returns the roles without a valid IPv6 address where a host's AAAA
+// lookup failed (timeout, SERVFAIL...): for them, 0 means "not seen", not "none".
+func ipv6Unknown(d *store.Detail) []string {
+	valid := hasValidIPv6(d)
+	var out []string
+	for _, r := range result.Roles {
+		if valid[r] {
+			continue
+		}
+		for _, ref := range d.Hosts {
+			if h := d.HostsByName[ref.Name]; ref.Role == r && !h.IPv6Known() {
+				out = append(out, string(r))
+				break
+			}
+		}
+	}
+	return out
+}
+
 // ipv6domainRows writes the per-domain summary; the role cells stay empty when the
-// domain was not measured (excluded, nxdomain, ...).
+// domain was not measured (excluded, nxdomain, ...). ipv6_unknown lists the roles whose
+// 0 comes from a failed lookup.
 func ipv6domainRows(d *store.Detail, emit func(...string)) {
 	cells := []string{d.Name, "", "", "", ""}
+	var unknown string
 	if d.Status == result.StatusOK {
 		v := hasValidIPv6(d)
 		for i, r := range result.Roles {
 			cells[i+1] = boolCell(v[r])
 		}
+		unknown = strings.Join(ipv6Unknown(d), " ")
 	}
-	emit(append(cells, d.TLD, itoa(d.Rank), string(d.Status))...)
+	emit(append(cells, d.TLD, itoa(d.Rank), string(d.Status), unknown)...)
 }

@@ -61,4 +61,10 @@ var migrations = []string{
 		data   TEXT NOT NULL,
 		PRIMARY KEY (run_id, ip, kind)
 	) WITHOUT ROWID;`,
+	// 3: DNS truth (issue 9): per-lookup outcomes of a host, where a domain's NS hosts
+	// came from and the parent's delegation.
+	`ALTER TABLE hosts ADD COLUMN a_status TEXT NOT NULL DEFAULT '';
+	ALTER TABLE hosts ADD COLUMN aaaa_status TEXT NOT NULL DEFAULT '';
+	ALTER TABLE domains ADD COLUMN ns_source TEXT NOT NULL DEFAULT '';
+	ALTER TABLE domains ADD COLUMN delegation TEXT NOT NULL DEFAULT '';`,
 }

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func TestOpenErrors(t *testing.T) {
 	}{
 		{"directory", dir, "database " + dir + ": is a directory"},
 		{"not sqlite", garbage, "database " + garbage + ": not a usable SQLite database"},
-		{"newer schema", future, "database " + future + ": schema version 99 is newer than this v6matrix knows (2): upgrade v6matrix"},
+		{"newer schema", future, "database " + future + ": schema version 99 is newer than this v6matrix knows (" + strconv.Itoa(len(migrations)) + "): upgrade v6matrix"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
