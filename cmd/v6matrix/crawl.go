@@ -17,6 +17,7 @@ import (
 	"github.com/v6matrix/v6matrix/internal/addrclass"
 	"github.com/v6matrix/v6matrix/internal/crawl"
 	"github.com/v6matrix/v6matrix/internal/domains"
+	"github.com/v6matrix/v6matrix/internal/polite"
 	"github.com/v6matrix/v6matrix/internal/progress"
 	"github.com/v6matrix/v6matrix/internal/resolve"
 	"github.com/v6matrix/v6matrix/internal/result"
@@ -386,6 +387,13 @@ func buildCrawl(o crawlOptions, log *slog.Logger) (crawl.Config, *resolve.Client
 			return cfg, nil, err
 		}
 	}
+	// The parents' delegations are asked of the parent zones' servers directly: the
+	// probe gate decides which of their addresses may be sent a query.
+	gate, err := polite.NewGate(allow, cfg.OptOut.Networks())
+	if err != nil {
+		return cfg, nil, err
+	}
+	cfg.ParentAllowed = func(a netip.Addr) bool { ok, _ := gate.Allowed(a); return ok }
 	cl := addrclass.New(table, allow)
 	cfg.Classify = func(a netip.Addr) result.Class {
 		c := cl.Classify(a)

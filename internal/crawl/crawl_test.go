@@ -85,6 +85,8 @@ func crawlTree(t *testing.T, options ...func(*Config)) *crawled {
 	}
 	cfg := DefaultConfig()
 	cfg.Concurrency, cfg.BatchSize, cfg.OptOut = 8, 7, optout
+	// The tree's servers are on loopback: the parents may be asked there only.
+	cfg.ParentAllowed, cfg.ParentPort = netip.Addr.IsLoopback, tree.Port
 	cl := addrclass.New(addrclass.DefaultTable(), []netip.Prefix{netip.MustParsePrefix("2001:db8::/32"),
 		netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("203.0.113.0/24")})
 	cfg.Classify = func(a netip.Addr) result.Class {
@@ -220,6 +222,22 @@ func TestCrawlTree(t *testing.T) {
 			"hostmaster.example.com", "2026112501", "7200", "900", "1209600", "300"}})
 		// NS hosts have no valid IPv6 here (127.0.3.1 and ns2 are IPv4 only).
 		check("ipv6domain.csv", [][]string{{"example.com", "0", "1", "1", "1", "com", "1", "ok", ""}})
+	})
+
+	t.Run("failed NS from the parent", func(t *testing.T) {
+		// broken.com's server answers SERVFAIL and the resolver never answers for
+		// slow.com: their NS hosts come from the com zone's delegation.
+		for d, want := range map[string][][]string{
+			"broken.com": {{"ns", "broken.com", "ns.broken.com", "127.0.3.9", "", "1", "parent"}},
+			"slow.com":   {{"ns", "slow.com", "ns.dnshost.net", "127.0.4.1", "2001:db8:53::1", "1", "parent"}},
+		} {
+			if diff := cmp.Diff(want, c.rowsOf("ns.csv", d)); diff != "" {
+				t.Errorf("%s ns.csv (-want +got):\n%s", d, diff)
+			}
+		}
+		if rows := c.rowsOf("ns.csv", "outside.com"); len(rows) != 2 || rows[0][6] != "child" {
+			t.Errorf("outside.com ns.csv %q, want two rows from the child", rows)
+		}
 	})
 
 	t.Run("outside.com primary not inhouse", func(t *testing.T) {

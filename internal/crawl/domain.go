@@ -29,11 +29,29 @@ func (c *Crawler) measureDomain(ctx context.Context, d result.Domain) (outcome, 
 		dom.Status = result.StatusExcluded
 		return out, nil
 	}
+	// The parent's delegation is asked of the parent's servers meanwhile.
+	var deleg chan delegation
+	if c.parent != nil {
+		deleg = make(chan delegation, 1)
+		go func() {
+			dl, err := c.parent.Delegation(ctx, d.Name)
+			deleg <- delegation{dl, err}
+		}()
+	}
 	// Two rounds of queries sent at once: NS, SOA and MX, then the addresses of every
 	// host. A slow name server then costs a domain a few of its latencies, not one per
 	// query (docs/PERFORMANCE.md, "Slow name servers").
 	rs, err := c.client.LookupAll(ctx, []resolve.Question{{Name: d.Name, Type: dns.TypeNS},
 		{Name: d.Name, Type: dns.TypeSOA}, {Name: d.Name, Type: dns.TypeMX}})
+	if deleg != nil {
+		dl := <-deleg
+		if err == nil && dl.err != nil {
+			err = dl.err
+		}
+		if dl.err == nil {
+			dom.Delegation = &dl.d
+		}
+	}
 	if err != nil {
 		return out, err
 	}
@@ -43,10 +61,13 @@ func (c *Crawler) measureDomain(ctx context.Context, d result.Domain) (outcome, 
 		if ns.Status == result.StatusCNAMELoop || ns.Status == result.StatusCNAMELong {
 			dom.Error = string(ns.Status)
 		}
-		return out, nil
+		return out, c.parentNS(ctx, &out)
 	}
 
 	nsNames := rrNames(ns.RRs)
+	if dl := dom.Delegation; dl != nil && dl.Status == result.StatusOK && len(nsNames) > 0 {
+		dl.ParentOnly, dl.ChildOnly = setDiff(dl.NS, nsNames), setDiff(nsNames, dl.NS)
+	}
 	var mname string
 	if len(soa.RRs) > 0 {
 		s := soa.RRs[0].(*dns.SOA)
@@ -116,6 +137,53 @@ func (c *Crawler) measureDomain(ctx context.Context, d result.Domain) (outcome, 
 		}
 	}
 	return out, nil
+}
+
+// delegation is the parent's answer for a domain, from its goroutine.
+type delegation struct {
+	d   result.Delegation
+	err error
+}
+
+// parentNS gives a domain whose own NS query failed the NS hosts of its parent's
+// delegation (ns_source parent), with their addresses, so that the probes can show
+// what those servers do for it (a lame delegation). Nothing else is looked up: the
+// domain's own names fail the same way.
+func (c *Crawler) parentNS(ctx context.Context, out *outcome) error {
+	dom := &out.domain
+	dl := dom.Delegation
+	if dl == nil || dl.Status != result.StatusOK || len(dl.NS) == 0 {
+		return nil
+	}
+	dom.NSSource = result.NSParent
+	var names []string
+	for i, n := range dl.NS {
+		if validHost(n) {
+			dom.Hosts = append(dom.Hosts, result.HostRef{Role: result.RoleNS, Name: n, Rank: i + 1})
+			names = append(names, n)
+		}
+	}
+	hosts, fresh, _, err := c.hosts.Hosts(ctx, names, nil)
+	if err != nil {
+		return err
+	}
+	for i, h := range hosts {
+		if fresh[i] {
+			out.fresh = append(out.fresh, h)
+		}
+	}
+	return nil
+}
+
+// setDiff returns the names of a (sorted) that b lacks.
+func setDiff(a, b []string) []string {
+	var out []string
+	for _, n := range a {
+		if !slices.Contains(b, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // domainStatus maps the NS query's outcome to the domain's status. NODATA is ok: the

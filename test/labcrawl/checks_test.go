@@ -24,6 +24,9 @@ type dnsView struct {
 	NS, MX, WWW, NTP []hostView
 	NullMX           bool
 	IPv6             lab.IPv6Summary
+	// Issue 9: where the NS hosts came from and how the parent's delegation differs.
+	NSSource              string
+	ParentOnly, ChildOnly []string
 }
 
 type hostView struct {
@@ -38,7 +41,11 @@ func sortHosts(hs []hostView) {
 }
 
 func expectedView(e lab.Expect) dnsView {
-	v := dnsView{Status: e.Status, SOA: e.SOA, NullMX: e.NullMX, IPv6: e.IPv6}
+	v := dnsView{Status: e.Status, SOA: e.SOA, NullMX: e.NullMX, IPv6: e.IPv6, NSSource: e.NSSource,
+		ParentOnly: e.ParentOnly, ChildOnly: e.ChildOnly}
+	if v.NSSource == "" && len(e.NS) > 0 {
+		v.NSSource = "child"
+	}
 	conv := func(hs []lab.ExpectHost) []hostView {
 		var out []hostView
 		for _, h := range hs {
@@ -52,8 +59,11 @@ func expectedView(e lab.Expect) dnsView {
 }
 
 func crawledView(d domainDoc) dnsView {
-	v := dnsView{Status: d.Status, NullMX: d.NullMX,
+	v := dnsView{Status: d.Status, NullMX: d.NullMX, NSSource: d.NSSource,
 		IPv6: lab.IPv6Summary{NS: d.IPv6["ns"], MX: d.IPv6["mx"], WWW: d.IPv6["www"], NTP: d.IPv6["ntp"]}}
+	if d.Delegation != nil {
+		v.ParentOnly, v.ChildOnly = d.Delegation.ParentOnly, d.Delegation.ChildOnly
+	}
 	if d.SOA != nil {
 		v.SOA = &lab.SOA{MName: d.SOA.MName, RName: d.SOA.RName, Serial: d.SOA.Serial}
 	}

@@ -21,6 +21,14 @@ type (
 		NullMX bool            `json:"null_mx"`
 		IPv6   map[string]bool `json:"ipv6"`
 		Hosts  []hostDoc       `json:"hosts"`
+		// NSSource and Delegation: issue 9 (parent-side delegation).
+		NSSource   string `json:"ns_source"`
+		Delegation *struct {
+			Status     string   `json:"status"`
+			NS         []string `json:"ns"`
+			ParentOnly []string `json:"parent_only"`
+			ChildOnly  []string `json:"child_only"`
+		} `json:"delegation"`
 	}
 	soaDoc struct {
 		MName  string `json:"mname"`
@@ -32,6 +40,7 @@ type (
 		Name      string    `json:"name"`
 		Rank      *int      `json:"rank"`
 		Status    string    `json:"status"`
+		AAAA      string    `json:"aaaa_status"`
 		CNAME     []string  `json:"cname"`
 		Addresses []addrDoc `json:"addresses"`
 	}
