@@ -126,13 +126,20 @@ func Run(ctx context.Context, cfg Config, st store.Store, run int64, p *Progress
 	go func() { writeErr <- write(context.WithoutCancel(ctx), st, run, results) }()
 	var plans []plan
 	for _, t := range targets {
-		if done[t.ip][result.KindSkipped] {
-			p.Skipped.Add(1)
-			continue
+		skipped := done[t.ip][result.KindSkipped]
+		if !skipped {
+			if ok, reason := cfg.Gate.Allowed(t.ip); !ok {
+				skipped = true
+				results <- store.Measurement{IP: t.ip, Kind: result.KindSkipped, Value: reason}
+			}
 		}
-		if ok, reason := cfg.Gate.Allowed(t.ip); !ok {
+		if skipped {
+			// GeoIP sends no packet: every recorded address gets it, probed or not.
 			p.Skipped.Add(1)
-			results <- store.Measurement{IP: t.ip, Kind: result.KindSkipped, Value: reason}
+			if cfg.Kinds[result.KindGeo] && !done[t.ip][result.KindGeo] {
+				p.Total.Add(1)
+				plans = append(plans, plan{t: t, local: []string{result.KindGeo}})
+			}
 			continue
 		}
 		pl := plan{t: t}

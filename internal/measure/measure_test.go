@@ -204,6 +204,10 @@ func TestRunLoopback(t *testing.T) {
 	if refused.Skipped == "" || refused.Ping != nil || refused.TCP80 != nil {
 		t.Errorf("refused address: skipped %q, ping %v, tcp80 %v", refused.Skipped, refused.Ping, refused.TCP80)
 	}
+	// GeoIP sends nothing: the address that was not probed has it too.
+	if refused.Geo == nil {
+		t.Errorf("refused address: no GeoIP record")
+	}
 	checks := []struct {
 		name string
 		ok   bool
