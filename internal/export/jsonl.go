@@ -22,10 +22,14 @@ type (
 		NullMX bool            `json:"null_mx,omitempty"`
 		IPv6   map[string]bool `json:"ipv6,omitempty"`
 		// IPv6Unknown lists the roles whose false comes from a failed AAAA lookup.
-		IPv6Unknown []string           `json:"ipv6_unknown,omitempty"`
-		NSSource    string             `json:"ns_source,omitempty"`
-		Delegation  *result.Delegation `json:"delegation,omitempty"`
-		Hosts       []hostDoc          `json:"hosts"`
+		IPv6Unknown []string `json:"ipv6_unknown,omitempty"`
+		NSSource    string   `json:"ns_source,omitempty"`
+		// NSSerials are the distinct SOA serials the name server addresses answered;
+		// SerialsDiffer flags more than one.
+		NSSerials     []uint32           `json:"ns_serials,omitempty"`
+		SerialsDiffer bool               `json:"serials_differ,omitempty"`
+		Delegation    *result.Delegation `json:"delegation,omitempty"`
+		Hosts         []hostDoc          `json:"hosts"`
 	}
 	soaDoc struct {
 		MName          string `json:"mname"`
@@ -76,6 +80,8 @@ func domainJSON(run int64, d *store.Detail) domainDoc {
 		}
 		doc.IPv6Unknown = ipv6Unknown(d)
 	}
+	doc.NSSerials = nsSerials(d)
+	doc.SerialsDiffer = len(doc.NSSerials) > 1
 	for _, ref := range d.Hosts {
 		h := d.HostsByName[ref.Name]
 		hd := hostDoc{Role: ref.Role, Name: ref.Name, Status: h.Status, AStatus: h.AStatus, AAAAStatus: h.AAAAStatus,
@@ -87,8 +93,11 @@ func domainJSON(run int64, d *store.Detail) domainDoc {
 		for _, ip := range append(h.V4[:len(h.V4):len(h.V4)], h.V6...) {
 			a := d.Addrs[ip]
 			a.IP = ip
-			hd.Addresses = append(hd.Addresses, addrDoc{IP: ip, Family: a.Family(), Type: a.Class,
-				probeDocs: probeJSON(ref.Role, &a)})
+			pd := probeJSON(ref.Role, &a)
+			if c := nsCheck(d, ip); ref.Role == result.RoleNS && c != nil {
+				pd.DNS, pd.SOASerial = c.Status, c.SOASerial
+			}
+			hd.Addresses = append(hd.Addresses, addrDoc{IP: ip, Family: a.Family(), Type: a.Class, probeDocs: pd})
 		}
 		doc.Hosts = append(doc.Hosts, hd)
 	}

@@ -69,8 +69,14 @@ func soaRows(d *store.Detail, emit func(...string)) {
 	if s.Total > 0 {
 		secondary = itoa(s.Total - 1)
 	}
+	// serials_differ: 1 when the name servers answered different SOA serials, empty
+	// when none was asked (no probe stage).
+	var differ string
+	if serials := nsSerials(d); len(serials) > 0 {
+		differ = boolCell(len(serials) > 1)
+	}
 	emit("soa", d.Name, s.MName, s.PrimaryByRank, inhouse, secondary, itoa(s.Total), s.RName,
-		u(s.Serial), u(s.Refresh), u(s.Retry), u(s.Expire), u(s.Minimum))
+		u(s.Serial), u(s.Refresh), u(s.Retry), u(s.Expire), u(s.Minimum), differ)
 }
 
 // ipv6typeRows writes one row per (domain, role, host, IPv6 address).

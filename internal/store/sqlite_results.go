@@ -213,6 +213,9 @@ func (s *SQLite) detailPage(ctx context.Context, run int64, after Cursor) ([]Det
 	for i := range page {
 		page[i].HostsByName, page[i].Addrs = hosts, addrs
 	}
+	if err := s.loadNSChecks(ctx, run, page); err != nil {
+		return nil, err
+	}
 	return page, nil
 }
 
