@@ -214,16 +214,20 @@ func checkProbes(t *testing.T, r *crawlRun, tools *toolRuns, targets []*target) 
 			if at.starttls != nil {
 				t.Run("starttls25", func(t *testing.T) { checkTLS(t, sc, tg, 25, tg.MX[0], tg.STARTTLS, *at.starttls, at.tcp[0]) })
 			}
-			for ns, slot := range at.dns53 {
-				t.Run("dns53 "+ns, func(t *testing.T) {
+			for domain, slot := range at.dns53 {
+				check := tg.NS[domain]
+				t.Run("dns53 "+domain+" "+check.Host, func(t *testing.T) {
 					if slot.Err != nil {
 						t.Fatalf("dig @%s: %v\n%s", tg.Addr, slot.Err, slot.Out)
 					}
-					if doc.DNS != slot.Val {
-						t.Errorf("crawl %q, dig @%s +norec %s SOA %q\n%s", doc.DNS, tg.Addr, tg.NS[ns], slot.Val, slot.Out)
+					if check.DNS != slot.Val {
+						t.Errorf("crawl %q, dig @%s +norec %s SOA %q\n%s", check.DNS, tg.Addr, domain, slot.Val, slot.Out)
 					}
-					if want := expectDNS53(sc, ns, tg.Addr); doc.DNS != want {
-						t.Errorf("crawl %q, scenario %q", doc.DNS, want)
+					if want := expectDNS53(sc, check.Host, domain, tg.Addr); check.DNS != want {
+						t.Errorf("crawl %q, scenario %q", check.DNS, want)
+					}
+					if (check.DNS == "authoritative") != (check.Serial != nil) {
+						t.Errorf("crawl %q with serial %v: an authoritative answer has a serial, others none", check.DNS, check.Serial)
 					}
 				})
 			}
