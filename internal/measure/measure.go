@@ -181,25 +181,21 @@ func Run(ctx context.Context, cfg Config, st store.Store, run int64, p *Progress
 
 	var wg sync.WaitGroup
 	wg.Go(func() { runLocal(ctx, plans, pr, results, p, log) })
-	// The name server checks run beside the probes, under their own limits.
-	nf := &feeder{plans: ns, sched: nsSched, pr: pr, results: results, p: p, log: log}
-	nsErr := make(chan error, 1)
-	wg.Go(func() {
-		err := nf.start(ctx, max(cfg.Window, 1))
-		if err == nil {
-			err = nsSched.Run(ctx)
-		}
-		nsErr <- err
-	})
 	f := &feeder{plans: plans, sched: sched, pr: pr, results: results, p: p, log: log}
 	err = f.start(ctx, max(cfg.Window, 1))
 	if err == nil {
 		err = sched.Run(ctx)
 	}
-	wg.Wait()
-	if nerr := <-nsErr; err == nil {
-		err = nerr
+	// Then the name server checks, under their own limits: not beside the probes,
+	// whose timings (ping RTT) they would disturb.
+	nf := &feeder{plans: ns, sched: nsSched, pr: pr, results: results, p: p, log: log}
+	if err == nil {
+		err = nf.start(ctx, max(cfg.Window, 1))
 	}
+	if err == nil {
+		err = nsSched.Run(ctx)
+	}
+	wg.Wait()
 	if err == nil {
 		err = nf.failed()
 	}
