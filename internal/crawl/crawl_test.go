@@ -157,7 +157,7 @@ func TestCrawlTree(t *testing.T) {
 			"ns.csv":         "type,domain,host,ipv4,ipv6,rank,ns_source",
 			"www.csv":        "type,domain,host,ipv4,ipv6",
 			"ntp.csv":        "type,domain,host,ipv4,ipv6",
-			"soa.csv":        "type,domain,soa,primary_by_rank,primary_inhouse,secondary,total,contact,serial,refresh,retry,expire,minimum",
+			"soa.csv":        "type,domain,soa,primary_by_rank,primary_inhouse,secondary,total,contact,serial,refresh,retry,expire,minimum,serials_differ",
 			"ipv6type.csv":   "type,domain,host,ipv6,valid,prefixid,ipv6type,iid",
 			"ipv6domain.csv": "domain,ns,mx,www,ntp,tld,rank,status,ipv6_unknown",
 		}
@@ -219,7 +219,7 @@ func TestCrawlTree(t *testing.T) {
 			{"ntp", "example.com", "time.example.com", "", "2001:db8:123::1"},
 		})
 		check("soa.csv", [][]string{{"soa", "example.com", "ns1.example.com", "ns1.example.com", "1", "1", "2",
-			"hostmaster.example.com", "2026112501", "7200", "900", "1209600", "300"}})
+			"hostmaster.example.com", "2026112501", "7200", "900", "1209600", "300", ""}})
 		// NS hosts have no valid IPv6 here (127.0.3.1 and ns2 are IPv4 only).
 		check("ipv6domain.csv", [][]string{{"example.com", "0", "1", "1", "1", "com", "1", "ok", ""}})
 	})
@@ -238,6 +238,24 @@ func TestCrawlTree(t *testing.T) {
 		if rows := c.rowsOf("ns.csv", "outside.com"); len(rows) != 2 || rows[0][6] != "child" {
 			t.Errorf("outside.com ns.csv %q, want two rows from the child", rows)
 		}
+	})
+
+	t.Run("parent and child NS differ", func(t *testing.T) {
+		// com delegates outside.com to a third server its own NS set does not list.
+		for _, d := range c.jsonl {
+			if d["domain"] != "outside.com" {
+				continue
+			}
+			deleg, _ := d["delegation"].(map[string]any)
+			want := map[string]any{"status": "ok", "zone": "com", "server": "127.0.2.1",
+				"ns":          []any{"ns.dnshost.net", "ns2.dnshost.net", "old.dnshost.net"},
+				"parent_only": []any{"old.dnshost.net"}}
+			if diff := cmp.Diff(want, deleg); diff != "" {
+				t.Errorf("outside.com delegation (-want +got):\n%s", diff)
+			}
+			return
+		}
+		t.Error("outside.com is not in domains.jsonl")
 	})
 
 	t.Run("outside.com primary not inhouse", func(t *testing.T) {
