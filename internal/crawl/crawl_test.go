@@ -157,7 +157,7 @@ func TestCrawlTree(t *testing.T) {
 			"ns.csv":         "type,domain,host,ipv4,ipv6,rank,ns_source",
 			"www.csv":        "type,domain,host,ipv4,ipv6",
 			"ntp.csv":        "type,domain,host,ipv4,ipv6",
-			"soa.csv":        "type,domain,soa,primary_by_rank,primary_inhouse,secondary,total,contact,serial,refresh,retry,expire,minimum,serials_differ",
+			"soa.csv":        "type,domain,soa,primary_by_rank,primary_inhouse,secondary,total,contact,serial,refresh,retry,expire,minimum,serials_differ,parent_only,child_only",
 			"ipv6type.csv":   "type,domain,host,ipv6,valid,prefixid,ipv6type,iid",
 			"ipv6domain.csv": "domain,ns,mx,www,ntp,tld,rank,status,ipv6_unknown",
 		}
@@ -219,7 +219,7 @@ func TestCrawlTree(t *testing.T) {
 			{"ntp", "example.com", "time.example.com", "", "2001:db8:123::1"},
 		})
 		check("soa.csv", [][]string{{"soa", "example.com", "ns1.example.com", "ns1.example.com", "1", "1", "2",
-			"hostmaster.example.com", "2026112501", "7200", "900", "1209600", "300", ""}})
+			"hostmaster.example.com", "2026112501", "7200", "900", "1209600", "300", "", "", ""}})
 		// NS hosts have no valid IPv6 here (127.0.3.1 and ns2 are IPv4 only).
 		check("ipv6domain.csv", [][]string{{"example.com", "0", "1", "1", "1", "com", "1", "ok", ""}})
 	})
@@ -252,6 +252,9 @@ func TestCrawlTree(t *testing.T) {
 				"parent_only": []any{"old.dnshost.net"}}
 			if diff := cmp.Diff(want, deleg); diff != "" {
 				t.Errorf("outside.com delegation (-want +got):\n%s", diff)
+			}
+			if rows := c.rowsOf("soa.csv", "outside.com"); len(rows) != 1 || rows[0][14] != "old.dnshost.net" || rows[0][15] != "" {
+				t.Errorf("outside.com soa.csv %q, want parent_only old.dnshost.net, child_only empty", rows)
 			}
 			return
 		}

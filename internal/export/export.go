@@ -59,7 +59,7 @@ var tables = []table{
 	{"www.csv", []string{"type", "domain", "host", "ipv4", "ipv6"}, hostRows(result.RoleWWW, false), nil},
 	{"ntp.csv", []string{"type", "domain", "host", "ipv4", "ipv6"}, hostRows(result.RoleNTP, false), nil},
 	{"soa.csv", []string{"type", "domain", "soa", "primary_by_rank", "primary_inhouse", "secondary", "total", "contact",
-		"serial", "refresh", "retry", "expire", "minimum", "serials_differ"}, soaRows, nil},
+		"serial", "refresh", "retry", "expire", "minimum", "serials_differ", "parent_only", "child_only"}, soaRows, nil},
 	{"ipv6type.csv", []string{"type", "domain", "host", "ipv6", "valid", "prefixid", "ipv6type", "iid"}, ipv6typeRows, nil},
 	{"ipv6domain.csv", []string{"domain", "ns", "mx", "www", "ntp", "tld", "rank", "status", "ipv6_unknown"},
 		ipv6domainRows, nil},

@@ -75,8 +75,14 @@ func soaRows(d *store.Detail, emit func(...string)) {
 	if serials := nsSerials(d); len(serials) > 0 {
 		differ = boolCell(len(serials) > 1)
 	}
+	// parent_only, child_only: the NS names only the parent's delegation or only the
+	// domain's own NS answer lists.
+	var parentOnly, childOnly string
+	if dl := d.Delegation; dl != nil {
+		parentOnly, childOnly = strings.Join(dl.ParentOnly, " "), strings.Join(dl.ChildOnly, " ")
+	}
 	emit("soa", d.Name, s.MName, s.PrimaryByRank, inhouse, secondary, itoa(s.Total), s.RName,
-		u(s.Serial), u(s.Refresh), u(s.Retry), u(s.Expire), u(s.Minimum), differ)
+		u(s.Serial), u(s.Refresh), u(s.Retry), u(s.Expire), u(s.Minimum), differ, parentOnly, childOnly)
 }
 
 // ipv6typeRows writes one row per (domain, role, host, IPv6 address).

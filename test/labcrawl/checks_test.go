@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	gocmp "github.com/google/go-cmp/cmp"
@@ -114,6 +115,59 @@ func checkDNS(t *testing.T, sc *lab.Scenario, docs map[string]domainDoc) {
 				t.Errorf("%s (%s): crawl differs from the scenario's expect (-expect +crawl):\n%s", d.Name, d.Shows, diff)
 			}
 		})
+	}
+}
+
+// checkDNSCSV (issue 9): the CSV files say what domains.jsonl says: ns.csv's ns_source
+// (parent for a failed NS query), soa.csv's parent_only and child_only names, and
+// ipv6domain.csv's ipv6_unknown empty (every lab lookup answers).
+func checkDNSCSV(t *testing.T, r *crawlRun) {
+	sc := r.lab.Scenario()
+	ns, err := readCSV(r.records, "ns.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	soa, err := readCSV(r.records, "soa.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v6, err := readCSV(r.records, "ipv6domain.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sources := map[string][]string{}
+	for _, row := range ns.Rows {
+		sources[row["domain"]] = append(sources[row["domain"]], row["ns_source"])
+	}
+	diffs := map[string][2]string{}
+	for _, row := range soa.Rows {
+		diffs[row["domain"]] = [2]string{row["parent_only"], row["child_only"]}
+	}
+	for _, row := range v6.Rows {
+		if row["ipv6_unknown"] != "" {
+			t.Errorf("%s: ipv6_unknown %q, but every lookup of the lab answers", row["domain"], row["ipv6_unknown"])
+		}
+	}
+	for _, d := range sc.Domains {
+		want := d.Expect.NSSource
+		if want == "" {
+			want = "child"
+		}
+		for _, got := range sources[d.Name] {
+			if got != want {
+				t.Errorf("%s: ns.csv ns_source %q, want %q", d.Name, got, want)
+			}
+		}
+		if len(d.Expect.NS) > 0 && len(sources[d.Name]) == 0 {
+			t.Errorf("%s: no ns.csv row", d.Name)
+		}
+		if d.Expect.SOA == nil {
+			continue
+		}
+		want2 := [2]string{strings.Join(d.Expect.ParentOnly, " "), strings.Join(d.Expect.ChildOnly, " ")}
+		if got := diffs[d.Name]; got != want2 {
+			t.Errorf("%s: soa.csv parent_only, child_only %q, want %q", d.Name, got, want2)
+		}
 	}
 }
 
