@@ -50,7 +50,7 @@ func (s *SQLite) Save(ctx context.Context, run int64, b Batch) error {
 	defer tx.Rollback()
 	dst, err := tx.PrepareContext(ctx, `UPDATE domains SET done = 1, status = ?, error = ?, null_mx = ?,
 		soa_mname = ?, soa_rname = ?, soa_serial = ?, soa_refresh = ?, soa_retry = ?, soa_expire = ?, soa_minimum = ?,
-		soa_primary = ?, soa_inhouse = ?, soa_total = ?, hosts = ? WHERE run_id = ? AND name = ?`)
+		soa_primary = ?, soa_inhouse = ?, soa_total = ?, hosts = ?, ns_source = ?, delegation = ? WHERE run_id = ? AND name = ?`)
 	if err != nil {
 		return err
 	}
@@ -67,19 +67,26 @@ func (s *SQLite) Save(ctx context.Context, run int64, b Batch) error {
 			soa = [10]any{o.MName, o.RName, o.Serial, o.Refresh, o.Retry, o.Expire, o.Minimum, o.PrimaryByRank, o.PrimaryInhouse, o.Total}
 		}
 		args := append([]any{string(d.Status), d.Error, d.NullMX}, soa[:]...)
-		args = append(args, string(js), run, d.Name)
+		var deleg []byte
+		if d.Delegation != nil {
+			deleg, _ = json.Marshal(d.Delegation)
+		}
+		args = append(args, string(js), d.NSSource, string(deleg), run, d.Name)
 		if _, err := dst.ExecContext(ctx, args...); err != nil {
 			return fmt.Errorf("save domain %s: %w", d.Name, err)
 		}
 	}
-	hst, err := tx.PrepareContext(ctx, `INSERT INTO hosts (run_id, name, status, cname, v4, v6) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (run_id, name) DO UPDATE SET status = excluded.status, cname = excluded.cname, v4 = excluded.v4, v6 = excluded.v6`)
+	hst, err := tx.PrepareContext(ctx, `INSERT INTO hosts (run_id, name, status, cname, v4, v6, a_status, aaaa_status)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (run_id, name) DO UPDATE SET status = excluded.status, cname = excluded.cname, v4 = excluded.v4,
+		v6 = excluded.v6, a_status = excluded.a_status, aaaa_status = excluded.aaaa_status`)
 	if err != nil {
 		return err
 	}
 	defer hst.Close()
 	for _, h := range b.Hosts {
-		if _, err := hst.ExecContext(ctx, run, h.Name, string(h.Status), strings.Join(h.CNAME, " "), joinAddrs(h.V4), joinAddrs(h.V6)); err != nil {
+		if _, err := hst.ExecContext(ctx, run, h.Name, string(h.Status), strings.Join(h.CNAME, " "), joinAddrs(h.V4), joinAddrs(h.V6),
+			string(h.AStatus), string(h.AAAAStatus)); err != nil {
 			return fmt.Errorf("save host %s: %w", h.Name, err)
 		}
 	}
@@ -161,7 +168,7 @@ func (s *SQLite) detailPage(ctx context.Context, run int64, after Cursor) ([]Det
 // arguments, never input) selects, with their hosts and addresses.
 func (s *SQLite) details(ctx context.Context, run int64, cond string, args ...any) ([]Detail, error) {
 	rows, err := s.query(ctx, `SELECT name, rank, tld, suffix, status, error, null_mx,
-		soa_mname, soa_rname, soa_serial, soa_refresh, soa_retry, soa_expire, soa_minimum, soa_primary, soa_inhouse, soa_total, hosts
+		soa_mname, soa_rname, soa_serial, soa_refresh, soa_retry, soa_expire, soa_minimum, soa_primary, soa_inhouse, soa_total, hosts, ns_source, delegation
 		FROM domains WHERE run_id = ? AND `+cond, append([]any{run}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("read domains: %w", err)
@@ -171,12 +178,13 @@ func (s *SQLite) details(ctx context.Context, run int64, cond string, args ...an
 	hostNames := map[string]bool{}
 	for rows.Next() {
 		var d Detail
-		var status, hostsJSON string
+		var status, hostsJSON, delegJSON string
 		var mname, rname, primary sql.NullString
 		var serial, refresh, retry, expire, minimum, total sql.NullInt64
 		var inhouse sql.NullBool
 		if err := rows.Scan(&d.Name, &d.Rank, &d.TLD, &d.Suffix, &status, &d.Error, &d.NullMX,
-			&mname, &rname, &serial, &refresh, &retry, &expire, &minimum, &primary, &inhouse, &total, &hostsJSON); err != nil {
+			&mname, &rname, &serial, &refresh, &retry, &expire, &minimum, &primary, &inhouse, &total, &hostsJSON,
+			&d.NSSource, &delegJSON); err != nil {
 			return nil, err
 		}
 		d.Status = result.Status(status)
@@ -184,6 +192,12 @@ func (s *SQLite) details(ctx context.Context, run int64, cond string, args ...an
 			d.SOA = &result.SOA{MName: mname.String, RName: rname.String, Serial: uint32(serial.Int64),
 				Refresh: uint32(refresh.Int64), Retry: uint32(retry.Int64), Expire: uint32(expire.Int64), Minimum: uint32(minimum.Int64),
 				PrimaryByRank: primary.String, PrimaryInhouse: inhouse.Bool, Total: int(total.Int64)}
+		}
+		if delegJSON != "" {
+			d.Delegation = new(result.Delegation)
+			if err := json.Unmarshal([]byte(delegJSON), d.Delegation); err != nil {
+				return nil, fmt.Errorf("domain %s: damaged delegation: %w", d.Name, err)
+			}
 		}
 		var refs []hostRef
 		if err := json.Unmarshal([]byte(hostsJSON), &refs); err != nil {
@@ -205,6 +219,9 @@ func (s *SQLite) details(ctx context.Context, run int64, cond string, args ...an
 	for i := range page {
 		page[i].HostsByName, page[i].Addrs = hosts, addrs
 	}
+	if err := s.loadNSChecks(ctx, run, page); err != nil {
+		return nil, err
+	}
 	return page, nil
 }
 
@@ -215,7 +232,7 @@ func (s *SQLite) hostsAndAddrs(ctx context.Context, run int64, names map[string]
 		list = append(list, n)
 	}
 	js, _ := json.Marshal(list)
-	rows, err := s.query(ctx, `SELECT name, status, cname, v4, v6 FROM hosts
+	rows, err := s.query(ctx, `SELECT name, status, cname, v4, v6, a_status, aaaa_status FROM hosts
 		WHERE run_id = ? AND name IN (SELECT value FROM json_each(?))`, run, string(js))
 	if err != nil {
 		return nil, nil, fmt.Errorf("read hosts: %w", err)
@@ -225,11 +242,12 @@ func (s *SQLite) hostsAndAddrs(ctx context.Context, run int64, names map[string]
 	ips := map[string]bool{}
 	for rows.Next() {
 		var h result.Host
-		var status, cname, v4, v6 string
-		if err := rows.Scan(&h.Name, &status, &cname, &v4, &v6); err != nil {
+		var status, cname, v4, v6, aStatus, aaaaStatus string
+		if err := rows.Scan(&h.Name, &status, &cname, &v4, &v6, &aStatus, &aaaaStatus); err != nil {
 			return nil, nil, err
 		}
 		h.Status, h.CNAME = result.Status(status), strings.Fields(cname)
+		h.AStatus, h.AAAAStatus = result.Status(aStatus), result.Status(aaaaStatus)
 		if h.V4, err = splitAddrs(v4); err == nil {
 			h.V6, err = splitAddrs(v6)
 		}
