@@ -50,7 +50,9 @@ func TestServe(t *testing.T) {
 	out := lineBuffer{ch: make(chan string, 16)}
 	var stderr bytes.Buffer
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"serve", "--db", db, "--listen", "127.0.0.1:0", "--quiet"}, out, &stderr) }()
+	go func() {
+		done <- run(ctx, []string{"serve", "--db", db, "--listen", "127.0.0.1:0", "--quiet"}, out, &stderr)
+	}()
 	var base string
 	select {
 	case l := <-out.ch:
