@@ -18,6 +18,7 @@ import (
 	"github.com/v6matrix/v6matrix/internal/crawl"
 	"github.com/v6matrix/v6matrix/internal/domains"
 	"github.com/v6matrix/v6matrix/internal/measure"
+	"github.com/v6matrix/v6matrix/internal/polite"
 	"github.com/v6matrix/v6matrix/internal/progress"
 	"github.com/v6matrix/v6matrix/internal/resolve"
 	"github.com/v6matrix/v6matrix/internal/result"
@@ -399,6 +400,7 @@ func buildCrawl(o crawlOptions, log *slog.Logger) (crawl.Config, *resolve.Client
 	cfg.Concurrency, cfg.WWWApex, cfg.Logger = o.Concurrency, o.WWWApex, log
 	rc := resolve.DefaultConfig()
 	rc.Timeout, rc.Retries = o.Timeout, o.Retries
+	rc.MaxInFlight = max(rc.MaxInFlight, o.Concurrency+o.Concurrency/4)
 	servers, err := resolverAddrs(o)
 	if err != nil {
 		return cfg, nil, err
@@ -431,6 +433,13 @@ func buildCrawl(o crawlOptions, log *slog.Logger) (crawl.Config, *resolve.Client
 			return cfg, nil, fmt.Errorf("--prefix-table: %w", err)
 		}
 	}
+	// The parents' delegations are asked of the parent zones' servers directly: the
+	// probe gate decides which of their addresses may be sent a query.
+	gate, err := polite.NewGate(allow, cfg.OptOut.Networks())
+	if err != nil {
+		return cfg, nil, err
+	}
+	cfg.ParentAllowed = func(a netip.Addr) bool { ok, _ := gate.Allowed(a); return ok }
 	client, err := resolve.NewClient(rc)
 	if err != nil {
 		return cfg, nil, err

@@ -36,7 +36,7 @@ type crawlOptions struct {
 func (o *crawlOptions) register(fs *flag.FlagSet) {
 	def := resolve.DefaultConfig()
 	fs.Var((*listFlag)(&o.Resolvers), "resolver", "recursive resolver `host:port`, repeatable, used in turn (default: /etc/resolv.conf)")
-	fs.DurationVar(&o.Timeout, "timeout", def.Timeout, "wait for one DNS answer")
+	fs.DurationVar(&o.Timeout, "timeout", def.Timeout, "wait of a DNS query's first try; each retry waits twice as long, earlier tries stay open")
 	fs.IntVar(&o.Retries, "retries", def.Retries, "further tries after a timeout, each to the next resolver")
 	fs.IntVar(&o.Concurrency, "concurrency", crawl.DefaultConfig().Concurrency, "domains measured at once")
 	fs.Var((*listFlag)(&o.TLDs), "tld", "only these TLDs, comma separated (e.g. uk,net)")

@@ -29,6 +29,11 @@ type Config struct {
 	HostCache   int             // shared hosts kept in the cache
 	BatchSize   int             // domains per store transaction
 	FlushEvery  time.Duration   // longest wait before a partial batch is written
+	// ParentAllowed says which parent zone server addresses may be asked for a domain's
+	// delegation (the probe gate); nil asks no parent.
+	ParentAllowed func(netip.Addr) bool
+	// ParentPort is the parent servers' port (0: 53).
+	ParentPort uint16
 	// Classify gives an address its type; nil leaves addresses unclassified.
 	Classify func(netip.Addr) result.Class
 	Logger   *slog.Logger
@@ -51,6 +56,7 @@ type Crawler struct {
 	cfg    Config
 	client *resolve.Client
 	hosts  *resolve.HostCache
+	parent *resolve.Parents // nil: no delegation asked
 	store  store.Store
 	log    *slog.Logger
 }
@@ -60,7 +66,11 @@ func New(cfg Config, client *resolve.Client, st store.Store) *Crawler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Crawler{cfg: cfg, client: client, hosts: resolve.NewHostCache(client, cfg.HostCache), store: st, log: cfg.Logger}
+	c := &Crawler{cfg: cfg, client: client, hosts: resolve.NewHostCache(client, cfg.HostCache), store: st, log: cfg.Logger}
+	if cfg.ParentAllowed != nil {
+		c.parent = &resolve.Parents{Client: client, Port: cfg.ParentPort, Allowed: cfg.ParentAllowed}
+	}
+	return c
 }
 
 // HostLookups returns how many shared-host lookups the cache let through.

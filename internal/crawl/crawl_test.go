@@ -85,6 +85,8 @@ func crawlTree(t *testing.T, options ...func(*Config)) *crawled {
 	}
 	cfg := DefaultConfig()
 	cfg.Concurrency, cfg.BatchSize, cfg.OptOut = 8, 7, optout
+	// The tree's servers are on loopback: the parents may be asked there only.
+	cfg.ParentAllowed, cfg.ParentPort = netip.Addr.IsLoopback, tree.Port
 	cl := addrclass.New(addrclass.DefaultTable(), []netip.Prefix{netip.MustParsePrefix("2001:db8::/32"),
 		netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("203.0.113.0/24")})
 	cfg.Classify = func(a netip.Addr) result.Class {
@@ -152,12 +154,12 @@ func TestCrawlTree(t *testing.T) {
 	t.Run("headers match RECORDS.md", func(t *testing.T) {
 		want := map[string]string{
 			"mx.csv":         "type,domain,host,ipv4,ipv6,rank",
-			"ns.csv":         "type,domain,host,ipv4,ipv6,rank",
+			"ns.csv":         "type,domain,host,ipv4,ipv6,rank,ns_source",
 			"www.csv":        "type,domain,host,ipv4,ipv6",
 			"ntp.csv":        "type,domain,host,ipv4,ipv6",
-			"soa.csv":        "type,domain,soa,primary_by_rank,primary_inhouse,secondary,total,contact,serial,refresh,retry,expire,minimum",
+			"soa.csv":        "type,domain,soa,primary_by_rank,primary_inhouse,secondary,total,contact,serial,refresh,retry,expire,minimum,serials_differ,parent_only,child_only",
 			"ipv6type.csv":   "type,domain,host,ipv6,valid,prefixid,ipv6type,iid",
-			"ipv6domain.csv": "domain,ns,mx,www,ntp,tld,rank,status",
+			"ipv6domain.csv": "domain,ns,mx,www,ntp,tld,rank,status,ipv6_unknown",
 		}
 		for file, header := range want {
 			if got := strings.Join(c.files[file][0], ","); got != header {
@@ -201,8 +203,8 @@ func TestCrawlTree(t *testing.T) {
 		}
 		// ns1.example.com is the SOA MNAME: rank 1 though it sorts after ns2.dnshost.net.
 		check("ns.csv", [][]string{
-			{"ns", "example.com", "ns1.example.com", "127.0.3.1", "", "1"},
-			{"ns", "example.com", "ns2.dnshost.net", "127.0.4.2", "", "2"},
+			{"ns", "example.com", "ns1.example.com", "127.0.3.1", "", "1", "child"},
+			{"ns", "example.com", "ns2.dnshost.net", "127.0.4.2", "", "2", "child"},
 		})
 		check("mx.csv", [][]string{
 			{"mx", "example.com", "mail.example.com", "192.0.2.25", "2001:db8:25::1", "10"},
@@ -217,9 +219,46 @@ func TestCrawlTree(t *testing.T) {
 			{"ntp", "example.com", "time.example.com", "", "2001:db8:123::1"},
 		})
 		check("soa.csv", [][]string{{"soa", "example.com", "ns1.example.com", "ns1.example.com", "1", "1", "2",
-			"hostmaster.example.com", "2026112501", "7200", "900", "1209600", "300"}})
+			"hostmaster.example.com", "2026112501", "7200", "900", "1209600", "300", "", "", ""}})
 		// NS hosts have no valid IPv6 here (127.0.3.1 and ns2 are IPv4 only).
-		check("ipv6domain.csv", [][]string{{"example.com", "0", "1", "1", "1", "com", "1", "ok"}})
+		check("ipv6domain.csv", [][]string{{"example.com", "0", "1", "1", "1", "com", "1", "ok", ""}})
+	})
+
+	t.Run("failed NS from the parent", func(t *testing.T) {
+		// broken.com's server answers SERVFAIL and the resolver never answers for
+		// slow.com: their NS hosts come from the com zone's delegation.
+		for d, want := range map[string][][]string{
+			"broken.com": {{"ns", "broken.com", "ns.broken.com", "127.0.3.9", "", "1", "parent"}},
+			"slow.com":   {{"ns", "slow.com", "ns.dnshost.net", "127.0.4.1", "2001:db8:53::1", "1", "parent"}},
+		} {
+			if diff := cmp.Diff(want, c.rowsOf("ns.csv", d)); diff != "" {
+				t.Errorf("%s ns.csv (-want +got):\n%s", d, diff)
+			}
+		}
+		if rows := c.rowsOf("ns.csv", "outside.com"); len(rows) != 2 || rows[0][6] != "child" {
+			t.Errorf("outside.com ns.csv %q, want two rows from the child", rows)
+		}
+	})
+
+	t.Run("parent and child NS differ", func(t *testing.T) {
+		// com delegates outside.com to a third server its own NS set does not list.
+		for _, d := range c.jsonl {
+			if d["domain"] != "outside.com" {
+				continue
+			}
+			deleg, _ := d["delegation"].(map[string]any)
+			want := map[string]any{"status": "ok", "zone": "com", "server": "127.0.2.1",
+				"ns":          []any{"ns.dnshost.net", "ns2.dnshost.net", "old.dnshost.net"},
+				"parent_only": []any{"old.dnshost.net"}}
+			if diff := cmp.Diff(want, deleg); diff != "" {
+				t.Errorf("outside.com delegation (-want +got):\n%s", diff)
+			}
+			if rows := c.rowsOf("soa.csv", "outside.com"); len(rows) != 1 || rows[0][14] != "old.dnshost.net" || rows[0][15] != "" {
+				t.Errorf("outside.com soa.csv %q, want parent_only old.dnshost.net, child_only empty", rows)
+			}
+			return
+		}
+		t.Error("outside.com is not in domains.jsonl")
 	})
 
 	t.Run("outside.com primary not inhouse", func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/v6matrix/v6matrix/internal/domains"
+	"github.com/v6matrix/v6matrix/internal/resolve"
 	"github.com/v6matrix/v6matrix/internal/result"
 )
 
@@ -28,33 +29,54 @@ func (c *Crawler) measureDomain(ctx context.Context, d result.Domain) (outcome, 
 		dom.Status = result.StatusExcluded
 		return out, nil
 	}
-	ns, err := c.client.Lookup(ctx, d.Name, dns.TypeNS)
+	// The parent's delegation is asked of the parent's servers meanwhile.
+	var deleg chan delegation
+	if c.parent != nil {
+		deleg = make(chan delegation, 1)
+		go func() {
+			dl, err := c.parent.Delegation(ctx, d.Name)
+			deleg <- delegation{dl, err}
+		}()
+	}
+	// Two rounds of queries sent at once: NS, SOA and MX, then the addresses of every
+	// host. A slow name server then costs a domain a few of its latencies, not one per
+	// query (docs/PERFORMANCE.md, "Slow name servers").
+	rs, err := c.client.LookupAll(ctx, []resolve.Question{{Name: d.Name, Type: dns.TypeNS},
+		{Name: d.Name, Type: dns.TypeSOA}, {Name: d.Name, Type: dns.TypeMX}})
+	if deleg != nil {
+		dl := <-deleg
+		if err == nil && dl.err != nil {
+			err = dl.err
+		}
+		if dl.err == nil {
+			dom.Delegation = &dl.d
+		}
+	}
 	if err != nil {
 		return out, err
 	}
+	ns, soa, mx := rs[0], rs[1], rs[2]
 	dom.Status = domainStatus(ns.Status)
 	if dom.Status != result.StatusOK {
 		if ns.Status == result.StatusCNAMELoop || ns.Status == result.StatusCNAMELong {
 			dom.Error = string(ns.Status)
 		}
-		return out, nil
-	}
-	soa, err := c.client.Lookup(ctx, d.Name, dns.TypeSOA)
-	if err != nil {
-		return out, err
-	}
-	mx, err := c.client.Lookup(ctx, d.Name, dns.TypeMX)
-	if err != nil {
-		return out, err
+		return out, c.parentNS(ctx, &out)
 	}
 
 	nsNames := rrNames(ns.RRs)
+	if dl := dom.Delegation; dl != nil && dl.Status == result.StatusOK && len(nsNames) > 0 {
+		dl.ParentOnly, dl.ChildOnly = setDiff(dl.NS, nsNames), setDiff(nsNames, dl.NS)
+	}
 	var mname string
 	if len(soa.RRs) > 0 {
 		s := soa.RRs[0].(*dns.SOA)
 		mname = hostName(s.Ns)
 		dom.SOA = &result.SOA{MName: mname, RName: hostName(s.Mbox), Serial: s.Serial, Refresh: s.Refresh,
 			Retry: s.Retry, Expire: s.Expire, Minimum: s.Minttl, Total: len(nsNames)}
+	}
+	if len(nsNames) > 0 {
+		dom.NSSource = result.NSChild
 	}
 	for i, n := range rankNS(nsNames, mname) {
 		dom.Hosts = append(dom.Hosts, result.HostRef{Role: result.RoleNS, Name: n, Rank: i + 1})
@@ -77,41 +99,91 @@ func (c *Crawler) measureDomain(ctx context.Context, d result.Domain) (outcome, 
 	}
 	dom.Hosts = append(dom.Hosts, sortMX(mxs)...)
 
-	// Shared hosts (NS, MX) go through the run-wide cache.
-	for _, h := range dom.Hosts {
-		host, fresh, err := c.hosts.Host(ctx, h.Name)
-		if err != nil {
-			return out, err
-		}
-		if fresh {
-			out.fresh = append(out.fresh, host)
-		}
+	// Shared hosts (NS, MX) go through the run-wide cache. www (and the apex) are
+	// recorded whether or not they resolve; ntp and time only when they do. Their names
+	// are the domain's own, so they skip the cache; most domains have neither, so their
+	// AAAA is asked only when the name exists.
+	shared := make([]string, len(dom.Hosts))
+	for i, h := range dom.Hosts {
+		shared[i] = h.Name
 	}
-	// www (and the apex) are recorded whether or not they resolve; ntp and time only
-	// when they do. Their names are the domain's own, so they skip the cache.
 	www := []string{"www." + d.Name}
 	if c.cfg.WWWApex {
 		www = append(www, d.Name)
 	}
+	var own []resolve.HostQuery
 	for _, name := range www {
-		host, err := c.client.Host(ctx, name)
-		if err != nil {
-			return out, err
-		}
-		out.fresh = append(out.fresh, host)
-		dom.Hosts = append(dom.Hosts, result.HostRef{Role: result.RoleWWW, Name: name})
+		own = append(own, resolve.HostQuery{Name: name})
 	}
 	for _, name := range []string{"ntp." + d.Name, "time." + d.Name} {
-		host, err := c.client.Host(ctx, name)
-		if err != nil {
-			return out, err
+		own = append(own, resolve.HostQuery{Name: name, AAAALater: true})
+	}
+	hosts, fresh, ownHosts, err := c.hosts.Hosts(ctx, shared, own)
+	if err != nil {
+		return out, err
+	}
+	for i, h := range hosts {
+		if fresh[i] {
+			out.fresh = append(out.fresh, h)
 		}
-		if len(host.V4)+len(host.V6) > 0 {
+	}
+	for i, host := range ownHosts {
+		if i < len(www) {
 			out.fresh = append(out.fresh, host)
-			dom.Hosts = append(dom.Hosts, result.HostRef{Role: result.RoleNTP, Name: name})
+			dom.Hosts = append(dom.Hosts, result.HostRef{Role: result.RoleWWW, Name: host.Name})
+		} else if len(host.V4)+len(host.V6) > 0 {
+			out.fresh = append(out.fresh, host)
+			dom.Hosts = append(dom.Hosts, result.HostRef{Role: result.RoleNTP, Name: host.Name})
 		}
 	}
 	return out, nil
+}
+
+// delegation is the parent's answer for a domain, from its goroutine.
+type delegation struct {
+	d   result.Delegation
+	err error
+}
+
+// parentNS gives a domain whose own NS query failed the NS hosts of its parent's
+// delegation (ns_source parent), with their addresses, so that the probes can show
+// what those servers do for it (a lame delegation). Nothing else is looked up: the
+// domain's own names fail the same way.
+func (c *Crawler) parentNS(ctx context.Context, out *outcome) error {
+	dom := &out.domain
+	dl := dom.Delegation
+	if dl == nil || dl.Status != result.StatusOK || len(dl.NS) == 0 {
+		return nil
+	}
+	dom.NSSource = result.NSParent
+	var names []string
+	for i, n := range dl.NS {
+		if validHost(n) {
+			dom.Hosts = append(dom.Hosts, result.HostRef{Role: result.RoleNS, Name: n, Rank: i + 1})
+			names = append(names, n)
+		}
+	}
+	hosts, fresh, _, err := c.hosts.Hosts(ctx, names, nil)
+	if err != nil {
+		return err
+	}
+	for i, h := range hosts {
+		if fresh[i] {
+			out.fresh = append(out.fresh, h)
+		}
+	}
+	return nil
+}
+
+// setDiff returns the names of a (sorted) that b lacks.
+func setDiff(a, b []string) []string {
+	var out []string
+	for _, n := range a {
+		if !slices.Contains(b, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // domainStatus maps the NS query's outcome to the domain's status. NODATA is ok: the

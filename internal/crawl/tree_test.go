@@ -45,6 +45,7 @@ example     IN NS ns2.dnshost.net.
 ns1.example IN A  127.0.3.1
 outside     IN NS ns.dnshost.net.
 outside     IN NS ns2.dnshost.net.
+outside     IN NS old.dnshost.net.
 big         IN NS ns.dnshost.net.
 junk        IN NS ns.dnshost.net.
 broken      IN NS ns.broken

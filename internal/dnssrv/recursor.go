@@ -40,6 +40,10 @@ type Recursor struct {
 	Port uint16
 	// Timeout bounds each query to an upstream server (0: 1s).
 	Timeout time.Duration
+	// Stall is how long a server is waited for before the next server of the set
+	// is asked as well (0: Timeout, one server at a time). The first usable answer
+	// wins, so a server slower than Stall but within Timeout is still heard.
+	Stall time.Duration
 	// RequestTimeout bounds the whole resolution of a client query (0: 5s).
 	RequestTimeout time.Duration
 	// MaxCacheEntries bounds the answer cache and the delegation cache

@@ -100,6 +100,7 @@ func startTestTree(t *testing.T) *Tree {
 		cancel()
 		t.Fatal(err)
 	}
+	tree.Recursor.Stall = 20 * time.Millisecond // the slow-server path: overlapping queries
 	t.Cleanup(func() {
 		cancel()
 		if err := tree.Close(); err != nil {

@@ -56,14 +56,15 @@ func (t table) written(measured map[string]bool) bool {
 
 // tables lists the CSV files in the order they are written.
 var tables = []table{
-	{"ns.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "rank"}, hostRows(result.RoleNS, true), nil},
+	{"ns.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "rank", "ns_source"}, nsRows, nil},
 	{"mx.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "rank"}, mxRows, nil},
 	{"www.csv", []string{"type", "domain", "host", "ipv4", "ipv6"}, hostRows(result.RoleWWW, false), nil},
 	{"ntp.csv", []string{"type", "domain", "host", "ipv4", "ipv6"}, hostRows(result.RoleNTP, false), nil},
 	{"soa.csv", []string{"type", "domain", "soa", "primary_by_rank", "primary_inhouse", "secondary", "total", "contact",
-		"serial", "refresh", "retry", "expire", "minimum"}, soaRows, nil},
+		"serial", "refresh", "retry", "expire", "minimum", "serials_differ", "parent_only", "child_only"}, soaRows, nil},
 	{"ipv6type.csv", []string{"type", "domain", "host", "ipv6", "valid", "prefixid", "ipv6type", "iid"}, ipv6typeRows, nil},
-	{"ipv6domain.csv", []string{"domain", "ns", "mx", "www", "ntp", "tld", "rank", "status"}, ipv6domainRows, nil},
+	{"ipv6domain.csv", []string{"domain", "ns", "mx", "www", "ntp", "tld", "rank", "status", "ipv6_unknown"},
+		ipv6domainRows, nil},
 	{"reverse.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "name4", "name6"}, reverseRows,
 		[]string{result.KindPTR}},
 	{"ping.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "count", "min", "avg", "max", "std",
@@ -77,7 +78,7 @@ var tables = []table{
 		"mtu6", "hops6", "back6", "path6"}, pathRows, []string{result.KindPath}},
 	{"geoip.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "asn", "city", "region_name", "country_code",
 		"longitude", "latitude"}, geoRows, []string{result.KindGeo}},
-	{"dns53.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "dns", "dns6"}, dns53Rows,
+	{"dns53.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "dns", "dns6", "serial", "serial6"}, dns53Rows,
 		[]string{result.KindDNS53}},
 	{"ntp123.csv", []string{"type", "domain", "host", "ipv4", "ipv6", "ntp", "ntp6", "offset_ms", "offset6_ms"},
 		ntp123Rows, []string{result.KindNTP123}},

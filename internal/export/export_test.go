@@ -173,8 +173,8 @@ func TestProbeFiles(t *testing.T) {
 			geo("ntp", ntp, e, t6, []string{"65550", "San Francisco", "California", "US", "-122.4194", "37.7749"}),
 		}},
 		{"dns53.csv", [][]string{
-			{"type", "domain", "host", "ipv4", "ipv6", "dns", "dns6"},
-			{"ns", alpha, ns, n4, n6, "authoritative", "timeout"},
+			{"type", "domain", "host", "ipv4", "ipv6", "dns", "dns6", "serial", "serial6"},
+			{"ns", alpha, ns, n4, n6, "authoritative", "timeout", "2025030101", e},
 		}},
 		{"ntp123.csv", [][]string{
 			{"type", "domain", "host", "ipv4", "ipv6", "ntp", "ntp6", "offset_ms", "offset6_ms"},

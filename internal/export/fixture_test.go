@@ -35,6 +35,11 @@ func ip(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 func ptrTo[T any](v T) *T { return &v }
 
+// domainDNS53 is the dns53 measurement of one domain at one name server address.
+func domainDNS53(a netip.Addr, domain string, r *dns53.Result) store.Measurement {
+	return store.Measurement{IP: a, Kind: result.KindDNS53, Value: r, Domain: domain}
+}
+
 // newStore opens a SQLite store in a temporary directory.
 func newStore(t *testing.T) *store.SQLite {
 	t.Helper()
@@ -162,9 +167,10 @@ func measurements(t *testing.T) []store.Measurement {
 		m(www6, result.KindPath, &path.Result{Family: 6, PMTUBytes: 1280, Hops: 4, Back: 5, Reached: true,
 			HopList: []string{"2001:db8:1::1", "2001:db8:ffff::1", "*", "2001:db8:1::80"}, Reason: path.ReasonReached}),
 
-		m(ns4, result.KindDNS53, &dns53.Result{Status: dns53.StatusAuthoritative, Rcode: "NOERROR",
+		// The SOA checks are per (domain, address).
+		domainDNS53(ns4, "alpha.example", &dns53.Result{Status: dns53.StatusAuthoritative, Rcode: "NOERROR",
 			Authoritative: ptrTo(true), SOASerial: ptrTo(uint32(2025030101)), RTTMillis: ptrTo(0.5)}),
-		m(ns6, result.KindDNS53, &dns53.Result{Status: dns53.StatusTimeout}),
+		domainDNS53(ns6, "alpha.example", &dns53.Result{Status: dns53.StatusTimeout}),
 
 		m(ntp4, result.KindNTP123, &ntpprobe.Result{Status: ntpprobe.StatusOK, Stratum: ptrTo(2), OffsetMillis: ptrTo(0.4),
 			RTTMillis: ptrTo(1.5), Leap: ptrTo(0)}),

@@ -21,7 +21,15 @@ type (
 		SOA    *soaDoc         `json:"soa,omitempty"`
 		NullMX bool            `json:"null_mx,omitempty"`
 		IPv6   map[string]bool `json:"ipv6,omitempty"`
-		Hosts  []hostDoc       `json:"hosts"`
+		// IPv6Unknown lists the roles whose false comes from a failed AAAA lookup.
+		IPv6Unknown []string `json:"ipv6_unknown,omitempty"`
+		NSSource    string   `json:"ns_source,omitempty"`
+		// NSSerials are the distinct SOA serials the name server addresses answered;
+		// SerialsDiffer flags more than one.
+		NSSerials     []uint32           `json:"ns_serials,omitempty"`
+		SerialsDiffer bool               `json:"serials_differ,omitempty"`
+		Delegation    *result.Delegation `json:"delegation,omitempty"`
+		Hosts         []hostDoc          `json:"hosts"`
 	}
 	soaDoc struct {
 		MName          string `json:"mname"`
@@ -36,12 +44,15 @@ type (
 		Total          int    `json:"total"`
 	}
 	hostDoc struct {
-		Role      result.Role   `json:"role"`
-		Name      string        `json:"name"`
-		Rank      *int          `json:"rank,omitempty"`
-		Status    result.Status `json:"status"`
-		CNAME     []string      `json:"cname,omitempty"`
-		Addresses []addrDoc     `json:"addresses"`
+		Role   result.Role   `json:"role"`
+		Name   string        `json:"name"`
+		Rank   *int          `json:"rank,omitempty"`
+		Status result.Status `json:"status"`
+		// The outcomes of the A and AAAA lookups (a timeout is not "no address").
+		AStatus    result.Status `json:"a_status,omitempty"`
+		AAAAStatus result.Status `json:"aaaa_status,omitempty"`
+		CNAME      []string      `json:"cname,omitempty"`
+		Addresses  []addrDoc     `json:"addresses"`
 	}
 	addrDoc struct {
 		IP     netip.Addr    `json:"ip"`
@@ -53,7 +64,7 @@ type (
 
 func domainJSON(run int64, d *store.Detail) domainDoc {
 	doc := domainDoc{Run: run, Domain: d.Name, TLD: d.TLD, Suffix: d.Suffix, Rank: d.Rank, Status: d.Status,
-		Error: d.Error, NullMX: d.NullMX, Hosts: []hostDoc{}}
+		Error: d.Error, NullMX: d.NullMX, NSSource: d.NSSource, Delegation: d.Delegation, Hosts: []hostDoc{}}
 	if s := d.SOA; s != nil {
 		doc.SOA = &soaDoc{MName: s.MName, RName: s.RName, Serial: s.Serial, Refresh: s.Refresh, Retry: s.Retry,
 			Expire: s.Expire, Minimum: s.Minimum, PrimaryByRank: s.PrimaryByRank, Total: s.Total}
@@ -67,10 +78,14 @@ func domainJSON(run int64, d *store.Detail) domainDoc {
 		for _, r := range result.Roles {
 			doc.IPv6[string(r)] = v[r]
 		}
+		doc.IPv6Unknown = ipv6Unknown(d)
 	}
+	doc.NSSerials = nsSerials(d)
+	doc.SerialsDiffer = len(doc.NSSerials) > 1
 	for _, ref := range d.Hosts {
 		h := d.HostsByName[ref.Name]
-		hd := hostDoc{Role: ref.Role, Name: ref.Name, Status: h.Status, CNAME: h.CNAME, Addresses: []addrDoc{}}
+		hd := hostDoc{Role: ref.Role, Name: ref.Name, Status: h.Status, AStatus: h.AStatus, AAAAStatus: h.AAAAStatus,
+			CNAME: h.CNAME, Addresses: []addrDoc{}}
 		if ref.Role == result.RoleNS || ref.Role == result.RoleMX {
 			rank := ref.Rank
 			hd.Rank = &rank
@@ -78,8 +93,11 @@ func domainJSON(run int64, d *store.Detail) domainDoc {
 		for _, ip := range append(h.V4[:len(h.V4):len(h.V4)], h.V6...) {
 			a := d.Addrs[ip]
 			a.IP = ip
-			hd.Addresses = append(hd.Addresses, addrDoc{IP: ip, Family: a.Family(), Type: a.Class,
-				probeDocs: probeJSON(ref.Role, &a)})
+			pd := probeJSON(ref.Role, &a)
+			if c := nsCheck(d, ip); ref.Role == result.RoleNS && c != nil {
+				pd.DNS, pd.SOASerial = c.Status, c.SOASerial
+			}
+			hd.Addresses = append(hd.Addresses, addrDoc{IP: ip, Family: a.Family(), Type: a.Class, probeDocs: pd})
 		}
 		doc.Hosts = append(doc.Hosts, hd)
 	}

@@ -27,7 +27,7 @@ const wantHosts = `{
    "ptr": "ns1.alpha.example", "ptr_status": "ok",
    "geo": {"asn": 64500, "as_org": "V6Matrix Lab Transit GB", "city": "London", "region": "England", "country": "GB", "lon": -0.1257, "lat": 51.5085},
    "ping": {"sent": 5, "received": 5, "min_ms": 0.1, "avg_ms": 0.2, "max_ms": 0.3, "std_ms": 0, "loss": 0},
-   "dns": "authoritative"},
+   "dns": "authoritative", "soa_serial": 2025030101},
   {"ip": "2001:db8:1::53", "family": 6, "type": {"valid": true, "prefixid": "", "class": "native"},
    "ptr": "", "ptr_status": "ok",
    "geo": {"asn": 64500, "as_org": "V6Matrix Lab Transit GB", "city": "London", "region": "England", "country": "GB", "lon": -0.1257, "lat": 51.5085},

@@ -27,7 +27,9 @@ type (
 		TLS       *tlsDoc                  `json:"tls,omitempty"`
 		Path      *pathDoc                 `json:"path,omitempty"`
 		DNS       dns53.Status             `json:"dns,omitempty"`
-		NTP       *ntpDoc                  `json:"ntp,omitempty"`
+		// SOASerial is the serial this name server address answered for the domain.
+		SOASerial *uint32 `json:"soa_serial,omitempty"`
+		NTP       *ntpDoc `json:"ntp,omitempty"`
 		// HTTP is the answer to GET / on port 80 (www hosts; a v6matrix addition).
 		HTTP *httpDoc `json:"http,omitempty"`
 	}
@@ -128,9 +130,6 @@ func probeJSON(role result.Role, a *result.Address) probeDocs {
 	}
 	if h := a.HTTP80; role == result.RoleWWW && h != nil {
 		doc.HTTP = &httpDoc{Status: h.Status, Code: h.Code, Server: h.Server, Location: h.Location, Detail: h.Detail}
-	}
-	if role == result.RoleNS && a.DNS53 != nil {
-		doc.DNS = a.DNS53.Status
 	}
 	if n := a.NTP123; role == result.RoleNTP && n != nil {
 		doc.NTP = &ntpDoc{Status: n.Status, Stratum: n.Stratum, OffsetMillis: n.OffsetMillis, RTTMillis: n.RTTMillis,

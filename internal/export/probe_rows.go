@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/v6matrix/v6matrix/internal/probe/dns53"
 	"github.com/v6matrix/v6matrix/internal/probe/ntpprobe"
 	"github.com/v6matrix/v6matrix/internal/probe/path"
 	"github.com/v6matrix/v6matrix/internal/probe/ping"
@@ -23,6 +24,8 @@ type pairRow struct {
 	ref      result.HostRef
 	ip4, ip6 string
 	a4, a6   *result.Address
+	// ns4, ns6 are the domain's SOA checks at the pair's addresses (ns hosts).
+	ns4, ns6 *dns53.Result
 }
 
 // pairRows returns the rows function of a probe record file: one row per pair of the
@@ -38,10 +41,10 @@ func pairRows(cells func(p pairRow) []string, roles ...result.Role) func(*store.
 			for i, p := range pairs(h) {
 				r := pairRow{ref: ref, ip4: p[0], ip6: p[1]}
 				if i < len(h.V4) {
-					r.a4 = lookup(d, h.V4[i])
+					r.a4, r.ns4 = lookup(d, h.V4[i]), nsCheck(d, h.V4[i])
 				}
 				if i < len(h.V6) {
-					r.a6 = lookup(d, h.V6[i])
+					r.a6, r.ns6 = lookup(d, h.V6[i]), nsCheck(d, h.V6[i])
 				}
 				emit(append([]string{string(ref.Role), d.Name, ref.Name}, cells(r)...)...)
 			}
@@ -220,16 +223,49 @@ func geoRows(d *store.Detail, emit func(...string)) {
 	}
 }
 
-// dns53Rows writes dns53.csv for ns hosts.
+// nsCheck returns the domain's SOA check at ip: the per-domain one, or in a store
+// older than those the address's (asked for its best-ranked domain); nil when none.
+func nsCheck(d *store.Detail, ip netip.Addr) *dns53.Result {
+	if r := d.NSChecks[ip]; r != nil {
+		return r
+	}
+	if a := lookup(d, ip); a != nil {
+		return a.DNS53
+	}
+	return nil
+}
+
+// dns53Rows writes dns53.csv for ns hosts: the status of the domain's SOA query at each
+// address, and (appended) the serial it answered.
 var dns53Rows = pairRows(func(p pairRow) []string {
-	status := func(a *result.Address) string {
-		if a == nil || a.DNS53 == nil {
+	status := func(r *dns53.Result) string {
+		if r == nil {
 			return ""
 		}
-		return string(a.DNS53.Status)
+		return string(r.Status)
 	}
-	return []string{p.ip4, p.ip6, status(p.a4), status(p.a6)}
+	return []string{p.ip4, p.ip6, status(p.ns4), status(p.ns6), serialCell(p.ns4), serialCell(p.ns6)}
 }, result.RoleNS)
+
+func serialCell(r *dns53.Result) string {
+	if r == nil || r.SOASerial == nil {
+		return ""
+	}
+	return strconv.FormatUint(uint64(*r.SOASerial), 10)
+}
+
+// nsSerials returns the distinct SOA serials the domain's name server addresses
+// answered, sorted: more than one means they disagree.
+func nsSerials(d *store.Detail) []uint32 {
+	var out []uint32
+	for _, r := range d.NSChecks {
+		if r.SOASerial != nil && !slices.Contains(out, *r.SOASerial) {
+			out = append(out, *r.SOASerial)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
 
 // ntp123Rows writes ntp123.csv for ntp hosts: ntp is the stratum of an answer, else
 // the status (timeout, unreachable, invalid).

@@ -1,11 +1,12 @@
 package export
 
 import (
-	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/v6matrix/v6matrix/internal/result"
 	"github.com/v6matrix/v6matrix/internal/store"
+	"github.com/v6matrix/v6matrix/internal/summary"
 )
 
 // pairs returns the (ipv4, ipv6) cells of a host: row i pairs the i-th IPv4 with the
@@ -24,7 +25,12 @@ func pairs(h result.Host) [][2]string {
 	return out
 }
 
-// hostRows writes ns.csv, www.csv and ntp.csv rows.
+// nsRows writes ns.csv: the host rows with where the NS names came from appended.
+func nsRows(d *store.Detail, emit func(...string)) {
+	hostRows(result.RoleNS, true)(d, func(cells ...string) { emit(append(cells, d.NSSource)...) })
+}
+
+// hostRows writes ns.csv (without its appended column), mx.csv, www.csv and ntp.csv rows.
 func hostRows(role result.Role, withRank bool) func(*store.Detail, func(...string)) {
 	return func(d *store.Detail, emit func(...string)) {
 		for _, ref := range d.Hosts {
@@ -63,8 +69,20 @@ func soaRows(d *store.Detail, emit func(...string)) {
 	if s.Total > 0 {
 		secondary = itoa(s.Total - 1)
 	}
+	// serials_differ: 1 when the name servers answered different SOA serials, empty
+	// when none was asked (no probe stage).
+	var differ string
+	if serials := nsSerials(d); len(serials) > 0 {
+		differ = boolCell(len(serials) > 1)
+	}
+	// parent_only, child_only: the NS names only the parent's delegation or only the
+	// domain's own NS answer lists.
+	var parentOnly, childOnly string
+	if dl := d.Delegation; dl != nil {
+		parentOnly, childOnly = strings.Join(dl.ParentOnly, " "), strings.Join(dl.ChildOnly, " ")
+	}
 	emit("soa", d.Name, s.MName, s.PrimaryByRank, inhouse, secondary, itoa(s.Total), s.RName,
-		u(s.Serial), u(s.Refresh), u(s.Retry), u(s.Expire), u(s.Minimum))
+		u(s.Serial), u(s.Refresh), u(s.Retry), u(s.Expire), u(s.Minimum), differ, parentOnly, childOnly)
 }
 
 // ipv6typeRows writes one row per (domain, role, host, IPv6 address).
@@ -81,33 +99,44 @@ func ipv6typeRows(d *store.Detail, emit func(...string)) {
 	}
 }
 
-// hasValidIPv6 reports, per role, whether a host of that role has a valid IPv6 address.
+// hasValidIPv6 reports, per role, whether a host of that role has a valid IPv6 address;
+// ipv6Unknown returns the roles without one where a host's AAAA lookup failed (timeout,
+// SERVFAIL...): for them, 0 means "not seen", not "none". Both read the domain's
+// summary, the one place that decides (internal/summary, which the website shows).
 func hasValidIPv6(d *store.Detail) map[result.Role]bool {
+	s := summary.Of(d)
 	out := map[result.Role]bool{}
-	for _, ref := range d.Hosts {
-		for _, ip := range d.HostsByName[ref.Name].V6 {
-			if validAddr(d.Addrs, ip) {
-				out[ref.Role] = true
-			}
+	for i, r := range result.Roles {
+		if s.Roles[i].IPv6 == result.Yes {
+			out[r] = true
 		}
 	}
 	return out
 }
 
-func validAddr(addrs map[netip.Addr]result.Address, ip netip.Addr) bool {
-	c := addrs[ip].Class
-	return c != nil && c.Valid
+func ipv6Unknown(d *store.Detail) []string {
+	s := summary.Of(d)
+	var out []string
+	for i, r := range result.Roles {
+		if s.Roles[i].IPv6 == result.Unknown {
+			out = append(out, string(r))
+		}
+	}
+	return out
 }
 
 // ipv6domainRows writes the per-domain summary; the role cells stay empty when the
-// domain was not measured (excluded, nxdomain, ...).
+// domain was not measured (excluded, nxdomain, ...). ipv6_unknown lists the roles whose
+// 0 comes from a failed lookup.
 func ipv6domainRows(d *store.Detail, emit func(...string)) {
 	cells := []string{d.Name, "", "", "", ""}
+	var unknown string
 	if d.Status == result.StatusOK {
 		v := hasValidIPv6(d)
 		for i, r := range result.Roles {
 			cells[i+1] = boolCell(v[r])
 		}
+		unknown = strings.Join(ipv6Unknown(d), " ")
 	}
-	emit(append(cells, d.TLD, itoa(d.Rank), string(d.Status))...)
+	emit(append(cells, d.TLD, itoa(d.Rank), string(d.Status), unknown)...)
 }

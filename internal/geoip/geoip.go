@@ -167,7 +167,8 @@ func (d *DB) Lookup(a netip.Addr) Record {
 	if d == nil || !a.IsValid() {
 		return rec
 	}
-	a = a.WithZone("")
+	// An IPv4-mapped address is looked up as the IPv4 address it carries.
+	a = a.WithZone("").Unmap()
 	if m, ok := d.lookup(d.city, a); ok {
 		rec.City, rec.CountryCode = m.City.Names.En, m.Country.ISOCode
 		if len(m.Subdivisions) > 0 {

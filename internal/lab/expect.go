@@ -31,6 +31,13 @@ type Expect struct {
 	NullMX bool `yaml:"null_mx"`
 	// IPv6 is the ipv6domain summary with --allow-ranges set to the scenario's AllowRanges.
 	IPv6 IPv6Summary `yaml:"ipv6"`
+	// NSSource is where the NS hosts come from: "child" (the default when NS is set) or
+	// "parent" (the domain's own NS query fails; the parent's delegation).
+	NSSource string `yaml:"ns_source"`
+	// ParentOnly and ChildOnly are the NS names only the parent's delegation or only the
+	// domain's own NS answer lists.
+	ParentOnly []string `yaml:"parent_only"`
+	ChildOnly  []string `yaml:"child_only"`
 }
 
 // ExpectHost is one expected host of a role with its addresses.
@@ -200,6 +207,17 @@ func (s *Scenario) validate() error {
 			bad("domain %s: tld %q is not in tlds", d.Name, tldOf(d.Name))
 		}
 		checkNS("domain "+d.Name, d.NS)
+		if d.ParentNS != nil {
+			checkNS("domain "+d.Name+" parent_ns", d.ParentNS)
+		}
+		for _, n := range d.Lame {
+			if !slices.Contains(d.NS, n) && !slices.Contains(d.ParentNS, n) {
+				bad("domain %s: lame name server %q is not in ns or parent_ns", d.Name, n)
+			}
+		}
+		if src := d.Expect.NSSource; src != "" && src != "child" && src != "parent" {
+			bad("domain %s: expect.ns_source %q is not child or parent", d.Name, src)
+		}
 		for rel, set := range d.Hosts {
 			if _, ok := s.AddrSets[set]; !ok {
 				bad("domain %s: host %s: unknown set %q", d.Name, rel, set)

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -129,6 +130,8 @@ type Nameserver struct {
 	// Fault is "" (answers), "drop" (never answers), "servfail", or "v4only" (listens on its
 	// IPv4 addresses only though it has AAAA records).
 	Fault string `yaml:"fault"`
+	// Delay holds every answer back this long (a slow server).
+	Delay time.Duration `yaml:"delay"`
 }
 
 // Reverse describes the PTR zones and who serves them.
@@ -146,6 +149,12 @@ type Domain struct {
 	Delegated *bool `yaml:"delegated"`
 	// NS are the domain's name servers.
 	NS []string `yaml:"ns"`
+	// ParentNS, when set, is the NS set the parent zone's delegation lists instead of NS
+	// (a parent/child mismatch).
+	ParentNS []string `yaml:"parent_ns"`
+	// Lame are name servers of NS (or ParentNS) that do not load the zone: they refuse
+	// it (REFUSED), as a server does for a zone it does not serve.
+	Lame []string `yaml:"lame"`
 	// MX are the mail exchangers; host "." with preference 0 is a null MX.
 	MX []MX `yaml:"mx"`
 	// Hosts maps a relative name (www, mail, ntp, @) to an address set.

@@ -65,6 +65,12 @@ addrsets: {s: {addrs: [192.0.2.1]}}
 		{"bad status", "tlds: {uk: [ns.example]}\ndomains: [{name: a.uk, ns: [ns.example], expect: {status: fine}}]\n",
 			`domain a.uk: expect.status "fine" is not ok, nxdomain, servfail or timeout`},
 		{"undefined name server", "tlds: {uk: [ns.other]}\n", `tld uk: name server "ns.other" is not in nameservers`},
+		{"lame server not listed", "tlds: {uk: [ns.example]}\ndomains: [{name: a.uk, ns: [ns.example], lame: [ns.x], expect: {status: ok}}]\n",
+			`domain a.uk: lame name server "ns.x" is not in ns or parent_ns`},
+		{"undefined parent_ns", "tlds: {uk: [ns.example]}\ndomains: [{name: a.uk, ns: [ns.example], parent_ns: [ns.x], expect: {status: ok}}]\n",
+			`domain a.uk parent_ns: name server "ns.x" is not in nameservers`},
+		{"bad ns_source", "tlds: {uk: [ns.example]}\ndomains: [{name: a.uk, ns: [ns.example], expect: {status: ok, ns_source: both}}]\n",
+			`domain a.uk: expect.ns_source "both" is not child or parent`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/v6matrix/v6matrix/internal/dnssrv"
@@ -146,7 +147,7 @@ func (l *Lab) startDNS(ctx context.Context, s *servers) error {
 		var mine []*dnssrv.Zone
 		var names []string
 		for _, z := range zones {
-			if slices.Contains(z.NS, fqdn(ns.Name)) {
+			if slices.Contains(z.NS, fqdn(ns.Name)) && !slices.Contains(z.Lame, fqdn(ns.Name)) {
 				mine = append(mine, parsed[z.Origin])
 				names = append(names, z.Origin)
 			}
@@ -162,6 +163,13 @@ func (l *Lab) startDNS(ctx context.Context, s *servers) error {
 				_ = w.WriteMsg(m)
 			})
 		}
+		if d := ns.Delay; d > 0 {
+			inner := h
+			h = dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+				time.Sleep(d)
+				inner.ServeDNS(w, r)
+			})
+		}
 		for _, a := range l.sc.Set(ns.Set) {
 			if ns.Fault == "v4only" && !a.Is4() {
 				continue
@@ -170,8 +178,8 @@ func (l *Lab) startDNS(ctx context.Context, s *servers) error {
 			if err := l.serveDNS(ctx, s, ap, h); err != nil {
 				return fmt.Errorf("nameserver %s: %w", ns.Name, err)
 			}
-			s.listeners = append(s.listeners, fmt.Sprintf("dns %s (%s %s%s)", ap, ns.Name,
-				strings.Join(names, " "), faultNote(ns.Fault)))
+			s.listeners = append(s.listeners, fmt.Sprintf("dns %s (%s %s%s%s)", ap, ns.Name,
+				strings.Join(names, " "), faultNote(ns.Fault), delayNote(ns.Delay)))
 		}
 	}
 	var roots []netip.AddrPort
@@ -184,7 +192,9 @@ func (l *Lab) startDNS(ctx context.Context, s *servers) error {
 			}
 		}
 	}
-	rec := &dnssrv.Recursor{Roots: roots, Logger: l.log}
+	// Like the resolvers of the Internet, it hears a slow server (the scenario's answers
+	// after 3.5 s): a server is waited for 4 s, but the next one is asked after 1 s.
+	rec := &dnssrv.Recursor{Roots: roots, Logger: l.log, Timeout: 4 * time.Second, Stall: time.Second}
 	vantage := l.ns[l.sc.Vantage]
 	// The resolver's upstream queries open sockets on the thread that serves the request, so
 	// each request runs on a thread inside the vantage: its queries come from the lab, never
@@ -212,6 +222,13 @@ func faultNote(f string) string {
 		return ""
 	}
 	return ", fault " + f
+}
+
+func delayNote(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return ", answers after " + d.String()
 }
 
 func (l *Lab) serveDNS(ctx context.Context, s *servers, ap netip.AddrPort, h dns.Handler) error {

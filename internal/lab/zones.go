@@ -19,6 +19,8 @@ type ZoneData struct {
 	Origin string
 	// NS are the names of its servers, as FQDNs.
 	NS []string
+	// Lame are servers of NS (or of the parent's delegation) that do not load the zone.
+	Lame []string
 	// Text is the zone in master-file format.
 	Text string
 }
@@ -30,9 +32,9 @@ func fqdn(name string) string { return dns.CanonicalName(name) }
 // the reverse zones, with delegations and glue, sorted by origin.
 func (s *Scenario) Zones() ([]ZoneData, error) {
 	type zone struct {
-		ns    []string
-		soa   SOA
-		lines []string
+		ns, parentNS, lame []string
+		soa                SOA
+		lines              []string
 	}
 	zones := map[string]*zone{}
 	add := func(origin string, ns []string, soa SOA) {
@@ -52,6 +54,13 @@ func (s *Scenario) Zones() ([]ZoneData, error) {
 	for _, d := range s.Domains {
 		if d.IsDelegated() {
 			add(d.Name, d.NS, d.SOA)
+			z := zones[fqdn(d.Name)]
+			for _, n := range d.ParentNS {
+				z.parentNS = append(z.parentNS, fqdn(n))
+			}
+			for _, n := range d.Lame {
+				z.lame = append(z.lame, fqdn(n))
+			}
 		}
 	}
 	// closest returns the most specific zone holding name, excluding name itself when skipSelf.
@@ -101,7 +110,11 @@ func (s *Scenario) Zones() ([]ZoneData, error) {
 			continue
 		}
 		parent := zones[closest(origin, true)]
-		for _, n := range z.ns {
+		delegated := z.ns
+		if z.parentNS != nil {
+			delegated = z.parentNS
+		}
+		for _, n := range delegated {
 			parent.lines = append(parent.lines, fmt.Sprintf("%s 86400 IN NS %s", origin, n))
 			if dns.IsSubDomain(origin, n) || closest(origin, true) == "." {
 				parent.lines = append(parent.lines, addrLines(n)...)
@@ -167,7 +180,9 @@ func (s *Scenario) Zones() ([]ZoneData, error) {
 		for _, l := range append(head, tail...) {
 			b.WriteString(l + "\n")
 		}
-		out = append(out, ZoneData{Origin: origin, NS: z.ns, Text: b.String()})
+		servers := slices.Concat(z.ns, z.parentNS)
+		slices.Sort(servers)
+		out = append(out, ZoneData{Origin: origin, NS: slices.Compact(servers), Lame: z.lame, Text: b.String()})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Origin < out[j].Origin })
 	return out, nil

@@ -35,6 +35,9 @@ type Config struct {
 	// Kinds enabled (result.Kind*); the default is all of them.
 	Kinds  map[string]bool
 	Polite polite.Config
+	// NSCheck paces the SOA queries of the name server checks (one per domain and name
+	// server address): DNS traffic, spaced per address as docs/POLITENESS.md says.
+	NSCheck polite.Config
 	// Window is how many addresses are queued in the scheduler at once (DefaultWindow).
 	Window int
 	// Gate decides which addresses may be sent packets (allow ranges, opt-outs).
@@ -66,7 +69,7 @@ func DefaultConfig() Config {
 	for _, k := range result.Kinds {
 		kinds[k] = true
 	}
-	return Config{Kinds: kinds, Polite: polite.DefaultConfig(), Window: DefaultWindow, TCPTimeout: tcpport.DefaultTimeout,
+	return Config{Kinds: kinds, Polite: polite.DefaultConfig(), NSCheck: DefaultNSCheck(), Window: DefaultWindow, TCPTimeout: tcpport.DefaultTimeout,
 		TLSTimeout: tlsprobe.DefaultTimeout, HTTPTimeout: httpprobe.DefaultTimeout, DNSTimeout: dns53.DefaultTimeout, NTPTimeout: ntpprobe.DefaultTimeout,
 		Path: path.DefaultConfig()}
 }
@@ -98,7 +101,7 @@ func Run(ctx context.Context, cfg Config, st store.Store, run int64, p *Progress
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	targets, err := collectTargets(ctx, st, run)
+	targets, pairs, err := collectTargets(ctx, st, run)
 	if err != nil {
 		return err
 	}
@@ -106,9 +109,17 @@ func Run(ctx context.Context, cfg Config, st store.Store, run int64, p *Progress
 	if err != nil {
 		return err
 	}
+	checked, err := st.NSChecked(ctx, run)
+	if err != nil {
+		return err
+	}
 	p.Addresses.Store(int64(len(targets)))
 
 	sched, err := polite.New(cfg.Polite, nil)
+	if err != nil {
+		return err
+	}
+	nsSched, err := polite.New(cfg.NSCheck, nil)
 	if err != nil {
 		return err
 	}
@@ -126,13 +137,20 @@ func Run(ctx context.Context, cfg Config, st store.Store, run int64, p *Progress
 	go func() { writeErr <- write(context.WithoutCancel(ctx), st, run, results) }()
 	var plans []plan
 	for _, t := range targets {
-		if done[t.ip][result.KindSkipped] {
-			p.Skipped.Add(1)
-			continue
+		skipped := done[t.ip][result.KindSkipped]
+		if !skipped {
+			if ok, reason := cfg.Gate.Allowed(t.ip); !ok {
+				skipped = true
+				results <- store.Measurement{IP: t.ip, Kind: result.KindSkipped, Value: reason}
+			}
 		}
-		if ok, reason := cfg.Gate.Allowed(t.ip); !ok {
+		if skipped {
+			// GeoIP sends no packet: every recorded address gets it, probed or not.
 			p.Skipped.Add(1)
-			results <- store.Measurement{IP: t.ip, Kind: result.KindSkipped, Value: reason}
+			if cfg.Kinds[result.KindGeo] && !done[t.ip][result.KindGeo] {
+				p.Total.Add(1)
+				plans = append(plans, plan{t: t, local: []string{result.KindGeo}})
+			}
 			continue
 		}
 		pl := plan{t: t}
@@ -155,6 +173,12 @@ func Run(ctx context.Context, cfg Config, st store.Store, run int64, p *Progress
 	// that share the scheduler's window.
 	rand.New(rand.NewPCG(uint64(cfg.Polite.Seed), 0x76366d)).Shuffle(len(plans), func(i, j int) { plans[i], plans[j] = plans[j], plans[i] })
 
+	var ns []plan
+	if cfg.Kinds[result.KindDNS53] {
+		ns = nsPlans(pairs, checked, cfg.Gate, cfg.NSCheck.Seed)
+		p.Total.Add(int64(len(ns)))
+	}
+
 	var wg sync.WaitGroup
 	wg.Go(func() { runLocal(ctx, plans, pr, results, p, log) })
 	f := &feeder{plans: plans, sched: sched, pr: pr, results: results, p: p, log: log}
@@ -162,7 +186,19 @@ func Run(ctx context.Context, cfg Config, st store.Store, run int64, p *Progress
 	if err == nil {
 		err = sched.Run(ctx)
 	}
+	// Then the name server checks, under their own limits: not beside the probes,
+	// whose timings (ping RTT) they would disturb.
+	nf := &feeder{plans: ns, sched: nsSched, pr: pr, results: results, p: p, log: log}
+	if err == nil {
+		err = nf.start(ctx, max(cfg.Window, 1))
+	}
+	if err == nil {
+		err = nsSched.Run(ctx)
+	}
 	wg.Wait()
+	if err == nil {
+		err = nf.failed()
+	}
 	close(results)
 	if werr := <-writeErr; werr != nil {
 		return werr

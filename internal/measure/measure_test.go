@@ -17,6 +17,7 @@ import (
 	"github.com/v6matrix/v6matrix/internal/dnssrv"
 	"github.com/v6matrix/v6matrix/internal/domains"
 	"github.com/v6matrix/v6matrix/internal/polite"
+	"github.com/v6matrix/v6matrix/internal/probe/dns53"
 	"github.com/v6matrix/v6matrix/internal/probe/ntpprobe/ntpserver"
 	"github.com/v6matrix/v6matrix/internal/probe/path"
 	"github.com/v6matrix/v6matrix/internal/result"
@@ -197,12 +198,17 @@ func TestRunLoopback(t *testing.T) {
 	}
 
 	var a, refused result.Address
+	var nsChecks map[netip.Addr]*dns53.Result
 	st.Details(ctx, run, func(d store.Detail) error {
-		a, refused = d.Addrs[hostIP], d.Addrs[refusedIP]
+		a, refused, nsChecks = d.Addrs[hostIP], d.Addrs[refusedIP], d.NSChecks
 		return nil
 	})
 	if refused.Skipped == "" || refused.Ping != nil || refused.TCP80 != nil {
 		t.Errorf("refused address: skipped %q, ping %v, tcp80 %v", refused.Skipped, refused.Ping, refused.TCP80)
+	}
+	// GeoIP sends nothing: the address that was not probed has it too.
+	if refused.Geo == nil {
+		t.Errorf("refused address: no GeoIP record")
 	}
 	checks := []struct {
 		name string
@@ -215,7 +221,8 @@ func TestRunLoopback(t *testing.T) {
 		{"tcp443 open", a.TCP443 != nil && a.TCP443.State == "open"},
 		{"tls443", a.TLS443 != nil && a.TLS443.Reachable && a.TLS443.Version == "TLS1.3" && a.TLS443.CertValid != nil && *a.TLS443.CertValid},
 		{"starttls25 unreachable", a.STARTTLS != nil && !a.STARTTLS.Reachable},
-		{"dns53", a.DNS53 != nil && a.DNS53.Status == "authoritative"},
+		{"dns53 of the domain at its name server address", a.DNS53 == nil && nsChecks[hostIP] != nil &&
+			nsChecks[hostIP].Status == "authoritative" && len(nsChecks) == 1},
 		{"ntp123", a.NTP123 != nil && a.NTP123.Status == "ok" && a.NTP123.Stratum != nil && *a.NTP123.Stratum == 2},
 		{"path", a.Path != nil && a.Path.Reached && a.Path.Hops == 1 && a.Path.Reason == path.ReasonReached},
 		{"geo (no database)", a.Geo != nil && a.Geo.CountryCode == ""},

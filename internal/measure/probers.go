@@ -123,8 +123,12 @@ func (pr *probers) task(t *target, kind string, results chan<- store.Measurement
 			}
 			return
 		}
+		m := store.Measurement{IP: t.ip, Kind: kind, Value: v}
+		if kind == result.KindDNS53 {
+			m.Domain = t.nsZone // a check of one domain at this address
+		}
 		select {
-		case results <- store.Measurement{IP: t.ip, Kind: kind, Value: v}:
+		case results <- m:
 		case <-ctx.Done():
 		}
 	}

@@ -14,7 +14,7 @@ type target struct {
 	ip     netip.Addr
 	www    string // host name for TLS SNI on 443; "" when no www host uses the address
 	mx     string // host name of an mx host (STARTTLS on 25)
-	nsZone string // the domain whose SOA is asked of this name server address
+	nsZone string // for a name server check: the domain whose SOA is asked
 	ntp    bool   // an ntp host uses the address
 	// host is the first host found with the address (domains in rank order): a
 	// dual-stack host's IPv4 and IPv6 addresses share it, so their path traces
@@ -23,12 +23,22 @@ type target struct {
 	measure map[string]bool
 }
 
-// collectTargets reads the run's domains and gathers every address once.
-func collectTargets(ctx context.Context, st store.Store, run int64) ([]*target, error) {
+// nsPair is one (domain, name server address) pair: the address is asked the domain's
+// SOA.
+type nsPair struct {
+	domain, host string
+	ip           netip.Addr
+}
+
+// collectTargets reads the run's domains and gathers every address once, and every
+// (domain, name server address) pair. A domain whose own NS query failed is measured
+// through the NS hosts its parent delegates to (a lame delegation shows there).
+func collectTargets(ctx context.Context, st store.Store, run int64) ([]*target, []nsPair, error) {
 	byIP := map[netip.Addr]*target{}
 	var order []*target
+	var pairs []nsPair
 	err := st.Details(ctx, run, func(d store.Detail) error {
-		if d.Status != result.StatusOK {
+		if d.Status != result.StatusOK && d.NSSource != result.NSParent {
 			return nil
 		}
 		for _, ref := range d.Hosts {
@@ -51,9 +61,7 @@ func collectTargets(ctx context.Context, st store.Store, run int64) ([]*target, 
 							t.mx = ref.Name
 						}
 					case result.RoleNS:
-						if t.nsZone == "" {
-							t.nsZone = d.Name
-						}
+						pairs = append(pairs, nsPair{domain: d.Name, host: ref.Name, ip: ip})
 					case result.RoleNTP:
 						t.ntp = true
 					}
@@ -62,7 +70,7 @@ func collectTargets(ctx context.Context, st store.Store, run int64) ([]*target, 
 		}
 		return nil
 	})
-	return order, err
+	return order, pairs, err
 }
 
 // kinds returns the measurements the target calls for, among those enabled.
@@ -81,7 +89,7 @@ func (t *target) kinds(enabled map[string]bool) []string {
 	add(result.KindTCP443, true)
 	add(result.KindTLS443, t.www != "")
 	add(result.KindSTARTTLS, t.mx != "")
-	add(result.KindDNS53, t.nsZone != "")
+	// dns53 is per (domain, address): see nsPlans.
 	add(result.KindNTP123, t.ntp)
 	add(result.KindPath, true)
 	add(result.KindHTTP80, t.www != "")

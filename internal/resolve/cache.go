@@ -41,41 +41,83 @@ func NewHostCache(c *Client, max int) *HostCache {
 // Host returns the host's addresses, looking it up only on the first request. fresh
 // reports whether this call did the lookup (the caller then stores the host).
 func (hc *HostCache) Host(ctx context.Context, name string) (h result.Host, fresh bool, err error) {
-	hc.mu.Lock()
-	if el, ok := hc.entries[name]; ok {
-		hc.lru.MoveToFront(el)
-		h := el.Value.(*cacheEntry).host
-		hc.mu.Unlock()
-		return h, false, nil
+	hs, fr, _, err := hc.Hosts(ctx, []string{name}, nil)
+	if err != nil {
+		return result.Host{}, false, err
 	}
-	if c, ok := hc.inflight[name]; ok {
-		hc.mu.Unlock()
+	return hs[0], fr[0], nil
+}
+
+// Hosts returns the hosts of shared names (through the cache: fresh[i] reports whether
+// this call looked shared[i] up) and of own names (not cached: a domain's own www, ntp
+// and time), looking up everything not cached in one batch of queries.
+func (hc *HostCache) Hosts(ctx context.Context, shared []string, own []HostQuery) (hosts []result.Host, fresh []bool, ownHosts []result.Host, err error) {
+	hosts, fresh = make([]result.Host, len(shared)), make([]bool, len(shared))
+	waitFor := map[int]*call{}
+	mine := map[int]*call{}
+	var batch []HostQuery
+	hc.mu.Lock()
+	for i, name := range shared {
+		if el, ok := hc.entries[name]; ok {
+			hc.lru.MoveToFront(el)
+			hosts[i] = el.Value.(*cacheEntry).host
+			continue
+		}
+		if c, ok := hc.inflight[name]; ok {
+			waitFor[i] = c
+			continue
+		}
+		c := &call{done: make(chan struct{})}
+		hc.inflight[name] = c
+		hc.lookups++
+		mine[i] = c
+		batch = append(batch, HostQuery{Name: name})
+	}
+	hc.mu.Unlock()
+
+	var got []result.Host
+	if len(batch)+len(own) > 0 {
+		got, err = hc.client.Hosts(ctx, append(batch, own...))
+	}
+	hc.mu.Lock()
+	k := 0
+	for i := range shared {
+		c := mine[i]
+		if c == nil {
+			continue
+		}
+		if err == nil {
+			c.host = got[k]
+			hosts[i], fresh[i] = c.host, true
+			hc.entries[shared[i]] = hc.lru.PushFront(&cacheEntry{name: shared[i], host: c.host})
+		}
+		c.err = err
+		k++
+		delete(hc.inflight, shared[i])
+	}
+	for hc.lru.Len() > hc.max {
+		old := hc.lru.Remove(hc.lru.Back()).(*cacheEntry)
+		delete(hc.entries, old.name)
+	}
+	hc.mu.Unlock()
+	for _, c := range mine {
+		close(c.done)
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for i, c := range waitFor {
 		select {
 		case <-c.done:
-			return c.host, false, c.err
+			if c.err != nil {
+				return nil, nil, nil, c.err
+			}
+			hosts[i] = c.host
 		case <-ctx.Done():
-			return result.Host{}, false, ctx.Err()
+			return nil, nil, nil, ctx.Err()
 		}
 	}
-	c := &call{done: make(chan struct{})}
-	hc.inflight[name] = c
-	hc.lookups++
-	hc.mu.Unlock()
-
-	c.host, c.err = hc.client.Host(ctx, name)
-
-	hc.mu.Lock()
-	delete(hc.inflight, name)
-	if c.err == nil {
-		hc.entries[name] = hc.lru.PushFront(&cacheEntry{name: name, host: c.host})
-		for hc.lru.Len() > hc.max {
-			old := hc.lru.Remove(hc.lru.Back()).(*cacheEntry)
-			delete(hc.entries, old.name)
-		}
-	}
-	hc.mu.Unlock()
-	close(c.done)
-	return c.host, c.err == nil, c.err
+	return hosts, fresh, got[len(batch):], nil
 }
 
 // Lookups returns how many lookups the cache let through.

@@ -25,17 +25,37 @@ type Records struct {
 	RRs    []dns.RR // records of the asked type owned by Final
 }
 
-// Lookup queries name/qtype and follows the CNAME chain in the answer. When the
-// resolver stops short of the end of the chain, the remaining target is asked again, up
-// to MaxCNAME links in all; a name met twice is a loop.
+// Lookup queries name/qtype and follows the CNAME chain in the answer; see LookupAll.
 func (c *Client) Lookup(ctx context.Context, name string, qtype uint16) (Records, error) {
+	rs, err := c.LookupAll(ctx, []Question{{Name: name, Type: qtype}})
+	if err != nil {
+		return Records{}, err
+	}
+	return rs[0], nil
+}
+
+// LookupAll asks every question at once (QueryAll) and follows the CNAME chain of each
+// answer. When the resolver stops short of the end of a chain, the remaining target is
+// asked again, up to MaxCNAME links in all; a name met twice is a loop.
+func (c *Client) LookupAll(ctx context.Context, qs []Question) ([]Records, error) {
+	as, err := c.QueryAll(ctx, qs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Records, len(qs))
+	for i, q := range qs {
+		if out[i], err = c.follow(ctx, q.Name, q.Type, as[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// follow walks the CNAME chain from the answer a to name/qtype.
+func (c *Client) follow(ctx context.Context, name string, qtype uint16, a Answer) (Records, error) {
 	rec := Records{Final: strings.ToLower(strings.TrimSuffix(name, "."))}
 	seen := map[string]bool{rec.Final: true}
 	for range MaxCNAME + 1 {
-		a, err := c.Query(ctx, rec.Final, qtype)
-		if err != nil {
-			return rec, err
-		}
 		rec.Status = a.Status
 		if a.Msg == nil || a.Status != result.StatusOK && a.Status != result.StatusNXDomain {
 			return rec, nil
@@ -75,6 +95,10 @@ func (c *Client) Lookup(ctx context.Context, name string, qtype uint16) (Records
 			return rec, nil
 		}
 		// The chain's end was not resolved by the resolver: ask for it ourselves.
+		var err error
+		if a, err = c.Query(ctx, rec.Final, qtype); err != nil {
+			return rec, err
+		}
 	}
 	rec.Status = result.StatusCNAMELong
 	return rec, nil
@@ -100,28 +124,91 @@ func cnameOf(rrs []dns.RR, owner string) (string, bool) {
 	return "", false
 }
 
-// Host looks up the A and AAAA records of a host name. NXDOMAIN on A ends the lookup
-// (the name does not exist, so AAAA would say the same).
+// HostQuery is one host name to look up. AAAALater asks AAAA only after A has
+// answered and only when the name exists: for names that usually do not (ntp., time.),
+// it saves a query at the cost of a round trip.
+type HostQuery struct {
+	Name      string
+	AAAALater bool
+}
+
+// Host looks up the A and then the AAAA records of a host name. NXDOMAIN on A ends the
+// lookup (the name does not exist, so AAAA would say the same).
 func (c *Client) Host(ctx context.Context, name string) (result.Host, error) {
-	h := result.Host{Name: name}
-	a, err := c.Lookup(ctx, name, dns.TypeA)
+	hs, err := c.Hosts(ctx, []HostQuery{{Name: name, AAAALater: true}})
 	if err != nil {
-		return h, err
+		return result.Host{Name: name}, err
 	}
-	h.CNAME = a.CNAME
+	return hs[0], nil
+}
+
+// Hosts looks up the A and AAAA records of several host names in one batch (the A and
+// AAAA of every name, then the AAAA of AAAALater names that exist). NXDOMAIN on A
+// means the name does not exist: a later AAAA is then not asked.
+func (c *Client) Hosts(ctx context.Context, hq []HostQuery) ([]result.Host, error) {
+	var qs []Question
+	aAt, aaaaAt := make([]int, len(hq)), make([]int, len(hq))
+	for i, h := range hq {
+		aAt[i], aaaaAt[i] = len(qs), -1
+		qs = append(qs, Question{h.Name, dns.TypeA})
+		if !h.AAAALater {
+			aaaaAt[i] = len(qs)
+			qs = append(qs, Question{h.Name, dns.TypeAAAA})
+		}
+	}
+	rs, err := c.LookupAll(ctx, qs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]result.Host, len(hq))
+	var later []Question
+	var laterOf []int
+	for i, h := range hq {
+		a := rs[aAt[i]]
+		out[i] = result.Host{Name: h.Name, CNAME: a.CNAME, AStatus: a.Status}
+		if aaaaAt[i] < 0 && !gone(a.Status) {
+			later = append(later, Question{h.Name, dns.TypeAAAA})
+			laterOf = append(laterOf, i)
+		}
+	}
+	lrs, err := c.LookupAll(ctx, later)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range laterOf {
+		aaaaAt[i] = len(rs)
+		rs = append(rs, lrs[j])
+	}
+	for i := range hq {
+		a := rs[aAt[i]]
+		var aaaa *Records
+		if aaaaAt[i] >= 0 {
+			aaaa = &rs[aaaaAt[i]]
+		}
+		fillHost(&out[i], a, aaaa)
+	}
+	return out, nil
+}
+
+// gone reports an A outcome after which AAAA is not worth asking.
+func gone(s result.Status) bool {
+	return s == result.StatusNXDomain || s == result.StatusCNAMELoop || s == result.StatusCNAMELong
+}
+
+// fillHost sets a host's addresses and status from its A and (when asked) AAAA records.
+func fillHost(h *result.Host, a Records, aaaa *Records) {
 	for _, rr := range a.RRs {
 		if ip, ok := netip.AddrFromSlice(rr.(*dns.A).A.To4()); ok && len(h.V4) < MaxAddrs {
 			h.V4 = append(h.V4, ip)
 		}
 	}
-	if a.Status == result.StatusNXDomain || a.Status == result.StatusCNAMELoop || a.Status == result.StatusCNAMELong {
+	if aaaa == nil { // not asked: the name does not exist
 		h.Status = a.Status
-		return h, nil
+		h.V4 = dedup(h.V4)
+		h.Sort()
+		return
 	}
-	aaaa, err := c.Lookup(ctx, name, dns.TypeAAAA)
-	if err != nil {
-		return h, err
-	}
+	h.AAAAStatus = aaaa.Status
 	if len(h.CNAME) == 0 {
 		h.CNAME = aaaa.CNAME
 	}
@@ -132,11 +219,14 @@ func (c *Client) Host(ctx context.Context, name string) (result.Host, error) {
 			h.V6 = append(h.V6, ip)
 		}
 	}
-	h.Status = combine(a.Status, aaaa.Status, len(h.V4)+len(h.V6) > 0)
+	if gone(a.Status) && len(h.V6) == 0 {
+		h.Status = a.Status
+	} else {
+		h.Status = combine(a.Status, aaaa.Status, len(h.V4)+len(h.V6) > 0)
+	}
 	h.V4 = dedup(h.V4)
 	h.V6 = dedup(h.V6)
 	h.Sort()
-	return h, nil
 }
 
 // combine gives a host's status from its A and AAAA outcomes.

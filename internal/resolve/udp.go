@@ -1,12 +1,10 @@
 package resolve
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,25 +47,24 @@ type batchConn interface {
 }
 
 // waiter is a query waiting for its answer. Waiters are pooled: a waiter leaves the
-// map (under the socket's lock) before anything is sent on done, so a late answer can
-// never reach a waiter reused by another query.
+// map (under the socket's lock) before its reply is sent to out, so a late answer can
+// never reach a waiter reused by another query. out is the channel of the batch the
+// query belongs to (buffered for every try of the batch: the reader never blocks);
+// tag tells the batch which try it answers.
 type waiter struct {
-	id    uint16
-	q     dns.Question
-	done  chan reply // buffered: the reader never blocks
-	timer *time.Timer
+	id  uint16
+	q   dns.Question
+	out chan<- reply
+	tag int
 }
 
 type reply struct {
 	m   *dns.Msg
 	err error
+	tag int
 }
 
-func newWaiter() any {
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	return &waiter{done: make(chan reply, 1), timer: t}
-}
+func newWaiter() any { return &waiter{} }
 
 // maxInFlight bounds the queries waiting on one socket, below the 65,536 query ids.
 const maxInFlight = 60_000
@@ -122,9 +119,15 @@ func (s *udpServer) close() {
 	s.readers.Wait()
 }
 
-// exchange sends q (its id is chosen here) and waits for the matching answer, the
-// timeout or the end of ctx.
-func (s *udpServer) exchange(ctx context.Context, q *dns.Msg, timeout time.Duration, sent *atomic.Int64) (*dns.Msg, error) {
+// pending is a try sent and not yet answered.
+type pending struct {
+	u *udpSocket
+	w *waiter
+}
+
+// send sends q (its id is chosen here) and registers it: its answer, or a socket
+// error, will be sent to out with tag. The caller must release the pending try.
+func (s *udpServer) send(q *dns.Msg, out chan<- reply, tag int, sent *atomic.Int64) (pending, error) {
 	u := s.sockets[int(s.next.Add(1))%len(s.sockets)]
 	w := s.waiters.Get().(*waiter)
 	u.mu.Lock()
@@ -134,7 +137,7 @@ func (s *udpServer) exchange(ctx context.Context, q *dns.Msg, timeout time.Durat
 		if err == nil {
 			err = fmt.Errorf("resolver %v: %d queries in flight on one socket", s.addr, maxInFlight)
 		}
-		return nil, err
+		return pending{}, err
 	}
 	for {
 		q.Id = dns.Id()
@@ -142,42 +145,31 @@ func (s *udpServer) exchange(ctx context.Context, q *dns.Msg, timeout time.Durat
 			break
 		}
 	}
-	w.id, w.q = q.Id, q.Question[0]
+	w.id, w.q, w.out, w.tag = q.Id, q.Question[0], out, tag
 	u.wait[q.Id] = w
 	u.mu.Unlock()
+	p := pending{u: u, w: w}
 
 	wire, err := q.Pack()
 	if err != nil {
-		if u.forget(q.Id, w) {
-			s.waiters.Put(w)
-		} // else a socket error raced in; the waiter is dropped, not reused
-		return nil, fmt.Errorf("pack: %w", err)
+		s.release(p)
+		return pending{}, fmt.Errorf("pack: %w", err)
 	}
 	sent.Add(1)
 	if _, err := u.conn.Write(wire); err != nil {
-		if u.forget(q.Id, w) {
-			s.waiters.Put(w)
-		}
-		return nil, err
+		s.release(p)
+		return pending{}, err
 	}
-	w.timer.Reset(timeout)
-	var r reply
-	replied := false
-	select {
-	case r = <-w.done:
-		replied = true
-	case <-w.timer.C:
-		r.err = os.ErrDeadlineExceeded
-	case <-ctx.Done():
-		r.err = ctx.Err()
-	}
-	w.timer.Stop()
-	if !replied && !u.forget(q.Id, w) {
-		// The reader took the waiter out of the map just now: its reply is on the way.
-		r = <-w.done
-	}
-	s.waiters.Put(w)
-	return r.m, r.err
+	return p, nil
+}
+
+// release takes a try out of its socket's map (when the reader has not already) and
+// returns its waiter to the pool. A reply that raced in is in the batch's channel,
+// which nobody reads any more: the waiter is free either way.
+func (s *udpServer) release(p pending) {
+	p.u.forget(p.w.id, p.w)
+	p.w.out = nil
+	s.waiters.Put(p.w)
 }
 
 // forget removes the waiter for id if it is still there and reports whether it was.
@@ -232,7 +224,7 @@ func (u *udpSocket) deliver(p []byte) {
 	defer u.mu.Unlock()
 	if w := u.wait[m.Id]; w != nil && answers(w.id, w.q, m) {
 		delete(u.wait, m.Id)
-		w.done <- reply{m: m}
+		w.out <- reply{m: m, tag: w.tag}
 	}
 }
 
@@ -245,6 +237,6 @@ func (u *udpSocket) fail(err error, closed bool) {
 	}
 	for id, w := range u.wait {
 		delete(u.wait, id)
-		w.done <- reply{err: err}
+		w.out <- reply{err: err, tag: w.tag}
 	}
 }

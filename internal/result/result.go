@@ -60,6 +60,38 @@ type Domain struct {
 	SOA    *SOA   // nil when no SOA was found
 	NullMX bool   // the domain publishes RFC 7505 "0 ." and so accepts no mail
 	Hosts  []HostRef
+	// NSSource says where the NS hosts came from: NSChild (the domain's own NS
+	// answer) or NSParent (its own NS query failed; the parent's delegation). Empty
+	// when the domain has no NS hosts.
+	NSSource string
+	// Delegation is what the parent zone publishes for the domain; nil when not asked.
+	Delegation *Delegation
+}
+
+// Where a domain's NS hosts came from (Domain.NSSource).
+const (
+	NSChild  = "child"
+	NSParent = "parent"
+)
+
+// Delegation is the parent zone's delegation of a domain, asked without recursion of
+// the parent zone's servers: the NS names and the glue addresses it gives.
+type Delegation struct {
+	Status Status     `json:"status"` // ok, nxdomain (not delegated), timeout, ...
+	Zone   string     `json:"zone"`   // the parent zone asked
+	Server netip.Addr `json:"server"` // the parent server that answered (or was last asked)
+	NS     []string   `json:"ns,omitempty"`
+	Glue   []GlueAddr `json:"glue,omitempty"`
+	// ParentOnly and ChildOnly are the NS names only the parent or only the domain's
+	// own NS answer lists, when both answered and differ.
+	ParentOnly []string `json:"parent_only,omitempty"`
+	ChildOnly  []string `json:"child_only,omitempty"`
+}
+
+// GlueAddr is one glue address of a delegation.
+type GlueAddr struct {
+	Name string     `json:"name"`
+	IP   netip.Addr `json:"ip"`
 }
 
 // SOA is the domain's start of authority with the NS-derived columns of soa.csv.
@@ -85,6 +117,26 @@ type Host struct {
 	Status Status
 	CNAME  []string // the chain followed from Name, in order (targets only)
 	V4, V6 []netip.Addr
+	// AStatus and AAAAStatus are the outcomes of the two lookups: a timeout or a
+	// SERVFAIL is not "no address". AAAAStatus is empty when AAAA was not asked (the
+	// A lookup said the name does not exist); both are empty in stores older than them.
+	AStatus, AAAAStatus Status
+}
+
+// IPv6Known reports whether the host's lack of IPv6 addresses is an answer (NODATA,
+// NXDOMAIN) rather than a failed lookup. A host with an IPv6 address knows it.
+func (h *Host) IPv6Known() bool {
+	if len(h.V6) > 0 {
+		return true
+	}
+	switch h.AAAAStatus {
+	case StatusOK, StatusNoData, StatusNXDomain:
+		return true
+	case "":
+		// Not asked: known when A said the name does not exist (or an old store).
+		return h.AStatus != StatusTimeout && h.AStatus != StatusServFail && h.AStatus != StatusRefused && h.AStatus != StatusError
+	}
+	return false
 }
 
 // Sort puts the addresses of each family in numeric order (the CSV pairing relies on it).

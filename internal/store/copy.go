@@ -17,7 +17,7 @@ const copyBatch = 1000
 // Copy copies run from one store to another through the Store interface, so any two
 // implementations can exchange runs: the run row, its domains (finished or not), the
 // hosts and addresses they reference, every measurement of a kind this version knows,
-// and the stored list. It returns the run's id in the target (the next free one there). The copy is
+// the domains' name server checks, and the stored list. It returns the run's id in the target (the next free one there). The copy is
 // not summarised: summary.Build it in the target.
 func Copy(ctx context.Context, from, to Store, run int64) (int64, error) {
 	r, err := from.GetRun(ctx, run)
@@ -80,6 +80,9 @@ func (c *copier) add(d *Detail) {
 		return // listed, not measured yet
 	}
 	c.batch.Domains = append(c.batch.Domains, d.Domain)
+	for ip, chk := range d.NSChecks {
+		c.ms = append(c.ms, Measurement{IP: ip, Kind: result.KindDNS53, Value: chk, Domain: d.Name})
+	}
 	for _, ref := range d.Hosts {
 		h, ok := d.HostsByName[ref.Name]
 		if !ok || c.hosts[h.Name] {

@@ -16,6 +16,8 @@ type queryFunc func(ctx context.Context, sql string, args ...any) (rowIter, func
 // addresses and the measurements of a list of names (run, list).
 type detailQueries struct {
 	domains, hosts, addresses, measurements string
+	// nsChecks selects the SOA checks of a list of domains (run, list).
+	nsChecks string
 	// list turns names into the query parameter that holds them.
 	list func([]string) any
 }
@@ -48,6 +50,15 @@ func readDetails(ctx context.Context, q queryFunc, dq *detailQueries, run int64,
 	if err == nil {
 		err = readList(ctx, q, dq.measurements, run, dq.list(ips), "measurements", func(rs rowIter) error {
 			return readMeasurements(rs, addrs)
+		})
+	}
+	if err == nil {
+		domainNames := make([]string, len(page))
+		for i, d := range page {
+			domainNames[i] = d.Name
+		}
+		err = readList(ctx, q, dq.nsChecks, run, dq.list(domainNames), "name server checks", func(rs rowIter) error {
+			return readNSChecks(rs, page)
 		})
 	}
 	if err != nil {

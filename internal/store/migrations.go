@@ -131,4 +131,18 @@ var migrations = []string{
 		name   TEXT NOT NULL,
 		PRIMARY KEY (run_a, run_b, role, change, rank, name)
 	) WITHOUT ROWID;`,
+	// 5: DNS truth (issue 9): per-lookup outcomes of a host, where a domain's NS hosts
+	// came from, the parent's delegation, and the SOA check of each (domain, name server
+	// address) pair.
+	`ALTER TABLE hosts ADD COLUMN a_status TEXT NOT NULL DEFAULT '';
+	ALTER TABLE hosts ADD COLUMN aaaa_status TEXT NOT NULL DEFAULT '';
+	ALTER TABLE domains ADD COLUMN ns_source TEXT NOT NULL DEFAULT '';
+	ALTER TABLE domains ADD COLUMN delegation TEXT NOT NULL DEFAULT '';
+	CREATE TABLE ns_checks (
+		run_id INTEGER NOT NULL REFERENCES runs(id),
+		domain TEXT NOT NULL,
+		ip     TEXT NOT NULL,
+		data   TEXT NOT NULL,
+		PRIMARY KEY (run_id, domain, ip)
+	) WITHOUT ROWID;`,
 }

@@ -131,4 +131,16 @@ var pgMigrations = []string{
 		name   TEXT COLLATE "C" NOT NULL,
 		PRIMARY KEY (run_a, run_b, role, change, rank, name)
 	);`,
+	// 5: DNS truth (see migration 5 of the SQLite store).
+	`ALTER TABLE hosts ADD COLUMN a_status TEXT NOT NULL DEFAULT '';
+	ALTER TABLE hosts ADD COLUMN aaaa_status TEXT NOT NULL DEFAULT '';
+	ALTER TABLE domains ADD COLUMN ns_source TEXT NOT NULL DEFAULT '';
+	ALTER TABLE domains ADD COLUMN delegation TEXT NOT NULL DEFAULT '';
+	CREATE TABLE ns_checks (
+		run_id BIGINT NOT NULL REFERENCES runs(id),
+		domain TEXT COLLATE "C" NOT NULL,
+		ip     TEXT COLLATE "C" NOT NULL,
+		data   TEXT NOT NULL,
+		PRIMARY KEY (run_id, domain, ip)
+	);`,
 }

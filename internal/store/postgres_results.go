@@ -41,17 +41,20 @@ func (s *Postgres) Save(ctx context.Context, run int64, b Batch) error {
 			q.add(fmt.Sprintf("save %d domains", len(doms)), `UPDATE domains d SET done = true, status = u.status, error = u.error,
 				null_mx = u.null_mx, soa_mname = u.soa_mname, soa_rname = u.soa_rname, soa_serial = u.soa_serial,
 				soa_refresh = u.soa_refresh, soa_retry = u.soa_retry, soa_expire = u.soa_expire, soa_minimum = u.soa_minimum,
-				soa_primary = u.soa_primary, soa_inhouse = u.soa_inhouse, soa_total = u.soa_total, hosts = u.hosts
+				soa_primary = u.soa_primary, soa_inhouse = u.soa_inhouse, soa_total = u.soa_total, hosts = u.hosts,
+				ns_source = u.ns_source, delegation = u.delegation
 				FROM unnest($2::text[], $3::text[], $4::text[], $5::bool[], $6::text[], $7::text[], $8::bigint[], $9::bigint[],
-					$10::bigint[], $11::bigint[], $12::bigint[], $13::text[], $14::bool[], $15::bigint[], $16::text[])
+					$10::bigint[], $11::bigint[], $12::bigint[], $13::text[], $14::bool[], $15::bigint[], $16::text[],
+					$17::text[], $18::text[])
 				AS u(name, status, error, null_mx, soa_mname, soa_rname, soa_serial, soa_refresh, soa_retry, soa_expire,
-					soa_minimum, soa_primary, soa_inhouse, soa_total, hosts)
+					soa_minimum, soa_primary, soa_inhouse, soa_total, hosts, ns_source, delegation)
 				WHERE d.run_id = $1 AND d.name = u.name`, append([]any{run}, columns(doms)...)...)
 		}
 		if len(hosts) > 0 {
-			q.add(fmt.Sprintf("save %d hosts", len(hosts)), `INSERT INTO hosts (run_id, name, status, cname, v4, v6)
-				SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-				ON CONFLICT (run_id, name) DO UPDATE SET status = excluded.status, cname = excluded.cname, v4 = excluded.v4, v6 = excluded.v6`,
+			q.add(fmt.Sprintf("save %d hosts", len(hosts)), `INSERT INTO hosts (run_id, name, status, cname, v4, v6, a_status, aaaa_status)
+				SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+				ON CONFLICT (run_id, name) DO UPDATE SET status = excluded.status, cname = excluded.cname, v4 = excluded.v4,
+				v6 = excluded.v6, a_status = excluded.a_status, aaaa_status = excluded.aaaa_status`,
 				append([]any{run}, columns(hosts)...)...)
 		}
 		if len(addrs) > 0 {
@@ -97,27 +100,35 @@ func columns(rows [][]any) []any {
 	return cols
 }
 
-// SaveMeasurements writes measurements in one transaction; a kind measured again
-// replaces the earlier value.
+// SaveMeasurements writes measurements in one transaction, the rows as arrays; a kind
+// measured again replaces the earlier value.
 func (s *Postgres) SaveMeasurements(ctx context.Context, run int64, ms []Measurement) error {
-	var rows [][]any
-	for _, m := range lastOf(ms, func(m *Measurement) string { return m.IP.String() + " " + m.Kind }) {
+	var rows, checks [][]any
+	for _, m := range lastOf(ms, func(m *Measurement) string { return m.Domain + " " + m.IP.String() + " " + m.Kind }) {
 		js, err := json.Marshal(m.Value)
 		if err != nil {
 			return fmt.Errorf("save %s of %s: %w", m.Kind, m.IP, err)
 		}
-		rows = append(rows, []any{m.IP.String(), m.Kind, string(js)})
+		if m.Domain != "" {
+			checks = append(checks, []any{m.Domain, m.IP.String(), string(js)})
+		} else {
+			rows = append(rows, []any{m.IP.String(), m.Kind, string(js)})
+		}
 	}
-	if len(rows) == 0 {
-		return nil
-	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO measurements (run_id, ip, kind, data)
-		SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])
-		ON CONFLICT (run_id, ip, kind) DO UPDATE SET data = excluded.data`, append([]any{run}, columns(rows)...)...)
-	if err != nil {
-		return fmt.Errorf("save %d measurements: %w", len(rows), err)
-	}
-	return nil
+	return s.inTx(ctx, "save measurements", func(tx pgx.Tx) error {
+		var q batch
+		if len(rows) > 0 {
+			q.add(fmt.Sprintf("save %d measurements", len(rows)), `INSERT INTO measurements (run_id, ip, kind, data)
+				SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])
+				ON CONFLICT (run_id, ip, kind) DO UPDATE SET data = excluded.data`, append([]any{run}, columns(rows)...)...)
+		}
+		if len(checks) > 0 {
+			q.add(fmt.Sprintf("save %d name server checks", len(checks)), `INSERT INTO ns_checks (run_id, domain, ip, data)
+				SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])
+				ON CONFLICT (run_id, domain, ip) DO UPDATE SET data = excluded.data`, append([]any{run}, columns(checks)...)...)
+		}
+		return q.run(ctx, tx)
+	})
 }
 
 // Measured returns, per address, the kinds already measured in the run.
@@ -130,9 +141,22 @@ func (s *Postgres) Measured(ctx context.Context, run int64) (map[netip.Addr]map[
 	return readMeasured(rows)
 }
 
-// MeasuredKinds returns the kinds that have at least one measurement in the run.
+// NSChecked returns, per domain, the name server addresses whose SOA check the run
+// already has.
+func (s *Postgres) NSChecked(ctx context.Context, run int64) (map[string]map[netip.Addr]bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT domain, ip FROM ns_checks WHERE run_id = $1`, run)
+	if err != nil {
+		return nil, fmt.Errorf("read name server checks: %w", err)
+	}
+	defer rows.Close()
+	return readNSChecked(rows)
+}
+
+// MeasuredKinds returns the kinds that have at least one measurement in the run (dns53
+// when a name server check was saved).
 func (s *Postgres) MeasuredKinds(ctx context.Context, run int64) (map[string]bool, error) {
-	rows, err := s.pool.Query(ctx, `SELECT DISTINCT kind FROM measurements WHERE run_id = $1`, run)
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT kind FROM measurements WHERE run_id = $1
+		UNION SELECT 'dns53' FROM ns_checks WHERE run_id = $1`, run)
 	if err != nil {
 		return nil, fmt.Errorf("read measurement kinds: %w", err)
 	}
@@ -165,11 +189,13 @@ func (s *Postgres) details(ctx context.Context, run int64, cond string, args ...
 // every row of the run through the whole list.
 var postgresDetails = detailQueries{
 	domains: `SELECT ` + domainColumns + ` FROM domains WHERE run_id = $1 AND `,
-	hosts: `SELECT h.name, h.status, h.cname, h.v4, h.v6 FROM unnest($2::text[]) AS u(name)
+	hosts: `SELECT h.name, h.status, h.cname, h.v4, h.v6, h.a_status, h.aaaa_status FROM unnest($2::text[]) AS u(name)
 		JOIN hosts h ON h.run_id = $1 AND h.name = u.name`,
 	addresses: `SELECT a.ip, a.valid, a.class, a.prefixid, a.iid FROM unnest($2::text[]) AS u(ip)
 		JOIN addresses a ON a.run_id = $1 AND a.ip = u.ip`,
 	measurements: `SELECT m.ip, m.kind, m.data FROM unnest($2::text[]) AS u(ip)
 		JOIN measurements m ON m.run_id = $1 AND m.ip = u.ip`,
+	nsChecks: `SELECT c.domain, c.ip, c.data FROM unnest($2::text[]) AS u(domain)
+		JOIN ns_checks c ON c.run_id = $1 AND c.domain = u.domain`,
 	list: func(names []string) any { return names },
 }

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/v6matrix/v6matrix/internal/probe/dns53"
 	"github.com/v6matrix/v6matrix/internal/result"
 )
 
@@ -17,18 +18,26 @@ type rowScanner interface{ Scan(...any) error }
 
 // domainColumns are the columns scanDomain reads, in its order.
 const domainColumns = `name, rank, tld, suffix, status, error, null_mx,
-	soa_mname, soa_rname, soa_serial, soa_refresh, soa_retry, soa_expire, soa_minimum, soa_primary, soa_inhouse, soa_total, hosts`
+	soa_mname, soa_rname, soa_serial, soa_refresh, soa_retry, soa_expire, soa_minimum, soa_primary, soa_inhouse, soa_total, hosts,
+	ns_source, delegation`
 
 // scanDomain reads a domain row (domainColumns) with its host references.
 func scanDomain(sc rowScanner) (Detail, error) {
 	var d Detail
-	var status, hostsJSON string
+	var status, hostsJSON, delegJSON string
 	var mname, rname, primary *string
 	var serial, refresh, retry, expire, minimum, total *int64
 	var inhouse *bool
 	if err := sc.Scan(&d.Name, &d.Rank, &d.TLD, &d.Suffix, &status, &d.Error, &d.NullMX,
-		&mname, &rname, &serial, &refresh, &retry, &expire, &minimum, &primary, &inhouse, &total, &hostsJSON); err != nil {
+		&mname, &rname, &serial, &refresh, &retry, &expire, &minimum, &primary, &inhouse, &total, &hostsJSON,
+		&d.NSSource, &delegJSON); err != nil {
 		return d, err
+	}
+	if delegJSON != "" {
+		d.Delegation = new(result.Delegation)
+		if err := json.Unmarshal([]byte(delegJSON), d.Delegation); err != nil {
+			return d, fmt.Errorf("domain %s: damaged delegation: %w", d.Name, err)
+		}
 	}
 	d.Status = result.Status(status)
 	if mname != nil {
@@ -55,7 +64,8 @@ func deref[T any](p *T) T {
 }
 
 // domainDoneArgs are the values of a finished domain's columns, in the order of the
-// stores' UPDATE: status, error, null_mx, the ten SOA columns (NULL without SOA), hosts.
+// stores' UPDATE: status, error, null_mx, the ten SOA columns (NULL without SOA), hosts,
+// ns_source, delegation.
 func domainDoneArgs(d *result.Domain) []any {
 	refs := make([]hostRef, len(d.Hosts))
 	for i, h := range d.Hosts {
@@ -68,23 +78,30 @@ func domainDoneArgs(d *result.Domain) []any {
 		soa = [10]any{o.MName, o.RName, int64(o.Serial), int64(o.Refresh), int64(o.Retry), int64(o.Expire), int64(o.Minimum),
 			o.PrimaryByRank, o.PrimaryInhouse, int64(o.Total)}
 	}
+	var deleg []byte
+	if d.Delegation != nil {
+		deleg, _ = json.Marshal(d.Delegation)
+	}
 	args := append([]any{string(d.Status), d.Error, d.NullMX}, soa[:]...)
-	return append(args, string(js))
+	return append(args, string(js), d.NSSource, string(deleg))
 }
 
-// hostArgs are a host's name, status, cname, v4 and v6 column values.
+// hostArgs are a host's name, status, cname, v4, v6, a_status and aaaa_status column
+// values.
 func hostArgs(h *result.Host) []any {
-	return []any{h.Name, string(h.Status), strings.Join(h.CNAME, " "), joinAddrs(h.V4), joinAddrs(h.V6)}
+	return []any{h.Name, string(h.Status), strings.Join(h.CNAME, " "), joinAddrs(h.V4), joinAddrs(h.V6),
+		string(h.AStatus), string(h.AAAAStatus)}
 }
 
-// scanHost reads name, status, cname, v4, v6.
+// scanHost reads name, status, cname, v4, v6, a_status, aaaa_status.
 func scanHost(sc rowScanner) (result.Host, error) {
 	var h result.Host
-	var status, cname, v4, v6 string
-	if err := sc.Scan(&h.Name, &status, &cname, &v4, &v6); err != nil {
+	var status, cname, v4, v6, aStatus, aaaaStatus string
+	if err := sc.Scan(&h.Name, &status, &cname, &v4, &v6, &aStatus, &aaaaStatus); err != nil {
 		return h, err
 	}
 	h.Status, h.CNAME = result.Status(status), strings.Fields(cname)
+	h.AStatus, h.AAAAStatus = result.Status(aStatus), result.Status(aaaaStatus)
 	var err error
 	if h.V4, err = splitAddrs(v4); err == nil {
 		h.V6, err = splitAddrs(v6)
@@ -309,7 +326,7 @@ func readDomains(rs rowIter) ([]Detail, []string, error) {
 	return page, hosts, rs.Err()
 }
 
-// readHosts reads host rows (name, status, cname, v4, v6) and the addresses they hold.
+// readHosts reads host rows (scanHost) and the addresses they hold.
 func readHosts(rs rowIter) (map[string]result.Host, []string, error) {
 	hosts := map[string]result.Host{}
 	seen := map[netip.Addr]bool{}
@@ -353,6 +370,59 @@ func readMeasurements(rs rowIter, addrs map[netip.Addr]result.Address) error {
 		if err := addMeasurement(addrs, ip, kind, data); err != nil {
 			return err
 		}
+	}
+	return rs.Err()
+}
+
+// readNSChecked folds rows of (domain, ip) into the name server addresses checked per
+// domain.
+func readNSChecked(rs rowIter) (map[string]map[netip.Addr]bool, error) {
+	out := map[string]map[netip.Addr]bool{}
+	for rs.Next() {
+		var domain, ip string
+		if err := rs.Scan(&domain, &ip); err != nil {
+			return nil, err
+		}
+		a, err := netip.ParseAddr(ip)
+		if err != nil {
+			return nil, fmt.Errorf("damaged name server check address %q: %w", ip, err)
+		}
+		if out[domain] == nil {
+			out[domain] = map[netip.Addr]bool{}
+		}
+		out[domain][a] = true
+	}
+	return out, rs.Err()
+}
+
+// readNSChecks decodes rows of (domain, ip, data) into the SOA checks of the page's
+// domains.
+func readNSChecks(rs rowIter, page []Detail) error {
+	at := map[string]int{}
+	for i, d := range page {
+		at[d.Name] = i
+	}
+	for rs.Next() {
+		var domain, ip, data string
+		if err := rs.Scan(&domain, &ip, &data); err != nil {
+			return err
+		}
+		a, err := netip.ParseAddr(ip)
+		if err != nil {
+			return fmt.Errorf("damaged name server check address %q: %w", ip, err)
+		}
+		i, ok := at[domain]
+		if !ok {
+			continue
+		}
+		var r dns53.Result
+		if err := json.Unmarshal([]byte(data), &r); err != nil {
+			return fmt.Errorf("domain %s: damaged name server check of %s: %w", domain, ip, err)
+		}
+		if page[i].NSChecks == nil {
+			page[i].NSChecks = map[netip.Addr]*dns53.Result{}
+		}
+		page[i].NSChecks[a] = &r
 	}
 	return rs.Err()
 }

@@ -41,7 +41,7 @@ func (s *SQLite) Save(ctx context.Context, run int64, b Batch) error {
 	defer tx.Rollback()
 	dst, err := tx.PrepareContext(ctx, `UPDATE domains SET done = 1, status = ?, error = ?, null_mx = ?,
 		soa_mname = ?, soa_rname = ?, soa_serial = ?, soa_refresh = ?, soa_retry = ?, soa_expire = ?, soa_minimum = ?,
-		soa_primary = ?, soa_inhouse = ?, soa_total = ?, hosts = ? WHERE run_id = ? AND name = ?`)
+		soa_primary = ?, soa_inhouse = ?, soa_total = ?, hosts = ?, ns_source = ?, delegation = ? WHERE run_id = ? AND name = ?`)
 	if err != nil {
 		return err
 	}
@@ -52,8 +52,10 @@ func (s *SQLite) Save(ctx context.Context, run int64, b Batch) error {
 			return fmt.Errorf("save domain %s: %w", d.Name, err)
 		}
 	}
-	hst, err := tx.PrepareContext(ctx, `INSERT INTO hosts (run_id, name, status, cname, v4, v6) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (run_id, name) DO UPDATE SET status = excluded.status, cname = excluded.cname, v4 = excluded.v4, v6 = excluded.v6`)
+	hst, err := tx.PrepareContext(ctx, `INSERT INTO hosts (run_id, name, status, cname, v4, v6, a_status, aaaa_status)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (run_id, name) DO UPDATE SET status = excluded.status, cname = excluded.cname, v4 = excluded.v4,
+		v6 = excluded.v6, a_status = excluded.a_status, aaaa_status = excluded.aaaa_status`)
 	if err != nil {
 		return err
 	}
@@ -129,12 +131,14 @@ func (s *SQLite) details(ctx context.Context, run int64, cond string, args ...an
 // sqliteDetails are the queries of details; a list is a JSON array (json_each).
 var sqliteDetails = detailQueries{
 	domains: `SELECT ` + domainColumns + ` FROM domains WHERE run_id = ? AND `,
-	hosts: `SELECT name, status, cname, v4, v6 FROM hosts
+	hosts: `SELECT name, status, cname, v4, v6, a_status, aaaa_status FROM hosts
 		WHERE run_id = ? AND name IN (SELECT value FROM json_each(?))`,
 	addresses: `SELECT ip, valid, class, prefixid, iid FROM addresses
 		WHERE run_id = ? AND ip IN (SELECT value FROM json_each(?))`,
 	measurements: `SELECT ip, kind, data FROM measurements
 		WHERE run_id = ? AND ip IN (SELECT value FROM json_each(?))`,
+	nsChecks: `SELECT domain, ip, data FROM ns_checks
+		WHERE run_id = ? AND domain IN (SELECT value FROM json_each(?))`,
 	list: func(names []string) any {
 		js, _ := json.Marshal(names)
 		return string(js)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/v6matrix/v6matrix/internal/domains"
+	"github.com/v6matrix/v6matrix/internal/probe/dns53"
 	"github.com/v6matrix/v6matrix/internal/result"
 )
 
@@ -71,6 +72,8 @@ type Detail struct {
 	result.Domain
 	HostsByName map[string]result.Host
 	Addrs       map[netip.Addr]result.Address
+	// NSChecks are the domain's SOA checks by name server address (nil when none).
+	NSChecks map[netip.Addr]*dns53.Result
 }
 
 // Store is the interface of every store implementation.
@@ -103,6 +106,8 @@ type Store interface {
 	SaveMeasurements(ctx context.Context, run int64, ms []Measurement) error
 	Measured(ctx context.Context, run int64) (map[netip.Addr]map[string]bool, error)
 	MeasuredKinds(ctx context.Context, run int64) (map[string]bool, error)
+	// NSChecked says which (domain, name server address) SOA checks a run has.
+	NSChecked(ctx context.Context, run int64) (map[string]map[netip.Addr]bool, error)
 
 	// Details calls fn for every domain of the run in (rank, name) order.
 	Details(ctx context.Context, run int64, fn func(Detail) error) error

@@ -22,9 +22,9 @@ import (
 )
 
 // Of returns the IPv6 summary of one domain. A role has IPv6 when one of its hosts has a
-// valid (routable) IPv6 address, as in ipv6domain.csv; "unknown" when it has none but a
-// lookup of one of its hosts failed (timeout, SERVFAIL...), so that a transient failure
-// never reads as "no IPv6". Roles of a domain whose own lookups failed are NA.
+// valid (routable) IPv6 address, as in ipv6domain.csv; "unknown" when it has none but the
+// AAAA lookup of one of its hosts failed (timeout, SERVFAIL...: Host.IPv6Known), so that
+// a transient failure never reads as "no IPv6" (ipv6domain.csv's ipv6_unknown). Roles of a domain whose own lookups failed are NA.
 func Of(d *store.Detail) result.DomainSummary {
 	s := result.DomainSummary{Name: d.Name, Rank: d.Rank, TLD: d.TLD, Status: d.Status}
 	if d.Status != result.StatusOK {
@@ -38,7 +38,7 @@ func Of(d *store.Detail) result.DomainSummary {
 				continue
 			}
 			h := d.HostsByName[ref.Name]
-			if failed(h.Status) && rs.IPv6 == result.No {
+			if !h.IPv6Known() && rs.IPv6 == result.No {
 				rs.IPv6 = result.Unknown
 			}
 			for _, ip := range h.V6 {
@@ -72,15 +72,6 @@ func Of(d *store.Detail) result.DomainSummary {
 		s.Roles[i] = rs
 	}
 	return s
-}
-
-// failed reports whether a host lookup ended without an answer that can be trusted.
-func failed(st result.Status) bool {
-	switch st {
-	case result.StatusOK, result.StatusNXDomain, result.StatusNoData, result.StatusExcluded:
-		return false
-	}
-	return true
 }
 
 // Reach says whether an address answered: ping, or a TCP port that opened or refused

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	gocmp "github.com/google/go-cmp/cmp"
@@ -24,6 +25,9 @@ type dnsView struct {
 	NS, MX, WWW, NTP []hostView
 	NullMX           bool
 	IPv6             lab.IPv6Summary
+	// Issue 9: where the NS hosts came from and how the parent's delegation differs.
+	NSSource              string
+	ParentOnly, ChildOnly []string
 }
 
 type hostView struct {
@@ -38,7 +42,11 @@ func sortHosts(hs []hostView) {
 }
 
 func expectedView(e lab.Expect) dnsView {
-	v := dnsView{Status: e.Status, SOA: e.SOA, NullMX: e.NullMX, IPv6: e.IPv6}
+	v := dnsView{Status: e.Status, SOA: e.SOA, NullMX: e.NullMX, IPv6: e.IPv6, NSSource: e.NSSource,
+		ParentOnly: e.ParentOnly, ChildOnly: e.ChildOnly}
+	if v.NSSource == "" && len(e.NS) > 0 {
+		v.NSSource = "child"
+	}
 	conv := func(hs []lab.ExpectHost) []hostView {
 		var out []hostView
 		for _, h := range hs {
@@ -52,8 +60,11 @@ func expectedView(e lab.Expect) dnsView {
 }
 
 func crawledView(d domainDoc) dnsView {
-	v := dnsView{Status: d.Status, NullMX: d.NullMX,
+	v := dnsView{Status: d.Status, NullMX: d.NullMX, NSSource: d.NSSource,
 		IPv6: lab.IPv6Summary{NS: d.IPv6["ns"], MX: d.IPv6["mx"], WWW: d.IPv6["www"], NTP: d.IPv6["ntp"]}}
+	if d.Delegation != nil {
+		v.ParentOnly, v.ChildOnly = d.Delegation.ParentOnly, d.Delegation.ChildOnly
+	}
 	if d.SOA != nil {
 		v.SOA = &lab.SOA{MName: d.SOA.MName, RName: d.SOA.RName, Serial: d.SOA.Serial}
 	}
@@ -104,6 +115,59 @@ func checkDNS(t *testing.T, sc *lab.Scenario, docs map[string]domainDoc) {
 				t.Errorf("%s (%s): crawl differs from the scenario's expect (-expect +crawl):\n%s", d.Name, d.Shows, diff)
 			}
 		})
+	}
+}
+
+// checkDNSCSV (issue 9): the CSV files say what domains.jsonl says: ns.csv's ns_source
+// (parent for a failed NS query), soa.csv's parent_only and child_only names, and
+// ipv6domain.csv's ipv6_unknown empty (every lab lookup answers).
+func checkDNSCSV(t *testing.T, r *crawlRun) {
+	sc := r.lab.Scenario()
+	ns, err := readCSV(r.records, "ns.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	soa, err := readCSV(r.records, "soa.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v6, err := readCSV(r.records, "ipv6domain.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sources := map[string][]string{}
+	for _, row := range ns.Rows {
+		sources[row["domain"]] = append(sources[row["domain"]], row["ns_source"])
+	}
+	diffs := map[string][2]string{}
+	for _, row := range soa.Rows {
+		diffs[row["domain"]] = [2]string{row["parent_only"], row["child_only"]}
+	}
+	for _, row := range v6.Rows {
+		if row["ipv6_unknown"] != "" {
+			t.Errorf("%s: ipv6_unknown %q, but every lookup of the lab answers", row["domain"], row["ipv6_unknown"])
+		}
+	}
+	for _, d := range sc.Domains {
+		want := d.Expect.NSSource
+		if want == "" {
+			want = "child"
+		}
+		for _, got := range sources[d.Name] {
+			if got != want {
+				t.Errorf("%s: ns.csv ns_source %q, want %q", d.Name, got, want)
+			}
+		}
+		if len(d.Expect.NS) > 0 && len(sources[d.Name]) == 0 {
+			t.Errorf("%s: no ns.csv row", d.Name)
+		}
+		if d.Expect.SOA == nil {
+			continue
+		}
+		want2 := [2]string{strings.Join(d.Expect.ParentOnly, " "), strings.Join(d.Expect.ChildOnly, " ")}
+		if got := diffs[d.Name]; got != want2 {
+			t.Errorf("%s: soa.csv parent_only, child_only %q, want %q", d.Name, got, want2)
+		}
 	}
 }
 
@@ -204,16 +268,20 @@ func checkProbes(t *testing.T, r *crawlRun, tools *toolRuns, targets []*target) 
 			if at.starttls != nil {
 				t.Run("starttls25", func(t *testing.T) { checkTLS(t, sc, tg, 25, tg.MX[0], tg.STARTTLS, *at.starttls, at.tcp[0]) })
 			}
-			for ns, slot := range at.dns53 {
-				t.Run("dns53 "+ns, func(t *testing.T) {
+			for domain, slot := range at.dns53 {
+				check := tg.NS[domain]
+				t.Run("dns53 "+domain+" "+check.Host, func(t *testing.T) {
 					if slot.Err != nil {
 						t.Fatalf("dig @%s: %v\n%s", tg.Addr, slot.Err, slot.Out)
 					}
-					if doc.DNS != slot.Val {
-						t.Errorf("crawl %q, dig @%s +norec %s SOA %q\n%s", doc.DNS, tg.Addr, tg.NS[ns], slot.Val, slot.Out)
+					if check.DNS != slot.Val {
+						t.Errorf("crawl %q, dig @%s +norec %s SOA %q\n%s", check.DNS, tg.Addr, domain, slot.Val, slot.Out)
 					}
-					if want := expectDNS53(sc, ns, tg.Addr); doc.DNS != want {
-						t.Errorf("crawl %q, scenario %q", doc.DNS, want)
+					if want := expectDNS53(sc, check.Host, domain, tg.Addr); check.DNS != want {
+						t.Errorf("crawl %q, scenario %q", check.DNS, want)
+					}
+					if (check.DNS == "authoritative") != (check.Serial != nil) {
+						t.Errorf("crawl %q with serial %v: an authoritative answer has a serial, others none", check.DNS, check.Serial)
 					}
 				})
 			}

@@ -214,6 +214,7 @@ func TestLabCrawl(t *testing.T) {
 	defer func() { tools.short.Wait(); tools.trace.Wait() }() // no tool outlives the lab
 
 	t.Run("dns", func(t *testing.T) { checkDNS(t, r.lab.Scenario(), docs) })
+	t.Run("dns csv", func(t *testing.T) { checkDNSCSV(t, r) })
 	t.Run("probed", func(t *testing.T) { checkProbed(t, docs) })
 	t.Run("capture", func(t *testing.T) { checkCapture(t, r) })
 	t.Run("probes", func(t *testing.T) { checkProbes(t, r, tools, targets) })

@@ -21,6 +21,14 @@ type (
 		NullMX bool            `json:"null_mx"`
 		IPv6   map[string]bool `json:"ipv6"`
 		Hosts  []hostDoc       `json:"hosts"`
+		// NSSource and Delegation: issue 9 (parent-side delegation).
+		NSSource   string `json:"ns_source"`
+		Delegation *struct {
+			Status     string   `json:"status"`
+			NS         []string `json:"ns"`
+			ParentOnly []string `json:"parent_only"`
+			ChildOnly  []string `json:"child_only"`
+		} `json:"delegation"`
 	}
 	soaDoc struct {
 		MName  string `json:"mname"`
@@ -32,6 +40,7 @@ type (
 		Name      string    `json:"name"`
 		Rank      *int      `json:"rank"`
 		Status    string    `json:"status"`
+		AAAA      string    `json:"aaaa_status"`
 		CNAME     []string  `json:"cname"`
 		Addresses []addrDoc `json:"addresses"`
 	}
@@ -47,6 +56,7 @@ type (
 		TLS       *tlsDoc           `json:"tls"`
 		Path      *pathDoc          `json:"path"`
 		DNS       string            `json:"dns"`
+		SOASerial *uint32           `json:"soa_serial"`
 		NTP       *ntpDoc           `json:"ntp"`
 	}
 	typeDoc struct {
@@ -128,15 +138,23 @@ func readCSV(dir, name string) (csvFile, error) {
 	return out, nil
 }
 
+// nsCheck is the crawl's SOA check of one domain at one name server address.
+type nsCheck struct {
+	Host   string // the NS host name
+	DNS    string // dns53 status
+	Serial *uint32
+}
+
 // target is one probed address of the crawl with the hosts (per role) that lead to it.
 type target struct {
 	Addr netip.Addr
 	// Doc is the address's measurements (identical wherever the address appears).
 	Doc addrDoc
-	// WWW, MX, NTP are host names with this address; NSDomains maps an ns host name to a
-	// domain it serves (the dns53 probe asks for that domain's SOA).
+	// WWW, MX, NTP are host names with this address; NS maps each domain whose NS hosts
+	// include the address to the crawl's check of that domain's SOA there (issue 9:
+	// dns53 is per domain and address).
 	WWW, MX, NTP []string
-	NS           map[string]string
+	NS           map[string]nsCheck
 	// TLS443 and STARTTLS are the TLS measurements of the address as www and as mx.
 	TLS443, STARTTLS *tlsDoc
 }
@@ -152,7 +170,7 @@ func probedTargets(docs map[string]domainDoc) []*target {
 				}
 				t := byAddr[a.IP]
 				if t == nil {
-					t = &target{Addr: a.IP, Doc: a, NS: map[string]string{}}
+					t = &target{Addr: a.IP, Doc: a, NS: map[string]nsCheck{}}
 					byAddr[a.IP] = t
 				}
 				switch h.Role {
@@ -172,10 +190,7 @@ func probedTargets(docs map[string]domainDoc) []*target {
 						t.Doc.NTP = a.NTP
 					}
 				case "ns":
-					t.NS[h.Name] = d.Domain
-					if a.DNS != "" {
-						t.Doc.DNS = a.DNS
-					}
+					t.NS[d.Domain] = nsCheck{Host: h.Name, DNS: a.DNS, Serial: a.SOASerial}
 				}
 			}
 		}

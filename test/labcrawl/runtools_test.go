@@ -24,7 +24,7 @@ type addrTools struct {
 	tcp      [3]res[string] // tcpPorts
 	tls443   *res[tlsResult]
 	starttls *res[tlsResult]
-	dns53    map[string]*res[string] // ns host name -> status
+	dns53    map[string]*res[string] // domain -> dig's SOA status at the address
 	trace    res[traceResult]
 }
 
@@ -93,9 +93,9 @@ func startTools(r *crawlRun, targets []*target) *toolRuns {
 				*at.starttls = res[tlsResult]{v, out, err}
 			})
 		}
-		for ns, domain := range tg.NS {
+		for domain := range tg.NS {
 			slot := &res[string]{}
-			at.dns53[ns] = slot
+			at.dns53[domain] = slot
 			goShort(func() {
 				v, out, err := r.v.digSOA(ctx, a, domain)
 				*slot = res[string]{v, out, err}

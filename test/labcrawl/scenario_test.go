@@ -74,9 +74,14 @@ func nameserverFault(sc *lab.Scenario, name string) (string, bool) {
 	return "", false
 }
 
-// expectDNS53 is the dns53 status the scenario designs for a name server's address.
-func expectDNS53(sc *lab.Scenario, name string, addr netip.Addr) string {
+// expectDNS53 is the dns53 status the scenario designs for a name server's address
+// asked a domain's SOA.
+func expectDNS53(sc *lab.Scenario, name, domain string, addr netip.Addr) string {
 	fault, _ := nameserverFault(sc, name)
+	lame := false
+	if d := sc.Domain(domain); d != nil {
+		lame = slices.Contains(d.Lame, name)
+	}
 	switch {
 	case fault == "drop":
 		return "timeout"
@@ -84,6 +89,8 @@ func expectDNS53(sc *lab.Scenario, name string, addr netip.Addr) string {
 		return "servfail"
 	case fault == "v4only" && addr.Is6():
 		return "unreachable" // nothing listens: ICMP port unreachable
+	case lame:
+		return "refused" // the server does not load the zone
 	}
 	return "authoritative"
 }

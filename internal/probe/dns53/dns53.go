@@ -57,8 +57,10 @@ type Result struct {
 type Prober struct {
 	// Port is the destination port (default 53; tests use another).
 	Port uint16
-	// Timeout bounds one query (default DefaultTimeout); Attempts is the number of sends
-	// when no reply comes (default DefaultAttempts).
+	// Timeout bounds the first query (default DefaultTimeout); each further one waits
+	// twice as long, so a server that answers within 5 s (dig's wait) is heard on the
+	// second. Attempts is the number of sends when no reply comes (default
+	// DefaultAttempts).
 	Timeout  time.Duration
 	Attempts int
 	// Dialer opens the sockets (default a *net.Dialer).
@@ -92,7 +94,8 @@ func (p *Prober) Probe(ctx context.Context, addr netip.Addr, domain string) (Res
 	q.SetEdns0(1232, false)
 	c := &dns.Client{Net: network, Timeout: timeout, Dialer: probe.RecvErrDialer(p.Dialer)}
 	server := probe.HostPort(addr, port)
-	for range attempts {
+	for i := range attempts {
+		c.Timeout = timeout << i
 		resp, rtt, err := probe.Exchange(ctx, c, q, server)
 		if err := probe.ContextDone(ctx); err != nil {
 			return Result{}, fmt.Errorf("dns53 %s: %w", server, err)

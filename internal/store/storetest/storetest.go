@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/v6matrix/v6matrix/internal/domains"
+	"github.com/v6matrix/v6matrix/internal/probe/dns53"
 	"github.com/v6matrix/v6matrix/internal/probe/ping"
 	"github.com/v6matrix/v6matrix/internal/probe/tcpport"
 	"github.com/v6matrix/v6matrix/internal/result"
@@ -176,12 +177,16 @@ func testSave(t *testing.T, s store.Store) {
 		Expire: 1209600, Minimum: 300, PrimaryByRank: "ns1.a.example", PrimaryInhouse: true, Total: 2}
 	doms := []result.Domain{
 		{Name: "a.example", Rank: 1, TLD: "example", Suffix: "example", Status: result.StatusOK, SOA: soa,
-			Hosts: []result.HostRef{{Role: result.RoleNS, Name: "ns1.a.example", Rank: 1}, {Role: result.RoleWWW, Name: "www.a.example"}}},
+			Hosts:    []result.HostRef{{Role: result.RoleNS, Name: "ns1.a.example", Rank: 1}, {Role: result.RoleWWW, Name: "www.a.example"}},
+			NSSource: result.NSParent,
+			Delegation: &result.Delegation{Status: result.StatusOK, Zone: "example", Server: netip.MustParseAddr("2001:db8:53::1"),
+				NS: []string{"ns1.a.example"}, Glue: []result.GlueAddr{{Name: "ns1.a.example", IP: v6}}, ChildOnly: []string{"ns2.a.example"}}},
 		{Name: "nomail.example", Rank: 2, TLD: "example", Suffix: "example", Status: result.StatusOK, NullMX: true},
 		{Name: "broken.example", Rank: 2, TLD: "example", Suffix: "example", Status: result.StatusServFail, Error: "SERVFAIL from every server"},
 	}
 	hosts := []result.Host{
-		{Name: "ns1.a.example", Status: result.StatusOK, V4: []netip.Addr{v4}, V6: []netip.Addr{v6}},
+		{Name: "ns1.a.example", Status: result.StatusOK, V4: []netip.Addr{v4}, V6: []netip.Addr{v6},
+			AStatus: result.StatusOK, AAAAStatus: result.StatusTimeout},
 		{Name: "www.a.example", Status: result.StatusOK, CNAME: []string{"cdn.example", "edge.cdn.example"}, V6: []netip.Addr{v6, bare}},
 	}
 	full, ms := everyKind(v6)
@@ -203,6 +208,12 @@ func testSave(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	addrs[1].TCP25 = tcp
+	// A name server check belongs to a domain and an address, not to the address alone.
+	serial, aa := uint32(7), true
+	check := &dns53.Result{Status: "ok", Rcode: "NOERROR", Authoritative: &aa, SOASerial: &serial}
+	if err := s.SaveMeasurements(ctx, run, []store.Measurement{{IP: v4, Kind: result.KindDNS53, Value: check, Domain: "a.example"}}); err != nil {
+		t.Fatal(err)
+	}
 
 	var got []store.Detail
 	if err := s.Details(ctx, run, func(d store.Detail) error { got = append(got, d); return nil }); err != nil {
@@ -216,8 +227,14 @@ func testSave(t *testing.T, s store.Store) {
 		t.Errorf("Details in (rank, name) order (-want +got):\n%s", diff)
 	}
 	if len(got) == 4 {
-		if diff := cmp.Diff(doms[0], got[0].Domain); diff != "" {
-			t.Errorf("domain with SOA (-want +got):\n%s", diff)
+		if diff := cmp.Diff(doms[0], got[0].Domain, addrCmp); diff != "" {
+			t.Errorf("domain with SOA and delegation (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(map[netip.Addr]*dns53.Result{v4: check}, got[0].NSChecks, addrCmp); diff != "" {
+			t.Errorf("name server checks (-want +got):\n%s", diff)
+		}
+		if got[1].NSChecks != nil {
+			t.Errorf("a domain without checks has %v", got[1].NSChecks)
 		}
 		if diff := cmp.Diff(doms[2], got[1].Domain); diff != "" {
 			t.Errorf("failed domain (-want +got):\n%s", diff)
@@ -249,7 +266,7 @@ func testSave(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	wantMeasured := map[netip.Addr]map[string]bool{v4: {result.KindTCP25: true}, v6: {}}
-	kinds := map[string]bool{result.KindTCP25: true}
+	kinds := map[string]bool{result.KindTCP25: true, result.KindDNS53: true}
 	for _, k := range result.Kinds {
 		wantMeasured[v6][k], kinds[k] = true, true
 	}
@@ -258,6 +275,10 @@ func testSave(t *testing.T, s store.Store) {
 	}
 	if got, err := s.MeasuredKinds(ctx, run); err != nil || !cmp.Equal(kinds, got) {
 		t.Errorf("MeasuredKinds = %v, %v; want %v", got, err, kinds)
+	}
+	checked, err := s.NSChecked(ctx, run)
+	if diff := cmp.Diff(map[string]map[netip.Addr]bool{"a.example": {v4: true}}, checked, addrCmp); err != nil || diff != "" {
+		t.Errorf("NSChecked (%v) (-want +got):\n%s", err, diff)
 	}
 	c, err := s.Counts(ctx, run)
 	if err != nil {

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/v6matrix/v6matrix/internal/store"
+	"github.com/v6matrix/v6matrix/internal/synthrun"
+)
+
+// lineBuffer hands the lines the server prints to the test.
+type lineBuffer struct {
+	ch chan string
+}
+
+func (b lineBuffer) Write(p []byte) (int, error) {
+	for _, l := range strings.Split(strings.TrimSpace(string(p)), "\n") {
+		select {
+		case b.ch <- l:
+		default:
+		}
+	}
+	return len(p), nil
+}
+
+// TestServe: serve summarises a finished run that has no summary yet, serves it on the
+// address it prints, and stops cleanly on cancellation; a missing database is an error
+// that names it and creates nothing.
+func TestServe(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "s.db")
+	st, err := store.OpenSQLite(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := synthrun.Fill(context.Background(), st, synthrun.Config{Domains: 300, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := lineBuffer{ch: make(chan string, 16)}
+	var stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--db", db, "--listen", "127.0.0.1:0", "--quiet"}, out, &stderr)
+	}()
+	var base string
+	select {
+	case l := <-out.ch:
+		u, ok := strings.CutPrefix(l, "serving on ")
+		if !ok {
+			t.Fatalf("first line %q", l)
+		}
+		base, _, _ = strings.Cut(u, " ")
+	case code := <-done:
+		t.Fatalf("serve exited %d: %s", code, stderr.String())
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve printed no address in 20 s")
+	}
+	// The run gets its summary in the background: the Matrix appears within seconds.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(strings.TrimSuffix(base, "/") + "/api/v1/runs/latest/tlds?format=csv")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 && strings.Contains(string(body), "\ncom,") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no Matrix after 20 s: %d %s", resp.StatusCode, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 && code != 130 {
+			t.Errorf("serve exited %d after cancellation: %s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop within 10 s")
+	}
+
+	missing := filepath.Join(dir, "nope.db")
+	var e bytes.Buffer
+	if code := run(context.Background(), []string{"serve", "--db", missing}, io.Discard, &e); code != 1 ||
+		!strings.Contains(e.String(), missing) || !strings.Contains(e.String(), "crawl first") {
+		t.Errorf("serve of a missing database: exit %d, %q", code, e.String())
+	}
+	if _, err := os.Stat(missing); err == nil {
+		t.Error("serve of a missing database created it")
+	}
+}
