@@ -121,7 +121,7 @@ func (s *SQLite) loadNSChecks(ctx context.Context, run int64, page []Detail) err
 		names[i], at[d.Name] = d.Name, i
 	}
 	js, _ := json.Marshal(names)
-	rows, err := s.db.QueryContext(ctx, `SELECT domain, ip, data FROM ns_checks
+	rows, err := s.query(ctx, `SELECT domain, ip, data FROM ns_checks
 		WHERE run_id = ? AND domain IN (SELECT value FROM json_each(?))`, run, string(js))
 	if err != nil {
 		return fmt.Errorf("read name server checks: %w", err)
