@@ -291,7 +291,7 @@ func scanRun(sc rowScanner) (Run, error) {
 
 // GetRun returns one run.
 func (s *SQLite) GetRun(ctx context.Context, id int64) (Run, error) {
-	r, err := scanRun(s.db.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id))
+	r, err := scanRun(s.queryRow(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, fmt.Errorf("run %d in %s: %w", id, s.path, ErrNotFound)
 	}
@@ -309,7 +309,7 @@ func (s *SQLite) LatestRun(ctx context.Context) (Run, error) {
 
 // ListRuns returns every run, oldest first.
 func (s *SQLite) ListRuns(ctx context.Context) ([]Run, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+runColumns+` FROM runs ORDER BY id`)
+	rows, err := s.query(ctx, `SELECT `+runColumns+` FROM runs ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}

@@ -54,9 +54,10 @@ type Server struct {
 	assets   map[string]asset
 	names    map[string]string // country code -> name, from the map's GeoJSON
 
-	mu     sync.Mutex
-	counts map[int64]countsEntry // Counts of unfinished runs, briefly cached
-	cache  *responseCache
+	mu        sync.Mutex
+	counts    map[int64]countsEntry // Counts of unfinished runs, briefly cached
+	cache     *responseCache
+	latestRun latestEntry // the latest run under the cache's store version
 }
 
 type countsEntry struct {
@@ -276,8 +277,34 @@ func (s *Server) runParam(ctx context.Context, v string) (store.Run, error) {
 	return r, nil
 }
 
-// latest returns the newest finished, summarised run.
+// latest returns the newest finished, summarised run; the answer is kept while the
+// store's version (read at most every versionTTL) stays the same.
 func (s *Server) latest(ctx context.Context) (store.Run, error) {
+	version, err := s.cache.currentVersion(ctx)
+	if err != nil {
+		return store.Run{}, err
+	}
+	s.mu.Lock()
+	l := s.latestRun
+	s.mu.Unlock()
+	if l.version == version && l.version != "" {
+		return l.run, l.err
+	}
+	run, err := s.findLatest(ctx)
+	s.mu.Lock()
+	s.latestRun = latestEntry{version, run, err}
+	s.mu.Unlock()
+	return run, err
+}
+
+// latestEntry is the latest run as found under a store version.
+type latestEntry struct {
+	version string
+	run     store.Run
+	err     error
+}
+
+func (s *Server) findLatest(ctx context.Context) (store.Run, error) {
 	runs, err := s.st.ListRuns(ctx)
 	if err != nil {
 		return store.Run{}, err
