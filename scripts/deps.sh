@@ -22,6 +22,10 @@ declare -A pkgs=(
   [netcat-openbsd]=/usr/bin/nc.openbsd    # TCP state comparisons
   [ca-certificates]=/etc/ssl/certs        # TLS verification
   [chromium]=/usr/bin/chromium            # the website's end-to-end tests (chromedp)
+  # The PostgreSQL store's tests (internal/store/pgtest starts a throw-away cluster with
+  # initdb/pg_ctl from /usr/lib/postgresql/N/bin). The metapackage's own file is
+  # version-independent; the service it would start is kept off by policy-rc.d below.
+  [postgresql]=/usr/share/doc/postgresql/copyright
 )
 missing=()
 for p in "${!pkgs[@]}"; do
@@ -33,7 +37,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
-  # Packages with a service (nsd) must not start it: the project runs its own. The
+  # Packages with a service (nsd, postgresql) must not start it: the project runs its own. The
   # machine's own policy-rc.d, if it has one, is put back afterwards, whatever happens.
   saved=""
   if [ -e "$policy" ]; then

@@ -29,7 +29,7 @@ import (
 // the server's peak memory.
 func cmdBenchWeb(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench-web", "[flags]", stdout)
-	db := fs.String("db", "", "database `file` with the synthetic runs (made when missing; default a temporary file)")
+	db := fs.String("db", "", "database with the synthetic runs: a SQLite `file` or a postgres:// URL (made when missing; default a temporary file)")
 	n := fs.Int("domains", 1_000_000, "domains per synthetic run")
 	runs := fs.Int("runs", 2, "synthetic runs (a month apart)")
 	clients := fs.Int("clients", 50, "concurrent clients")
@@ -63,7 +63,7 @@ func cmdBenchWeb(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		defer os.RemoveAll(dir)
 		*db = filepath.Join(dir, "web.db")
 	}
-	st, err := store.OpenSQLite(ctx, *db)
+	st, err := store.Open(ctx, *db)
 	if err != nil {
 		return err
 	}

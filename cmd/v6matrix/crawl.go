@@ -81,10 +81,10 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		defer plan.Close()
-	} else if _, err := os.Stat(*dbPath); err != nil {
+	} else if _, err := os.Stat(*dbPath); err != nil && !store.IsPostgres(*dbPath) {
 		return fmt.Errorf("--resume: database %s: no such database (give --db the file the interrupted crawl wrote)", *dbPath)
 	}
-	st, err := store.OpenSQLite(ctx, *dbPath)
+	st, err := store.Open(ctx, *dbPath)
 	if err != nil {
 		return err
 	}
@@ -118,7 +118,7 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if run.ID, err = st.CreateRun(ctx, run); err != nil {
 			return err
 		}
-		log.Info("run created", "run", run.ID, "list", o.List, "db", *dbPath)
+		log.Info("run created", "run", run.ID, "list", o.List, "db", store.Name(*dbPath))
 		if err := storeList(ctx, st, &run, o, log); err != nil {
 			return err
 		}

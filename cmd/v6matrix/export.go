@@ -14,7 +14,7 @@ import (
 
 func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("export", "[flags]", stdout)
-	dbPath := fs.String("db", "v6matrix.db", "SQLite database file")
+	dbPath := fs.String("db", "v6matrix.db", "database: a SQLite `file` or a postgres:// URL")
 	runArg := fs.String("run", "latest", "run `id` to export, or latest")
 	format := fs.String("format", "csv,jsonl", "formats, comma separated: csv (one file per record type), jsonl (domains.jsonl)")
 	out := fs.String("out", "out", "output `directory` (record files in it from an earlier export are replaced or removed)")
@@ -31,7 +31,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return usagef("--format %q: want csv, jsonl or csv,jsonl", *format)
 		}
 	}
-	st, err := store.OpenSQLiteReadOnly(ctx, *dbPath)
+	st, err := store.OpenReadOnly(ctx, *dbPath)
 	if err != nil {
 		return err
 	}
@@ -43,7 +43,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if run.State != store.RunDone {
 		if !*partial {
 			return fmt.Errorf("run %d is %s, not done: its records would be partial; finish it with v6matrix crawl --resume --run %d --db %s, or add --partial to export what it has so far",
-				run.ID, run.State, run.ID, *dbPath)
+				run.ID, run.State, run.ID, store.Name(*dbPath))
 		}
 		fmt.Fprintf(stderr, "v6matrix export: warning: run %d is %s, not done: these records are partial\n", run.ID, run.State)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/v6matrix/v6matrix/internal/dnssrv"
+	"github.com/v6matrix/v6matrix/internal/store/pgtest"
 )
 
 // The v6matrix binary, built once for the tests that run it as a child process.
@@ -35,7 +36,7 @@ var (
 var cleanups []func()
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := pgtest.Run(m)
 	for _, f := range slices.Backward(cleanups) {
 		f()
 	}

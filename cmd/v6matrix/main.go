@@ -34,7 +34,7 @@ var commands = map[string]command{
 	"lab":       {"build and run the lab: a small dual-stack Internet in network namespaces", cmdLab},
 	"crawl":     {"crawl a ranked domain list (or --resume an interrupted run)", cmdCrawl},
 	"export":    {"write a run's records as CSV files and JSON Lines", cmdExport},
-	"runs":      {"list the runs in a database with their counts", cmdRuns},
+	"runs":      {"list the runs in a database with their counts (runs copy: copy one to another database)", cmdRuns},
 	"demo":      {"bring the lab up, crawl it and export the records (needs root)", cmdDemo},
 	"infopage":  {"serve the crawler's info page and take opt-out requests (serve --info-only)", cmdInfoPage},
 	"serve":     {"serve the website and API of a database's runs", cmdServe},

@@ -156,7 +156,7 @@ func startCrawlIn(t *testing.T, dir string, args ...string) *child {
 
 // runProgress reads run 1's counts from the database while a crawl writes it (WAL mode
 // lets a reader in beside the writer).
-func runProgress(t *testing.T, st *store.SQLite) (done, total int) {
+func runProgress(t *testing.T, st store.Store) (done, total int) {
 	t.Helper()
 	c, err := st.Counts(context.Background(), 1)
 	if err != nil {
@@ -169,7 +169,7 @@ func runProgress(t *testing.T, st *store.SQLite) (done, total int) {
 // It fails the test if the crawl exits first or takes over a minute.
 func waitDone(t *testing.T, c *child, db string, atLeast int) {
 	t.Helper()
-	st, err := store.OpenSQLite(context.Background(), db)
+	st, err := store.Open(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func waitDone(t *testing.T, c *child, db string, atLeast int) {
 // runState opens the database (no crawl running) and returns run 1's state and counts.
 func runState(t *testing.T, db string) (store.RunState, int, int) {
 	t.Helper()
-	st, err := store.OpenSQLite(context.Background(), db)
+	st, err := store.Open(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func runState(t *testing.T, db string) (store.RunState, int, int) {
 // d<n>.com), with no crawl running.
 func doneDomains(t *testing.T, db string, n int) []bool {
 	t.Helper()
-	st, err := store.OpenSQLite(context.Background(), db)
+	st, err := store.Open(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +260,7 @@ func checkNotRepeated(t *testing.T, soa *soaCounter, done []bool, before []int32
 // the first crawl writes it (two processes must not migrate one file at once).
 func createDB(t *testing.T, path string) {
 	t.Helper()
-	st, err := store.OpenSQLite(context.Background(), path)
+	st, err := store.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +375,7 @@ func resumeAndCompare(t *testing.T, r *reference, db string, args []string, done
 	if got := listRuns(t, db)["1"]; got != r.row {
 		t.Errorf("resumed run in `runs`: %+v, want %+v as uninterrupted", got, r.row)
 	}
-	out := filepath.Join(filepath.Dir(db), "outB")
+	out := filepath.Join(t.TempDir(), "outB")
 	mustRun(t, "export", "--db", db, "--out", out)
 	sameFiles(t, r.out, out)
 }

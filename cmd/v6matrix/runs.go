@@ -4,23 +4,28 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"text/tabwriter"
 	"time"
 
 	"github.com/v6matrix/v6matrix/internal/result"
 	"github.com/v6matrix/v6matrix/internal/store"
+	"github.com/v6matrix/v6matrix/internal/summary"
 )
 
 func cmdRuns(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("runs", "[flags]", stdout)
-	dbPath := fs.String("db", "v6matrix.db", "SQLite database file")
+	if len(args) > 0 && args[0] == "copy" {
+		return cmdRunsCopy(ctx, args[1:], stdout, stderr)
+	}
+	fs := newFlagSet("runs", "[flags]\n       v6matrix runs copy --from DB --to DB [--run ID]", stdout)
+	dbPath := fs.String("db", "v6matrix.db", "database: a SQLite `file` or a postgres:// URL")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	st, err := store.OpenSQLiteReadOnly(ctx, *dbPath)
+	st, err := store.OpenReadOnly(ctx, *dbPath)
 	if err != nil {
 		return err
 	}
@@ -40,4 +45,52 @@ func cmdRuns(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			r.ListName, r.Vantage, c.Total, c.Done, c.ByStatus[result.StatusOK], c.Addresses)
 	}
 	return tw.Flush()
+}
+
+// cmdRunsCopy copies a run between databases (SQLite files or PostgreSQL URLs) and
+// summarises the copy.
+func cmdRunsCopy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("runs copy", "--from DB --to DB [--run ID]", stdout)
+	from := fs.String("from", "", "the `database` to copy from: a SQLite file or a postgres:// URL")
+	to := fs.String("to", "", "the `database` to copy to (created or migrated when needed)")
+	runArg := fs.String("run", "latest", "run `id` to copy, or latest")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return usagef("unexpected argument %q", fs.Arg(0))
+	case *from == "" || *to == "":
+		return usagef("runs copy needs --from and --to")
+	case *from == *to:
+		return usagef("--from and --to name the same database %s", store.Name(*from))
+	}
+	if !store.IsPostgres(*from) {
+		if _, err := os.Stat(*from); err != nil {
+			return fmt.Errorf("database %s: %w", *from, err)
+		}
+	}
+	src, err := store.Open(ctx, *from)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	run, err := pickRun(ctx, src, *runArg)
+	if err != nil {
+		return err
+	}
+	dst, err := store.Open(ctx, *to)
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	id, err := store.Copy(ctx, src, dst, run.ID)
+	if err != nil {
+		return err
+	}
+	if err := summary.Build(ctx, dst, id, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "run %d of %s copied to %s as run %d\n", run.ID, store.Name(*from), store.Name(*to), id)
+	return nil
 }

@@ -23,7 +23,7 @@ import (
 // cmdServe serves the website and the API from a store.
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", "[flags]", stdout)
-	db := fs.String("db", "v6matrix.db", "the database `file` to serve")
+	db := fs.String("db", "v6matrix.db", "the database to serve: a SQLite `file` or a postgres:// URL")
 	listen := fs.String("listen", "127.0.0.1:8080", "`address` to serve on")
 	every := fs.Duration("summary-interval", 10*time.Minute, "how often the summary of a run still being crawled is rebuilt (finished runs are summarised once)")
 	infoOnly := fs.Bool("info-only", false, "serve only the crawler's info page with the opt-out form (for port 80 of the crawl host)")
@@ -48,16 +48,16 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// Read-write, to keep the runs' summaries; a database this user may not write
 		// is served as it is (runs without a summary are then not shown).
 		var st store.Store
-		if _, err := os.Stat(*db); err != nil {
+		if _, err := os.Stat(*db); err != nil && !store.IsPostgres(*db) {
 			return fmt.Errorf("database %s: %w (crawl first, or name the database with --db)", *db, err)
 		}
-		rw, err := store.OpenSQLite(ctx, *db)
+		rw, err := store.Open(ctx, *db)
 		if err != nil {
-			ro, rerr := store.OpenSQLiteReadOnly(ctx, *db)
+			ro, rerr := store.OpenReadOnly(ctx, *db)
 			if rerr != nil {
 				return err
 			}
-			log.Warn("database opened read-only: runs without a summary are not shown", "db", *db, "err", err)
+			log.Warn("database opened read-only: runs without a summary are not shown", "db", store.Name(*db), "err", err)
 			st = ro
 		} else {
 			st = rw

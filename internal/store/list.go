@@ -28,16 +28,35 @@ func (s *SQLite) SaveList(ctx context.Context, run int64, r io.Reader) (string, 
 		return "", 0, fmt.Errorf("store the list: %w", err)
 	}
 	defer ins.Close()
+	sum, size, err := writeChunks(ctx, r, func(seq int, data []byte) error {
+		_, err := ins.ExecContext(ctx, run, seq, bytes.Clone(data))
+		return err
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE runs SET list_sha256 = ? WHERE id = ?`, sum, run); err != nil {
+		return "", 0, fmt.Errorf("store the list: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return "", 0, fmt.Errorf("store the list: %w", err)
+	}
+	return sum, size, nil
+}
+
+// writeChunks reads r to its end in chunks of listChunk bytes, calls insert for each,
+// and returns the SHA-256 and the size. Chunk 0 is written even for an empty list: its
+// presence says "stored".
+func writeChunks(ctx context.Context, r io.Reader, insert func(seq int, data []byte) error) (string, int64, error) {
 	h := sha256.New()
 	buf := make([]byte, listChunk)
 	var size int64
 	for seq := 0; ; seq++ {
 		n, rerr := io.ReadFull(r, buf)
 		if n > 0 || seq == 0 {
-			// Chunk 0 is written even for an empty list: its presence says "stored".
 			h.Write(buf[:n])
 			size += int64(n)
-			if _, err := ins.ExecContext(ctx, run, seq, bytes.Clone(buf[:n])); err != nil {
+			if err := insert(seq, buf[:n]); err != nil {
 				return "", 0, fmt.Errorf("store the list: %w", err)
 			}
 		}
@@ -51,14 +70,7 @@ func (s *SQLite) SaveList(ctx context.Context, run int64, r io.Reader) (string, 
 			return "", 0, err
 		}
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	if _, err := tx.ExecContext(ctx, `UPDATE runs SET list_sha256 = ? WHERE id = ?`, sum, run); err != nil {
-		return "", 0, fmt.Errorf("store the list: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return "", 0, fmt.Errorf("store the list: %w", err)
-	}
-	return sum, size, nil
+	return hex.EncodeToString(h.Sum(nil)), size, nil
 }
 
 // OpenList returns the run's stored list; ErrNotFound if it has none (a run stopped
@@ -71,32 +83,38 @@ func (s *SQLite) OpenList(ctx context.Context, run int64) (io.ReadCloser, error)
 	if n == 0 {
 		return nil, fmt.Errorf("the list of run %d: %w", run, ErrNotFound)
 	}
-	return &listReader{ctx: ctx, s: s, run: run}, nil
+	return &chunkReader{chunk: func(seq int) ([]byte, bool, error) {
+		var b []byte
+		err := s.db.QueryRowContext(ctx, `SELECT data FROM list_chunks WHERE run_id = ? AND seq = ?`, run, seq).Scan(&b)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("read the list of run %d: %w", run, err)
+		}
+		return b, true, nil
+	}}, nil
 }
 
-// listReader reads a stored list one chunk at a time, so memory stays bounded.
-type listReader struct {
-	ctx  context.Context
-	s    *SQLite
-	run  int64
-	seq  int
-	buf  []byte
-	done bool
+// chunkReader reads a stored list one chunk at a time, so memory stays bounded; chunk
+// returns a chunk by number, false after the last.
+type chunkReader struct {
+	chunk func(seq int) ([]byte, bool, error)
+	seq   int
+	buf   []byte
+	done  bool
 }
 
-func (r *listReader) Read(p []byte) (int, error) {
+func (r *chunkReader) Read(p []byte) (int, error) {
 	for len(r.buf) == 0 {
 		if r.done {
 			return 0, io.EOF
 		}
-		err := r.s.db.QueryRowContext(r.ctx, `SELECT data FROM list_chunks WHERE run_id = ? AND seq = ?`, r.run, r.seq).Scan(&r.buf)
-		if errors.Is(err, sql.ErrNoRows) {
-			r.done = true
-			continue
-		}
+		b, ok, err := r.chunk(r.seq)
 		if err != nil {
-			return 0, fmt.Errorf("read the list of run %d: %w", r.run, err)
+			return 0, err
 		}
+		r.buf, r.done = b, !ok
 		r.seq++
 	}
 	n := copy(p, r.buf)
@@ -104,4 +122,4 @@ func (r *listReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (r *listReader) Close() error { return nil }
+func (r *chunkReader) Close() error { return nil }

@@ -281,7 +281,7 @@ func (s *SQLite) UpdateRun(ctx context.Context, r Run) error {
 
 const runColumns = `id, started, finished, list_name, list_sha256, options, vantage, state, loaded, skipped, duplicates`
 
-func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
+func scanRun(sc rowScanner) (Run, error) {
 	var r Run
 	var started, finished, state string
 	err := sc.Scan(&r.ID, &started, &finished, &r.ListName, &r.ListSHA256, &r.Options, &r.Vantage, &state, &r.Loaded, &r.Skipped, &r.Duplicates)
@@ -314,15 +314,7 @@ func (s *SQLite) ListRuns(ctx context.Context) ([]Run, error) {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Run
-	for rows.Next() {
-		r, err := scanRun(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return collect(rows, scanRun)
 }
 
 // Counts summarises a run.
@@ -333,20 +325,7 @@ func (s *SQLite) Counts(ctx context.Context, run int64) (Counts, error) {
 		return c, err
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var done bool
-		var st string
-		var n int
-		if err := rows.Scan(&done, &st, &n); err != nil {
-			return c, err
-		}
-		c.Total += n
-		if done {
-			c.Done += n
-			c.ByStatus[result.Status(st)] += n
-		}
-	}
-	if err := rows.Err(); err != nil {
+	if err := readCounts(rows, &c); err != nil {
 		return c, err
 	}
 	err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM addresses WHERE run_id = ?`, run).Scan(&c.Addresses)

@@ -50,18 +50,7 @@ func (s *SQLite) SaveSummaries(ctx context.Context, run int64, ss []result.Domai
 	defer st.Close()
 	for i := range ss {
 		d := &ss[i]
-		args := []any{run, d.Name, d.TLD, d.Rank, string(d.Status)}
-		for _, r := range d.Roles {
-			args = append(args, string(r.IPv6))
-		}
-		for _, r := range d.Roles {
-			args = append(args, string(r.Reachable))
-		}
-		args = append(args, string(d.Broken))
-		for _, r := range d.Roles {
-			args = append(args, roleKey(r.IPv6, d.Rank))
-		}
-		if _, err := st.ExecContext(ctx, args...); err != nil {
+		if _, err := st.ExecContext(ctx, append([]any{run}, summaryArgs(d)...)...); err != nil {
 			return fmt.Errorf("save summary of %s: %w", d.Name, err)
 		}
 	}
@@ -173,15 +162,7 @@ func (s *SQLite) Aggregates(ctx context.Context, run int64, kind string) ([]resu
 		return nil, fmt.Errorf("read aggregates: %w", err)
 	}
 	defer rows.Close()
-	var out []result.Aggregate
-	for rows.Next() {
-		var g result.Aggregate
-		if err := scanJSON(rows, &g); err != nil {
-			return nil, err
-		}
-		out = append(out, g)
-	}
-	return out, rows.Err()
+	return collect(rows, jsonRow[result.Aggregate])
 }
 
 // Aggregate returns one aggregate.
@@ -202,25 +183,12 @@ func (s *SQLite) Trend(ctx context.Context, kind, key string) ([]TrendPoint, err
 		return nil, fmt.Errorf("read trend: %w", err)
 	}
 	defer rows.Close()
-	var out []TrendPoint
-	for rows.Next() {
-		var p TrendPoint
-		var started, data string
-		if err := rows.Scan(&p.Run, &started, &data); err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal([]byte(data), &p.Aggregate); err != nil {
-			return nil, fmt.Errorf("damaged aggregate of run %d: %w", p.Run, err)
-		}
-		p.Started = parseTime(started)
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return collect(rows, scanTrend)
 }
 
 const summaryColumns = `name, tld, rank, status, ns, mx, www, ntp, ns_reach, mx_reach, www_reach, ntp_reach, broken`
 
-func scanSummary(sc interface{ Scan(...any) error }, d *result.DomainSummary, extra ...any) error {
+func scanSummary(sc rowScanner, d *result.DomainSummary, extra ...any) error {
 	var status, broken string
 	var v, r [4]string
 	args := []any{&d.Name, &d.TLD, &d.Rank, &status, &v[0], &v[1], &v[2], &v[3], &r[0], &r[1], &r[2], &r[3], &broken}
@@ -268,15 +236,7 @@ func (s *SQLite) DomainSummaries(ctx context.Context, run int64, q SummaryQuery)
 		return nil, fmt.Errorf("read domains of %s: %w", q.TLD, err)
 	}
 	defer rows.Close()
-	var out []result.DomainSummary
-	for rows.Next() {
-		var d result.DomainSummary
-		if err := scanSummary(rows, &d); err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return collect(rows, scanDomainSummary)
 }
 
 // DomainSummary returns one domain's summary.
@@ -297,17 +257,7 @@ func (s *SQLite) History(ctx context.Context, name string) ([]HistoryPoint, erro
 		return nil, fmt.Errorf("read history of %s: %w", name, err)
 	}
 	defer rows.Close()
-	var out []HistoryPoint
-	for rows.Next() {
-		var p HistoryPoint
-		var started string
-		if err := scanSummary(rows, &p.DomainSummary, &p.Run, &started); err != nil {
-			return nil, err
-		}
-		p.Started = parseTime(started)
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return collect(rows, scanHistory)
 }
 
 // prefixEnd returns the smallest string greater than every string starting with p.
@@ -321,15 +271,7 @@ func (s *SQLite) SearchDomains(ctx context.Context, run int64, prefix string, li
 		return nil, fmt.Errorf("search domains: %w", err)
 	}
 	defer rows.Close()
-	var out []result.DomainSummary
-	for rows.Next() {
-		var d result.DomainSummary
-		if err := scanSummary(rows, &d); err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return collect(rows, scanDomainSummary)
 }
 
 // SearchHosts finds host names by prefix.
@@ -340,48 +282,40 @@ func (s *SQLite) SearchHosts(ctx context.Context, run int64, prefix string, limi
 		return nil, fmt.Errorf("search hosts: %w", err)
 	}
 	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
+	return collect(rows, scanString)
 }
 
-// Located returns a country's or an AS's addresses, the most used first.
+// Located returns a country's or an AS's addresses, the most used first (ties by
+// address, descending: the index order, written out so that both stores agree).
 func (s *SQLite) Located(ctx context.Context, run int64, kind, key string, limit, offset int) ([]result.AddressSummary, error) {
-	var rows *sql.Rows
-	var err error
-	switch kind {
-	case "country":
-		rows, err = s.query(ctx, `SELECT data FROM address_summary WHERE run_id = ? AND cc = ?
-			ORDER BY domains DESC LIMIT ? OFFSET ?`, run, key, limit, offset)
-	case "asn":
-		asn, perr := strconv.ParseUint(key, 10, 32)
-		if perr != nil {
-			return nil, fmt.Errorf("AS number %q: %w", key, ErrNotFound)
-		}
-		rows, err = s.query(ctx, `SELECT data FROM address_summary WHERE run_id = ? AND asn = ?
-			ORDER BY domains DESC LIMIT ? OFFSET ?`, run, asn, limit, offset)
-	default:
-		return nil, fmt.Errorf("unknown location kind %q", kind)
+	col, val, err := locatedBy(kind, key)
+	if err != nil {
+		return nil, err
 	}
+	// col is one of two fixed column names, never input.
+	rows, err := s.query(ctx, `SELECT data FROM address_summary WHERE run_id = ? AND `+col+` = ?
+		ORDER BY domains DESC, ip DESC LIMIT ? OFFSET ?`, run, val, limit, offset)
 	if err != nil {
 		return nil, fmt.Errorf("read addresses of %s %s: %w", kind, key, err)
 	}
 	defer rows.Close()
-	var out []result.AddressSummary
-	for rows.Next() {
-		var a result.AddressSummary
-		if err := scanJSON(rows, &a); err != nil {
-			return nil, err
+	return collect(rows, jsonRow[result.AddressSummary])
+}
+
+// locatedBy returns the address_summary column and value that select a country's or
+// an AS's addresses.
+func locatedBy(kind, key string) (string, any, error) {
+	switch kind {
+	case "country":
+		return "cc", key, nil
+	case "asn":
+		asn, err := strconv.ParseUint(key, 10, 32)
+		if err != nil {
+			return "", nil, fmt.Errorf("AS number %q: %w", key, ErrNotFound)
 		}
-		out = append(out, a)
+		return "asn", int64(asn), nil
 	}
-	return out, rows.Err()
+	return "", nil, fmt.Errorf("unknown location kind %q", kind)
 }
 
 // Diff returns the stored counts of a diff; false when it was not built.
@@ -403,15 +337,7 @@ func (s *SQLite) Changes(ctx context.Context, a, b int64, role result.Role, chan
 		return nil, fmt.Errorf("read changes: %w", err)
 	}
 	defer rows.Close()
-	var out []Change
-	for rows.Next() {
-		c := Change{Role: role, Change: change}
-		if err := rows.Scan(&c.Rank, &c.Name); err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return collect(rows, changeRow(role, change))
 }
 
 // Domain returns one domain with its hosts and addresses.
@@ -427,7 +353,7 @@ func (s *SQLite) Domain(ctx context.Context, run int64, name string) (Detail, er
 }
 
 // scanJSON reads one JSON column into v.
-func scanJSON(sc interface{ Scan(...any) error }, v any) error {
+func scanJSON(sc rowScanner, v any) error {
 	var data string
 	if err := sc.Scan(&data); err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"github.com/v6matrix/v6matrix/internal/geoip"
 	"github.com/v6matrix/v6matrix/internal/lab"
 	"github.com/v6matrix/v6matrix/internal/store"
+	"github.com/v6matrix/v6matrix/internal/store/pgtest"
 )
 
 // prefix names the namespaces of this test's lab (unlike the demo's and internal/lab's).
@@ -114,7 +115,8 @@ func (r *readySignal) String() string {
 }
 
 // crawlLab runs one crawl of the lab, as the demo does, under tcpdump, then exports it.
-func crawlLab(t *testing.T) *crawlRun {
+// db is the crawl's --db: empty for a SQLite file of the test, or a PostgreSQL URL.
+func crawlLab(t *testing.T, db string) *crawlRun {
 	t.Helper()
 	l := startLab(t)
 	dir := t.TempDir()
@@ -122,7 +124,9 @@ func crawlLab(t *testing.T) *crawlRun {
 	r := &crawlRun{lab: l, v: vantage{l}, records: filepath.Join(dir, "records"),
 		ca: filepath.Join(dir, "lab-ca.pem"), capture: filepath.Join(dir, "crawl.pcap")}
 	list := filepath.Join(dir, "lab-domains.csv")
-	db := filepath.Join(dir, "v6matrix.db")
+	if db == "" {
+		db = filepath.Join(dir, "v6matrix.db")
+	}
 	if err := os.WriteFile(list, l.Scenario().DomainList(), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +180,7 @@ func crawlLab(t *testing.T) *crawlRun {
 		t.Fatal("tcpdump did not stop")
 	}
 
-	st, err := store.OpenSQLite(ctx, db)
+	st, err := store.Open(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +199,7 @@ func crawlLab(t *testing.T) *crawlRun {
 // lab, compared with the scenario and with the standard tools from the same vantage.
 func TestLabCrawl(t *testing.T) {
 	needLab(t)
-	r := crawlLab(t)
+	r := crawlLab(t, "")
 	docs, err := readJSONL(r.records)
 	if err != nil {
 		t.Fatal(err)
@@ -218,3 +222,24 @@ func TestLabCrawl(t *testing.T) {
 	t.Run("ipv6type", func(t *testing.T) { checkIPv6Type(t, r) })
 	t.Run("geoip", func(t *testing.T) { checkGeoIP(t, r, docs) })
 }
+
+// TestLabCrawlPostgres crawls the lab into PostgreSQL, reached from the vantage's
+// network namespace through the test cluster's Unix socket (a filesystem socket crosses
+// network namespaces), and checks the records as TestLabCrawl does for what the store
+// could change: the DNS results, what was probed, address types and GeoIP. (The probe
+// results themselves do not pass through the store differently; TestLabCrawl compares
+// them with the tools.)
+func TestLabCrawlPostgres(t *testing.T) {
+	needLab(t)
+	r := crawlLab(t, pgtest.DSN(t))
+	docs, err := readJSONL(r.records)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("dns", func(t *testing.T) { checkDNS(t, r.lab.Scenario(), docs) })
+	t.Run("probed", func(t *testing.T) { checkProbed(t, docs) })
+	t.Run("ipv6type", func(t *testing.T) { checkIPv6Type(t, r) })
+	t.Run("geoip", func(t *testing.T) { checkGeoIP(t, r, docs) })
+}
+
+func TestMain(m *testing.M) { pgtest.Main(m) }

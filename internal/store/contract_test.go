@@ -1,0 +1,164 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/v6matrix/v6matrix/internal/store"
+	"github.com/v6matrix/v6matrix/internal/store/pgtest"
+	"github.com/v6matrix/v6matrix/internal/store/storetest"
+	"github.com/v6matrix/v6matrix/internal/summary"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func openSQLite(t testing.TB) store.Store {
+	s, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "contract.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func openPostgres(t testing.TB) store.Store {
+	s, err := store.Open(context.Background(), pgtest.DSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestSQLiteContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openSQLite(t) })
+}
+
+func TestPostgresContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openPostgres(t) })
+}
+
+// TestStoresAgree fills both stores alike and requires the same answers and exports.
+func TestStoresAgree(t *testing.T) { storetest.Compare(t, openSQLite(t), openPostgres(t)) }
+
+// TestPostgresOpen: processes opening a fresh database at once migrate it once (the
+// advisory lock), and opening it again applies nothing.
+func TestPostgresOpen(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			s, err := store.OpenPostgres(ctx, dsn)
+			if err == nil {
+				s.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("open %d: %v", i, err)
+		}
+	}
+	s, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.GetRun(ctx, 7); err == nil || !strings.Contains(err.Error(), "run 7 in postgres:///") {
+		t.Errorf("GetRun(7) = %v, want an error naming the database", err)
+	}
+}
+
+func TestPostgresErrors(t *testing.T) {
+	ctx := context.Background()
+	future := pgtest.DSN(t)
+	s, err := store.OpenPostgres(ctx, future)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	conn, err := pgx.Connect(ctx, future)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, `UPDATE schema_version SET version = 99`)
+	conn.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ name, dsn, want, secret string }{
+		{"newer schema", future, "database " + future + ": schema version 99 is newer than this v6matrix knows (", "s3cret"},
+		{"no server", "postgres://v6:s3cret@/nodb?host=/nonexistent-dir&connect_timeout=2", "database postgres://v6@/nodb?", "s3cret"},
+		{"bad port", "postgres://v6:s3cret@localhost:99999/db", "database postgres://v6@localhost:99999/db:", "s3cret"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := store.Open(ctx, tt.dsn)
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) || strings.Contains(err.Error(), tt.secret) {
+				t.Errorf("error %v, want prefix %q and no password", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestCopy copies a summarised run from SQLite to PostgreSQL and back: the copies
+// export byte-identically and summarise to the same aggregates.
+func TestCopy(t *testing.T) {
+	ctx := context.Background()
+	src, pg, back := openSQLite(t), openPostgres(t), openSQLite(t)
+	a, _ := storetest.FillSynthetic(t, src)
+	list := []byte("1,d0000001.com\n2,d0000002.net\n")
+	if _, _, err := src.SaveList(ctx, a, bytes.NewReader(list)); err != nil {
+		t.Fatal(err)
+	}
+	for _, run := range []int64{a} {
+		for _, hop := range [][2]store.Store{{src, pg}, {pg, back}} {
+			id, err := store.Copy(ctx, hop[0], hop[1], run)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id != run {
+				t.Fatalf("copy of run %d is run %d in an empty store", run, id)
+			}
+			if err := summary.Build(ctx, hop[1], id, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		storetest.Same(t, src, pg, run)
+		storetest.Same(t, src, back, run)
+		for _, s := range []store.Store{pg, back} {
+			rc, err := s.OpenList(ctx, run)
+			if err != nil {
+				t.Fatalf("the copy's list: %v", err)
+			}
+			got, _ := io.ReadAll(rc)
+			rc.Close()
+			if !bytes.Equal(got, list) {
+				t.Errorf("the copy's list is %q, want %q", got, list)
+			}
+		}
+		for _, s := range []store.Store{pg, back} {
+			want, _ := src.Aggregates(ctx, run, "tld")
+			got, err := s.Aggregates(ctx, run, "tld")
+			if err != nil || !cmp.Equal(want, got) {
+				t.Errorf("aggregates of the copy of run %d: %v\n%s", run, err, cmp.Diff(want, got))
+			}
+		}
+	}
+	if _, err := store.Copy(ctx, src, pg, 99); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("copy of a missing run = %v, want ErrNotFound", err)
+	}
+}

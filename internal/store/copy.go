@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"reflect"
+
+	"github.com/v6matrix/v6matrix/internal/domains"
+	"github.com/v6matrix/v6matrix/internal/result"
+)
+
+// copyBatch is how many domains Copy writes per transaction.
+const copyBatch = 1000
+
+// Copy copies run from one store to another through the Store interface, so any two
+// implementations can exchange runs: the run row, its domains (finished or not), the
+// hosts and addresses they reference, every measurement of a kind this version knows,
+// the domains' name server checks, and the stored list. It returns the run's id in the target (the next free one there). The copy is
+// not summarised: summary.Build it in the target.
+func Copy(ctx context.Context, from, to Store, run int64) (int64, error) {
+	r, err := from.GetRun(ctx, run)
+	if err != nil {
+		return 0, err
+	}
+	id, err := to.CreateRun(ctx, r)
+	if err != nil {
+		return 0, err
+	}
+	if err := copyList(ctx, from, to, run, id); err != nil {
+		return 0, fmt.Errorf("copy run %d: %w", run, err)
+	}
+	c := copier{to: to, run: id, hosts: map[string]bool{}, addrs: map[netip.Addr]bool{}}
+	err = from.Details(ctx, run, func(d Detail) error {
+		c.add(&d)
+		if len(c.entries) >= copyBatch {
+			return c.flush(ctx)
+		}
+		return nil
+	})
+	if err == nil {
+		err = c.flush(ctx)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("copy run %d: %w", run, err)
+	}
+	r.ID = id
+	return id, to.UpdateRun(ctx, r)
+}
+
+// copyList copies the run's stored list, when it has one.
+func copyList(ctx context.Context, from, to Store, run, id int64) error {
+	l, err := from.OpenList(ctx, run)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	_, _, err = to.SaveList(ctx, id, l)
+	return err
+}
+
+// copier collects a batch of a copied run.
+type copier struct {
+	to      Store
+	run     int64
+	entries []domains.Entry
+	batch   Batch
+	ms      []Measurement
+	hosts   map[string]bool     // already copied
+	addrs   map[netip.Addr]bool // already copied
+}
+
+func (c *copier) add(d *Detail) {
+	c.entries = append(c.entries, domains.Entry{Rank: d.Rank, Name: d.Name, TLD: d.TLD, Suffix: d.Suffix})
+	if d.Status == "" {
+		return // listed, not measured yet
+	}
+	c.batch.Domains = append(c.batch.Domains, d.Domain)
+	for ip, chk := range d.NSChecks {
+		c.ms = append(c.ms, Measurement{IP: ip, Kind: result.KindDNS53, Value: chk, Domain: d.Name})
+	}
+	for _, ref := range d.Hosts {
+		h, ok := d.HostsByName[ref.Name]
+		if !ok || c.hosts[h.Name] {
+			continue
+		}
+		c.hosts[h.Name] = true
+		c.batch.Hosts = append(c.batch.Hosts, h)
+		for _, ip := range append(h.V4[:len(h.V4):len(h.V4)], h.V6...) {
+			a, ok := d.Addrs[ip]
+			if !ok || c.addrs[ip] {
+				continue
+			}
+			c.addrs[ip] = true
+			c.batch.Addresses = append(c.batch.Addresses, result.Address{IP: a.IP, Class: a.Class})
+			for _, k := range result.Kinds {
+				if v := reflect.ValueOf(a.Measurement(k)).Elem(); !v.IsZero() {
+					c.ms = append(c.ms, Measurement{IP: ip, Kind: k, Value: v.Interface()})
+				}
+			}
+		}
+	}
+}
+
+func (c *copier) flush(ctx context.Context) error {
+	if len(c.entries) == 0 {
+		return nil
+	}
+	if _, err := c.to.AddDomains(ctx, c.run, c.entries); err != nil {
+		return err
+	}
+	if err := c.to.Save(ctx, c.run, c.batch); err != nil {
+		return err
+	}
+	if err := c.to.SaveMeasurements(ctx, c.run, c.ms); err != nil {
+		return err
+	}
+	c.entries, c.batch, c.ms = c.entries[:0], Batch{}, c.ms[:0]
+	return nil
+}

@@ -1,0 +1,106 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+
+	"github.com/v6matrix/v6matrix/internal/result"
+)
+
+// queryFunc runs a read query on one store and returns the result set and its close.
+type queryFunc func(ctx context.Context, sql string, args ...any) (rowIter, func(), error)
+
+// detailQueries are a store's dialect of the queries readDetails makes: the domains that
+// a condition selects (run first, then the condition's arguments), then the hosts, the
+// addresses and the measurements of a list of names (run, list).
+type detailQueries struct {
+	domains, hosts, addresses, measurements string
+	// nsChecks selects the SOA checks of a list of domains (run, list).
+	nsChecks string
+	// list turns names into the query parameter that holds them.
+	list func([]string) any
+}
+
+// readDetails reads the domains a condition selects (cond is fixed SQL text of the
+// store's package, never input), with their hosts, addresses and measurements.
+func readDetails(ctx context.Context, q queryFunc, dq *detailQueries, run int64, cond string, args ...any) ([]Detail, error) {
+	rows, done, err := q(ctx, dq.domains+cond, append([]any{run}, args...)...)
+	if err != nil {
+		return nil, fmt.Errorf("read domains: %w", err)
+	}
+	page, names, err := readDomains(rows)
+	done()
+	if err != nil {
+		return nil, err
+	}
+	var hosts map[string]result.Host
+	var ips []string
+	var addrs map[netip.Addr]result.Address
+	err = readList(ctx, q, dq.hosts, run, dq.list(names), "hosts", func(rs rowIter) (err error) {
+		hosts, ips, err = readHosts(rs)
+		return err
+	})
+	if err == nil {
+		err = readList(ctx, q, dq.addresses, run, dq.list(ips), "addresses", func(rs rowIter) (err error) {
+			addrs, err = readAddresses(rs)
+			return err
+		})
+	}
+	if err == nil {
+		err = readList(ctx, q, dq.measurements, run, dq.list(ips), "measurements", func(rs rowIter) error {
+			return readMeasurements(rs, addrs)
+		})
+	}
+	if err == nil {
+		domainNames := make([]string, len(page))
+		for i, d := range page {
+			domainNames[i] = d.Name
+		}
+		err = readList(ctx, q, dq.nsChecks, run, dq.list(domainNames), "name server checks", func(rs rowIter) error {
+			return readNSChecks(rs, page)
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	for i := range page {
+		page[i].HostsByName, page[i].Addrs = hosts, addrs
+	}
+	return page, nil
+}
+
+// readList runs one query of a list and reads its rows with read.
+func readList(ctx context.Context, q queryFunc, sql string, run int64, list any, what string, read func(rowIter) error) error {
+	rows, done, err := q(ctx, sql, run, list)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", what, err)
+	}
+	defer done()
+	return read(rows)
+}
+
+// detailPage is how many domains Details reads at a time.
+const detailPage = 500
+
+// eachDetail calls fn for every domain that pages of detailPage domains (in (rank, name)
+// order, after a cursor) give. Memory stays bounded by the page size.
+func eachDetail(fn func(Detail) error, page func(after Cursor) ([]Detail, error)) error {
+	after := Cursor{Rank: -1}
+	for {
+		ds, err := page(after)
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			if err := fn(d); err != nil {
+				return err
+			}
+		}
+		if len(ds) < detailPage {
+			return nil
+		}
+		last := ds[len(ds)-1]
+		after = Cursor{Rank: last.Rank, Name: last.Name}
+	}
+}

@@ -1,0 +1,201 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/v6matrix/v6matrix/internal/result"
+)
+
+// Pending returns unfinished domains after the cursor.
+func (s *Postgres) Pending(ctx context.Context, run int64, after Cursor, limit int) ([]result.Domain, error) {
+	rows, err := s.pool.Query(ctx, `SELECT name, rank, tld, suffix FROM domains
+		WHERE run_id = $1 AND (rank, name) > ($2, $3) AND NOT done
+		ORDER BY rank, name LIMIT $4`, run, after.Rank, after.Name, limit)
+	if err != nil {
+		return nil, fmt.Errorf("pending domains: %w", err)
+	}
+	defer rows.Close()
+	return collect(rows, scanPending)
+}
+
+// Save writes a batch in one transaction: one statement per table, the rows as arrays.
+func (s *Postgres) Save(ctx context.Context, run int64, b Batch) error {
+	var doms, hosts, addrs [][]any
+	for _, d := range lastOf(b.Domains, func(d *result.Domain) string { return d.Name }) {
+		doms = append(doms, append([]any{d.Name}, domainDoneArgs(d)...))
+	}
+	for _, h := range lastOf(b.Hosts, func(h *result.Host) string { return h.Name }) {
+		hosts = append(hosts, hostArgs(h))
+	}
+	for i := range b.Addresses {
+		addrs = append(addrs, addressArgs(&b.Addresses[i])) // DO NOTHING: the first one stays
+	}
+	return s.inTx(ctx, "save", func(tx pgx.Tx) error {
+		var q batch
+		if len(doms) > 0 {
+			q.add(fmt.Sprintf("save %d domains", len(doms)), `UPDATE domains d SET done = true, status = u.status, error = u.error,
+				null_mx = u.null_mx, soa_mname = u.soa_mname, soa_rname = u.soa_rname, soa_serial = u.soa_serial,
+				soa_refresh = u.soa_refresh, soa_retry = u.soa_retry, soa_expire = u.soa_expire, soa_minimum = u.soa_minimum,
+				soa_primary = u.soa_primary, soa_inhouse = u.soa_inhouse, soa_total = u.soa_total, hosts = u.hosts,
+				ns_source = u.ns_source, delegation = u.delegation
+				FROM unnest($2::text[], $3::text[], $4::text[], $5::bool[], $6::text[], $7::text[], $8::bigint[], $9::bigint[],
+					$10::bigint[], $11::bigint[], $12::bigint[], $13::text[], $14::bool[], $15::bigint[], $16::text[],
+					$17::text[], $18::text[])
+				AS u(name, status, error, null_mx, soa_mname, soa_rname, soa_serial, soa_refresh, soa_retry, soa_expire,
+					soa_minimum, soa_primary, soa_inhouse, soa_total, hosts, ns_source, delegation)
+				WHERE d.run_id = $1 AND d.name = u.name`, append([]any{run}, columns(doms)...)...)
+		}
+		if len(hosts) > 0 {
+			q.add(fmt.Sprintf("save %d hosts", len(hosts)), `INSERT INTO hosts (run_id, name, status, cname, v4, v6, a_status, aaaa_status)
+				SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+				ON CONFLICT (run_id, name) DO UPDATE SET status = excluded.status, cname = excluded.cname, v4 = excluded.v4,
+				v6 = excluded.v6, a_status = excluded.a_status, aaaa_status = excluded.aaaa_status`,
+				append([]any{run}, columns(hosts)...)...)
+		}
+		if len(addrs) > 0 {
+			q.add(fmt.Sprintf("save %d addresses", len(addrs)), `INSERT INTO addresses (run_id, ip, family, valid, class, prefixid, iid)
+				SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bool[], $5::text[], $6::text[], $7::text[])
+				ON CONFLICT (run_id, ip) DO NOTHING`, append([]any{run}, columns(addrs)...)...)
+		}
+		return q.run(ctx, tx)
+	})
+}
+
+// lastOf returns pointers to the last element of each key, in the order the keys first
+// appear: what a sequence of upserts leaves, for one statement that may not touch a
+// row twice.
+func lastOf[T any](xs []T, key func(*T) string) []*T {
+	at := map[string]int{}
+	var out []*T
+	for i := range xs {
+		k := key(&xs[i])
+		if j, ok := at[k]; ok {
+			out[j] = &xs[i]
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, &xs[i])
+	}
+	return out
+}
+
+// columns turns rows of values into one array per column, the parameters of unnest.
+func columns(rows [][]any) []any {
+	if len(rows) == 0 {
+		return nil
+	}
+	cols := make([]any, len(rows[0]))
+	for j := range cols {
+		col := make([]any, len(rows))
+		for i, r := range rows {
+			col[i] = r[j]
+		}
+		cols[j] = col
+	}
+	return cols
+}
+
+// SaveMeasurements writes measurements in one transaction, the rows as arrays; a kind
+// measured again replaces the earlier value.
+func (s *Postgres) SaveMeasurements(ctx context.Context, run int64, ms []Measurement) error {
+	var rows, checks [][]any
+	for _, m := range lastOf(ms, func(m *Measurement) string { return m.Domain + " " + m.IP.String() + " " + m.Kind }) {
+		js, err := json.Marshal(m.Value)
+		if err != nil {
+			return fmt.Errorf("save %s of %s: %w", m.Kind, m.IP, err)
+		}
+		if m.Domain != "" {
+			checks = append(checks, []any{m.Domain, m.IP.String(), string(js)})
+		} else {
+			rows = append(rows, []any{m.IP.String(), m.Kind, string(js)})
+		}
+	}
+	return s.inTx(ctx, "save measurements", func(tx pgx.Tx) error {
+		var q batch
+		if len(rows) > 0 {
+			q.add(fmt.Sprintf("save %d measurements", len(rows)), `INSERT INTO measurements (run_id, ip, kind, data)
+				SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])
+				ON CONFLICT (run_id, ip, kind) DO UPDATE SET data = excluded.data`, append([]any{run}, columns(rows)...)...)
+		}
+		if len(checks) > 0 {
+			q.add(fmt.Sprintf("save %d name server checks", len(checks)), `INSERT INTO ns_checks (run_id, domain, ip, data)
+				SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])
+				ON CONFLICT (run_id, domain, ip) DO UPDATE SET data = excluded.data`, append([]any{run}, columns(checks)...)...)
+		}
+		return q.run(ctx, tx)
+	})
+}
+
+// Measured returns, per address, the kinds already measured in the run.
+func (s *Postgres) Measured(ctx context.Context, run int64) (map[netip.Addr]map[string]bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT ip, kind FROM measurements WHERE run_id = $1`, run)
+	if err != nil {
+		return nil, fmt.Errorf("read measurements: %w", err)
+	}
+	defer rows.Close()
+	return readMeasured(rows)
+}
+
+// NSChecked returns, per domain, the name server addresses whose SOA check the run
+// already has.
+func (s *Postgres) NSChecked(ctx context.Context, run int64) (map[string]map[netip.Addr]bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT domain, ip FROM ns_checks WHERE run_id = $1`, run)
+	if err != nil {
+		return nil, fmt.Errorf("read name server checks: %w", err)
+	}
+	defer rows.Close()
+	return readNSChecked(rows)
+}
+
+// MeasuredKinds returns the kinds that have at least one measurement in the run (dns53
+// when a name server check was saved).
+func (s *Postgres) MeasuredKinds(ctx context.Context, run int64) (map[string]bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT kind FROM measurements WHERE run_id = $1
+		UNION SELECT 'dns53' FROM ns_checks WHERE run_id = $1`, run)
+	if err != nil {
+		return nil, fmt.Errorf("read measurement kinds: %w", err)
+	}
+	defer rows.Close()
+	return readKinds(rows)
+}
+
+// Details calls fn for every domain of the run, in (rank, name) order, a page at a time.
+func (s *Postgres) Details(ctx context.Context, run int64, fn func(Detail) error) error {
+	return eachDetail(fn, func(after Cursor) ([]Detail, error) {
+		return s.details(ctx, run, `(rank, name) > ($2, $3) ORDER BY rank, name LIMIT $4`, after.Rank, after.Name, detailPage)
+	})
+}
+
+// details reads the domains that the condition (a fixed SQL text with $2... for the
+// arguments, never input) selects, with their hosts and addresses.
+func (s *Postgres) details(ctx context.Context, run int64, cond string, args ...any) ([]Detail, error) {
+	q := func(ctx context.Context, sql string, args ...any) (rowIter, func(), error) {
+		rows, err := s.pool.Query(ctx, sql, args...)
+		if err != nil {
+			return nil, nil, err
+		}
+		return rows, rows.Close, nil
+	}
+	return readDetails(ctx, q, &postgresDetails, run, cond, args...)
+}
+
+// postgresDetails are the queries of details. A list is a text array joined as a
+// relation (unnest), so each name is an index lookup; "= ANY" made PostgreSQL filter
+// every row of the run through the whole list.
+var postgresDetails = detailQueries{
+	domains: `SELECT ` + domainColumns + ` FROM domains WHERE run_id = $1 AND `,
+	hosts: `SELECT h.name, h.status, h.cname, h.v4, h.v6, h.a_status, h.aaaa_status FROM unnest($2::text[]) AS u(name)
+		JOIN hosts h ON h.run_id = $1 AND h.name = u.name`,
+	addresses: `SELECT a.ip, a.valid, a.class, a.prefixid, a.iid FROM unnest($2::text[]) AS u(ip)
+		JOIN addresses a ON a.run_id = $1 AND a.ip = u.ip`,
+	measurements: `SELECT m.ip, m.kind, m.data FROM unnest($2::text[]) AS u(ip)
+		JOIN measurements m ON m.run_id = $1 AND m.ip = u.ip`,
+	nsChecks: `SELECT c.domain, c.ip, c.data FROM unnest($2::text[]) AS u(domain)
+		JOIN ns_checks c ON c.run_id = $1 AND c.domain = u.domain`,
+	list: func(names []string) any { return names },
+}

@@ -1,0 +1,302 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/v6matrix/v6matrix/internal/result"
+)
+
+// ClearSummary removes a run's summary rows.
+func (s *Postgres) ClearSummary(ctx context.Context, run int64) error {
+	return s.inTx(ctx, fmt.Sprintf("clear summary of run %d", run), func(tx pgx.Tx) error {
+		var q batch
+		for _, sql := range []string{
+			`DELETE FROM summaries WHERE run_id = $1`,
+			`DELETE FROM domain_summary WHERE run_id = $1`,
+			`DELETE FROM aggregates WHERE run_id = $1`,
+			`DELETE FROM address_summary WHERE run_id = $1`,
+			`DELETE FROM run_diffs WHERE run_a = $1 OR run_b = $1`,
+			`DELETE FROM domain_changes WHERE run_a = $1 OR run_b = $1`,
+		} {
+			q.add(fmt.Sprintf("clear summary of run %d", run), sql, run)
+		}
+		return q.run(ctx, tx)
+	})
+}
+
+// SaveSummaries writes domain summaries in one statement, the rows as arrays.
+func (s *Postgres) SaveSummaries(ctx context.Context, run int64, ss []result.DomainSummary) error {
+	var rows [][]any
+	for _, d := range lastOf(ss, func(d *result.DomainSummary) string { return d.Name }) {
+		rows = append(rows, summaryArgs(d))
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO domain_summary (run_id, name, tld, rank, status,
+		ns, mx, www, ntp, ns_reach, mx_reach, www_reach, ntp_reach, broken, k_ns, k_mx, k_www, k_ntp)
+		SELECT $1, * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+			$10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[])
+		ON CONFLICT (run_id, name) DO UPDATE SET tld = excluded.tld, rank = excluded.rank, status = excluded.status,
+		ns = excluded.ns, mx = excluded.mx, www = excluded.www, ntp = excluded.ntp,
+		ns_reach = excluded.ns_reach, mx_reach = excluded.mx_reach, www_reach = excluded.www_reach, ntp_reach = excluded.ntp_reach,
+		broken = excluded.broken, k_ns = excluded.k_ns, k_mx = excluded.k_mx, k_www = excluded.k_www, k_ntp = excluded.k_ntp`,
+		append([]any{run}, columns(rows)...)...)
+	if err != nil {
+		return fmt.Errorf("save %d summaries: %w", len(rows), err)
+	}
+	return nil
+}
+
+// SaveAggregates writes the aggregates and located addresses and marks the run summarised.
+func (s *Postgres) SaveAggregates(ctx context.Context, run int64, gs []result.Aggregate, as []result.AddressSummary) error {
+	var aggs, addrs [][]any
+	for _, g := range lastOf(gs, func(g *result.Aggregate) string { return g.Kind + " " + g.Key }) {
+		js, _ := json.Marshal(g)
+		aggs = append(aggs, []any{g.Kind, g.Key, string(js)})
+	}
+	for _, a := range lastOf(as, func(a *result.AddressSummary) string { return a.IP }) {
+		js, _ := json.Marshal(a)
+		addrs = append(addrs, []any{a.IP, a.Family, a.CountryCode, int64(a.ASN), a.Domains, string(js)})
+	}
+	return s.inTx(ctx, "save aggregates", func(tx pgx.Tx) error {
+		var q batch
+		if len(aggs) > 0 {
+			q.add(fmt.Sprintf("save %d aggregates", len(aggs)), `INSERT INTO aggregates (run_id, kind, key, data)
+				SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])
+				ON CONFLICT (run_id, kind, key) DO UPDATE SET data = excluded.data`, append([]any{run}, columns(aggs)...)...)
+		}
+		if len(addrs) > 0 {
+			q.add(fmt.Sprintf("save %d address summaries", len(addrs)), `INSERT INTO address_summary (run_id, ip, family, cc, asn, domains, data)
+				SELECT $1, * FROM unnest($2::text[], $3::int[], $4::text[], $5::bigint[], $6::bigint[], $7::text[])
+				ON CONFLICT (run_id, ip) DO UPDATE SET family = excluded.family, cc = excluded.cc, asn = excluded.asn,
+				domains = excluded.domains, data = excluded.data`, append([]any{run}, columns(addrs)...)...)
+		}
+		q.add("mark summarised", `INSERT INTO summaries (run_id, built) VALUES ($1, $2)
+			ON CONFLICT (run_id) DO UPDATE SET built = excluded.built`, run, formatTime(time.Now()))
+		return q.run(ctx, tx)
+	})
+}
+
+// BuildDiff records, per role, the domains of both runs whose IPv6 went from a measured
+// "no" to "yes" (gained) or back (lost), and the counts.
+func (s *Postgres) BuildDiff(ctx context.Context, a, b int64) error {
+	what := fmt.Sprintf("diff runs %d and %d", a, b)
+	return s.inTx(ctx, what, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM domain_changes WHERE run_a = $1 AND run_b = $2`, a, b); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		c := DiffCounts{A: a, B: b}
+		for i, role := range result.Roles {
+			col := roleColumn[role]
+			for _, ch := range []struct{ name, from, to string }{{"gained", "no", "yes"}, {"lost", "yes", "no"}} {
+				// col is one of four fixed column names, never input.
+				tag, err := tx.Exec(ctx, `INSERT INTO domain_changes (run_a, run_b, role, change, rank, name)
+					SELECT $1::bigint, $2::bigint, $3::text, $4::text, y.rank, y.name FROM domain_summary x
+					JOIN domain_summary y ON y.run_id = $2 AND y.name = x.name
+					WHERE x.run_id = $1 AND x.`+col+` = $5 AND y.`+col+` = $6`, a, b, string(role), ch.name, ch.from, ch.to)
+				if err != nil {
+					return fmt.Errorf("%s: %w", what, err)
+				}
+				if ch.name == "gained" {
+					c.Gained[i] = int(tag.RowsAffected())
+				} else {
+					c.Lost[i] = int(tag.RowsAffected())
+				}
+			}
+		}
+		var na, nb int
+		err := tx.QueryRow(ctx, `SELECT
+			(SELECT count(*) FROM domain_summary WHERE run_id = $1),
+			(SELECT count(*) FROM domain_summary WHERE run_id = $2),
+			(SELECT count(*) FROM domain_summary x JOIN domain_summary y ON y.run_id = $2 AND y.name = x.name WHERE x.run_id = $1)`,
+			a, b).Scan(&na, &nb, &c.Common)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		c.OnlyA, c.OnlyB = na-c.Common, nb-c.Common
+		js, _ := json.Marshal(c)
+		if _, err := tx.Exec(ctx, `INSERT INTO run_diffs (run_a, run_b, data) VALUES ($1, $2, $3)
+			ON CONFLICT (run_a, run_b) DO UPDATE SET data = excluded.data`, a, b, string(js)); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	})
+}
+
+// Summarised returns when the run's summary was built.
+func (s *Postgres) Summarised(ctx context.Context, run int64) (time.Time, error) {
+	var built string
+	err := s.pool.QueryRow(ctx, `SELECT built FROM summaries WHERE run_id = $1`, run).Scan(&built)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	return parseTime(built), err
+}
+
+// Aggregates returns the aggregates of a kind, by key.
+func (s *Postgres) Aggregates(ctx context.Context, run int64, kind string) ([]result.Aggregate, error) {
+	rows, err := s.pool.Query(ctx, `SELECT data FROM aggregates WHERE run_id = $1 AND kind = $2 ORDER BY key`, run, kind)
+	if err != nil {
+		return nil, fmt.Errorf("read aggregates: %w", err)
+	}
+	defer rows.Close()
+	return collect(rows, jsonRow[result.Aggregate])
+}
+
+// Aggregate returns one aggregate.
+func (s *Postgres) Aggregate(ctx context.Context, run int64, kind, key string) (result.Aggregate, error) {
+	var g result.Aggregate
+	err := scanJSON(s.pool.QueryRow(ctx, `SELECT data FROM aggregates WHERE run_id = $1 AND kind = $2 AND key = $3`, run, kind, key), &g)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return g, fmt.Errorf("%s %q of run %d: %w", kind, key, run, ErrNotFound)
+	}
+	return g, err
+}
+
+// Trend returns an aggregate across the summarised runs.
+func (s *Postgres) Trend(ctx context.Context, kind, key string) ([]TrendPoint, error) {
+	rows, err := s.pool.Query(ctx, `SELECT a.run_id, r.started, a.data FROM aggregates a JOIN runs r ON r.id = a.run_id
+		WHERE a.kind = $1 AND a.key = $2 AND r.state = 'done' ORDER BY a.run_id`, kind, key)
+	if err != nil {
+		return nil, fmt.Errorf("read trend: %w", err)
+	}
+	defer rows.Close()
+	return collect(rows, scanTrend)
+}
+
+// DomainSummaries returns a page of a TLD's domains: an index range in every order.
+func (s *Postgres) DomainSummaries(ctx context.Context, run int64, q SummaryQuery) ([]result.DomainSummary, error) {
+	col, ok := sortColumn[q.Sort]
+	if !ok {
+		return nil, fmt.Errorf("unknown order %q", q.Sort)
+	}
+	cmp, dir := ">", "ASC"
+	if q.Desc {
+		cmp, dir = "<", "DESC"
+	}
+	// Every piece of the SQL text below is fixed; the values are parameters.
+	where := `run_id = $1 AND tld = $2`
+	args := []any{run, q.TLD}
+	if q.After != nil {
+		if q.Sort == SortName {
+			where += ` AND name ` + cmp + ` $3`
+			args = append(args, q.After.Name)
+		} else {
+			where += ` AND (` + col + `, name) ` + cmp + ` ($3, $4)`
+			args = append(args, q.After.Key, q.After.Name)
+		}
+	}
+	order := col + ` ` + dir + `, name ` + dir
+	if q.Sort == SortName {
+		order = `name ` + dir
+	}
+	args = append(args, q.Limit)
+	rows, err := s.pool.Query(ctx, `SELECT `+summaryColumns+` FROM domain_summary WHERE `+where+
+		` ORDER BY `+order+` LIMIT $`+strconv.Itoa(len(args)), args...)
+	if err != nil {
+		return nil, fmt.Errorf("read domains of %s: %w", q.TLD, err)
+	}
+	defer rows.Close()
+	return collect(rows, scanDomainSummary)
+}
+
+// DomainSummary returns one domain's summary.
+func (s *Postgres) DomainSummary(ctx context.Context, run int64, name string) (result.DomainSummary, error) {
+	var d result.DomainSummary
+	err := scanSummary(s.pool.QueryRow(ctx, `SELECT `+summaryColumns+` FROM domain_summary WHERE run_id = $1 AND name = $2`, run, name), &d)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return d, fmt.Errorf("domain %s in run %d: %w", name, run, ErrNotFound)
+	}
+	return d, err
+}
+
+// History returns a domain's summary across runs.
+func (s *Postgres) History(ctx context.Context, name string) ([]HistoryPoint, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+summaryColumns+`, d.run_id, r.started FROM domain_summary d
+		JOIN runs r ON r.id = d.run_id WHERE d.name = $1 ORDER BY d.run_id`, name)
+	if err != nil {
+		return nil, fmt.Errorf("read history of %s: %w", name, err)
+	}
+	defer rows.Close()
+	return collect(rows, scanHistory)
+}
+
+// SearchDomains finds domains by name prefix (an index range).
+func (s *Postgres) SearchDomains(ctx context.Context, run int64, prefix string, limit int) ([]result.DomainSummary, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+summaryColumns+` FROM domain_summary
+		WHERE run_id = $1 AND name >= $2 AND name < $3 ORDER BY name LIMIT $4`, run, prefix, prefixEnd(prefix), limit)
+	if err != nil {
+		return nil, fmt.Errorf("search domains: %w", err)
+	}
+	defer rows.Close()
+	return collect(rows, scanDomainSummary)
+}
+
+// SearchHosts finds host names by prefix.
+func (s *Postgres) SearchHosts(ctx context.Context, run int64, prefix string, limit int) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT name FROM hosts WHERE run_id = $1 AND name >= $2 AND name < $3 ORDER BY name LIMIT $4`,
+		run, prefix, prefixEnd(prefix), limit)
+	if err != nil {
+		return nil, fmt.Errorf("search hosts: %w", err)
+	}
+	defer rows.Close()
+	return collect(rows, scanString)
+}
+
+// Located returns a country's or an AS's addresses, the most used first.
+func (s *Postgres) Located(ctx context.Context, run int64, kind, key string, limit, offset int) ([]result.AddressSummary, error) {
+	col, val, err := locatedBy(kind, key)
+	if err != nil {
+		return nil, err
+	}
+	// col is one of two fixed column names, never input.
+	rows, err := s.pool.Query(ctx, `SELECT data FROM address_summary WHERE run_id = $1 AND `+col+` = $2
+		ORDER BY domains DESC, ip DESC LIMIT $3 OFFSET $4`, run, val, limit, offset)
+	if err != nil {
+		return nil, fmt.Errorf("read addresses of %s %s: %w", kind, key, err)
+	}
+	defer rows.Close()
+	return collect(rows, jsonRow[result.AddressSummary])
+}
+
+// Diff returns the stored counts of a diff; false when it was not built.
+func (s *Postgres) Diff(ctx context.Context, a, b int64) (DiffCounts, bool, error) {
+	var c DiffCounts
+	err := scanJSON(s.pool.QueryRow(ctx, `SELECT data FROM run_diffs WHERE run_a = $1 AND run_b = $2`, a, b), &c)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, false, nil
+	}
+	return c, err == nil, err
+}
+
+// Changes returns a page of changed domains in rank order.
+func (s *Postgres) Changes(ctx context.Context, a, b int64, role result.Role, change string, after Cursor, limit int) ([]Change, error) {
+	rows, err := s.pool.Query(ctx, `SELECT rank, name FROM domain_changes
+		WHERE run_a = $1 AND run_b = $2 AND role = $3 AND change = $4 AND (rank, name) > ($5, $6) ORDER BY rank, name LIMIT $7`,
+		a, b, string(role), change, after.Rank, after.Name, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read changes: %w", err)
+	}
+	defer rows.Close()
+	return collect(rows, changeRow(role, change))
+}
+
+// Domain returns one domain with its hosts and addresses.
+func (s *Postgres) Domain(ctx context.Context, run int64, name string) (Detail, error) {
+	page, err := s.details(ctx, run, `name = $2`, name)
+	if err != nil {
+		return Detail{}, err
+	}
+	if len(page) == 0 {
+		return Detail{}, fmt.Errorf("domain %s in run %d: %w", name, run, ErrNotFound)
+	}
+	return page[0], nil
+}
