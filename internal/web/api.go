@@ -54,19 +54,8 @@ func (s *Server) apiTrend(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) apiTLDs(w http.ResponseWriter, r *http.Request) error {
-	run, err := s.runParam(r.Context(), r.PathValue("run"))
+	run, rows, _, _, err := s.sortedAggs(r, r.PathValue("run"), "tld", "key")
 	if err != nil {
-		return err
-	}
-	rows, err := s.aggRows(r, run.ID, "tld")
-	if err != nil {
-		return err
-	}
-	by, desc, err := sortParams(r, "key", aggDesc)
-	if err != nil {
-		return err
-	}
-	if err := sortRows(rows, by, desc); err != nil {
 		return err
 	}
 	return writeTable(w, r, fmt.Sprintf("run%d-tlds", run.ID), map[string]any{"run": run.ID}, "tlds", rows)

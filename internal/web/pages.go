@@ -129,20 +129,25 @@ func (l sortLinks) Aria(col string) string {
 	return "ascending"
 }
 
+// sortedAggs reads a run's aggregates of a kind as rows in the request's order (?sort,
+// ?dir; def without them).
+func (s *Server) sortedAggs(r *http.Request, runArg, kind, def string) (run store.Run, rows []aggRow, by string, desc bool, err error) {
+	if run, err = s.runParam(r.Context(), runArg); err != nil {
+		return
+	}
+	if rows, err = s.aggRows(r, run.ID, kind); err != nil {
+		return
+	}
+	if by, desc, err = sortParams(r, def, aggDesc); err != nil {
+		return
+	}
+	err = sortRows(rows, by, desc)
+	return
+}
+
 func (s *Server) tldsPage(w http.ResponseWriter, r *http.Request) error {
-	run, err := s.runParam(r.Context(), orLatest(r.URL.Query().Get("run")))
+	run, rows, by, desc, err := s.sortedAggs(r, orLatest(r.URL.Query().Get("run")), "tld", "domains")
 	if err != nil {
-		return err
-	}
-	rows, err := s.aggRows(r, run.ID, "tld")
-	if err != nil {
-		return err
-	}
-	by, desc, err := sortParams(r, "domains", aggDesc)
-	if err != nil {
-		return err
-	}
-	if err := sortRows(rows, by, desc); err != nil {
 		return err
 	}
 	s.render(w, r, http.StatusOK, "tlds.html", page{Title: "The Matrix: IPv6 by top-level domain", Nav: "tlds", Run: &run,
@@ -245,19 +250,8 @@ func (s *Server) tldPage(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) mapPage(w http.ResponseWriter, r *http.Request) error {
-	run, err := s.runParam(r.Context(), orLatest(r.URL.Query().Get("run")))
+	run, rows, by, desc, err := s.sortedAggs(r, orLatest(r.URL.Query().Get("run")), "country", "v6")
 	if err != nil {
-		return err
-	}
-	rows, err := s.aggRows(r, run.ID, "country")
-	if err != nil {
-		return err
-	}
-	by, desc, err := sortParams(r, "v6", aggDesc)
-	if err != nil {
-		return err
-	}
-	if err := sortRows(rows, by, desc); err != nil {
 		return err
 	}
 	s.render(w, r, http.StatusOK, "map.html", page{Title: "IPv6 hosts by country", Nav: "map", Run: &run, GeoIP: true,
