@@ -77,26 +77,11 @@ func (s *Server) apiCountries(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) apiDomains(w http.ResponseWriter, r *http.Request) error {
-	run, err := s.runParam(r.Context(), r.PathValue("run"))
+	t, err := s.tldDomains(r, r.PathValue("run"))
 	if err != nil {
 		return err
 	}
-	tld := strings.ToLower(r.PathValue("tld"))
-	if _, err := s.st.Aggregate(r.Context(), run.ID, "tld", tld); err != nil {
-		return notFound("no domain of .%s in run %d", tld, run.ID)
-	}
-	q, err := domainQuery(r, tld)
-	if err != nil {
-		return err
-	}
-	ds, err := s.st.DomainSummaries(r.Context(), run.ID, q)
-	if err != nil {
-		return err
-	}
-	rows := make([]domainRow, len(ds))
-	for i := range ds {
-		rows[i] = domainRowOf(&ds[i])
-	}
+	run, tld, q, ds, rows := t.run, t.tld, t.q, t.ds, t.rows
 	env := map[string]any{"run": run.ID, "tld": tld}
 	if c := nextCursor(q, ds); c != "" {
 		env["next"] = c

@@ -208,28 +208,45 @@ func nextCursor(q store.SummaryQuery, rows []result.DomainSummary) string {
 	return strconv.FormatInt(store.SortValue(last, q.Sort), 10) + ":" + last.Name
 }
 
+// tldDomains is a page of a TLD's domains: the TLD's aggregate, the query the request
+// asks for, and the rows.
+type tldDomains struct {
+	run  store.Run
+	tld  string
+	agg  result.Aggregate
+	q    store.SummaryQuery
+	ds   []result.DomainSummary
+	rows []domainRow
+}
+
+// tldDomains reads the {tld} of the request in a run, a page in the request's order.
+func (s *Server) tldDomains(r *http.Request, runArg string) (t tldDomains, err error) {
+	t.tld = strings.ToLower(r.PathValue("tld"))
+	if t.run, err = s.runParam(r.Context(), runArg); err != nil {
+		return t, err
+	}
+	if t.agg, err = s.st.Aggregate(r.Context(), t.run.ID, "tld", t.tld); err != nil {
+		return t, notFound("no domain of .%s in run %d", t.tld, t.run.ID)
+	}
+	if t.q, err = domainQuery(r, t.tld); err != nil {
+		return t, err
+	}
+	if t.ds, err = s.st.DomainSummaries(r.Context(), t.run.ID, t.q); err != nil {
+		return t, err
+	}
+	t.rows = make([]domainRow, len(t.ds))
+	for i := range t.ds {
+		t.rows[i] = domainRowOf(&t.ds[i])
+	}
+	return t, nil
+}
+
 func (s *Server) tldPage(w http.ResponseWriter, r *http.Request) error {
-	tld := strings.ToLower(r.PathValue("tld"))
-	run, err := s.runParam(r.Context(), orLatest(r.URL.Query().Get("run")))
+	t, err := s.tldDomains(r, orLatest(r.URL.Query().Get("run")))
 	if err != nil {
 		return err
 	}
-	g, err := s.st.Aggregate(r.Context(), run.ID, "tld", tld)
-	if err != nil {
-		return notFound("no domain of .%s in run %d", tld, run.ID)
-	}
-	q, err := domainQuery(r, tld)
-	if err != nil {
-		return err
-	}
-	ds, err := s.st.DomainSummaries(r.Context(), run.ID, q)
-	if err != nil {
-		return err
-	}
-	rows := make([]domainRow, len(ds))
-	for i := range ds {
-		rows[i] = domainRowOf(&ds[i])
-	}
+	run, tld, g, q, ds, rows := t.run, t.tld, t.agg, t.q, t.ds, t.rows
 	next := ""
 	if c := nextCursor(q, ds); c != "" {
 		v := r.URL.Query()
