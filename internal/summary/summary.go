@@ -13,8 +13,10 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/v6matrix/v6matrix/internal/probe/httpprobe"
 	"github.com/v6matrix/v6matrix/internal/probe/path"
 	"github.com/v6matrix/v6matrix/internal/probe/tcpport"
 	"github.com/v6matrix/v6matrix/internal/result"
@@ -98,13 +100,22 @@ func Reach(a *result.Address) result.Tri {
 	return result.Unknown
 }
 
-// Broken says how an address's IPv6 fails: a path that ends in a suspected PMTU black
-// hole, or no answer to any probe.
+// Broken says how an address's IPv6 fails: a path MTU black hole (the path probe
+// suspected one, or the signature of one: the TCP handshake's small packets pass, but the
+// server's first large packets, a TLS certificate flight or an HTTP response, never
+// arrive and the exchange times out), or no answer to any probe.
 func Broken(a *result.Address) result.Broken {
 	if !a.IP.Is6() || a.IP.Is4In6() {
 		return result.BrokenNone
 	}
 	if a.Path != nil && a.Path.Reason == path.ReasonBlackHole {
+		return result.BrokenBlackHole
+	}
+	open := func(t *tcpport.Result) bool { return t != nil && t.State == tcpport.StateOpen }
+	if t := a.TLS443; t != nil && open(a.TCP443) && t.Reachable && t.Version == "none" && strings.Contains(t.HandshakeError, "timeout") {
+		return result.BrokenBlackHole
+	}
+	if h := a.HTTP80; h != nil && open(a.TCP80) && h.Status == httpprobe.StatusTimeout {
 		return result.BrokenBlackHole
 	}
 	if Reach(a) == result.No {

@@ -3,12 +3,18 @@ package summary_test
 import (
 	"context"
 	"encoding/csv"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/v6matrix/v6matrix/internal/export"
+	"github.com/v6matrix/v6matrix/internal/probe/httpprobe"
+	"github.com/v6matrix/v6matrix/internal/probe/path"
+	"github.com/v6matrix/v6matrix/internal/probe/ping"
+	"github.com/v6matrix/v6matrix/internal/probe/tcpport"
+	"github.com/v6matrix/v6matrix/internal/probe/tlsprobe"
 	"github.com/v6matrix/v6matrix/internal/result"
 	"github.com/v6matrix/v6matrix/internal/store"
 	"github.com/v6matrix/v6matrix/internal/summary"
@@ -136,5 +142,35 @@ func TestKeepCurrent(t *testing.T) {
 	<-done
 	if c, _ := st.Summarised(context.Background(), ids[2]); !c.IsZero() {
 		t.Error("a failed run was summarised")
+	}
+}
+
+// TestBroken: the kinds of broken IPv6 an address shows, from its measurements.
+func TestBroken(t *testing.T) {
+	v6, v4 := netip.MustParseAddr("2001:db8:b::10"), netip.MustParseAddr("203.0.113.10")
+	open443 := &tcpport.Result{Port: 443, State: tcpport.StateOpen}
+	open80 := &tcpport.Result{Port: 80, State: tcpport.StateOpen}
+	filtered := &tcpport.Result{Port: 443, State: tcpport.StateFiltered}
+	answered := &ping.Result{Sent: 3, Received: 3}
+	lost := &ping.Result{Sent: 3}
+	tlsTimeout := &tlsprobe.Result{Port: 443, Reachable: true, Version: "none", HandshakeError: "read tcp6 ...: i/o timeout"}
+	tlsOK := &tlsprobe.Result{Port: 443, Reachable: true, Version: "TLS1.3"}
+	tests := []struct {
+		name string
+		a    result.Address
+		want result.Broken
+	}{
+		{"answers and TLS works", result.Address{IP: v6, Ping: answered, TCP443: open443, TLS443: tlsOK}, result.BrokenNone},
+		{"TLS handshake times out after the TCP handshake", result.Address{IP: v6, Ping: answered, TCP443: open443, TLS443: tlsTimeout}, result.BrokenBlackHole},
+		{"HTTP response never comes", result.Address{IP: v6, TCP80: open80, HTTP80: &httpprobe.Result{Status: httpprobe.StatusTimeout}}, result.BrokenBlackHole},
+		{"path probe suspects it", result.Address{IP: v6, Ping: answered, Path: &path.Result{Reason: path.ReasonBlackHole}}, result.BrokenBlackHole},
+		{"nothing answers", result.Address{IP: v6, Ping: lost, TCP443: filtered}, result.BrokenUnreachable},
+		{"not probed", result.Address{IP: v6}, result.BrokenNone},
+		{"IPv4 is not judged", result.Address{IP: v4, Ping: lost, TCP443: filtered}, result.BrokenNone},
+	}
+	for _, tt := range tests {
+		if got := summary.Broken(&tt.a); got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
 	}
 }
