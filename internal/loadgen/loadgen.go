@@ -36,13 +36,11 @@ type Result struct {
 type Config struct {
 	Clients  int
 	Duration time.Duration
-	// MaxRequests stops the run early (0: no limit).
-	MaxRequests int
-	Client      *http.Client
+	Client   *http.Client
 }
 
 // Run sends the targets, round robin per client (each client starts at another
-// target), until the duration or the request limit is reached.
+// target), until the duration has passed.
 func Run(ctx context.Context, cfg Config, targets []Target) ([]Result, error) {
 	if cfg.Clients < 1 || len(targets) == 0 || cfg.Duration <= 0 {
 		return nil, fmt.Errorf("loadgen: want clients, targets and a duration")
@@ -61,22 +59,11 @@ func Run(ctx context.Context, cfg Config, targets []Target) ([]Result, error) {
 	}
 	samples := make([][]sample, cfg.Clients)
 	var sent sync.WaitGroup
-	var mu sync.Mutex
-	total := 0
 	for c := range cfg.Clients {
 		sent.Add(1)
 		go func() {
 			defer sent.Done()
 			for i := c; ctx.Err() == nil; i++ {
-				if cfg.MaxRequests > 0 {
-					mu.Lock()
-					total++
-					over := total > cfg.MaxRequests
-					mu.Unlock()
-					if over {
-						return
-					}
-				}
 				ti := i % len(targets)
 				u := targets[ti].URL
 				if v := targets[ti].Vary; v != nil {

@@ -33,11 +33,14 @@ type Config struct {
 	Started time.Time
 }
 
-// tlds are the TLDs with their weights (roughly a popularity list's shares).
-var tlds = []struct {
+// tldShare is a TLD, the public suffix its domains get, and its weight.
+type tldShare struct {
 	tld, suffix string
 	weight      int
-}{
+}
+
+// tlds are the TLDs with their weights (roughly a popularity list's shares).
+var tlds = []tldShare{
 	{"com", "com", 450}, {"net", "net", 50}, {"org", "org", 50}, {"de", "de", 45}, {"uk", "co.uk", 40},
 	{"ru", "ru", 35}, {"jp", "co.jp", 25}, {"br", "com.br", 25}, {"fr", "fr", 20}, {"it", "it", 20},
 	{"nl", "nl", 18}, {"au", "com.au", 15}, {"in", "in", 15}, {"pl", "pl", 15}, {"io", "io", 15},
@@ -79,13 +82,9 @@ func Fill(ctx context.Context, st store.Store, cfg Config) (int64, error) {
 		return 0, err
 	}
 	g := &gen{rnd: rand.New(rand.NewPCG(cfg.Seed, 0x76366d6174726978)), cfg: cfg, seen: map[netip.Addr]bool{}, hosts: map[string]bool{}}
-	total := 0
-	for _, t := range tlds {
-		total += t.weight
-	}
 	var es []domains.Entry
 	for i := 0; i < cfg.Domains; i++ {
-		t := tlds[pick(i, total, func(k int) int { return tlds[k].weight }, len(tlds))]
+		t := tldOf(i)
 		es = append(es, domains.Entry{Rank: i + 1, Name: fmt.Sprintf("d%07d.%s", i+1, t.suffix), TLD: t.tld, Suffix: t.suffix, Line: i + 1})
 		if len(es) == saveBatch || i == cfg.Domains-1 {
 			if _, err := st.AddDomains(ctx, id, es); err != nil {
@@ -110,12 +109,15 @@ func Fill(ctx context.Context, st store.Store, cfg Config) (int64, error) {
 
 // SuffixOf returns the public suffix of the i-th (0-based) synthetic domain, so that
 // benchmarks can name any domain of a run: d%07d.<suffix> with i+1.
-func SuffixOf(i int) string {
+func SuffixOf(i int) string { return tldOf(i).suffix }
+
+// tldOf returns the TLD of the i-th (0-based) synthetic domain.
+func tldOf(i int) tldShare {
 	total := 0
 	for _, t := range tlds {
 		total += t.weight
 	}
-	return tlds[pick(i, total, func(k int) int { return tlds[k].weight }, len(tlds))].suffix
+	return tlds[pick(i, total, func(k int) int { return tlds[k].weight }, len(tlds))]
 }
 
 // pick spreads i over weighted buckets deterministically (a low-discrepancy walk).

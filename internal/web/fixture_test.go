@@ -40,21 +40,11 @@ var (
 // fixtureDomains is the size of each synthetic run.
 const fixtureDomains = 2000
 
-func getFixture(t *testing.T) *fixture {
+func getFixture(t testing.TB) *fixture {
 	t.Helper()
 	fixOnce.Do(func() { fix, fixErr = newFixture() })
 	if fixErr != nil {
 		t.Fatalf("fixture: %v", fixErr)
-	}
-	return fix
-}
-
-// fixtureForFuzz is getFixture for a fuzz target.
-func fixtureForFuzz(f *testing.F) *fixture {
-	f.Helper()
-	fixOnce.Do(func() { fix, fixErr = newFixture() })
-	if fixErr != nil {
-		f.Fatalf("fixture: %v", fixErr)
 	}
 	return fix
 }

@@ -18,7 +18,7 @@ func FuzzRequest(f *testing.F) {
 		"/api/v1/trend?tld=%00", "/map?sort=name&dir=desc&format=csv"} {
 		f.Add(seed)
 	}
-	fx := fixtureForFuzz(f)
+	fx := getFixture(f)
 	f.Fuzz(func(t *testing.T, target string) {
 		u, err := url.ParseRequestURI(target)
 		if err != nil || !strings.HasPrefix(u.Path, "/") {

@@ -54,12 +54,6 @@ var funcs = template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04")
 	},
 	"day": func(t time.Time) string { return t.UTC().Format("2006-01-02") },
-	"duration": func(a, b time.Time) string {
-		if a.IsZero() || b.IsZero() {
-			return ""
-		}
-		return b.Sub(a).Round(time.Second).String()
-	},
 	"path": func(parts ...string) string {
 		var b strings.Builder
 		for _, p := range parts {
@@ -67,8 +61,6 @@ var funcs = template.FuncMap{
 		}
 		return b.String()
 	},
-	"itoa":  func(i int64) string { return strconv.FormatInt(i, 10) },
-	"add":   func(a, b int) int { return a + b },
 	"joinl": func(ss []string) string { return strings.Join(ss, " ") },
 	"ms": func(v *float64) string {
 		if v == nil {
