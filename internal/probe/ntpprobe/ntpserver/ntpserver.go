@@ -72,6 +72,12 @@ func Listen(network, address string, cfg Config) (*Server, error) {
 // Addr is the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.conn.LocalAddr() }
 
+func (s *Server) addServed(n int) {
+	s.mu.Lock()
+	s.served += n
+	s.mu.Unlock()
+}
+
 // Served is the number of queries answered so far.
 func (s *Server) Served() int {
 	s.mu.Lock()
@@ -97,16 +103,16 @@ func (s *Server) Serve() error {
 			continue
 		}
 		reply := s.answer(&q, t2)
+		// Counted before the reply leaves, so that a client that has its answer never
+		// sees it uncounted; a reply that could not be sent is taken back.
+		s.addServed(1)
 		if _, err := s.conn.WriteTo(reply.Marshal(), from); err != nil {
+			s.addServed(-1)
 			if errors.Is(err, net.ErrClosed) {
 				return nil
 			}
 			s.cfg.Logger.Warn("ntpserver: write", "to", from, "err", err)
-			continue
 		}
-		s.mu.Lock()
-		s.served++
-		s.mu.Unlock()
 	}
 }
 
