@@ -316,7 +316,16 @@ func checkTLS(t *testing.T, sc *lab.Scenario, tg *target, port int, host string,
 		return
 	}
 	if crawl.Version != tool.Val.Version {
-		t.Errorf("%s SNI %s: version crawl %q, openssl %q (crawl error %q)\n%s", tg.Addr, host, crawl.Version, tool.Val.Version, crawl.Error, tool.Out)
+		// Behind the lab's IPv6 path-MTU black hole (Packet Too Big dropped), the
+		// server's certificate flight is lost; whether a handshake gets through depends
+		// on how long it waits for the kernel's retransmissions: openssl waits longer than
+		// the crawl's probe. A handshake that timed out after the TCP connect on IPv6 is
+		// that case, not a disagreement (the site reports it as a suspected black hole).
+		if tg.Addr.Is6() && crawl.Version == "none" && strings.Contains(crawl.Error, "i/o timeout") {
+			t.Logf("%s SNI %s: the crawl's handshake timed out (PMTU black hole), openssl got %q later", tg.Addr, host, tool.Val.Version)
+		} else {
+			t.Errorf("%s SNI %s: version crawl %q, openssl %q (crawl error %q)\n%s", tg.Addr, host, crawl.Version, tool.Val.Version, crawl.Error, tool.Out)
+		}
 	}
 	if s, ok := serviceOn(sc, tg.Addr, port); ok && s.Kind == "tcp" && crawl.Version != "none" {
 		t.Errorf("plain TCP on port %d, yet the crawl negotiated %q", port, crawl.Version)
