@@ -40,6 +40,7 @@ var commands = map[string]command{
 	"serve":     {"serve the website and API of a database's runs", cmdServe},
 	"bench-web": {"load the website with concurrent clients on a large synthetic store and print latency percentiles", cmdBenchWeb},
 	"bench":     {"crawl synthetic domains against a loopback server and print domains/s, queries/s, peak RSS", cmdBench},
+	"geoip":     {"geoip update: fetch the GeoIP City and ASN databases (DB-IP Lite, or MaxMind with a licence key)", cmdGeoIP},
 }
 
 // caught is the signal that stopped the command (0: none), for its exit code.

@@ -58,8 +58,8 @@ func (po *probeOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&po.PathProbes, "path-probes-per-hop", path.DefaultConfig().ProbesPerHop, "path probes sent to a silent hop before it is marked *")
 	fs.DurationVar(&po.PathWait, "path-wait", path.DefaultConfig().WaitPerProbe, "wait for the answer to one path probe")
 	fs.IntVar(&po.PathGap, "path-gap-limit", path.DefaultConfig().GapLimit, "stop a path trace after this many silent hops in a row (0: go on to --path-max-hops, like tracepath)")
-	fs.StringVar(&po.GeoIPCity, "geoip-city", "", "MaxMind/DB-IP City database (`.mmdb`)")
-	fs.StringVar(&po.GeoIPASN, "geoip-asn", "", "MaxMind/DB-IP ASN database (`.mmdb`)")
+	fs.StringVar(&po.GeoIPCity, "geoip-city", "", "MaxMind/DB-IP City database (`.mmdb`; default: the one v6matrix geoip update installed, if any)")
+	fs.StringVar(&po.GeoIPASN, "geoip-asn", "", "MaxMind/DB-IP ASN database (`.mmdb`; default: the one v6matrix geoip update installed, if any)")
 	fs.StringVar(&po.EHLOName, "ehlo-name", hostname(), "the crawler's host name in SMTP EHLO (give it forward and reverse DNS)")
 	fs.StringVar(&po.InfoURL, "info-url", probe.DefaultInfoURL, "page explaining the crawler and taking opt-out requests, named in the User-Agent")
 	fs.StringVar(&po.UserAgent, "user-agent", "", "HTTP User-Agent (default \"v6matrix/<version> (+<info-url>)\")")
@@ -157,6 +157,12 @@ func buildProbe(o crawlOptions, dnsCfg crawl.Config, log *slog.Logger) (*measure
 		return nil, usagef("%v (--ehlo-name, --user-agent)", err)
 	}
 	cfg.UserAgent = id.HTTPUserAgent
+	if po.GeoIPCity == "" && po.GeoIPASN == "" {
+		// What `v6matrix geoip update` installed, if anything.
+		if po.GeoIPCity, po.GeoIPASN = geoip.DefaultPaths(geoip.DefaultDir()); po.GeoIPCity != "" || po.GeoIPASN != "" {
+			log.Info("GeoIP databases from geoip update", "city", po.GeoIPCity, "asn", po.GeoIPASN)
+		}
+	}
 	if po.GeoIPCity != "" || po.GeoIPASN != "" {
 		cfg.GeoIP = geoip.OpenOrWarn(log, po.GeoIPCity, po.GeoIPASN)
 	} else {
