@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -20,7 +21,10 @@ import (
 	"github.com/v6matrix/v6matrix/internal/crawl"
 	"github.com/v6matrix/v6matrix/internal/dnssrv"
 	"github.com/v6matrix/v6matrix/internal/export"
+	"github.com/v6matrix/v6matrix/internal/measure"
+	"github.com/v6matrix/v6matrix/internal/polite"
 	"github.com/v6matrix/v6matrix/internal/resolve"
+	"github.com/v6matrix/v6matrix/internal/result"
 	"github.com/v6matrix/v6matrix/internal/store"
 )
 
@@ -286,7 +290,7 @@ func TestResumeAfterInterrupt(t *testing.T) {
 	if diff := cmp.Diff([]store.RunState{store.RunCrawling, store.RunDone}, st.take()); diff != "" {
 		t.Errorf("states recorded by the resume (-want +got):\n%s", diff)
 	}
-	if got := res.Progress.DNS; got.Total.Load() != int64(len(pending)) || got.Done.Load() != int64(len(pending)) {
+	if got := &res.Progress.DNS; got.Total.Load() != int64(len(pending)) || got.Done.Load() != int64(len(pending)) {
 		t.Errorf("resume measured %d of %d domains, want the %d pending", got.Done.Load(), got.Total.Load(), len(pending))
 	}
 	for i := 1; i <= n; i++ {
@@ -353,5 +357,90 @@ func TestFailedLoad(t *testing.T) {
 	got, err := st.GetRun(ctx, res.Run.ID)
 	if err != nil || got.State != store.RunFailed || got.Finished.IsZero() {
 		t.Errorf("stored run %+v (%v), want failed and finished", got, err)
+	}
+}
+
+// loopbackTree is a delegation tree on loopback for lo.test, whose www and mx hosts
+// have loopback addresses: a probe stage that sends nothing beyond 127.0.0.0/8.
+func loopbackTree(t *testing.T) *dnssrv.Tree {
+	t.Helper()
+	const soa = "@ 300 IN SOA ns hostmaster 1 7200 900 1209600 300\n"
+	tree, err := dnssrv.StartTree(timeout(t), dnssrv.TreeConfig{Servers: []dnssrv.TreeServer{
+		{Name: "a.root", Addr: netip.MustParseAddr("127.77.1.1"), Zones: map[string]string{".": soa + `
+.             IN NS a.root.
+a.root.       IN A  127.77.1.1
+test.         IN NS a.nic.test.
+a.nic.test.   IN A  127.77.2.1
+`}},
+		{Name: "a.nic.test", Addr: netip.MustParseAddr("127.77.2.1"), Zones: map[string]string{"test.": soa + `
+@        IN NS a.nic
+a.nic    IN A  127.77.2.1
+lo       IN NS ns1.lo
+ns1.lo   IN A  127.77.3.1
+`}},
+		{Name: "ns1.lo.test", Addr: netip.MustParseAddr("127.77.3.1"), Zones: map[string]string{"lo.test.": soa + `
+@     IN NS ns1
+@     IN MX 10 mx
+ns1   IN A  127.77.3.1
+mx    IN A  127.77.5.2
+www   IN A  127.77.5.1
+`}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tree.Close() })
+	return tree
+}
+
+// TestProbeStage runs both stages on a domain whose hosts are on loopback (the gate
+// allows 127.0.0.0/8 only): the run goes through loading, crawling, probing and done,
+// and every address the DNS stage found is measured with every probe enabled.
+func TestProbeStage(t *testing.T) {
+	ctx := timeout(t)
+	tree := loopbackTree(t)
+	st := openStore(t, "probe.db")
+	cfg := dnsConfig(t, tree.RecursorAddr, "-")
+	cfg.Stdin = strings.NewReader("1,lo.test\n")
+	mc := measure.DefaultConfig()
+	mc.Kinds = map[string]bool{result.KindTCP80: true, result.KindTCP25: true, result.KindPTR: true}
+	gate, err := polite.NewGate([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc.Gate, mc.Resolver = gate, tree.RecursorAddr
+	mc.Polite.AddrGap, mc.Polite.NetGap, mc.Polite.PortWindow, mc.Polite.Rate = 0, 0, 0, math.Inf(1)
+	mc.TCPTimeout = time.Second
+	cfg.Probe = &mc
+	var watched []store.RunState
+	cfg.Watch = func(stage store.RunState, p *Progress) func() {
+		watched = append(watched, stage)
+		return func() {}
+	}
+	res, err := Start(ctx, st, cfg, Meta{Vantage: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]store.RunState{store.RunLoading, store.RunCrawling, store.RunProbing, store.RunDone}, st.take()); diff != "" {
+		t.Errorf("states recorded (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]store.RunState{store.RunCrawling, store.RunProbing}, watched); diff != "" {
+		t.Errorf("stages watched (-want +got):\n%s", diff)
+	}
+	measured, err := st.Measured(ctx, res.Run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := map[string]bool{result.KindTCP80: true, result.KindTCP25: true, result.KindPTR: true}
+	want := map[netip.Addr]map[string]bool{
+		netip.MustParseAddr("127.77.5.1"): all, // www
+		netip.MustParseAddr("127.77.5.2"): all, // mx
+		netip.MustParseAddr("127.77.3.1"): all, // ns1
+	}
+	if diff := cmp.Diff(want, measured); diff != "" {
+		t.Errorf("measured (-want +got):\n%s", diff)
+	}
+	if p := &res.Progress.Probe; p.Done.Load() != p.Total.Load() || p.Total.Load() == 0 || p.Failed.Load() != 0 {
+		t.Errorf("probe progress %d/%d done, %d failed; want all of some done, none failed", p.Done.Load(), p.Total.Load(), p.Failed.Load())
 	}
 }
