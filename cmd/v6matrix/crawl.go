@@ -52,18 +52,8 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if set["run"] {
 			return usagef("--run needs --resume")
 		}
-		if fs.NArg() != 1 {
-			return usagef("want exactly one LIST argument, got %d (see v6matrix crawl --help)", fs.NArg())
-		}
-		if o.List = fs.Arg(0); o.List != "-" {
-			f, err := os.Open(o.List)
-			if err != nil {
-				return fmt.Errorf("list: %w", err)
-			}
-			f.Close()
-			if o.List, err = filepath.Abs(o.List); err != nil {
-				return fmt.Errorf("list: %w", err)
-			}
+		if o.List, err = listArg(fs); err != nil {
+			return err
 		}
 	} else if fs.NArg() > 0 {
 		return usagef("--resume takes no LIST: the run's own list is used")
@@ -97,11 +87,8 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if set["vantage"] && *vantage != resumed.Vantage {
 			return usagef("--vantage %s: cannot change when resuming run %d, which runs from %q: start a new crawl from another vantage", *vantage, resumed.ID, resumed.Vantage)
 		}
-		if o, err = mergeOptions(resumed.ID, resumed.Options, o, fs, set, log); err != nil {
+		if o, err = resumeOptions(resumed, o, fs, set, log); err != nil {
 			return err
-		}
-		if err := validateOptions(&o); err != nil {
-			return fmt.Errorf("run %d: its stored options are invalid: %w", resumed.ID, err)
 		}
 		if plan, err = prepare(ctx, o, log); err != nil {
 			return err
@@ -129,6 +116,40 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "run %d: %d domains (%s), %d addresses, %d invalid list lines skipped, %d duplicates\n",
 		res.Run.ID, res.Counts.Done, statusSummary(res.Counts.ByStatus), res.Counts.Addresses, res.Run.Skipped, res.Run.Duplicates)
 	return nil
+}
+
+// listArg returns the LIST argument: an absolute path to a file that can be opened,
+// or - (standard input).
+func listArg(fs *flag.FlagSet) (string, error) {
+	if fs.NArg() != 1 {
+		return "", usagef("want exactly one LIST argument, got %d (see v6matrix crawl --help)", fs.NArg())
+	}
+	list := fs.Arg(0)
+	if list == "-" {
+		return list, nil
+	}
+	f, err := os.Open(list)
+	if err != nil {
+		return "", fmt.Errorf("list: %w", err)
+	}
+	f.Close()
+	if list, err = filepath.Abs(list); err != nil {
+		return "", fmt.Errorf("list: %w", err)
+	}
+	return list, nil
+}
+
+// resumeOptions returns the resumed run's stored options with the command line's
+// applied (mergeOptions), checked again.
+func resumeOptions(resumed store.Run, cli crawlOptions, fs *flag.FlagSet, set map[string]bool, log *slog.Logger) (crawlOptions, error) {
+	o, err := mergeOptions(resumed.ID, resumed.Options, cli, fs, set, log)
+	if err != nil {
+		return o, err
+	}
+	if err := validateOptions(&o); err != nil {
+		return o, fmt.Errorf("run %d: its stored options are invalid: %w", resumed.ID, err)
+	}
+	return o, nil
 }
 
 // watchStage shows a stage's progress (see showProgress); it returns the function
