@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/netip"
 	"os"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/v6matrix/v6matrix/internal/crawl"
 	"github.com/v6matrix/v6matrix/internal/dnssrv"
+	"github.com/v6matrix/v6matrix/internal/domains"
 	"github.com/v6matrix/v6matrix/internal/export"
 	"github.com/v6matrix/v6matrix/internal/measure"
 	"github.com/v6matrix/v6matrix/internal/polite"
@@ -84,6 +86,15 @@ type recorder struct {
 	store.Store
 	mu     sync.Mutex
 	states []store.RunState
+	// beforeAdd, if set, is called before each AddDomains (to stop a load midway).
+	beforeAdd func()
+}
+
+func (r *recorder) AddDomains(ctx context.Context, run int64, es []domains.Entry) (int, error) {
+	if r.beforeAdd != nil {
+		r.beforeAdd()
+	}
+	return r.Store.AddDomains(ctx, run, es)
 }
 
 func (r *recorder) CreateRun(ctx context.Context, run store.Run) (int64, error) {
@@ -443,4 +454,85 @@ func TestProbeStage(t *testing.T) {
 	if p := &res.Progress.Probe; p.Done.Load() != p.Total.Load() || p.Total.Load() == 0 || p.Failed.Load() != 0 {
 		t.Errorf("probe progress %d/%d done, %d failed; want all of some done, none failed", p.Done.Load(), p.Total.Load(), p.Failed.Load())
 	}
+}
+
+// cancelReader calls cancel on its first read, then reads on: the run is stopped while
+// it stores its list.
+type cancelReader struct {
+	r      io.Reader
+	cancel func()
+}
+
+func (c *cancelReader) Read(p []byte) (int, error) {
+	c.cancel()
+	return c.r.Read(p)
+}
+
+// TestInterruptedBeforeCrawling stops runs before their DNS stage: while the list is
+// stored (the run is failed: nothing to resume) and while it loads (interrupted; the
+// resume loads the stored list and finishes as an uninterrupted run would).
+func TestInterruptedBeforeCrawling(t *testing.T) {
+	const n = 30
+	resolver, _ := syntheticServer(t, n)
+	list := syntheticList(n)
+
+	t.Run("storing the list", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(timeout(t))
+		defer cancel()
+		st := openStore(t, "storing.db")
+		cfg := dnsConfig(t, resolver, "-")
+		cfg.Stdin = &cancelReader{r: strings.NewReader(list), cancel: cancel}
+		res, err := Start(ctx, st, cfg, Meta{Vantage: "test"})
+		var ie *InterruptedError
+		if !errors.As(err, &ie) || ie.Stage != store.RunLoading || ie.State != store.RunFailed {
+			t.Fatalf("stopped while storing the list: %v, want an InterruptedError of loading, now failed", err)
+		}
+		if diff := cmp.Diff([]store.RunState{store.RunLoading, store.RunFailed}, st.take()); diff != "" {
+			t.Errorf("states recorded (-want +got):\n%s", diff)
+		}
+		if got, err := st.GetRun(context.Background(), res.Run.ID); err != nil || got.State != store.RunFailed || got.Finished.IsZero() {
+			t.Errorf("stored run %+v (%v), want failed and finished", got, err)
+		}
+	})
+
+	t.Run("loading", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(timeout(t))
+		defer cancel()
+		ref := openStore(t, "ref.db")
+		refCfg := dnsConfig(t, resolver, "-")
+		refCfg.Stdin = strings.NewReader(list)
+		want, err := Start(ctx, ref, refCfg, Meta{Vantage: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		st := openStore(t, "loading.db")
+		st.beforeAdd = cancel
+		cfg := dnsConfig(t, resolver, "-")
+		cfg.Stdin = strings.NewReader(list)
+		res, err := Start(ctx, st, cfg, Meta{Vantage: "test"})
+		var ie *InterruptedError
+		if !errors.As(err, &ie) || ie.Stage != store.RunLoading || ie.State != store.RunInterrupted {
+			t.Fatalf("stopped while loading: %v, want an InterruptedError of loading, now interrupted", err)
+		}
+		if diff := cmp.Diff([]store.RunState{store.RunLoading, store.RunInterrupted}, st.take()); diff != "" {
+			t.Errorf("states recorded (-want +got):\n%s", diff)
+		}
+		// The resume reads the stored copy: standard input is not read again.
+		st.beforeAdd = nil
+		cfg.Stdin = nil
+		got, err := Resume(timeout(t), st, res.Run.ID, cfg, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]store.RunState{store.RunCrawling, store.RunDone}, st.take()); diff != "" {
+			t.Errorf("states recorded by the resume (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(want.Counts, got.Counts); diff != "" {
+			t.Errorf("counts of the resumed run (-uninterrupted +resumed):\n%s", diff)
+		}
+		if got.Run.ListSHA256 != want.Run.ListSHA256 || got.Run.Skipped != want.Run.Skipped || got.Run.Duplicates != want.Run.Duplicates {
+			t.Errorf("resumed run %+v, want the list, skipped lines and duplicates of %+v", got.Run, want.Run)
+		}
+	})
 }
