@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"crypto/x509"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"slices"
@@ -18,9 +16,7 @@ import (
 	"github.com/v6matrix/v6matrix/internal/polite"
 	"github.com/v6matrix/v6matrix/internal/probe"
 	"github.com/v6matrix/v6matrix/internal/probe/path"
-	"github.com/v6matrix/v6matrix/internal/progress"
 	"github.com/v6matrix/v6matrix/internal/result"
-	"github.com/v6matrix/v6matrix/internal/store"
 )
 
 // probeOptions are the settings of the probe stage, stored with the run.
@@ -169,26 +165,4 @@ func buildProbe(o crawlOptions, dnsCfg crawl.Config, log *slog.Logger) (*measure
 		delete(cfg.Kinds, result.KindGeo)
 	}
 	return &cfg, nil
-}
-
-// probeStage measures the run's addresses, unless no probe is enabled (cfg nil).
-func probeStage(ctx context.Context, st store.Store, run *store.Run, cfg *measure.Config,
-	log *slog.Logger, lf logFlags, stderr io.Writer) error {
-	if cfg == nil {
-		return nil
-	}
-	run.State = store.RunProbing
-	if err := st.UpdateRun(ctx, *run); err != nil {
-		return err
-	}
-	var p measure.Progress
-	stopProgress := showProgress(stderr, log, lf, "probe", func() progress.Counts {
-		return progress.Counts{Done: p.Done.Load(), Total: p.Total.Load(), Errors: p.Failed.Load()}
-	})
-	start := time.Now()
-	err := measure.Run(ctx, *cfg, st, run.ID, &p)
-	stopProgress()
-	log.Info("probe stage", "run", run.ID, "addresses", p.Addresses.Load(), "not_probed", p.Skipped.Load(),
-		"probes", p.Done.Load(), "failed", p.Failed.Load(), "elapsed", time.Since(start).Round(time.Millisecond))
-	return err
 }
