@@ -26,7 +26,7 @@ import (
 )
 
 func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("crawl", "[flags] LIST   (LIST: a rank,domain CSV, a Majestic CSV or a plain list; - for stdin)", stdout)
+	fs := newFlagSet("crawl", "[flags] LIST   (LIST: a rank,domain CSV, a Majestic CSV or a plain list; - for stdin; an http(s) URL or tranco, majestic, umbrella to download it)", stdout)
 	var o crawlOptions
 	var lf logFlags
 	dbPath := fs.String("db", "v6matrix.db", "database: a SQLite `file` or a postgres:// URL")
@@ -125,6 +125,9 @@ func listArg(fs *flag.FlagSet) (string, error) {
 		return "", usagef("want exactly one LIST argument, got %d (see v6matrix crawl --help)", fs.NArg())
 	}
 	list := fs.Arg(0)
+	if u := domains.ListSource(list); u != "" {
+		return u, nil // downloaded when the run stores its copy
+	}
 	if list == "-" {
 		return list, nil
 	}

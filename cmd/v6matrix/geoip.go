@@ -12,6 +12,10 @@ import (
 
 // cmdGeoIP is `v6matrix geoip update`: fetch and install the GeoIP databases.
 func cmdGeoIP(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprintln(stdout, "usage: v6matrix geoip update [flags]\n\nFetches the GeoIP City and ASN databases and installs them where crawls find them.\nSee v6matrix geoip update --help for the flags.")
+		return nil
+	}
 	if len(args) == 0 || args[0] != "update" {
 		return usagef("want: v6matrix geoip update [flags] (see v6matrix geoip update --help)")
 	}

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/v6matrix/v6matrix/internal/crawl"
 	"github.com/v6matrix/v6matrix/internal/domains"
@@ -17,7 +19,7 @@ import (
 // every resume read exactly this list wherever they run from. Stopped here, the run has
 // nothing to resume: it is failed.
 func (r *runner) storeList(ctx context.Context) error {
-	in, err := r.openList()
+	in, err := r.openList(ctx)
 	if err != nil {
 		return r.record(store.RunFailed, err)
 	}
@@ -106,8 +108,21 @@ func (r *runner) load(ctx context.Context) error {
 	return nil
 }
 
-// openList opens the list to store: the file, or Stdin for "-".
-func (r *runner) openList() (io.ReadCloser, error) {
+// listClient downloads lists given by URL or known name.
+var listClient = &http.Client{Timeout: 30 * time.Minute}
+
+// openList opens the list to store: the file, Stdin for "-", or the download of a URL
+// or known list name (domains.ListSource).
+func (r *runner) openList(ctx context.Context) (io.ReadCloser, error) {
+	if u := domains.ListSource(r.cfg.List); u != "" {
+		r.log.Info("downloading the list", "url", u)
+		pr, pw := io.Pipe()
+		go func() {
+			_, err := domains.Fetch(ctx, listClient, u, pw)
+			pw.CloseWithError(err)
+		}()
+		return pr, nil
+	}
 	if r.cfg.List == "-" {
 		if r.cfg.Stdin == nil {
 			return nil, errors.New("list: - names standard input, and none was given")
