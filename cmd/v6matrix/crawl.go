@@ -17,6 +17,7 @@ import (
 	"github.com/v6matrix/v6matrix/internal/crawl"
 	"github.com/v6matrix/v6matrix/internal/domains"
 	"github.com/v6matrix/v6matrix/internal/measure"
+	"github.com/v6matrix/v6matrix/internal/metrics"
 	"github.com/v6matrix/v6matrix/internal/polite"
 	"github.com/v6matrix/v6matrix/internal/progress"
 	"github.com/v6matrix/v6matrix/internal/resolve"
@@ -33,6 +34,7 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	resume := fs.Bool("resume", false, "continue an interrupted run (the latest one, or --run) instead of starting one")
 	runID := fs.Int64("run", 0, "with --resume: the run to continue")
 	vantage := fs.String("vantage", hostname(), "name of the place this crawl runs from, stored with the run")
+	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus metrics of the crawl on http://`address`/metrics (e.g. 127.0.0.1:9464)")
 	o.register(fs)
 	lf.register(fs)
 	if err := parseInterleaved(fs, args, stderr); err != nil {
@@ -102,6 +104,18 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg := plan.runConfig(o, log)
 	cfg.Watch = func(stage store.RunState, p *run.Progress) func() {
 		return watchStage(stderr, log, lf, stage, p)
+	}
+	if *metricsAddr != "" {
+		reg := metrics.NewRegistry()
+		cfg.Progress = &run.Progress{}
+		if err := metrics.Crawl(reg, cfg.Progress, plan.client, *vantage); err != nil {
+			return err
+		}
+		mctx, stop := context.WithCancel(ctx)
+		defer stop()
+		if _, err := metrics.Serve(mctx, *metricsAddr, reg, log); err != nil {
+			return err
+		}
 	}
 	var res run.Result
 	if *resume {

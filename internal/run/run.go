@@ -46,6 +46,9 @@ type Config struct {
 	// store.RunProbing for the probe stage) with the run's counters; the function it
 	// returns is called when the stage ends. A progress bar hangs here.
 	Watch func(stage store.RunState, p *Progress) (stop func())
+	// Progress, if set, is where the run keeps its counters (for metrics read from
+	// the start); nil: a new one.
+	Progress *Progress
 }
 
 // Meta is what a new run records about itself besides its list.
@@ -161,7 +164,7 @@ type runner struct {
 	cfg  Config
 	log  *slog.Logger
 	run  store.Run
-	prog Progress
+	prog *Progress
 	res  Result
 }
 
@@ -170,8 +173,11 @@ func newRunner(st store.Store, cfg Config) *runner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &runner{st: st, cfg: cfg, log: log}
-	r.res.Progress = &r.prog
+	r := &runner{st: st, cfg: cfg, log: log, prog: cfg.Progress}
+	if r.prog == nil {
+		r.prog = &Progress{}
+	}
+	r.res.Progress = r.prog
 	return r
 }
 

@@ -57,5 +57,5 @@ func (r *runner) watch(stage store.RunState) (stop func()) {
 	if r.cfg.Watch == nil {
 		return func() {}
 	}
-	return r.cfg.Watch(stage, &r.prog)
+	return r.cfg.Watch(stage, r.prog)
 }
