@@ -36,7 +36,12 @@ type Config struct {
 	ParentPort uint16
 	// Classify gives an address its type; nil leaves addresses unclassified.
 	Classify func(netip.Addr) result.Class
-	Logger   *slog.Logger
+	// OnSaved, when set, is called after each committed batch with the batch's probe
+	// targets (merged by Save: see store.Target's Added and Changed) and name server
+	// pairs, from the writer's goroutine: it must not block for long. The probe stage
+	// uses it to start on addresses while the DNS stage goes on.
+	OnSaved func(targets []store.Target, ns []store.NSTarget)
+	Logger  *slog.Logger
 }
 
 // DefaultConfig returns the defaults.
@@ -119,6 +124,7 @@ func (c *Crawler) Run(ctx context.Context, run int64, p *Progress) error {
 					continue // stays pending; resume picks it up
 				}
 				o.addresses = c.addresses(o.fresh)
+				o.targets, o.ns = targets(o.domain, o.hosts)
 				select {
 				case results <- o:
 				case <-ctx.Done():
@@ -179,6 +185,9 @@ func (c *Crawler) write(ctx context.Context, run int64, results <-chan outcome, 
 				firstErr = err
 			} else {
 				p.Done.Add(int64(len(b.Domains)))
+				if c.cfg.OnSaved != nil {
+					c.cfg.OnSaved(b.Targets, b.NSTargets)
+				}
 			}
 		}
 		b = store.Batch{}
@@ -195,6 +204,8 @@ func (c *Crawler) write(ctx context.Context, run int64, results <-chan outcome, 
 			b.Domains = append(b.Domains, o.domain)
 			b.Hosts = append(b.Hosts, o.fresh...)
 			b.Addresses = append(b.Addresses, o.addresses...)
+			b.Targets = append(b.Targets, o.targets...)
+			b.NSTargets = append(b.NSTargets, o.ns...)
 			if o.domain.Status != result.StatusOK {
 				p.Errors.Add(1)
 			}
