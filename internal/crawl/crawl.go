@@ -37,10 +37,10 @@ type Config struct {
 	// Classify gives an address its type; nil leaves addresses unclassified.
 	Classify func(netip.Addr) result.Class
 	// OnSaved, when set, is called after each committed batch with the batch's probe
-	// targets (merged by Save: see store.Target's Added and Changed) and name server
-	// pairs, from the writer's goroutine: it must not block for long. The probe stage
+	// targets (merged by Save: see store.Target's Added and Changed), from the writer's
+	// goroutine: it must not block for long. The probe stage
 	// uses it to start on addresses while the DNS stage goes on.
-	OnSaved func(targets []store.Target, ns []store.NSTarget)
+	OnSaved func(targets []store.Target)
 	Logger  *slog.Logger
 }
 
@@ -124,7 +124,7 @@ func (c *Crawler) Run(ctx context.Context, run int64, p *Progress) error {
 					continue // stays pending; resume picks it up
 				}
 				o.addresses = c.addresses(o.fresh)
-				o.targets, o.ns = targets(o.domain, o.hosts)
+				o.targets, o.ns = store.TargetsOf(o.domain, o.hosts)
 				select {
 				case results <- o:
 				case <-ctx.Done():
@@ -186,7 +186,7 @@ func (c *Crawler) write(ctx context.Context, run int64, results <-chan outcome, 
 			} else {
 				p.Done.Add(int64(len(b.Domains)))
 				if c.cfg.OnSaved != nil {
-					c.cfg.OnSaved(b.Targets, b.NSTargets)
+					c.cfg.OnSaved(b.Targets)
 				}
 			}
 		}

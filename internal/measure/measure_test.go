@@ -160,7 +160,7 @@ func TestRunLoopback(t *testing.T) {
 	if _, err := st.AddDomains(ctx, run, []domains.Entry{{Rank: 1, Name: "m.test", TLD: "test", Suffix: "test"}}); err != nil {
 		t.Fatal(err)
 	}
-	err = st.Save(ctx, run, store.Batch{
+	err = st.Save(ctx, run, withTargets(store.Batch{
 		Domains: []result.Domain{{Name: "m.test", Rank: 1, TLD: "test", Suffix: "test", Status: result.StatusOK, Hosts: []result.HostRef{
 			{Role: result.RoleNS, Name: "ns.m.test", Rank: 1}, {Role: result.RoleMX, Name: "mail.m.test", Rank: 10},
 			{Role: result.RoleWWW, Name: "www.m.test"}, {Role: result.RoleNTP, Name: "ntp.m.test"}}}},
@@ -171,7 +171,7 @@ func TestRunLoopback(t *testing.T) {
 			{Name: "ntp.m.test", Status: result.StatusOK, V4: []netip.Addr{hostIP}},
 		},
 		Addresses: []result.Address{{IP: hostIP}, {IP: refusedIP}},
-	})
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +270,7 @@ func TestRunWindow(t *testing.T) {
 	if _, err := st.AddDomains(ctx, run, es); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Save(ctx, run, b); err != nil {
+	if err := st.Save(ctx, run, withTargets(b)); err != nil {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
@@ -295,4 +295,14 @@ func TestRunWindow(t *testing.T) {
 			t.Fatalf("%s measured %v, want tcp80, tcp443 and geo", ip, m)
 		}
 	}
+}
+
+// withTargets adds to b the probe targets of its domains, as the DNS stage does.
+func withTargets(b store.Batch) store.Batch {
+	for _, d := range b.Domains {
+		ts, ns := store.TargetsOf(d, b.Hosts)
+		b.Targets = append(b.Targets, ts...)
+		b.NSTargets = append(b.NSTargets, ns...)
+	}
+	return b
 }

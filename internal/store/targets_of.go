@@ -1,23 +1,22 @@
-package crawl
+package store
 
 import (
 	"net/netip"
 
 	"github.com/v6matrix/v6matrix/internal/result"
-	"github.com/v6matrix/v6matrix/internal/store"
 )
 
-// roleBits maps a host role to its bit of store.Roles.
-var roleBits = map[result.Role]store.Roles{
-	result.RoleWWW: store.RoleWWW, result.RoleMX: store.RoleMX, result.RoleNTP: store.RoleNTP, result.RoleNS: store.RoleNS,
+// roleBits maps a host role to its bit of Roles.
+var roleBits = map[result.Role]Roles{
+	result.RoleWWW: RoleWWW, result.RoleMX: RoleMX, result.RoleNTP: RoleNTP, result.RoleNS: RoleNS,
 }
 
-// targets returns the probe stage's input from one measured domain: an entry per
+// TargetsOf returns the probe stage's input from one measured domain: an entry per
 // address of each of its hosts, with the role and the names the probes need (ranked by
 // the domain's rank; the store keeps the best-ranked), and a (domain, address) pair per
 // name server address. A domain that failed gives nothing, unless its name servers came
 // from the parent's delegation (a lame delegation shows in their checks).
-func targets(d result.Domain, hosts []result.Host) ([]store.Target, []store.NSTarget) {
+func TargetsOf(d result.Domain, hosts []result.Host) ([]Target, []NSTarget) {
 	if d.Status != result.StatusOK && d.NSSource != result.NSParent {
 		return nil, nil
 	}
@@ -25,8 +24,8 @@ func targets(d result.Domain, hosts []result.Host) ([]store.Target, []store.NSTa
 	for i := range hosts {
 		byName[hosts[i].Name] = &hosts[i]
 	}
-	var ts []store.Target
-	var ns []store.NSTarget
+	var ts []Target
+	var ns []NSTarget
 	seen := map[netip.Addr]bool{} // name server addresses paired already
 	for _, ref := range d.Hosts {
 		h := byName[ref.Name]
@@ -35,7 +34,7 @@ func targets(d result.Domain, hosts []result.Host) ([]store.Target, []store.NSTa
 		}
 		for _, ips := range [][]netip.Addr{h.V4, h.V6} {
 			for _, ip := range ips {
-				t := store.Target{IP: ip, Roles: store.RoleAddr | roleBits[ref.Role], Host: ref.Name, HostRank: d.Rank}
+				t := Target{IP: ip, Roles: RoleAddr | roleBits[ref.Role], Host: ref.Name, HostRank: d.Rank}
 				switch ref.Role {
 				case result.RoleWWW:
 					t.WWW, t.WWWRank = ref.Name, d.Rank
@@ -44,7 +43,7 @@ func targets(d result.Domain, hosts []result.Host) ([]store.Target, []store.NSTa
 				case result.RoleNS:
 					if !seen[ip] {
 						seen[ip] = true
-						ns = append(ns, store.NSTarget{Domain: d.Name, Host: ref.Name, IP: ip})
+						ns = append(ns, NSTarget{Domain: d.Name, Host: ref.Name, IP: ip})
 					}
 				}
 				ts = append(ts, t)
