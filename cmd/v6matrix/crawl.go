@@ -19,6 +19,7 @@ import (
 	"github.com/v6matrix/v6matrix/internal/domains"
 	"github.com/v6matrix/v6matrix/internal/measure"
 	"github.com/v6matrix/v6matrix/internal/polite"
+	"github.com/v6matrix/v6matrix/internal/pipeline"
 	"github.com/v6matrix/v6matrix/internal/progress"
 	"github.com/v6matrix/v6matrix/internal/resolve"
 	"github.com/v6matrix/v6matrix/internal/result"
@@ -139,35 +140,42 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 
-	c := crawl.New(plan.dns, plan.client, st)
-	var p crawl.Progress
+	// Both stages at once (internal/pipeline): the probe stage starts on the addresses
+	// of each batch the DNS stage saves.
+	var p pipeline.Progress
 	stopProgress := showProgress(stderr, log, lf, "crawl", func() progress.Counts {
-		return progress.Counts{Done: p.Done.Load(), Total: p.Total.Load(), Errors: p.Errors.Load()}
+		return progress.Counts{Done: p.DNS.Done.Load(), Total: p.DNS.Total.Load(), Errors: p.DNS.Errors.Load()}
 	})
 	start := time.Now()
-	err = c.Run(ctx, run.ID, &p)
+	err = pipeline.Run(ctx, st, run.ID, pipeline.Config{DNS: plan.dns, Client: plan.client, Probe: plan.probe,
+		DNSDone: func() error {
+			stopProgress()
+			stopProgress = func() {}
+			elapsed := time.Since(start)
+			rate := float64(p.DNS.Done.Load()) / max(elapsed.Seconds(), 1e-9)
+			log.Info("DNS stage done", "run", run.ID, "domains", p.DNS.Done.Load(), "queries", plan.client.Queries(),
+				"elapsed", elapsed.Round(time.Millisecond), "domains_per_s", fmt.Sprintf("%.0f", rate))
+			if plan.probe == nil {
+				return nil
+			}
+			stopProgress = probeProgress(&p.Probe, log, lf, stderr)
+			run.State = store.RunProbing
+			return st.UpdateRun(ctx, run)
+		}}, &p)
 	stopProgress()
-	elapsed := time.Since(start)
+	if plan.probe != nil {
+		logProbes(&p.Probe, run.ID, start, log)
+	}
 	if errors.Is(err, context.Canceled) {
 		err = finishRun(st, &run, store.RunInterrupted, nil)
-		log.Warn("crawl interrupted; continue with: v6matrix crawl --resume", "run", run.ID, "done", p.Done.Load(), "pending", p.Total.Load()-p.Done.Load())
+		log.Warn("crawl interrupted; continue with: v6matrix crawl --resume", "run", run.ID, "done", p.DNS.Done.Load(),
+			"pending", p.DNS.Total.Load()-p.DNS.Done.Load(), "probes_done", p.Probe.Done.Load())
 		if err != nil {
 			return err
 		}
 		return errInterrupted
 	}
 	if err != nil {
-		return finishRun(st, &run, store.RunInterrupted, err)
-	}
-	rate := float64(p.Done.Load()) / max(elapsed.Seconds(), 1e-9)
-	log.Info("DNS stage done", "run", run.ID, "domains", p.Done.Load(), "queries", plan.client.Queries(),
-		"elapsed", elapsed.Round(time.Millisecond), "domains_per_s", fmt.Sprintf("%.0f", rate))
-	if err := probeStage(ctx, st, &run, plan.probe, log, lf, stderr); err != nil {
-		if errors.Is(err, context.Canceled) {
-			finishRun(st, &run, store.RunInterrupted, nil)
-			log.Warn("probe stage interrupted; continue with: v6matrix crawl --resume", "run", run.ID)
-			return errInterrupted
-		}
 		return finishRun(st, &run, store.RunInterrupted, err)
 	}
 	if err := finishRun(st, &run, store.RunDone, nil); err != nil {

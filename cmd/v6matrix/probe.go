@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/x509"
 	"flag"
 	"fmt"
@@ -20,7 +19,6 @@ import (
 	"github.com/v6matrix/v6matrix/internal/probe/path"
 	"github.com/v6matrix/v6matrix/internal/progress"
 	"github.com/v6matrix/v6matrix/internal/result"
-	"github.com/v6matrix/v6matrix/internal/store"
 )
 
 // probeOptions are the settings of the probe stage, stored with the run.
@@ -165,24 +163,26 @@ func buildProbe(o crawlOptions, dnsCfg crawl.Config, log *slog.Logger) (*measure
 	return &cfg, nil
 }
 
-// probeStage measures the run's addresses, unless no probe is enabled (cfg nil).
-func probeStage(ctx context.Context, st store.Store, run *store.Run, cfg *measure.Config,
-	log *slog.Logger, lf logFlags, stderr io.Writer) error {
-	if cfg == nil {
-		return nil
-	}
-	run.State = store.RunProbing
-	if err := st.UpdateRun(ctx, *run); err != nil {
-		return err
-	}
-	var p measure.Progress
-	stopProgress := showProgress(stderr, log, lf, "probe", func() progress.Counts {
-		return progress.Counts{Done: p.Done.Load(), Total: p.Total.Load(), Errors: p.Failed.Load()}
+// probeProgress shows the probe stage's progress until stop.
+func probeProgress(p *measure.Progress, log *slog.Logger, lf logFlags, stderr io.Writer) (stop func()) {
+	return showProgress(stderr, log, lf, "probe", func() progress.Counts {
+		lb, why := p.Bound()
+		return progress.Counts{Done: p.Done.Load(), Total: p.Total.Load(), Errors: p.Failed.Load(), Note: boundNote(lb, why)}
 	})
-	start := time.Now()
-	err := measure.Run(ctx, *cfg, st, run.ID, &p)
-	stopProgress()
-	log.Info("probe stage", "run", run.ID, "addresses", p.Addresses.Load(), "not_probed", p.Skipped.Load(),
-		"probes", p.Done.Load(), "failed", p.Failed.Load(), "elapsed", time.Since(start).Round(time.Millisecond))
-	return err
+}
+
+// boundNote says how long the probes take at least, and why.
+func boundNote(lb time.Duration, why string) string {
+	if lb <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("at least %v: %s", lb.Round(time.Second), why)
+}
+
+// logProbes logs what the probe stage did.
+func logProbes(p *measure.Progress, run int64, start time.Time, log *slog.Logger) {
+	lb, why := p.Bound()
+	log.Info("probe stage", "run", run, "addresses", p.Addresses.Load(), "not_probed", p.Skipped.Load(),
+		"probes", p.Done.Load(), "failed", p.Failed.Load(), "elapsed", time.Since(start).Round(time.Millisecond),
+		"lower_bound", lb.Round(time.Millisecond), "bound_by", why)
 }
