@@ -35,6 +35,8 @@ type Stage struct {
 	log   *slog.Logger
 	pr    *probers
 	sched *polite.Scheduler
+	// task makes the scheduler task of one measurement (the probers', or a test's).
+	task func(t *target, kind string) polite.Task
 	start time.Time
 
 	results  chan store.Measurement
@@ -86,6 +88,7 @@ func Start(ctx context.Context, cfg Config, st store.Store, run int64, p *Progre
 		return nil, err
 	}
 	s.cfg = s.pr.cfg
+	s.task = func(t *target, kind string) polite.Task { return s.pr.task(t, kind, s.results, s.p, s.log) }
 	every := &target{www: "w", mx: "m", ntp: true}
 	s.plan = newPlanner(cfg.Polite, cfg.Window, s.portOf, setOf(every.kinds(s.cfg.Kinds))&^localKinds)
 	s.wakeL = sync.NewCond(&s.mu)
@@ -233,7 +236,7 @@ func (s *Stage) fill(ctx context.Context) {
 		var left atomic.Int32
 		left.Store(int32(len(kinds)))
 		for _, kind := range kinds {
-			task := s.pr.task(t, kind, s.results, s.p, s.log)
+			task := s.task(t, kind)
 			probe := task.Run
 			task.Run = func(ctx context.Context) {
 				probe(ctx)
