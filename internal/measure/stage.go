@@ -36,7 +36,7 @@ type Stage struct {
 	pr    *probers
 	sched *polite.Scheduler
 	// task makes the scheduler task of one measurement (the probers', or a test's).
-	task func(t *target, kind string) polite.Task
+	task  func(t *target, kind string) polite.Task
 	start time.Time
 
 	results  chan store.Measurement
