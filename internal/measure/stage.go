@@ -150,6 +150,9 @@ func (s *Stage) loadPending(ctx context.Context) error {
 // Add queues what the targets of a saved batch add to the run: the kinds of the roles
 // they add, and better names for addresses still waiting. It is crawl.Config.OnSaved.
 func (s *Stage) Add(ctx context.Context, ts []store.Target) {
+	if ctx.Err() != nil {
+		return // stopping: the store has them for the resume
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, t := range ts {
