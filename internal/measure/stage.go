@@ -127,8 +127,11 @@ func (s *Stage) portOf(kind string) (polite.Proto, uint16) {
 }
 
 // loadPending queues the targets of the run with kinds not yet measured (a resume; a
-// fresh run has none).
+// fresh run has none). A run saved before the store kept targets gets them first.
 func (s *Stage) loadPending(ctx context.Context) error {
+	if err := store.BackfillTargets(ctx, s.st, s.run); err != nil {
+		return err
+	}
 	const page = 1000
 	for after := ""; ; {
 		ts, err := s.st.Targets(ctx, s.run, after, page)

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"context"
+	"fmt"
 	"net/netip"
 
 	"github.com/v6matrix/v6matrix/internal/result"
@@ -51,4 +53,42 @@ func TargetsOf(d result.Domain, hosts []result.Host) ([]Target, []NSTarget) {
 		}
 	}
 	return ts, ns
+}
+
+// BackfillTargets writes the targets of a run saved before the store kept them
+// (migration 6): from every domain's hosts, in batches of about a thousand domains, as
+// the DNS stage would have. It does nothing when the run has targets, or no domain done.
+func BackfillTargets(ctx context.Context, st Store, run int64) error {
+	if ts, err := st.Targets(ctx, run, "", 1); err != nil || len(ts) > 0 {
+		return err
+	}
+	if c, err := st.Counts(ctx, run); err != nil || c.Done == 0 {
+		return err
+	}
+	var b Batch
+	flush := func() error {
+		err := st.Save(ctx, run, b)
+		b = Batch{}
+		return err
+	}
+	n := 0
+	err := st.Details(ctx, run, func(d Detail) error {
+		hosts := make([]result.Host, 0, len(d.HostsByName))
+		for _, h := range d.HostsByName {
+			hosts = append(hosts, h)
+		}
+		ts, ns := TargetsOf(d.Domain, hosts)
+		b.Targets, b.NSTargets = append(b.Targets, ts...), append(b.NSTargets, ns...)
+		if n++; n%1000 == 0 {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("backfill the targets of run %d: %w", run, err)
+	}
+	if err := flush(); err != nil {
+		return fmt.Errorf("backfill the targets of run %d: %w", run, err)
+	}
+	return nil
 }
