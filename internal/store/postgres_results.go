@@ -83,12 +83,8 @@ func (s *Postgres) saveTargets(ctx context.Context, tx pgx.Tx, q *batch, run int
 		if err != nil {
 			return fmt.Errorf("read targets: %w", err)
 		}
-		byIP := make(map[netip.Addr]Target, len(old))
-		for _, t := range old {
-			byIP[t.IP] = t
-		}
 		var ts [][]any
-		for _, t := range mergeTargets(b.Targets, byIP) {
+		for _, t := range mergeTargets(b.Targets, old) {
 			ts = append(ts, targetArgs(&t))
 		}
 		q.add(fmt.Sprintf("save %d targets", len(ts)), `INSERT INTO targets (run_id, `+targetColumns+`)

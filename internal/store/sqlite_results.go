@@ -164,10 +164,6 @@ func (s *SQLite) saveTargets(ctx context.Context, tx *sql.Tx, run int64, b Batch
 		if err != nil {
 			return fmt.Errorf("read targets: %w", err)
 		}
-		byIP := make(map[netip.Addr]Target, len(old))
-		for _, t := range old {
-			byIP[t.IP] = t
-		}
 		st, err := tx.PrepareContext(ctx, `INSERT INTO targets (run_id, `+targetColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (run_id, ip) DO UPDATE SET roles = excluded.roles, www = excluded.www, www_rank = excluded.www_rank,
 			mx = excluded.mx, mx_rank = excluded.mx_rank, host = excluded.host, host_rank = excluded.host_rank`)
@@ -175,7 +171,7 @@ func (s *SQLite) saveTargets(ctx context.Context, tx *sql.Tx, run int64, b Batch
 			return err
 		}
 		defer st.Close()
-		for _, t := range mergeTargets(b.Targets, byIP) {
+		for _, t := range mergeTargets(b.Targets, old) {
 			if _, err := st.ExecContext(ctx, append([]any{run}, targetArgs(&t)...)...); err != nil {
 				return fmt.Errorf("save target %s: %w", t.IP, err)
 			}

@@ -87,10 +87,14 @@ func merge(cur *Target, t Target) (added Roles, changed bool) {
 	return added, changed
 }
 
-// mergeTargets folds a batch's targets into the rows the run has (old, by address):
+// mergeTargets folds a batch's targets into the rows the run has for their addresses:
 // it returns the rows to write, one per address, and leaves each merged row, with
 // Added and Changed on an address's first entry, in ts.
-func mergeTargets(ts []Target, old map[netip.Addr]Target) []Target {
+func mergeTargets(ts []Target, rowsHad []Target) []Target {
+	old := make(map[netip.Addr]Target, len(rowsHad))
+	for _, t := range rowsHad {
+		old[t.IP] = t
+	}
 	rows := map[netip.Addr]*Target{}
 	var order []*Target
 	for _, t := range ts {
