@@ -144,7 +144,8 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// of each batch the DNS stage saves.
 	var p pipeline.Progress
 	stopProgress := showProgress(stderr, log, lf, "crawl", func() progress.Counts {
-		return progress.Counts{Done: p.DNS.Done.Load(), Total: p.DNS.Total.Load(), Errors: p.DNS.Errors.Load()}
+		lb, why := p.Probe.Bound() // the probes under way meanwhile
+		return progress.Counts{Done: p.DNS.Done.Load(), Total: p.DNS.Total.Load(), Errors: p.DNS.Errors.Load(), Note: boundNote(lb, why)}
 	})
 	start := time.Now()
 	err = pipeline.Run(ctx, st, run.ID, pipeline.Config{DNS: plan.dns, Client: plan.client, Probe: plan.probe,

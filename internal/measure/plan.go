@@ -80,6 +80,13 @@ type planner struct {
 	window int
 	perNet int
 	ports  func(kind string) (polite.Proto, uint16)
+	// perProbe is the time an address takes per probe: at first from its limits alone,
+	// then the longest of that and the mean seen (observe), since real probes wait for
+	// answers and timeouts.
+	perProbe  time.Duration
+	minPer    time.Duration
+	seen      time.Duration // mean time per probe of the addresses finished
+	finishedN int
 
 	nets    map[netip.Prefix]*network
 	ready   readyHeap // networks with addresses waiting and room in the window
@@ -100,8 +107,35 @@ type planner struct {
 // of ports (see netSlots).
 func newPlanner(cfg polite.Config, window int, ports func(string) (polite.Proto, uint16), kinds kindSet) *planner {
 	pl := &planner{cfg: cfg, window: max(window, 1), ports: ports, nets: map[netip.Prefix]*network{}}
-	pl.perNet = netSlots(cfg, pl.window, kinds.len(), pl.minTime(kinds))
+	if n := kinds.len(); n > 0 {
+		pl.minPer = pl.minTime(kinds) / time.Duration(n)
+	}
+	pl.perProbe = pl.minPer
+	pl.perNet = netSlots(cfg, pl.window, 1, pl.perProbe)
 	return pl
+}
+
+// observe records that an address took d for its n probes, from entering the window
+// to its last probe's end. When the mean time per probe has grown by a quarter, each
+// network's share of the window grows with it, so that slow probes do not leave a
+// network below its --net-gap pace.
+func (pl *planner) observe(d time.Duration, n int) {
+	if n == 0 {
+		return
+	}
+	pl.finishedN++
+	per := d / time.Duration(n)
+	pl.seen += (per - pl.seen) / time.Duration(min(pl.finishedN, 100)) // the mean, then a moving one
+	if pl.seen <= pl.perProbe+pl.perProbe/4 || pl.finishedN < 8 {
+		return
+	}
+	pl.perProbe = max(pl.seen, pl.minPer)
+	if k := netSlots(pl.cfg, pl.window, 1, pl.perProbe); k > pl.perNet {
+		pl.perNet = k
+		for _, nw := range pl.nets {
+			pl.fix(nw)
+		}
+	}
 }
 
 // netSlots is how many addresses of one network the window holds: an address takes at

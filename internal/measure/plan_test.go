@@ -270,3 +270,39 @@ func TestStageLargeNetworkFirst(t *testing.T) {
 		}
 	})
 }
+
+// TestObserve checks that probes slower than their limits give each network a larger
+// share of the window, and that a network held at its share gets more room at once.
+func TestObserve(t *testing.T) {
+	cfg := polite.DefaultConfig()
+	cfg.PortWindow = 0
+	one := kindBit(result.KindPing) | kindBit(result.KindTCP80)
+	pl := newPlanner(cfg, 100, testPorts, one) // 2 probes in 1 s: 0.5 s per probe
+	if pl.perNet != 6 {                        // ceil(2 × 0.5 s / 0.2 s) + 1
+		t.Fatalf("perNet from the limits = %d, want 6", pl.perNet)
+	}
+	for i := range 20 {
+		pl.add(waiting{ip: netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)}), kinds: one}, true)
+	}
+	var in []*waiting
+	for {
+		w, ok := pl.next()
+		if !ok {
+			break
+		}
+		in = append(in, w)
+	}
+	if len(in) != 6 {
+		t.Fatalf("%d addresses of one network in the window, want its share of 6", len(in))
+	}
+	// Eight addresses that took 4 s for their 2 probes: 2 s per probe.
+	for range 8 {
+		pl.observe(4*time.Second, 2)
+	}
+	if pl.perNet != 21 { // ceil(2 × 2 s / 0.2 s) + 1
+		t.Errorf("perNet after slow probes = %d, want 21", pl.perNet)
+	}
+	if _, ok := pl.next(); !ok {
+		t.Error("the network's larger share left no room for its next address")
+	}
+}

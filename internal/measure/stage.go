@@ -239,6 +239,7 @@ func (s *Stage) fill(ctx context.Context) {
 		delete(s.byIP, w.ip)
 		t := &target{ip: w.ip, www: w.www, mx: w.mx, host: w.host, ntp: w.ntp}
 		kinds := w.kinds.list()
+		entered := time.Now()
 		var left atomic.Int32
 		left.Store(int32(len(kinds)))
 		for _, kind := range kinds {
@@ -248,6 +249,7 @@ func (s *Stage) fill(ctx context.Context) {
 				probe(ctx)
 				if left.Add(-1) == 0 {
 					s.mu.Lock()
+					s.plan.observe(time.Since(entered), len(kinds))
 					s.plan.finished(w)
 					if ctx.Err() == nil {
 						s.fill(ctx)
