@@ -187,6 +187,10 @@ func (s *Stage) addLocked(ctx context.Context, t store.Target, added store.Roles
 		kinds &^= setOf(targetOf(t, t.Roles&^added).kinds(s.cfg.Kinds))
 	}
 	kinds &^= measured
+	w := s.byIP[t.IP.Unmap()]
+	if w != nil { // still waiting: its probes will use the newest names
+		w.www, w.mx, w.host, w.ntp = tg.www, tg.mx, tg.host, tg.ntp
+	}
 	allowed, reason := s.cfg.Gate.Allowed(t.IP)
 	if measured&kindBit(result.KindSkipped) != 0 {
 		allowed = false
@@ -219,12 +223,11 @@ func (s *Stage) addLocked(ctx context.Context, t store.Target, added store.Roles
 	if remote == 0 {
 		return
 	}
-	if w := s.byIP[t.IP.Unmap()]; w != nil { // still waiting: one record, the newest names
+	if w != nil { // still waiting: one record
 		s.plan.grow(w, remote)
-		w.www, w.mx, w.host, w.ntp = tg.www, tg.mx, tg.host, tg.ntp
 		return
 	}
-	w := s.plan.add(waiting{ip: t.IP, kinds: remote, www: tg.www, mx: tg.mx, host: tg.host, ntp: tg.ntp}, first)
+	w = s.plan.add(waiting{ip: t.IP, kinds: remote, www: tg.www, mx: tg.mx, host: tg.host, ntp: tg.ntp}, first)
 	s.byIP[w.ip] = w
 }
 
