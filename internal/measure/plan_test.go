@@ -15,6 +15,7 @@ import (
 	"github.com/v6matrix/v6matrix/internal/polite"
 	"github.com/v6matrix/v6matrix/internal/polite/politetest"
 	"github.com/v6matrix/v6matrix/internal/result"
+	"github.com/v6matrix/v6matrix/internal/store"
 )
 
 // testPorts are the destination ports of the kinds, as the probers have them.
@@ -304,5 +305,39 @@ func TestObserve(t *testing.T) {
 	}
 	if _, ok := pl.next(); !ok {
 		t.Error("the network's larger share left no room for its next address")
+	}
+}
+
+// TestAddNames checks what a saved batch's targets do to an address still waiting: a
+// better-ranked name replaces the one its probes will use, and a role adds only the
+// kinds it calls for, once.
+func TestAddNames(t *testing.T) {
+	gate, err := polite.NewGate([]netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Stage{byIP: map[netip.Addr]*waiting{}, p: &Progress{}}
+	s.cfg.Gate = gate
+	s.cfg.Kinds = map[string]bool{result.KindTCP443: true, result.KindTLS443: true, result.KindNTP123: true}
+	s.wakeL = sync.NewCond(&s.mu)
+	s.plan = newPlanner(polite.DefaultConfig(), 10, testPorts, allProbes)
+	ip := addr("192.0.2.7")
+	www := store.RoleAddr | store.RoleWWW
+	s.addLocked(t.Context(), store.Target{IP: ip, Roles: www, WWW: "www.b.example", WWWRank: 2, Host: "www.b.example"}, www, 0)
+	s.addLocked(t.Context(), store.Target{IP: ip, Roles: www, WWW: "www.a.example", WWWRank: 1, Host: "www.b.example"}, 0, 0)
+	all := www | store.RoleNTP
+	s.addLocked(t.Context(), store.Target{IP: ip, Roles: all, WWW: "www.a.example", WWWRank: 1, Host: "www.b.example"}, store.RoleNTP, 0)
+	w := s.byIP[ip]
+	if w == nil {
+		t.Fatal("the address is not waiting")
+	}
+	if got, want := w.kinds.list(), []string{result.KindTCP443, result.KindTLS443, result.KindNTP123}; !cmp.Equal(got, want) {
+		t.Errorf("kinds waiting = %v, want %v", got, want)
+	}
+	if w.www != "www.a.example" || !w.ntp {
+		t.Errorf("waiting record: www %q ntp %v, want www.a.example and ntp", w.www, w.ntp)
+	}
+	if s.plan.starts != 3 || s.p.Total.Load() != 3 || s.p.Addresses.Load() != 1 {
+		t.Errorf("probes %d, total %d, addresses %d: want 3, 3, 1", s.plan.starts, s.p.Total.Load(), s.p.Addresses.Load())
 	}
 }
