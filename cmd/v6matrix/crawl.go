@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/v6matrix/v6matrix/internal/addrclass"
 	"github.com/v6matrix/v6matrix/internal/crawl"
@@ -174,15 +175,25 @@ func resumeOptions(resumed store.Run, cli crawlOptions, fs *flag.FlagSet, set ma
 func watchStage(stderr io.Writer, log *slog.Logger, lf logFlags, stage store.RunState, p *run.Progress) func() {
 	switch stage {
 	case store.RunCrawling:
+		// The probes run meanwhile: the note gives their lower bound.
 		return showProgress(stderr, log, lf, "crawl", func() progress.Counts {
-			return progress.Counts{Done: p.DNS.Done.Load(), Total: p.DNS.Total.Load(), Errors: p.DNS.Errors.Load()}
+			return progress.Counts{Done: p.DNS.Done.Load(), Total: p.DNS.Total.Load(), Errors: p.DNS.Errors.Load(), Note: boundNote(&p.Probe)}
 		})
 	case store.RunProbing:
 		return showProgress(stderr, log, lf, "probe", func() progress.Counts {
-			return progress.Counts{Done: p.Probe.Done.Load(), Total: p.Probe.Total.Load(), Errors: p.Probe.Failed.Load()}
+			return progress.Counts{Done: p.Probe.Done.Load(), Total: p.Probe.Total.Load(), Errors: p.Probe.Failed.Load(), Note: boundNote(&p.Probe)}
 		})
 	}
 	return func() {}
+}
+
+// boundNote says how long the probes take at least, and why (measure.Progress.Bound).
+func boundNote(p *measure.Progress) string {
+	lb, why := p.Bound()
+	if lb <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("at least %v: %s", lb.Round(time.Second), why)
 }
 
 // runError logs how to go on from an interrupted run and turns its error into the

@@ -36,7 +36,12 @@ type Config struct {
 	ParentPort uint16
 	// Classify gives an address its type; nil leaves addresses unclassified.
 	Classify func(netip.Addr) result.Class
-	Logger   *slog.Logger
+	// OnSaved, when set, is called after each committed batch with the batch's probe
+	// targets (merged by Save: see store.Target's Added and Changed), from the writer's
+	// goroutine: it must not block for long. The probe stage
+	// uses it to start on addresses while the DNS stage goes on.
+	OnSaved func(targets []store.Target)
+	Logger  *slog.Logger
 }
 
 // DefaultConfig returns the defaults.
@@ -49,6 +54,9 @@ type Progress struct {
 	Total  atomic.Int64 // domains to measure in this invocation
 	Done   atomic.Int64 // domains measured and saved
 	Errors atomic.Int64 // domains whose status is not ok (nxdomain, timeout, ...)
+	// HostLookups is how many shared-host lookups the run-wide cache let through
+	// (set when Run returns).
+	HostLookups atomic.Int64
 }
 
 // Crawler measures the pending domains of a run.
@@ -97,6 +105,7 @@ func (c *Crawler) Run(ctx context.Context, run int64, p *Progress) error {
 		return err
 	}
 	p.Total.Store(int64(counts.Total - counts.Done))
+	defer func() { p.HostLookups.Store(c.hosts.Lookups()) }()
 
 	jobs := make(chan result.Domain, 2*c.cfg.BatchSize)
 	results := make(chan outcome, 2*c.cfg.BatchSize)
@@ -119,6 +128,7 @@ func (c *Crawler) Run(ctx context.Context, run int64, p *Progress) error {
 					continue // stays pending; resume picks it up
 				}
 				o.addresses = c.addresses(o.fresh)
+				o.targets, o.ns = store.TargetsOf(o.domain, o.hosts)
 				select {
 				case results <- o:
 				case <-ctx.Done():
@@ -179,6 +189,9 @@ func (c *Crawler) write(ctx context.Context, run int64, results <-chan outcome, 
 				firstErr = err
 			} else {
 				p.Done.Add(int64(len(b.Domains)))
+				if c.cfg.OnSaved != nil {
+					c.cfg.OnSaved(b.Targets)
+				}
 			}
 		}
 		b = store.Batch{}
@@ -195,6 +208,8 @@ func (c *Crawler) write(ctx context.Context, run int64, results <-chan outcome, 
 			b.Domains = append(b.Domains, o.domain)
 			b.Hosts = append(b.Hosts, o.fresh...)
 			b.Addresses = append(b.Addresses, o.addresses...)
+			b.Targets = append(b.Targets, o.targets...)
+			b.NSTargets = append(b.NSTargets, o.ns...)
 			if o.domain.Status != result.StatusOK {
 				p.Errors.Add(1)
 			}

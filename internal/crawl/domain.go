@@ -10,6 +10,7 @@ import (
 	"github.com/v6matrix/v6matrix/internal/domains"
 	"github.com/v6matrix/v6matrix/internal/resolve"
 	"github.com/v6matrix/v6matrix/internal/result"
+	"github.com/v6matrix/v6matrix/internal/store"
 )
 
 // outcome is one measured domain with the hosts it looked up first.
@@ -17,6 +18,11 @@ type outcome struct {
 	domain    result.Domain
 	fresh     []result.Host
 	addresses []result.Address
+	// hosts are every host the domain refers to (fresh or from the cache); targets and
+	// ns are the probe stage's input made from them.
+	hosts   []result.Host
+	targets []store.Target
+	ns      []store.NSTarget
 }
 
 // measureDomain runs the DNS part of one domain: NS, SOA, MX, www (and the apex),
@@ -127,6 +133,7 @@ func (c *Crawler) measureDomain(ctx context.Context, d result.Domain) (outcome, 
 			out.fresh = append(out.fresh, h)
 		}
 	}
+	out.hosts = slices.Concat(hosts, ownHosts)
 	for i, host := range ownHosts {
 		if i < len(www) {
 			out.fresh = append(out.fresh, host)
@@ -172,6 +179,7 @@ func (c *Crawler) parentNS(ctx context.Context, out *outcome) error {
 			out.fresh = append(out.fresh, h)
 		}
 	}
+	out.hosts = hosts
 	return nil
 }
 

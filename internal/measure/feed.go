@@ -94,28 +94,3 @@ func (f *feeder) failed() error {
 	defer f.mu.Unlock()
 	return f.err
 }
-
-// runLocal does the measurements that send nothing to the addresses, with a bounded
-// number in flight.
-func runLocal(ctx context.Context, plans []plan, pr *probers, results chan<- store.Measurement, p *Progress, log *slog.Logger) {
-	jobs := make(chan func(context.Context))
-	var wg sync.WaitGroup
-	for range localWorkers {
-		wg.Go(func() {
-			for job := range jobs {
-				job(ctx)
-			}
-		})
-	}
-	defer wg.Wait()
-	defer close(jobs)
-	for _, pl := range plans {
-		for _, kind := range pl.local {
-			select {
-			case jobs <- pr.task(pl.t, kind, results, p, log).Run:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}
-}

@@ -8,12 +8,8 @@ package measure
 import (
 	"context"
 	"crypto/x509"
-	"errors"
 	"log/slog"
-	"maps"
-	"math/rand/v2"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -74,139 +70,43 @@ func DefaultConfig() Config {
 		Path: path.DefaultConfig()}
 }
 
-// Progress counts addresses and probes.
+// Progress counts addresses and probes, and gives the stage's politeness lower bound.
 type Progress struct {
 	Addresses atomic.Int64 // unique addresses of the run
 	Skipped   atomic.Int64 // not probed (special-purpose, opted out)
 	Total     atomic.Int64 // probes to run
 	Done      atomic.Int64 // probes finished
 	Failed    atomic.Int64 // probes that could not run (local errors)
+
+	bound atomic.Pointer[func() (time.Duration, string)]
 }
+
+// Bound returns the politeness lower bound of the stage's wall time, from its start,
+// for the addresses known so far (it grows as the DNS stage finds more), and what sets
+// it, e.g. "2001:db8:ffdd::/48 has 876 addresses (7884 probes at --net-gap 200ms)".
+// docs/POLITENESS.md explains it. Zero before the stage starts.
+func (p *Progress) Bound() (time.Duration, string) {
+	if f := p.bound.Load(); f != nil {
+		return (*f)()
+	}
+	return 0, ""
+}
+
+func (p *Progress) setBound(f func() (time.Duration, string)) { p.bound.Store(&f) }
 
 // flushEvery bounds how long a finished measurement waits before it is saved.
 const flushEvery = 500 * time.Millisecond
 
-// Run measures every address of the run that is not yet measured. It returns
-// ctx.Err() when interrupted, after saving what finished.
+// Run measures every address of the run that is not yet measured, after the DNS stage
+// (Start, Close and Wait run it beside the DNS stage instead). It returns ctx.Err()
+// when interrupted, after saving what finished.
 func Run(ctx context.Context, cfg Config, st store.Store, run int64, p *Progress) error {
-	switch {
-	case cfg.Gate == nil:
-		return errors.New("measure: no gate: the allowed and opted-out ranges must be set")
-	case cfg.Kinds[result.KindHTTP80] && cfg.UserAgent == "":
-		return errors.New("measure: the HTTP probe needs a User-Agent that names the crawler")
-	case cfg.Kinds[result.KindSTARTTLS] && cfg.EHLOName == "":
-		return errors.New("measure: the STARTTLS probe needs the crawler's EHLO name")
-	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	targets, pairs, err := collectTargets(ctx, st, run)
+	s, err := Start(ctx, cfg, st, run, p)
 	if err != nil {
 		return err
 	}
-	done, err := st.Measured(ctx, run)
-	if err != nil {
-		return err
-	}
-	checked, err := st.NSChecked(ctx, run)
-	if err != nil {
-		return err
-	}
-	p.Addresses.Store(int64(len(targets)))
-
-	sched, err := polite.New(cfg.Polite, nil)
-	if err != nil {
-		return err
-	}
-	nsSched, err := polite.New(cfg.NSCheck, nil)
-	if err != nil {
-		return err
-	}
-	cfg.Kinds = maps.Clone(cfg.Kinds) // newProbers may turn a kind off for this run
-	pr, err := newProbers(cfg, log)
-	if err != nil {
-		return err
-	}
-	defer pr.close()
-
-	// Plan every address: skipped ones are recorded now; the others get their local
-	// measurements (PTR, GeoIP: nothing is sent to the address) and their probes.
-	results := make(chan store.Measurement, 256)
-	writeErr := make(chan error, 1)
-	go func() { writeErr <- write(context.WithoutCancel(ctx), st, run, results) }()
-	var plans []plan
-	for _, t := range targets {
-		skipped := done[t.ip][result.KindSkipped]
-		if !skipped {
-			if ok, reason := cfg.Gate.Allowed(t.ip); !ok {
-				skipped = true
-				results <- store.Measurement{IP: t.ip, Kind: result.KindSkipped, Value: reason}
-			}
-		}
-		if skipped {
-			// GeoIP sends no packet: every recorded address gets it, probed or not.
-			p.Skipped.Add(1)
-			if cfg.Kinds[result.KindGeo] && !done[t.ip][result.KindGeo] {
-				p.Total.Add(1)
-				plans = append(plans, plan{t: t, local: []string{result.KindGeo}})
-			}
-			continue
-		}
-		pl := plan{t: t}
-		for _, kind := range t.kinds(cfg.Kinds) {
-			if done[t.ip][kind] {
-				continue
-			}
-			p.Total.Add(1)
-			if kind == result.KindPTR || kind == result.KindGeo {
-				pl.local = append(pl.local, kind)
-			} else {
-				pl.remote = append(pl.remote, kind)
-			}
-		}
-		if len(pl.local)+len(pl.remote) > 0 {
-			plans = append(plans, pl)
-		}
-	}
-	// A seeded shuffle: the whole run's addresses in random order, not only those
-	// that share the scheduler's window.
-	rand.New(rand.NewPCG(uint64(cfg.Polite.Seed), 0x76366d)).Shuffle(len(plans), func(i, j int) { plans[i], plans[j] = plans[j], plans[i] })
-
-	var ns []plan
-	if cfg.Kinds[result.KindDNS53] {
-		ns = nsPlans(pairs, checked, cfg.Gate, cfg.NSCheck.Seed)
-		p.Total.Add(int64(len(ns)))
-	}
-
-	var wg sync.WaitGroup
-	wg.Go(func() { runLocal(ctx, plans, pr, results, p, log) })
-	f := &feeder{plans: plans, sched: sched, pr: pr, results: results, p: p, log: log}
-	err = f.start(ctx, max(cfg.Window, 1))
-	if err == nil {
-		err = sched.Run(ctx)
-	}
-	// Then the name server checks, under their own limits: not beside the probes,
-	// whose timings (ping RTT) they would disturb.
-	nf := &feeder{plans: ns, sched: nsSched, pr: pr, results: results, p: p, log: log}
-	if err == nil {
-		err = nf.start(ctx, max(cfg.Window, 1))
-	}
-	if err == nil {
-		err = nsSched.Run(ctx)
-	}
-	wg.Wait()
-	if err == nil {
-		err = nf.failed()
-	}
-	close(results)
-	if werr := <-writeErr; werr != nil {
-		return werr
-	}
-	if err == nil {
-		err = f.failed()
-	}
-	return err
+	s.Close(ctx)
+	return s.Wait(ctx)
 }
 
 // write saves measurements in batches until results closes.

@@ -160,7 +160,7 @@ func TestRunLoopback(t *testing.T) {
 	if _, err := st.AddDomains(ctx, run, []domains.Entry{{Rank: 1, Name: "m.test", TLD: "test", Suffix: "test"}}); err != nil {
 		t.Fatal(err)
 	}
-	err = st.Save(ctx, run, store.Batch{
+	err = st.Save(ctx, run, withTargets(store.Batch{
 		Domains: []result.Domain{{Name: "m.test", Rank: 1, TLD: "test", Suffix: "test", Status: result.StatusOK, Hosts: []result.HostRef{
 			{Role: result.RoleNS, Name: "ns.m.test", Rank: 1}, {Role: result.RoleMX, Name: "mail.m.test", Rank: 10},
 			{Role: result.RoleWWW, Name: "www.m.test"}, {Role: result.RoleNTP, Name: "ntp.m.test"}}}},
@@ -171,7 +171,7 @@ func TestRunLoopback(t *testing.T) {
 			{Name: "ntp.m.test", Status: result.StatusOK, V4: []netip.Addr{hostIP}},
 		},
 		Addresses: []result.Address{{IP: hostIP}, {IP: refusedIP}},
-	})
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,8 @@ func TestRunLoopback(t *testing.T) {
 }
 
 // TestRunWindow checks that a window much smaller than the run still measures every
-// address once: the feeder refills the scheduler as addresses finish.
+// address once: the stage refills the scheduler as addresses finish; and that a run
+// saved without its targets gets them.
 func TestRunWindow(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -270,6 +271,8 @@ func TestRunWindow(t *testing.T) {
 	if _, err := st.AddDomains(ctx, run, es); err != nil {
 		t.Fatal(err)
 	}
+	// Saved without targets, as a run from before the store kept them: the stage
+	// backfills them from the domains.
 	if err := st.Save(ctx, run, b); err != nil {
 		t.Fatal(err)
 	}
@@ -295,4 +298,14 @@ func TestRunWindow(t *testing.T) {
 			t.Fatalf("%s measured %v, want tcp80, tcp443 and geo", ip, m)
 		}
 	}
+}
+
+// withTargets adds to b the probe targets of its domains, as the DNS stage does.
+func withTargets(b store.Batch) store.Batch {
+	for _, d := range b.Domains {
+		ts, ns := store.TargetsOf(d, b.Hosts)
+		b.Targets = append(b.Targets, ts...)
+		b.NSTargets = append(b.NSTargets, ns...)
+	}
+	return b
 }

@@ -2,7 +2,6 @@ package measure
 
 import (
 	"math/rand/v2"
-	"net/netip"
 	"time"
 
 	"github.com/v6matrix/v6matrix/internal/polite"
@@ -22,15 +21,12 @@ func DefaultNSCheck() polite.Config {
 	return c
 }
 
-// nsPlans makes one plan per (domain, name server address) pair not yet checked, for
-// the addresses the gate allows, in a seeded random order so that the domains of a big
-// provider do not queue behind each other.
-func nsPlans(pairs []nsPair, checked map[string]map[netip.Addr]bool, gate *polite.Gate, seed int64) []plan {
+// nsPlans makes one plan per (domain, name server address) pair, for the addresses
+// the gate allows, in a seeded random order so that the domains of a big provider do
+// not queue behind each other.
+func nsPlans(pairs []nsPair, gate *polite.Gate, seed int64) []plan {
 	var out []plan
 	for _, pr := range pairs {
-		if checked[pr.domain][pr.ip] {
-			continue
-		}
 		if ok, _ := gate.Allowed(pr.ip); !ok {
 			continue
 		}

@@ -1,11 +1,9 @@
 package measure
 
 import (
-	"context"
 	"net/netip"
 
 	"github.com/v6matrix/v6matrix/internal/result"
-	"github.com/v6matrix/v6matrix/internal/store"
 )
 
 // target is one unique address of a run with what its roles call for. The names
@@ -28,49 +26,6 @@ type target struct {
 type nsPair struct {
 	domain, host string
 	ip           netip.Addr
-}
-
-// collectTargets reads the run's domains and gathers every address once, and every
-// (domain, name server address) pair. A domain whose own NS query failed is measured
-// through the NS hosts its parent delegates to (a lame delegation shows there).
-func collectTargets(ctx context.Context, st store.Store, run int64) ([]*target, []nsPair, error) {
-	byIP := map[netip.Addr]*target{}
-	var order []*target
-	var pairs []nsPair
-	err := st.Details(ctx, run, func(d store.Detail) error {
-		if d.Status != result.StatusOK && d.NSSource != result.NSParent {
-			return nil
-		}
-		for _, ref := range d.Hosts {
-			h := d.HostsByName[ref.Name]
-			for _, ips := range [][]netip.Addr{h.V4, h.V6} {
-				for _, ip := range ips {
-					t := byIP[ip]
-					if t == nil {
-						t = &target{ip: ip, host: ref.Name}
-						byIP[ip] = t
-						order = append(order, t)
-					}
-					switch ref.Role {
-					case result.RoleWWW:
-						if t.www == "" {
-							t.www = ref.Name
-						}
-					case result.RoleMX:
-						if t.mx == "" {
-							t.mx = ref.Name
-						}
-					case result.RoleNS:
-						pairs = append(pairs, nsPair{domain: d.Name, host: ref.Name, ip: ip})
-					case result.RoleNTP:
-						t.ntp = true
-					}
-				}
-			}
-		}
-		return nil
-	})
-	return order, pairs, err
 }
 
 // kinds returns the measurements the target calls for, among those enabled.

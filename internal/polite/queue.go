@@ -55,8 +55,13 @@ type netState struct {
 	idx    [2]int // position in Scheduler.active and .touched; -1 if absent
 }
 
-// rankOf mixes the seed and the address (splitmix64), so the order depends on
-// the set of addresses and the seed, not on the order of Add calls.
+// Rank is the random rank of an address under a seed, the keyed hash that orders
+// addresses here and in the probe stage's queues: it mixes the seed and the address
+// (splitmix64), so the order depends on the set of addresses and the seed, not on the
+// order they are added in, and is never a numerical sweep.
+func Rank(a netip.Addr, seed int64) uint64 { return rankOf(a.Unmap(), seed) }
+
+// rankOf is Rank of an unmapped address.
 func rankOf(a netip.Addr, seed int64) uint64 {
 	b := a.As16()
 	h := mix(uint64(seed) ^ binary.BigEndian.Uint64(b[:8]))

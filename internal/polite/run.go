@@ -68,7 +68,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.inflight.Add(1)
 			work <- started{a, j.run}
 		}
-		finished := inflight == 0 && s.queued == 0
+		finished := inflight == 0 && s.queued == 0 && s.holds == 0
 		if finished {
 			s.state = stateFinished // from now on Add fails: nothing is lost
 		}

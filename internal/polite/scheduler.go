@@ -86,6 +86,7 @@ type Scheduler struct {
 	netChunk  []netState
 	last      time.Duration // latest start of any probe
 	queued    int           // tasks not started
+	holds     int           // Hold calls not released: Run waits for more tasks
 	state     int           // idle, running, finished
 
 	done, inflight, total atomic.Int64
@@ -193,6 +194,27 @@ func (s *Scheduler) Add(t Task) error {
 	default:
 	}
 	return nil
+}
+
+// Hold keeps Run from returning while the caller may still add tasks (a stream of
+// them arriving from elsewhere), even when nothing is queued meanwhile; release, which
+// may be called once, lets Run finish once all is done. Hold must be called before Run.
+func (s *Scheduler) Hold() (release func()) {
+	s.mu.Lock()
+	s.holds++
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			s.holds--
+			s.mu.Unlock()
+			select {
+			case s.wake <- struct{}{}:
+			default:
+			}
+		})
+	}
 }
 
 // netOf returns a's network, making it, with the rank of its first

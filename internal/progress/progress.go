@@ -15,6 +15,8 @@ import (
 // Counts is what the bar shows; the caller's function returns the current values.
 type Counts struct {
 	Done, Total, Errors int64
+	// Note is shown after the counts when set (the probe stage's lower bound).
+	Note string
 }
 
 // Bar redraws itself until Stop.
@@ -74,8 +76,12 @@ func (b *Bar) Line(c Counts, elapsed time.Duration) string {
 		bar += ">" + strings.Repeat(" ", width-filled-1)
 	}
 	rate := b.est.rate(elapsed, c.Done)
-	return fmt.Sprintf("%s [%s] %d/%d %5.1f%% %6.0f/s ETA %s errors %d",
+	line := fmt.Sprintf("%s [%s] %d/%d %5.1f%% %6.0f/s ETA %s errors %d",
 		b.label, bar, c.Done, c.Total, frac*100, rate, eta(c, rate), c.Errors)
+	if c.Note != "" {
+		line += "  " + c.Note
+	}
+	return line
 }
 
 // eta formats the time left at the rate; "--:--" when nothing moves, and never 0:00

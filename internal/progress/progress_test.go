@@ -15,10 +15,11 @@ func TestLine(t *testing.T) {
 		elapsed time.Duration
 		want    string
 	}{
-		{"start", Counts{0, 100, 0}, 0, "crawl [>                       ] 0/100   0.0%      0/s ETA --:-- errors 0"},
-		{"half", Counts{50, 100, 3}, 10 * time.Second, "crawl [============>           ] 50/100  50.0%      5/s ETA 0:10 errors 3"},
-		{"done", Counts{100, 100, 0}, 10 * time.Second, "crawl [========================] 100/100 100.0%     10/s ETA 0:00 errors 0"},
-		{"hours", Counts{1, 10000, 0}, time.Second, "crawl [>                       ] 1/10000   0.0%      1/s ETA 2:46:39 errors 0"},
+		{"start", Counts{0, 100, 0, ""}, 0, "crawl [>                       ] 0/100   0.0%      0/s ETA --:-- errors 0"},
+		{"half", Counts{50, 100, 3, ""}, 10 * time.Second, "crawl [============>           ] 50/100  50.0%      5/s ETA 0:10 errors 3"},
+		{"done", Counts{100, 100, 0, ""}, 10 * time.Second, "crawl [========================] 100/100 100.0%     10/s ETA 0:00 errors 0"},
+		{"hours", Counts{1, 10000, 0, ""}, time.Second, "crawl [>                       ] 1/10000   0.0%      1/s ETA 2:46:39 errors 0"},
+		{"note", Counts{1, 2, 0, "at least 23m0s: 2001:db8:ffdd::/48 has 876 addresses"}, time.Second, "crawl [============>           ] 1/2  50.0%      1/s ETA 0:01 errors 0  at least 23m0s: 2001:db8:ffdd::/48 has 876 addresses"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

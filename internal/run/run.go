@@ -20,6 +20,7 @@ import (
 
 	"github.com/v6matrix/v6matrix/internal/crawl"
 	"github.com/v6matrix/v6matrix/internal/measure"
+	"github.com/v6matrix/v6matrix/internal/pipeline"
 	"github.com/v6matrix/v6matrix/internal/resolve"
 	"github.com/v6matrix/v6matrix/internal/store"
 	"github.com/v6matrix/v6matrix/internal/summary"
@@ -59,10 +60,7 @@ type Meta struct {
 
 // Progress holds the counters of a run's stages, updated while they run; read them
 // from another goroutine.
-type Progress struct {
-	DNS   crawl.Progress
-	Probe measure.Progress
-}
+type Progress = pipeline.Progress
 
 // Result is what a run did. On error it holds what was known when it stopped.
 type Result struct {
@@ -71,8 +69,9 @@ type Result struct {
 	Progress *Progress
 	// HostLookups is how many shared-host lookups the DNS stage's cache let through.
 	HostLookups int64
-	// Load, DNS and Probe are how long storing and loading the list and each stage took
-	// in this invocation.
+	// Load is how long storing and loading the list took, DNS how long until every
+	// domain was saved, Probe until the last probe (the stages overlap: both count from
+	// the start of the DNS stage), in this invocation.
 	Load, DNS, Probe time.Duration
 }
 
@@ -226,15 +225,6 @@ func (r *runner) finish(ctx context.Context) (Result, error) {
 	r.log.Info("crawl done", "run", r.run.ID, "domains", counts.Done, "addresses", counts.Addresses,
 		"skipped_lines", r.run.Skipped, "duplicates", r.run.Duplicates, "elapsed", time.Since(start).Round(time.Millisecond))
 	return r.result(), nil
-}
-
-// stages runs the DNS stage, then the probe stage. An overlapped pipeline (addresses
-// probed as the DNS stage finds them) replaces exactly this function.
-func (r *runner) stages(ctx context.Context) error {
-	if err := r.dnsStage(ctx); err != nil {
-		return err
-	}
-	return r.probeStage(ctx)
 }
 
 // setState records the state a stage starts in.

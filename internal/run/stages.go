@@ -5,49 +5,43 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/v6matrix/v6matrix/internal/crawl"
-	"github.com/v6matrix/v6matrix/internal/measure"
+	"github.com/v6matrix/v6matrix/internal/pipeline"
 	"github.com/v6matrix/v6matrix/internal/store"
 )
 
-// dnsStage measures the run's pending domains (state crawling).
-func (r *runner) dnsStage(ctx context.Context) error {
+// stages runs the DNS stage and the probe stage at once (internal/pipeline): the probes
+// start on the addresses of the first batch of domains saved. The run is "crawling"
+// until every domain is saved, then "probing" until the last probe.
+func (r *runner) stages(ctx context.Context) error {
 	if err := r.setState(ctx, store.RunCrawling); err != nil {
 		return err
 	}
-	c := crawl.New(r.cfg.DNS, r.cfg.Client, r.st)
-	p := &r.prog.DNS
 	stop := r.watch(store.RunCrawling)
 	start := time.Now()
-	err := c.Run(ctx, r.run.ID, p)
-	r.res.DNS = time.Since(start)
+	cfg := pipeline.Config{DNS: r.cfg.DNS, Client: r.cfg.Client, Probe: r.cfg.Probe,
+		DNSDone: func() error {
+			r.res.DNS = time.Since(start)
+			stop()
+			stop = func() {}
+			p := &r.prog.DNS
+			rate := float64(p.Done.Load()) / max(r.res.DNS.Seconds(), 1e-9)
+			r.log.Info("DNS stage done", "run", r.run.ID, "domains", p.Done.Load(), "queries", r.cfg.Client.Queries(),
+				"elapsed", r.res.DNS.Round(time.Millisecond), "domains_per_s", fmt.Sprintf("%.0f", rate))
+			if r.cfg.Probe == nil {
+				return nil
+			}
+			if err := r.setState(ctx, store.RunProbing); err != nil {
+				return err
+			}
+			stop = r.watch(store.RunProbing)
+			return nil
+		}}
+	err := pipeline.Run(ctx, r.st, r.run.ID, cfg, r.prog)
 	stop()
-	r.res.HostLookups = c.HostLookups()
-	if err != nil {
-		return err
+	r.res.HostLookups = r.prog.DNS.HostLookups.Load()
+	if r.cfg.Probe != nil {
+		r.res.Probe = time.Since(start)
 	}
-	rate := float64(p.Done.Load()) / max(r.res.DNS.Seconds(), 1e-9)
-	r.log.Info("DNS stage done", "run", r.run.ID, "domains", p.Done.Load(), "queries", r.cfg.Client.Queries(),
-		"elapsed", r.res.DNS.Round(time.Millisecond), "domains_per_s", fmt.Sprintf("%.0f", rate))
-	return nil
-}
-
-// probeStage measures the run's addresses (state probing), unless no probe is enabled.
-func (r *runner) probeStage(ctx context.Context) error {
-	if r.cfg.Probe == nil {
-		return nil
-	}
-	if err := r.setState(ctx, store.RunProbing); err != nil {
-		return err
-	}
-	p := &r.prog.Probe
-	stop := r.watch(store.RunProbing)
-	start := time.Now()
-	err := measure.Run(ctx, *r.cfg.Probe, r.st, r.run.ID, p)
-	r.res.Probe = time.Since(start)
-	stop()
-	r.log.Info("probe stage", "run", r.run.ID, "addresses", p.Addresses.Load(), "not_probed", p.Skipped.Load(),
-		"probes", p.Done.Load(), "failed", p.Failed.Load(), "elapsed", r.res.Probe.Round(time.Millisecond))
 	return err
 }
 

@@ -145,4 +145,27 @@ var migrations = []string{
 		data   TEXT NOT NULL,
 		PRIMARY KEY (run_id, domain, ip)
 	) WITHOUT ROWID;`,
+	// 6: the probe stage's input (issue 8), written by Save with the domains: one row per
+	// address with its roles (a bit set, store.Roles) and the names its probes need, each
+	// with the rank of the domain that gave it; and the (domain, name server address)
+	// pairs of the name server checks.
+	`CREATE TABLE targets (
+		run_id    INTEGER NOT NULL REFERENCES runs(id),
+		ip        TEXT NOT NULL,
+		roles     INTEGER NOT NULL,
+		www       TEXT NOT NULL,
+		www_rank  INTEGER NOT NULL,
+		mx        TEXT NOT NULL,
+		mx_rank   INTEGER NOT NULL,
+		host      TEXT NOT NULL,
+		host_rank INTEGER NOT NULL,
+		PRIMARY KEY (run_id, ip)
+	) WITHOUT ROWID;
+	CREATE TABLE ns_targets (
+		run_id INTEGER NOT NULL REFERENCES runs(id),
+		domain TEXT NOT NULL,
+		ip     TEXT NOT NULL,
+		host   TEXT NOT NULL,
+		PRIMARY KEY (run_id, domain, ip)
+	) WITHOUT ROWID;`,
 }

@@ -143,4 +143,24 @@ var pgMigrations = []string{
 		data   TEXT NOT NULL,
 		PRIMARY KEY (run_id, domain, ip)
 	);`,
+	// 6: the probe stage's input (see migration 6 of the SQLite store).
+	`CREATE TABLE targets (
+		run_id    BIGINT NOT NULL REFERENCES runs(id),
+		ip        TEXT COLLATE "C" NOT NULL,
+		roles     INTEGER NOT NULL,
+		www       TEXT NOT NULL,
+		www_rank  BIGINT NOT NULL,
+		mx        TEXT NOT NULL,
+		mx_rank   BIGINT NOT NULL,
+		host      TEXT NOT NULL,
+		host_rank BIGINT NOT NULL,
+		PRIMARY KEY (run_id, ip)
+	);
+	CREATE TABLE ns_targets (
+		run_id BIGINT NOT NULL REFERENCES runs(id),
+		domain TEXT COLLATE "C" NOT NULL,
+		ip     TEXT COLLATE "C" NOT NULL,
+		host   TEXT NOT NULL,
+		PRIMARY KEY (run_id, domain, ip)
+	);`,
 }

@@ -62,8 +62,72 @@ func (s *Postgres) Save(ctx context.Context, run int64, b Batch) error {
 				SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bool[], $5::text[], $6::text[], $7::text[])
 				ON CONFLICT (run_id, ip) DO NOTHING`, append([]any{run}, columns(addrs)...)...)
 		}
+		if err := s.saveTargets(ctx, tx, &q, run, b); err != nil {
+			return err
+		}
 		return q.run(ctx, tx)
 	})
+}
+
+// saveTargets queues the batch's targets, merged into the run's rows (read in the
+// transaction), and its name server pairs.
+func (s *Postgres) saveTargets(ctx context.Context, tx pgx.Tx, q *batch, run int64, b Batch) error {
+	if len(b.Targets) > 0 {
+		rows, err := tx.Query(ctx, `SELECT `+targetColumns+` FROM targets WHERE run_id = $1 AND ip = ANY($2::text[])`,
+			run, targetIPs(b.Targets))
+		if err != nil {
+			return fmt.Errorf("read targets: %w", err)
+		}
+		old, err := collect(rows, scanTarget)
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("read targets: %w", err)
+		}
+		var ts [][]any
+		for _, t := range mergeTargets(b.Targets, old) {
+			ts = append(ts, targetArgs(&t))
+		}
+		q.add(fmt.Sprintf("save %d targets", len(ts)), `INSERT INTO targets (run_id, `+targetColumns+`)
+			SELECT $1, * FROM unnest($2::text[], $3::int[], $4::text[], $5::bigint[], $6::text[], $7::bigint[], $8::text[], $9::bigint[])
+			ON CONFLICT (run_id, ip) DO UPDATE SET roles = excluded.roles, www = excluded.www, www_rank = excluded.www_rank,
+			mx = excluded.mx, mx_rank = excluded.mx_rank, host = excluded.host, host_rank = excluded.host_rank`,
+			append([]any{run}, columns(ts)...)...)
+	}
+	var ns [][]any
+	for _, n := range lastOf(b.NSTargets, func(n *NSTarget) string { return n.Domain + " " + n.IP.String() }) {
+		ns = append(ns, []any{n.Domain, n.IP.String(), n.Host})
+	}
+	if len(ns) > 0 {
+		q.add(fmt.Sprintf("save %d name server targets", len(ns)), `INSERT INTO ns_targets (run_id, domain, ip, host)
+			SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])
+			ON CONFLICT (run_id, domain, ip) DO NOTHING`, append([]any{run}, columns(ns)...)...)
+	}
+	return nil
+}
+
+// Targets pages through the run's targets with the kinds already measured.
+func (s *Postgres) Targets(ctx context.Context, run int64, after string, limit int) ([]Target, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+targetColumns+`,
+		coalesce((SELECT string_agg(kind, ' ') FROM measurements m WHERE m.run_id = t.run_id AND m.ip = t.ip), '')
+		FROM targets t WHERE run_id = $1 AND ip > $2 ORDER BY ip LIMIT $3`, run, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read targets: %w", err)
+	}
+	defer rows.Close()
+	return collect(rows, scanPendingTarget)
+}
+
+// PendingNSTargets pages through the name server pairs without a check.
+func (s *Postgres) PendingNSTargets(ctx context.Context, run int64, after NSCursor, limit int) ([]NSTarget, error) {
+	rows, err := s.pool.Query(ctx, `SELECT domain, ip, host FROM ns_targets n
+		WHERE run_id = $1 AND (domain, ip) > ($2, $3)
+		AND NOT EXISTS (SELECT 1 FROM ns_checks c WHERE c.run_id = n.run_id AND c.domain = n.domain AND c.ip = n.ip)
+		ORDER BY domain, ip LIMIT $4`, run, after.Domain, after.IP, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read name server targets: %w", err)
+	}
+	defer rows.Close()
+	return collect(rows, scanNSTarget)
 }
 
 // lastOf returns pointers to the last element of each key, in the order the keys first

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -78,6 +79,9 @@ func (s *SQLite) Save(ctx context.Context, run int64, b Batch) error {
 			return fmt.Errorf("save address %s: %w", a.IP, err)
 		}
 	}
+	if err := s.saveTargets(ctx, tx, run, b); err != nil {
+		return err
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("save: %w", err)
 	}
@@ -143,4 +147,74 @@ var sqliteDetails = detailQueries{
 		js, _ := json.Marshal(names)
 		return string(js)
 	},
+}
+
+// saveTargets merges a batch's targets into the run's rows and adds its name server
+// pairs, in the batch's transaction.
+func (s *SQLite) saveTargets(ctx context.Context, tx *sql.Tx, run int64, b Batch) error {
+	if len(b.Targets) > 0 {
+		js, _ := json.Marshal(targetIPs(b.Targets))
+		rows, err := tx.QueryContext(ctx, `SELECT `+targetColumns+` FROM targets
+			WHERE run_id = ? AND ip IN (SELECT value FROM json_each(?))`, run, string(js))
+		if err != nil {
+			return fmt.Errorf("read targets: %w", err)
+		}
+		old, err := collect(rows, scanTarget)
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("read targets: %w", err)
+		}
+		st, err := tx.PrepareContext(ctx, `INSERT INTO targets (run_id, `+targetColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (run_id, ip) DO UPDATE SET roles = excluded.roles, www = excluded.www, www_rank = excluded.www_rank,
+			mx = excluded.mx, mx_rank = excluded.mx_rank, host = excluded.host, host_rank = excluded.host_rank`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, t := range mergeTargets(b.Targets, old) {
+			if _, err := st.ExecContext(ctx, append([]any{run}, targetArgs(&t)...)...); err != nil {
+				return fmt.Errorf("save target %s: %w", t.IP, err)
+			}
+		}
+	}
+	if len(b.NSTargets) == 0 {
+		return nil
+	}
+	nst, err := tx.PrepareContext(ctx, `INSERT INTO ns_targets (run_id, domain, ip, host) VALUES (?, ?, ?, ?)
+		ON CONFLICT (run_id, domain, ip) DO NOTHING`)
+	if err != nil {
+		return err
+	}
+	defer nst.Close()
+	for _, n := range b.NSTargets {
+		if _, err := nst.ExecContext(ctx, run, n.Domain, n.IP.String(), n.Host); err != nil {
+			return fmt.Errorf("save name server target %s %s: %w", n.Domain, n.IP, err)
+		}
+	}
+	return nil
+}
+
+// Targets pages through the run's targets with the kinds already measured.
+func (s *SQLite) Targets(ctx context.Context, run int64, after string, limit int) ([]Target, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+targetColumns+`,
+		coalesce((SELECT group_concat(kind, ' ') FROM measurements m WHERE m.run_id = t.run_id AND m.ip = t.ip), '')
+		FROM targets t WHERE run_id = ? AND ip > ? ORDER BY ip LIMIT ?`, run, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read targets: %w", err)
+	}
+	defer rows.Close()
+	return collect(rows, scanPendingTarget)
+}
+
+// PendingNSTargets pages through the name server pairs without a check.
+func (s *SQLite) PendingNSTargets(ctx context.Context, run int64, after NSCursor, limit int) ([]NSTarget, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT domain, ip, host FROM ns_targets n
+		WHERE run_id = ? AND (domain, ip) > (?, ?)
+		AND NOT EXISTS (SELECT 1 FROM ns_checks c WHERE c.run_id = n.run_id AND c.domain = n.domain AND c.ip = n.ip)
+		ORDER BY domain, ip LIMIT ?`, run, after.Domain, after.IP, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read name server targets: %w", err)
+	}
+	defer rows.Close()
+	return collect(rows, scanNSTarget)
 }

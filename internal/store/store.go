@@ -60,11 +60,15 @@ type Cursor struct {
 }
 
 // Batch is what the crawl saves in one transaction: finished domains, the hosts they
-// looked up first, and the addresses seen first.
+// looked up first, the addresses seen first, and the probe stage's input: the targets
+// (merged into the run's rows by address; Save sets their Added and Changed) and the
+// name server pairs.
 type Batch struct {
 	Domains   []result.Domain
 	Hosts     []result.Host
 	Addresses []result.Address
+	Targets   []Target
+	NSTargets []NSTarget
 }
 
 // Detail is a domain with its hosts and their addresses, for exports and the website.
@@ -102,6 +106,13 @@ type Store interface {
 	Pending(ctx context.Context, run int64, after Cursor, limit int) ([]result.Domain, error)
 	// Save stores a batch and marks its domains done, atomically.
 	Save(ctx context.Context, run int64, b Batch) error
+
+	// Targets pages through the run's probe targets in address text order (after ""
+	// for the first page), each with the kinds already measured: the probe stage's
+	// input on resume, which keeps those with kinds left. PendingNSTargets pages
+	// through the name server pairs not yet checked.
+	Targets(ctx context.Context, run int64, after string, limit int) ([]Target, error)
+	PendingNSTargets(ctx context.Context, run int64, after NSCursor, limit int) ([]NSTarget, error)
 
 	// SaveMeasurements writes per-address probe results; Measured and MeasuredKinds say
 	// what a run already has (resume, and which record files to export).
