@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/v6matrix/v6matrix/internal/crawl"
+	"github.com/v6matrix/v6matrix/internal/dnsblast"
 	"github.com/v6matrix/v6matrix/internal/progress"
 	"github.com/v6matrix/v6matrix/internal/resolve"
 	"github.com/v6matrix/v6matrix/internal/store"
@@ -33,6 +34,7 @@ type benchOptions struct {
 	tld         string
 	cpuProfile  string
 	memProfile  string
+	reference   bool // also run internal/dnsblast against the same server
 	// serve is the hidden child mode: serve the synthetic data on this address.
 	serve string
 }
@@ -51,6 +53,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.tld, "tld", "test", "TLD of the synthetic domains")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the crawl to `file`")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile (heap and allocs) to `file` at the end")
+	fs.BoolVar(&o.reference, "reference", false, "also run the massdns-like reference (internal/dnsblast) against the same server, after the crawl, and print the ratio")
 	fs.StringVar(&o.serve, "serve-synthetic", "", "(internal) serve the synthetic data on `addr` and print it")
 	lf.register(fs)
 	fs.Usage = func() {
@@ -105,7 +108,9 @@ type benchReport struct {
 	CPU              time.Duration // user + system time of the crawler process
 	PeakRSSKiB       int64         // VmHWM of the crawler process
 	ServerPeakRSSKiB int64         // VmHWM of the server process (0 when unknown)
-	DBBytes          int64         // database, WAL and shared-memory files
+	Reference        *dnsblast.Report
+	ReferenceCPU     time.Duration
+	DBBytes          int64 // database, WAL and shared-memory files
 	Statuses         string
 }
 
@@ -138,6 +143,7 @@ func runBench(ctx context.Context, o benchOptions, log *slog.Logger, quiet bool,
 	// The same settings and code path as `v6matrix crawl`.
 	co := crawlOptions{List: listPath, Resolvers: []string{srv.addr.String()}, Timeout: resolve.DefaultConfig().Timeout,
 		Retries: resolve.DefaultConfig().Retries, Concurrency: o.concurrency}
+	co.Probe.register(flag.NewFlagSet("bench", flag.ContinueOnError)) // the defaults; no probes
 	if err := validateOptions(&co); err != nil {
 		return err
 	}
@@ -158,6 +164,9 @@ func runBench(ctx context.Context, o benchOptions, log *slog.Logger, quiet bool,
 
 	var rep benchReport
 	t0 = time.Now()
+	if err := storeList(ctx, st, &run, co, log); err != nil {
+		return err
+	}
 	if err := loadList(ctx, st, &run, co, log); err != nil {
 		return err
 	}
@@ -222,6 +231,18 @@ func runBench(ctx context.Context, o benchOptions, log *slog.Logger, quiet bool,
 	rep.PeakRSSKiB = peakRSS("/proc/self/status")
 	rep.ServerPeakRSSKiB = srv.peakRSS()
 	rep.DBBytes = dbSize(filepath.Join(dir, "bench.db"))
+	if o.reference {
+		names := make([]string, o.domains)
+		for i := range names {
+			names[i] = "d" + strconv.Itoa(i+1) + "." + o.tld
+		}
+		cpu0 := cpuTime()
+		ref, err := dnsblast.Run(ctx, dnsblast.DefaultConfig(srv.addr), names)
+		if err != nil {
+			return fmt.Errorf("bench reference: %w", err)
+		}
+		rep.Reference, rep.ReferenceCPU = &ref, cpuTime()-cpu0
+	}
 	printBench(stdout, o, rep)
 	if rep.Done != rep.Domains {
 		return fmt.Errorf("bench: %d of %d domains done", rep.Done, rep.Domains)
@@ -246,6 +267,13 @@ func printBench(w io.Writer, o benchOptions, r benchReport) {
 		fmt.Fprintf(w, "server RSS    %.1f MiB (peak, not counted above)\n", float64(r.ServerPeakRSSKiB)/1024)
 	}
 	fmt.Fprintf(w, "database      %.1f MiB\n", float64(r.DBBytes)/(1<<20))
+	if ref := r.Reference; ref != nil {
+		rsecs := max(ref.Elapsed.Seconds(), 1e-9)
+		fmt.Fprintf(w, "reference     dnsblast (massdns-like, no store): %.0f domains/s, %.0f queries/s (%d queries, %.1f per domain, %d timeouts), CPU %.1f µs per domain\n",
+			float64(ref.Domains)/rsecs, float64(ref.Queries)/rsecs, ref.Queries, float64(ref.Queries)/float64(max(ref.Domains, 1)),
+			ref.Timeouts, float64(r.ReferenceCPU.Microseconds())/float64(max(ref.Domains, 1)))
+		fmt.Fprintf(w, "ratio         %.2fx the reference's domains/s\n", (float64(r.Done)/secs)/(float64(ref.Domains)/rsecs))
+	}
 }
 
 // writeSyntheticList writes d1.<tld> ... dN.<tld>, one per line (ranks in order).
