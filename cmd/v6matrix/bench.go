@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -34,7 +35,8 @@ type benchOptions struct {
 	tld         string
 	cpuProfile  string
 	memProfile  string
-	reference   bool // also run internal/dnsblast against the same server
+	reference   bool   // also run internal/dnsblast against the same server
+	serverAt    string // a server already serving the synthetic data (host:port)
 	// serve is the hidden child mode: serve the synthetic data on this address.
 	serve string
 }
@@ -54,6 +56,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the crawl to `file`")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile (heap and allocs) to `file` at the end")
 	fs.BoolVar(&o.reference, "reference", false, "also run the massdns-like reference (internal/dnsblast) against the same server, after the crawl, and print the ratio")
+	fs.StringVar(&o.serverAt, "server-at", "", "crawl a server already running with the same synthetic data at `addr:port` (e.g. an NSD kept between runs) instead of starting one")
 	fs.StringVar(&o.serve, "serve-synthetic", "", "(internal) serve the synthetic data on `addr` and print it")
 	lf.register(fs)
 	fs.Usage = func() {
@@ -129,8 +132,12 @@ func runBench(ctx context.Context, o benchOptions, log *slog.Logger, quiet bool,
 
 	log.Info("starting server", "server", o.server, "domains", o.domains)
 	t0 := time.Now()
-	srv, err := startBenchServer(ctx, o, dir)
-	if err != nil {
+	srv := &benchServer{}
+	if o.serverAt != "" {
+		if srv.addr, err = netip.ParseAddrPort(o.serverAt); err != nil {
+			return usagef("--server-at %q: want address:port", o.serverAt)
+		}
+	} else if srv, err = startBenchServer(ctx, o, dir); err != nil {
 		return err
 	}
 	defer srv.stop()

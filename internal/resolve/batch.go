@@ -18,11 +18,25 @@ const busyWait = 5 * time.Millisecond
 type Question struct {
 	Name string
 	Type uint16
+	// Decides ends the batch when this question's answer is NXDOMAIN, SERVFAIL or
+	// REFUSED: the caller then has no use for the other answers (a domain whose NS query
+	// failed), so their timeouts are not waited for. They are returned as NotWaited.
+	Decides bool
+}
+
+// NotWaited is the status of a question whose batch ended on a deciding answer before
+// its own answer came.
+const NotWaited result.Status = ""
+
+// decisive reports a deciding question's answer that ends its batch.
+func decisive(s result.Status) bool {
+	return s == result.StatusNXDomain || s == result.StatusServFail || s == result.StatusRefused
 }
 
 // try states of one question of a batch.
 type question struct {
-	msg         *dns.Msg
+	msg         *dns.Msg  // for TCP
+	wire        []byte    // packed once; each try sets its own id
 	tries       int       // sent so far
 	outstanding int       // sent and neither answered nor failed
 	next        time.Time // when the next try is due (or, after the last, when to give up)
@@ -68,7 +82,11 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 		if c.cfg.UDPSize > 0 {
 			m.SetEdns0(c.cfg.UDPSize, false)
 		}
-		state[i] = question{msg: m, next: now, wait: c.cfg.Timeout}
+		wire, err := m.Pack()
+		if err != nil {
+			return nil, fmt.Errorf("query %s %s: pack: %w", q.Name, dns.TypeToString[q.Type], err)
+		}
+		state[i] = question{msg: m, wire: wire, next: now, wait: c.cfg.Timeout}
 	}
 	// sendDue sends the tries that are due and gives up on questions whose last wait
 	// ended; it returns the time of the next event.
@@ -90,11 +108,9 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 					out[i] = Answer{Status: result.StatusTimeout}
 					continue
 				}
-				// Each try needs its own message: the id is set per send.
-				m := st.msg.Copy()
 				si := int(c.next.Add(1)-1) % len(c.udp)
 				trySrv[i*tries+st.tries] = si
-				p, err := c.udp[si].send(m, replies, i*tries+st.tries, &c.queries)
+				p, err := c.udp[si].send(st.wire, st.msg.Question[0], replies, i*tries+st.tries, &c.queries)
 				st.tries++
 				st.next = now.Add(st.wait)
 				st.wait *= 2
@@ -116,6 +132,14 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 		}
 		return next, nil
 	}
+	defer func() {
+		for _, a := range out {
+			if a.Status == result.StatusTimeout {
+				c.timedOut.Add(1)
+				return
+			}
+		}
+	}()
 	left := len(qs)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -162,6 +186,9 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 			if err == nil {
 				st.done = true
 				out[i] = Answer{Status: rcodeStatus(m), Msg: m}
+				if qs[i].Decides && decisive(out[i].Status) {
+					return out, nil // the others, still waiting, are NotWaited
+				}
 				continue
 			}
 			if ctx.Err() != nil {

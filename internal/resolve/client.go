@@ -111,7 +111,9 @@ type Client struct {
 	next    atomic.Uint32
 	queries atomic.Int64 // sent, UDP and TCP, retries included
 	flying  atomic.Int64 // UDP tries waiting for an answer (MaxInFlight)
-	tcp     dns.Client
+	// timedOut counts batches that waited out a whole schedule (a question timed out).
+	timedOut atomic.Int64
+	tcp      dns.Client
 }
 
 // NewClient returns a Client for a validated Config. It opens the UDP sockets (no
@@ -134,6 +136,11 @@ func NewClient(cfg Config) (*Client, error) {
 
 // Queries returns the number of queries sent so far.
 func (c *Client) Queries() int64 { return c.queries.Load() }
+
+// TimedOutBatches returns how many batches (QueryAll calls) waited out the whole
+// schedule because a question got no answer: for one domain, how many schedules it
+// waited in sequence.
+func (c *Client) TimedOutBatches() int64 { return c.timedOut.Load() }
 
 // Close closes the sockets; queries still waiting end with an error.
 func (c *Client) Close() error {

@@ -1,6 +1,7 @@
 package resolve
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -125,9 +126,10 @@ type pending struct {
 	w *waiter
 }
 
-// send sends q (its id is chosen here) and registers it: its answer, or a socket
-// error, will be sent to out with tag. The caller must release the pending try.
-func (s *udpServer) send(q *dns.Msg, out chan<- reply, tag int, sent *atomic.Int64) (pending, error) {
+// send sends the packed query wire for question q with an id chosen here (written
+// into wire) and registers it: its answer, or a socket error, will be sent to out with
+// tag. The caller must release the pending try.
+func (s *udpServer) send(wire []byte, q dns.Question, out chan<- reply, tag int, sent *atomic.Int64) (pending, error) {
 	u := s.sockets[int(s.next.Add(1))%len(s.sockets)]
 	w := s.waiters.Get().(*waiter)
 	u.mu.Lock()
@@ -139,22 +141,19 @@ func (s *udpServer) send(q *dns.Msg, out chan<- reply, tag int, sent *atomic.Int
 		}
 		return pending{}, err
 	}
+	var id uint16
 	for {
-		q.Id = dns.Id()
-		if _, busy := u.wait[q.Id]; !busy {
+		id = dns.Id()
+		if _, busy := u.wait[id]; !busy {
 			break
 		}
 	}
-	w.id, w.q, w.out, w.tag = q.Id, q.Question[0], out, tag
-	u.wait[q.Id] = w
+	w.id, w.q, w.out, w.tag = id, q, out, tag
+	u.wait[id] = w
 	u.mu.Unlock()
 	p := pending{u: u, w: w}
 
-	wire, err := q.Pack()
-	if err != nil {
-		s.release(p)
-		return pending{}, fmt.Errorf("pack: %w", err)
-	}
+	binary.BigEndian.PutUint16(wire, id)
 	sent.Add(1)
 	if _, err := u.conn.Write(wire); err != nil {
 		s.release(p)
