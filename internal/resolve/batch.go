@@ -35,7 +35,7 @@ func decisive(s result.Status) bool {
 
 // try states of one question of a batch.
 type question struct {
-	msg         *dns.Msg  // for TCP
+	q           dns.Question
 	wire        []byte    // packed once; each try sets its own id
 	tries       int       // sent so far
 	outstanding int       // sent and neither answered nor failed
@@ -77,16 +77,12 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 	state := make([]question, len(qs))
 	now := time.Now()
 	for i, q := range qs {
-		m := new(dns.Msg)
-		m.SetQuestion(dns.Fqdn(q.Name), q.Type)
-		if c.cfg.UDPSize > 0 {
-			m.SetEdns0(c.cfg.UDPSize, false)
-		}
-		wire, err := m.Pack()
+		wire, err := packQuery(q.Name, q.Type, c.cfg.UDPSize)
 		if err != nil {
 			return nil, fmt.Errorf("query %s %s: pack: %w", q.Name, dns.TypeToString[q.Type], err)
 		}
-		state[i] = question{msg: m, wire: wire, next: now, wait: c.cfg.Timeout}
+		state[i] = question{q: dns.Question{Name: dns.Fqdn(q.Name), Qtype: q.Type, Qclass: dns.ClassINET},
+			wire: wire, next: now, wait: c.cfg.Timeout}
 	}
 	// sendDue sends the tries that are due and gives up on questions whose last wait
 	// ended; it returns the time of the next event.
@@ -110,7 +106,7 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 				}
 				si := int(c.next.Add(1)-1) % len(c.udp)
 				trySrv[i*tries+st.tries] = si
-				p, err := c.udp[si].send(st.wire, st.msg.Question[0], replies, i*tries+st.tries, &c.queries)
+				p, err := c.udp[si].send(st.wire, st.q, replies, i*tries+st.tries, &c.queries)
 				st.tries++
 				st.next = now.Add(st.wait)
 				st.wait *= 2
@@ -179,8 +175,7 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 			c.flying.Add(-1)
 			m, err := r.m, r.err
 			if err == nil && m.Truncated {
-				tq := st.msg.Copy()
-				tq.Id = dns.Id()
+				tq := c.tcpQuery(st.q)
 				m, err = c.exchangeTCP(ctx, trySrv[r.tag], tq)
 			}
 			if err == nil {

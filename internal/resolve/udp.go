@@ -216,7 +216,7 @@ func (u *udpSocket) read() {
 // map happen under one lock, so the answer cannot reach a waiter reused meanwhile.
 func (u *udpSocket) deliver(p []byte) {
 	m := new(dns.Msg)
-	if m.Unpack(p) != nil {
+	if m.Unpack(trimPositive(p)) != nil {
 		return
 	}
 	u.mu.Lock()
@@ -238,4 +238,107 @@ func (u *udpSocket) fail(err error, closed bool) {
 		delete(u.wait, id)
 		w.out <- reply{err: err, tag: w.tag}
 	}
+}
+
+// packQuery returns the wire form of a query for name/qtype with recursion desired and,
+// when udpSize is not 0, an EDNS0 OPT record; its id is set per try.
+func packQuery(name string, qtype uint16, udpSize uint16) ([]byte, error) {
+	b := make([]byte, 12, 12+len(name)+2+4+11)
+	binary.BigEndian.PutUint16(b[2:], 0x0100) // RD
+	binary.BigEndian.PutUint16(b[4:], 1)      // QDCOUNT
+	if udpSize > 0 {
+		binary.BigEndian.PutUint16(b[10:], 1) // ARCOUNT
+	}
+	b = b[:cap(b)]
+	off, err := dns.PackDomainName(dns.Fqdn(name), b, 12, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b[:off], byte(qtype>>8), byte(qtype), 0, 1)
+	if udpSize > 0 {
+		b = append(b, 0, 0, 41, byte(udpSize>>8), byte(udpSize), 0, 0, 0, 0, 0, 0)
+	}
+	return b, nil
+}
+
+// tcpQuery is the query for q as a message, for the TCP retry of a truncated answer.
+func (c *Client) tcpQuery(q dns.Question) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetQuestion(q.Name, q.Qtype)
+	if c.cfg.UDPSize > 0 {
+		m.SetEdns0(c.cfg.UDPSize, false)
+	}
+	return m
+}
+
+// trimPositive returns the packet with its authority and additional sections left
+// out when the answer section has records and the authority section holds no SOA:
+// the crawl reads the answer, and the authority section only for an SOA (a negative
+// answer at the end of a CNAME chain); the name server records that come with every
+// positive answer from an authoritative server cost most of the unpacking otherwise.
+// The packet is changed in place (the reader's buffer).
+func trimPositive(p []byte) []byte {
+	if len(p) < 12 {
+		return p
+	}
+	qd, an, ns := binary.BigEndian.Uint16(p[4:]), binary.BigEndian.Uint16(p[6:]), binary.BigEndian.Uint16(p[8:])
+	if an == 0 {
+		return p
+	}
+	off := 12
+	var ok bool
+	for range qd {
+		if off, ok = skipName(p, off); !ok {
+			return p
+		}
+		off += 4
+	}
+	for range an {
+		if off, ok = skipRR(p, off); !ok {
+			return p
+		}
+	}
+	end := off
+	for range ns {
+		if off, ok = skipName(p, off); !ok || off+10 > len(p) {
+			return p
+		}
+		if binary.BigEndian.Uint16(p[off:]) == dns.TypeSOA {
+			return p
+		}
+		off += 10 + int(binary.BigEndian.Uint16(p[off+8:]))
+	}
+	if end > len(p) {
+		return p
+	}
+	binary.BigEndian.PutUint16(p[8:], 0)
+	binary.BigEndian.PutUint16(p[10:], 0)
+	return p[:end]
+}
+
+// skipName returns the offset after the (possibly compressed) name at off.
+func skipName(p []byte, off int) (int, bool) {
+	for off < len(p) {
+		switch l := p[off]; {
+		case l == 0:
+			return off + 1, true
+		case l&0xc0 == 0xc0:
+			return off + 2, off+2 <= len(p)
+		case l&0xc0 != 0:
+			return off, false
+		default:
+			off += int(l) + 1
+		}
+	}
+	return off, false
+}
+
+// skipRR returns the offset after the resource record at off.
+func skipRR(p []byte, off int) (int, bool) {
+	off, ok := skipName(p, off)
+	if !ok || off+10 > len(p) {
+		return off, false
+	}
+	off += 10 + int(binary.BigEndian.Uint16(p[off+8:]))
+	return off, off <= len(p)
 }
