@@ -64,8 +64,8 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 	}
 	tries := c.cfg.Retries + 1
 	replies := make(chan reply, len(qs)*tries)
-	var sent []pending
-	var srv []*udpServer
+	sent := make([]pending, 0, len(qs)) // most questions need one try
+	srv := make([]*udpServer, 0, len(qs))
 	trySrv := make([]int, len(qs)*tries) // the resolver of each try
 	flying := 0                          // this batch's tries counted in c.flying
 	defer func() {

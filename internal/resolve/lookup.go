@@ -54,7 +54,7 @@ func (c *Client) LookupAll(ctx context.Context, qs []Question) ([]Records, error
 // follow walks the CNAME chain from the answer a to name/qtype.
 func (c *Client) follow(ctx context.Context, name string, qtype uint16, a Answer) (Records, error) {
 	rec := Records{Final: strings.ToLower(strings.TrimSuffix(name, "."))}
-	seen := map[string]bool{rec.Final: true}
+	var seen map[string]bool // made at the first CNAME: most answers have none
 	for range MaxCNAME + 1 {
 		rec.Status = a.Status
 		if a.Msg == nil || a.Status != result.StatusOK && a.Status != result.StatusNXDomain {
@@ -66,6 +66,9 @@ func (c *Client) follow(ctx context.Context, name string, qtype uint16, a Answer
 			target, ok := cnameOf(a.Msg.Answer, rec.Final)
 			if !ok {
 				break
+			}
+			if seen == nil {
+				seen = map[string]bool{strings.ToLower(strings.TrimSuffix(name, ".")): true}
 			}
 			if seen[target] {
 				rec.Status = result.StatusCNAMELoop
