@@ -10,10 +10,6 @@ import (
 	"github.com/v6matrix/v6matrix/internal/result"
 )
 
-// busyWait is how long a try waits for a free slot when the client has MaxInFlight
-// tries in flight.
-const busyWait = 5 * time.Millisecond
-
 // Question is one query of a batch.
 type Question struct {
 	Name string
@@ -67,12 +63,12 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 	sent := make([]pending, 0, len(qs)) // most questions need one try
 	srv := make([]*udpServer, 0, len(qs))
 	trySrv := make([]int, len(qs)*tries) // the resolver of each try
-	flying := 0                          // this batch's tries counted in c.flying
+	flying, held := 0, 0                 // slots of c.slots: for tries in flight, taken for the next
 	defer func() {
 		for i, p := range sent {
 			srv[i].release(p)
 		}
-		c.flying.Add(int64(-flying))
+		c.putSlots(flying + held)
 	}()
 	state := make([]question, len(qs))
 	now := time.Now()
@@ -85,20 +81,23 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 			wire: wire, next: now, wait: c.cfg.Timeout}
 	}
 	// sendDue sends the tries that are due and gives up on questions whose last wait
-	// ended; it returns the time of the next event.
-	sendDue := func(now time.Time) (time.Time, error) {
-		var next time.Time
+	// ended; it returns the time of the next event (zero: none) and whether a try waits
+	// for a slot of MaxInFlight.
+	sendDue := func(now time.Time) (next time.Time, saturated bool, err error) {
 		for i := range state {
 			st := &state[i]
 			if st.done {
 				continue
 			}
-			if !now.Before(st.next) && st.tries < tries && c.cfg.MaxInFlight > 0 && c.flying.Load() >= int64(c.cfg.MaxInFlight) {
-				st.next = now.Add(busyWait) // the client is saturated: look again shortly
-			} else if !now.Before(st.next) {
+			due := !now.Before(st.next)
+			if due && st.tries < tries && !c.takeSlot(&held) {
+				saturated = true // the client is saturated: the loop waits for a slot
+				continue
+			}
+			if due {
 				if st.tries == tries {
 					if st.lastErr != nil && !isNetError(st.lastErr) {
-						return next, fmt.Errorf("query %s %s: %w", qs[i].Name, dns.TypeToString[qs[i].Type], st.lastErr)
+						return next, false, fmt.Errorf("query %s %s: %w", qs[i].Name, dns.TypeToString[qs[i].Type], st.lastErr)
 					}
 					st.done = true
 					out[i] = Answer{Status: result.StatusTimeout}
@@ -111,6 +110,7 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 				st.next = now.Add(st.wait)
 				st.wait *= 2
 				if err != nil {
+					c.putSlots(1)
 					st.lastErr = err
 					if st.outstanding == 0 {
 						st.next = now // nothing to wait for: try the next server at once
@@ -118,7 +118,6 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 				} else {
 					st.outstanding++
 					flying++
-					c.flying.Add(1)
 					sent, srv = append(sent, p), append(srv, c.udp[si])
 				}
 			}
@@ -126,7 +125,7 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 				next = st.next
 			}
 		}
-		return next, nil
+		return next, saturated, nil
 	}
 	defer func() {
 		for _, a := range out {
@@ -140,7 +139,7 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for left > 0 {
-		next, err := sendDue(time.Now())
+		next, saturated, err := sendDue(time.Now())
 		if err != nil {
 			return nil, err
 		}
@@ -153,18 +152,24 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 		if left == 0 {
 			break
 		}
-		timer.Reset(time.Until(next))
+		var acquire chan<- struct{} // a slot of MaxInFlight, when a try waits for one
+		if saturated {
+			acquire = c.slots
+		}
+		var expired <-chan time.Time
+		if !next.IsZero() {
+			timer.Reset(time.Until(next))
+			expired = timer.C
+		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-timer.C:
+		case <-expired:
+		case acquire <- struct{}{}:
+			held++
+			stopTimer(timer)
 		case r := <-replies:
-			if !timer.Stop() {
-				select {
-				case <-timer.C:
-				default:
-				}
-			}
+			stopTimer(timer)
 			i := r.tag / tries
 			st := &state[i]
 			if st.done {
@@ -172,7 +177,7 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 			}
 			st.outstanding--
 			flying--
-			c.flying.Add(-1)
+			c.putSlots(1)
 			m, err := r.m, r.err
 			if err == nil && m.Truncated {
 				tq := c.tcpQuery(st.q)
@@ -199,4 +204,42 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 		}
 	}
 	return out, nil
+}
+
+// takeSlot takes a slot of MaxInFlight for a try, from those the batch holds (held)
+// or from the client; false means the client is saturated.
+func (c *Client) takeSlot(held *int) bool {
+	if c.slots == nil {
+		return true
+	}
+	if *held > 0 {
+		*held--
+		return true
+	}
+	select {
+	case c.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// putSlots gives n slots of MaxInFlight back.
+func (c *Client) putSlots(n int) {
+	if c.slots == nil {
+		return
+	}
+	for range n {
+		<-c.slots
+	}
+}
+
+// stopTimer stops t and drains a tick it may have sent.
+func stopTimer(t *time.Timer) {
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
 }

@@ -110,7 +110,9 @@ type Client struct {
 	udp     []*udpServer // one per resolver
 	next    atomic.Uint32
 	queries atomic.Int64 // sent, UDP and TCP, retries included
-	flying  atomic.Int64 // UDP tries waiting for an answer (MaxInFlight)
+	// slots holds a token per UDP try waiting for an answer (MaxInFlight; nil: no
+	// bound). A batch that finds it full waits on it, not on a timer.
+	slots chan struct{}
 	// timedOut counts batches that waited out a whole schedule (a question timed out).
 	timedOut atomic.Int64
 	tcp      dns.Client
@@ -123,6 +125,9 @@ func NewClient(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{cfg: cfg, tcp: dns.Client{Net: "tcp", Timeout: cfg.Timeout}}
+	if cfg.MaxInFlight > 0 {
+		c.slots = make(chan struct{}, cfg.MaxInFlight)
+	}
 	for _, s := range cfg.Servers {
 		u, err := newUDPServer(s)
 		if err != nil {
