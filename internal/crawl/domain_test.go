@@ -81,7 +81,9 @@ func TestDeadZoneOneSchedule(t *testing.T) {
 	defer srv.Close()
 	rc := resolve.DefaultConfig()
 	rc.Servers = []netip.AddrPort{srv.Addr()}
-	rc.Timeout = 100 * time.Millisecond // tries at 0, 100 and 300 ms; given up at 700 ms
+	// Tries at 0, 0.5 and 1.5 s, given up at 3.5 s: long enough that an answered
+	// question is never retried on a loaded machine.
+	rc.Timeout = 500 * time.Millisecond
 	client, err := resolve.NewClient(rc)
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +129,7 @@ func TestDeadZoneOneSchedule(t *testing.T) {
 	})
 
 	t.Run("ns fails", func(t *testing.T) {
-		before := client.TimedOutBatches()
+		before, sent := client.TimedOutBatches(), client.Queries()
 		o, err := c.measureDomain(ctx, result.Domain{Name: "broken.test", Rank: 2})
 		if err != nil {
 			t.Fatal(err)
@@ -140,12 +142,17 @@ func TestDeadZoneOneSchedule(t *testing.T) {
 		if got := client.TimedOutBatches() - before; got != 0 {
 			t.Errorf("the domain waited out %d schedules, want 0", got)
 		}
+		// NS, SOA, MX, www A and AAAA, ntp A, time A, each once. (The server may not have
+		// read the last ones yet when the SERVFAIL ends the batch: at most once there.)
+		if got := client.Queries() - sent; got != 7 {
+			t.Errorf("sent %d queries, want 7 (the first batch, no retry)", got)
+		}
 		for _, q := range []struct {
 			name  string
 			qtype uint16
 		}{{"broken.test", dns.TypeSOA}, {"www.broken.test", dns.TypeA}, {"ntp.broken.test", dns.TypeA}} {
-			if got := front.count(q.name, q.qtype); got != 1 {
-				t.Errorf("%s %s asked %d times, want 1 (sent with the NS query, never retried)", q.name, dns.TypeToString[q.qtype], got)
+			if got := front.count(q.name, q.qtype); got > 1 {
+				t.Errorf("%s %s asked %d times, want at most 1 (sent with the NS query, never retried)", q.name, dns.TypeToString[q.qtype], got)
 			}
 		}
 	})

@@ -135,6 +135,37 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 			}
 		}
 	}()
+	// onReply takes the answer to (or the failure of) one try; finished means a
+	// deciding answer ended the batch.
+	onReply := func(r reply) (finished bool, err error) {
+		i := r.tag / tries
+		st := &state[i]
+		if st.done {
+			return false, nil
+		}
+		st.outstanding--
+		flying--
+		c.putSlots(1)
+		m, err := r.m, r.err
+		if err == nil && m.Truncated {
+			m, err = c.exchangeTCP(ctx, trySrv[r.tag], c.tcpQuery(st.q))
+		}
+		if err == nil {
+			st.done = true
+			out[i] = Answer{Status: rcodeStatus(m), Msg: m}
+			return qs[i].Decides && decisive(out[i].Status), nil
+		}
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		// A refused socket or a broken server: try the next one now (or, after the
+		// last try, give up now).
+		st.lastErr = err
+		if st.outstanding == 0 {
+			st.next = time.Now()
+		}
+		return false, nil
+	}
 	left := len(qs)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -170,36 +201,20 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 			stopTimer(timer)
 		case r := <-replies:
 			stopTimer(timer)
-			i := r.tag / tries
-			st := &state[i]
-			if st.done {
-				continue
-			}
-			st.outstanding--
-			flying--
-			c.putSlots(1)
-			m, err := r.m, r.err
-			if err == nil && m.Truncated {
-				tq := c.tcpQuery(st.q)
-				m, err = c.exchangeTCP(ctx, trySrv[r.tag], tq)
-			}
-			if err == nil {
-				st.done = true
-				out[i] = Answer{Status: rcodeStatus(m), Msg: m}
-				if qs[i].Decides && decisive(out[i].Status) {
+			// Take every answer that is ready before looking at the schedule again.
+			for more := true; more; {
+				finished, err := onReply(r)
+				if err != nil {
+					return nil, err
+				}
+				if finished {
 					return out, nil // the others, still waiting, are NotWaited
 				}
-				continue
-			}
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			// A refused socket or a broken server: try the next one now.
-			st.lastErr = err
-			if st.outstanding == 0 && st.tries < tries {
-				st.next = time.Now()
-			} else if st.outstanding == 0 {
-				st.next = time.Now() // the last try failed: give up now
+				select {
+				case r = <-replies:
+				default:
+					more = false
+				}
 			}
 		}
 	}
