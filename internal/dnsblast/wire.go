@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/v6matrix/v6matrix/internal/resolve"
 )
 
 // Wire format, by hand as massdns does: a query is built into a reused buffer and an
@@ -77,7 +79,7 @@ func parse(p, q []byte, qtype uint16) (answer, bool) {
 	var target string
 	for i := 0; i < an+ns; i++ {
 		var ok bool
-		if off, ok = skipName(p, off); !ok || off+10 > len(p) {
+		if off, ok = resolve.SkipName(p, off); !ok || off+10 > len(p) {
 			return a, true
 		}
 		t := binary.BigEndian.Uint16(p[off:])
@@ -112,19 +114,4 @@ func parse(p, q []byte, qtype uint16) (answer, bool) {
 		a.names, a.cname = []string{target}, true
 	}
 	return a, true
-}
-
-// skipName returns the offset after the (possibly compressed) name at off.
-func skipName(p []byte, off int) (int, bool) {
-	for off < len(p) {
-		switch l := p[off]; {
-		case l == 0:
-			return off + 1, true
-		case l&0xc0 == 0xc0:
-			return off + 2, off+2 <= len(p)
-		default:
-			off += int(l) + 1
-		}
-	}
-	return off, false
 }

@@ -288,7 +288,7 @@ func trimPositive(p []byte) []byte {
 	off := 12
 	var ok bool
 	for range qd {
-		if off, ok = skipName(p, off); !ok {
+		if off, ok = SkipName(p, off); !ok {
 			return p
 		}
 		off += 4
@@ -300,7 +300,7 @@ func trimPositive(p []byte) []byte {
 	}
 	end := off
 	for range ns {
-		if off, ok = skipName(p, off); !ok || off+10 > len(p) {
+		if off, ok = SkipName(p, off); !ok || off+10 > len(p) {
 			return p
 		}
 		if binary.BigEndian.Uint16(p[off:]) == dns.TypeSOA {
@@ -316,8 +316,10 @@ func trimPositive(p []byte) []byte {
 	return p[:end]
 }
 
-// skipName returns the offset after the (possibly compressed) name at off.
-func skipName(p []byte, off int) (int, bool) {
+// SkipName returns the offset after the (possibly compressed) name at offset off of
+// the DNS message p, and false when the name runs past p or has an invalid label
+// type. Readers of raw answers use it (trimPositive, the bench's reference).
+func SkipName(p []byte, off int) (int, bool) {
 	for off < len(p) {
 		switch l := p[off]; {
 		case l == 0:
@@ -335,7 +337,7 @@ func skipName(p []byte, off int) (int, bool) {
 
 // skipRR returns the offset after the resource record at off.
 func skipRR(p []byte, off int) (int, bool) {
-	off, ok := skipName(p, off)
+	off, ok := SkipName(p, off)
 	if !ok || off+10 > len(p) {
 		return off, false
 	}
