@@ -22,7 +22,7 @@ import (
 	"github.com/v6matrix/v6matrix/internal/crawl"
 	"github.com/v6matrix/v6matrix/internal/dnsblast"
 	"github.com/v6matrix/v6matrix/internal/progress"
-	"github.com/v6matrix/v6matrix/internal/resolve"
+	"github.com/v6matrix/v6matrix/internal/run"
 	"github.com/v6matrix/v6matrix/internal/store"
 )
 
@@ -111,10 +111,10 @@ type benchReport struct {
 	CPU              time.Duration // user + system time of the crawler process
 	PeakRSSKiB       int64         // VmHWM of the crawler process
 	ServerPeakRSSKiB int64         // VmHWM of the server process (0 when unknown)
-	Reference        *dnsblast.Report
-	ReferenceCPU     time.Duration
-	DBBytes          int64 // database, WAL and shared-memory files
+	DBBytes          int64         // database, WAL and shared-memory files
 	Statuses         string
+	Reference        *dnsblast.Report // --reference
+	ReferenceCPU     time.Duration
 }
 
 func runBench(ctx context.Context, o benchOptions, log *slog.Logger, quiet bool, stdout, stderr io.Writer) (err error) {
@@ -147,93 +147,75 @@ func runBench(ctx context.Context, o benchOptions, log *slog.Logger, quiet bool,
 	if err := writeSyntheticList(listPath, o.tld, o.domains); err != nil {
 		return err
 	}
-	// The same settings and code path as `v6matrix crawl`.
-	co := crawlOptions{List: listPath, Resolvers: []string{srv.addr.String()}, Timeout: resolve.DefaultConfig().Timeout,
-		Retries: resolve.DefaultConfig().Retries, Concurrency: o.concurrency}
-	co.Probe.register(flag.NewFlagSet("bench", flag.ContinueOnError)) // the defaults; no probes
+	// The same settings and code path as `v6matrix crawl --probes none`.
+	co := defaultOptions()
+	co.List, co.Resolvers, co.Concurrency, co.Probe.Kinds = listPath, []string{srv.addr.String()}, o.concurrency, nil
 	if err := validateOptions(&co); err != nil {
 		return err
 	}
-	cfg, client, err := buildCrawl(co, log)
+	plan, err := prepare(ctx, co, log)
 	if err != nil {
 		return err
 	}
-	defer client.Close()
+	defer plan.Close()
 	st, err := store.OpenSQLite(ctx, filepath.Join(dir, "bench.db"))
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	run := store.Run{Started: time.Now(), ListName: co.List, Options: "{}", Vantage: "bench", State: store.RunLoading}
-	if run.ID, err = st.CreateRun(ctx, run); err != nil {
-		return err
-	}
 
 	var rep benchReport
-	t0 = time.Now()
-	if err := storeList(ctx, st, &run, co, log); err != nil {
+	cfg := plan.runConfig(co, log)
+	cfg.SkipSummary = true
+	opts, err := marshalOptions(co)
+	if err != nil {
 		return err
 	}
-	if err := loadList(ctx, st, &run, co, log); err != nil {
-		return err
-	}
-	rep.Load = time.Since(t0)
-	run.State = store.RunCrawling
-	if err := st.UpdateRun(ctx, run); err != nil {
-		return err
-	}
-	c := crawl.New(cfg, client, st)
-	if err := c.CheckResolvers(ctx); err != nil {
-		return err
-	}
-
-	if o.cpuProfile != "" {
-		f, err := os.Create(o.cpuProfile)
-		if err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
+	var cpu0 time.Duration
+	var profErr error
+	stopProfile := func() {}
+	cfg.Watch = func(stage store.RunState, p *run.Progress) func() {
+		if stage != store.RunCrawling {
+			return func() {}
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
+		if o.cpuProfile != "" {
+			stopProfile, profErr = startCPUProfile(o.cpuProfile)
+		}
+		var bar *progress.Bar
+		if !quiet && isTerminal(stderr) {
+			bar = progress.Start(stderr, "bench", 250*time.Millisecond, func() progress.Counts {
+				return progress.Counts{Done: p.DNS.Done.Load(), Total: p.DNS.Total.Load(), Errors: p.DNS.Errors.Load()}
+			})
+		}
+		cpu0 = cpuTime()
+		return func() {
+			rep.CPU = cpuTime() - cpu0
+			if bar != nil {
+				bar.Stop()
+			}
+			stopProfile()
 		}
 	}
-	var p crawl.Progress
-	var bar *progress.Bar
-	if !quiet && isTerminal(stderr) {
-		bar = progress.Start(stderr, "bench", 250*time.Millisecond, func() progress.Counts {
-			return progress.Counts{Done: p.Done.Load(), Total: p.Total.Load(), Errors: p.Errors.Load()}
-		})
-	}
-	cpu0 := cpuTime()
-	t0 = time.Now()
-	err = c.Run(ctx, run.ID, &p)
-	rep.Crawl = time.Since(t0)
-	rep.CPU = cpuTime() - cpu0
-	if bar != nil {
-		bar.Stop()
-	}
-	if o.cpuProfile != "" {
-		pprof.StopCPUProfile()
+	res, err := run.Start(ctx, st, cfg, run.Meta{Options: opts, Vantage: "bench"})
+	if errors.Is(err, run.ErrInterrupted) {
+		return errInterrupted
 	}
 	if err != nil {
-		finishRun(st, &run, store.RunInterrupted, nil)
 		return fmt.Errorf("bench crawl: %w", err)
 	}
-	if err := finishRun(st, &run, store.RunDone, nil); err != nil {
-		return err
+	if profErr != nil {
+		return profErr
 	}
+	rep.Load, rep.Crawl = res.Load, res.DNS
 	if o.memProfile != "" {
 		if err := writeMemProfile(o.memProfile); err != nil {
 			return err
 		}
 	}
 
-	counts, err := st.Counts(ctx, run.ID)
-	if err != nil {
-		return err
-	}
-	rep.Domains, rep.Done = int64(o.domains), p.Done.Load()
-	rep.Queries, rep.HostLookups = client.Queries(), c.HostLookups()
+	counts := res.Counts
+	rep.Domains, rep.Done = int64(o.domains), res.Progress.DNS.Done.Load()
+	rep.Queries, rep.HostLookups = plan.client.Queries(), res.HostLookups
 	rep.Statuses = statusSummary(counts.ByStatus)
 	rep.PeakRSSKiB = peakRSS("/proc/self/status")
 	rep.ServerPeakRSSKiB = srv.peakRSS()
@@ -305,6 +287,19 @@ func writeSyntheticList(path, tld string, n int) error {
 		return fmt.Errorf("bench list: %w", err)
 	}
 	return nil
+}
+
+// startCPUProfile starts writing a CPU profile to path; stop ends it.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return func() {}, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return func() {}, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func writeMemProfile(path string) error {

@@ -18,13 +18,13 @@ import (
 	"github.com/v6matrix/v6matrix/internal/store"
 )
 
-// cliRun calls run in-process, bounded by 20 s, and returns its exit code and streams.
+// cliRun calls dispatch in-process, bounded by 20 s, and returns its exit code and streams.
 func cliRun(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var out, errb bytes.Buffer
-	code = run(ctx, args, &out, &errb)
+	code = dispatch(ctx, args, &out, &errb)
 	if ctx.Err() != nil {
 		t.Fatalf("v6matrix %s: still running after 20 s", strings.Join(args, " "))
 	}

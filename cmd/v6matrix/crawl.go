@@ -12,28 +12,29 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/v6matrix/v6matrix/internal/addrclass"
 	"github.com/v6matrix/v6matrix/internal/crawl"
 	"github.com/v6matrix/v6matrix/internal/domains"
 	"github.com/v6matrix/v6matrix/internal/measure"
+	"github.com/v6matrix/v6matrix/internal/metrics"
 	"github.com/v6matrix/v6matrix/internal/polite"
 	"github.com/v6matrix/v6matrix/internal/progress"
 	"github.com/v6matrix/v6matrix/internal/resolve"
 	"github.com/v6matrix/v6matrix/internal/result"
+	"github.com/v6matrix/v6matrix/internal/run"
 	"github.com/v6matrix/v6matrix/internal/store"
-	"github.com/v6matrix/v6matrix/internal/summary"
 )
 
 func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("crawl", "[flags] LIST   (LIST: a rank,domain CSV, a Majestic CSV or a plain list; - for stdin)", stdout)
+	fs := newFlagSet("crawl", "[flags] LIST   (LIST: a rank,domain CSV, a Majestic CSV or a plain list; - for stdin; an http(s) URL or tranco, majestic, umbrella to download it)", stdout)
 	var o crawlOptions
 	var lf logFlags
 	dbPath := fs.String("db", "v6matrix.db", "database: a SQLite `file` or a postgres:// URL")
 	resume := fs.Bool("resume", false, "continue an interrupted run (the latest one, or --run) instead of starting one")
 	runID := fs.Int64("run", 0, "with --resume: the run to continue")
 	vantage := fs.String("vantage", hostname(), "name of the place this crawl runs from, stored with the run")
+	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus metrics of the crawl on http://`address`/metrics (e.g. 127.0.0.1:9464)")
 	o.register(fs)
 	lf.register(fs)
 	if err := parseInterleaved(fs, args, stderr); err != nil {
@@ -53,18 +54,8 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if set["run"] {
 			return usagef("--run needs --resume")
 		}
-		if fs.NArg() != 1 {
-			return usagef("want exactly one LIST argument, got %d (see v6matrix crawl --help)", fs.NArg())
-		}
-		if o.List = fs.Arg(0); o.List != "-" {
-			f, err := os.Open(o.List)
-			if err != nil {
-				return fmt.Errorf("list: %w", err)
-			}
-			f.Close()
-			if o.List, err = filepath.Abs(o.List); err != nil {
-				return fmt.Errorf("list: %w", err)
-			}
+		if o.List, err = listArg(fs); err != nil {
+			return err
 		}
 	} else if fs.NArg() > 0 {
 		return usagef("--resume takes no LIST: the run's own list is used")
@@ -90,19 +81,16 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer st.Close()
 
-	var run store.Run
+	var resumed store.Run
 	if *resume {
-		if run, err = resumableRun(ctx, st, *runID); err != nil {
+		if resumed, err = run.Resumable(ctx, st, *runID); err != nil {
 			return err
 		}
-		if set["vantage"] && *vantage != run.Vantage {
-			return usagef("--vantage %s: cannot change when resuming run %d, which runs from %q: start a new crawl from another vantage", *vantage, run.ID, run.Vantage)
+		if set["vantage"] && *vantage != resumed.Vantage {
+			return usagef("--vantage %s: cannot change when resuming run %d, which runs from %q: start a new crawl from another vantage", *vantage, resumed.ID, resumed.Vantage)
 		}
-		if o, err = mergeOptions(run.ID, run.Options, o, fs, set, log); err != nil {
+		if o, err = resumeOptions(resumed, o, fs, set, log); err != nil {
 			return err
-		}
-		if err := validateOptions(&o); err != nil {
-			return fmt.Errorf("run %d: its stored options are invalid: %w", run.ID, err)
 		}
 		if plan, err = prepare(ctx, o, log); err != nil {
 			return err
@@ -113,78 +101,110 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("store the run's options: %w", err)
 	}
-	if !*resume {
-		run = store.Run{Started: time.Now(), ListName: o.List, Options: opts, Vantage: *vantage, State: store.RunLoading}
-		if run.ID, err = st.CreateRun(ctx, run); err != nil {
+	cfg := plan.runConfig(o, log)
+	cfg.Watch = func(stage store.RunState, p *run.Progress) func() {
+		return watchStage(stderr, log, lf, stage, p)
+	}
+	if *metricsAddr != "" {
+		reg := metrics.NewRegistry()
+		cfg.Progress = &run.Progress{}
+		if err := metrics.Crawl(reg, cfg.Progress, plan.client, *vantage); err != nil {
 			return err
 		}
-		log.Info("run created", "run", run.ID, "list", o.List, "db", store.Name(*dbPath))
-		if err := storeList(ctx, st, &run, o, log); err != nil {
+		mctx, stop := context.WithCancel(ctx)
+		defer stop()
+		if _, err := metrics.Serve(mctx, *metricsAddr, reg, log); err != nil {
 			return err
 		}
+	}
+	var res run.Result
+	if *resume {
+		res, err = run.Resume(ctx, st, resumed.ID, cfg, opts)
 	} else {
-		run.Options = opts
-		log.Info("resuming run", "run", run.ID, "list", run.ListName, "list_sha256", run.ListSHA256, "state", run.State)
-		if err := storeListIfMissing(ctx, st, &run, o, log); err != nil {
-			return err
-		}
-	}
-	if !run.Loaded {
-		if err := loadList(ctx, st, &run, o, log); err != nil {
-			return err
-		}
-	}
-	run.State = store.RunCrawling
-	if err := st.UpdateRun(ctx, run); err != nil {
-		return err
-	}
-
-	c := crawl.New(plan.dns, plan.client, st)
-	var p crawl.Progress
-	stopProgress := showProgress(stderr, log, lf, "crawl", func() progress.Counts {
-		return progress.Counts{Done: p.Done.Load(), Total: p.Total.Load(), Errors: p.Errors.Load()}
-	})
-	start := time.Now()
-	err = c.Run(ctx, run.ID, &p)
-	stopProgress()
-	elapsed := time.Since(start)
-	if errors.Is(err, context.Canceled) {
-		err = finishRun(st, &run, store.RunInterrupted, nil)
-		log.Warn("crawl interrupted; continue with: v6matrix crawl --resume", "run", run.ID, "done", p.Done.Load(), "pending", p.Total.Load()-p.Done.Load())
-		if err != nil {
-			return err
-		}
-		return errInterrupted
+		log.Info("starting a run", "list", o.List, "db", store.Name(*dbPath))
+		res, err = run.Start(ctx, st, cfg, run.Meta{Options: opts, Vantage: *vantage})
 	}
 	if err != nil {
-		return finishRun(st, &run, store.RunInterrupted, err)
+		return runError(log, res, err)
 	}
-	rate := float64(p.Done.Load()) / max(elapsed.Seconds(), 1e-9)
-	log.Info("DNS stage done", "run", run.ID, "domains", p.Done.Load(), "queries", plan.client.Queries(),
-		"elapsed", elapsed.Round(time.Millisecond), "domains_per_s", fmt.Sprintf("%.0f", rate))
-	if err := probeStage(ctx, st, &run, plan.probe, log, lf, stderr); err != nil {
-		if errors.Is(err, context.Canceled) {
-			finishRun(st, &run, store.RunInterrupted, nil)
-			log.Warn("probe stage interrupted; continue with: v6matrix crawl --resume", "run", run.ID)
-			return errInterrupted
-		}
-		return finishRun(st, &run, store.RunInterrupted, err)
-	}
-	if err := finishRun(st, &run, store.RunDone, nil); err != nil {
-		return err
-	}
-	if err := summary.Build(ctx, st, run.ID, log); err != nil {
-		log.Warn("the run's summary for the website was not built; v6matrix serve builds it when it starts", "run", run.ID, "err", err)
-	}
-	counts, err := st.Counts(ctx, run.ID)
-	if err != nil {
-		return err
-	}
-	log.Info("crawl done", "run", run.ID, "domains", counts.Done, "addresses", counts.Addresses,
-		"skipped_lines", run.Skipped, "duplicates", run.Duplicates, "elapsed", time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(stdout, "run %d: %d domains (%s), %d addresses, %d invalid list lines skipped, %d duplicates\n",
-		run.ID, counts.Done, statusSummary(counts.ByStatus), counts.Addresses, run.Skipped, run.Duplicates)
+		res.Run.ID, res.Counts.Done, statusSummary(res.Counts.ByStatus), res.Counts.Addresses, res.Run.Skipped, res.Run.Duplicates)
 	return nil
+}
+
+// listArg returns the LIST argument: an absolute path to a file that can be opened,
+// or - (standard input).
+func listArg(fs *flag.FlagSet) (string, error) {
+	if fs.NArg() != 1 {
+		return "", usagef("want exactly one LIST argument, got %d (see v6matrix crawl --help)", fs.NArg())
+	}
+	list := fs.Arg(0)
+	if u := domains.ListSource(list); u != "" {
+		return u, nil // downloaded when the run stores its copy
+	}
+	if list == "-" {
+		return list, nil
+	}
+	f, err := os.Open(list)
+	if err != nil {
+		return "", fmt.Errorf("list: %w", err)
+	}
+	f.Close()
+	if list, err = filepath.Abs(list); err != nil {
+		return "", fmt.Errorf("list: %w", err)
+	}
+	return list, nil
+}
+
+// resumeOptions returns the resumed run's stored options with the command line's
+// applied (mergeOptions), checked again.
+func resumeOptions(resumed store.Run, cli crawlOptions, fs *flag.FlagSet, set map[string]bool, log *slog.Logger) (crawlOptions, error) {
+	o, err := mergeOptions(resumed.ID, resumed.Options, cli, fs, set, log)
+	if err != nil {
+		return o, err
+	}
+	if err := validateOptions(&o); err != nil {
+		return o, fmt.Errorf("run %d: its stored options are invalid: %w", resumed.ID, err)
+	}
+	return o, nil
+}
+
+// watchStage shows a stage's progress (see showProgress); it returns the function
+// that stops it.
+func watchStage(stderr io.Writer, log *slog.Logger, lf logFlags, stage store.RunState, p *run.Progress) func() {
+	switch stage {
+	case store.RunCrawling:
+		return showProgress(stderr, log, lf, "crawl", func() progress.Counts {
+			return progress.Counts{Done: p.DNS.Done.Load(), Total: p.DNS.Total.Load(), Errors: p.DNS.Errors.Load()}
+		})
+	case store.RunProbing:
+		return showProgress(stderr, log, lf, "probe", func() progress.Counts {
+			return progress.Counts{Done: p.Probe.Done.Load(), Total: p.Probe.Total.Load(), Errors: p.Probe.Failed.Load()}
+		})
+	}
+	return func() {}
+}
+
+// runError logs how to go on from an interrupted run and turns its error into the
+// command's (errInterrupted: exit 128+signal).
+func runError(log *slog.Logger, res run.Result, err error) error {
+	var ie *run.InterruptedError
+	if !errors.As(err, &ie) {
+		return err
+	}
+	const hint = "; continue with: v6matrix crawl --resume"
+	switch {
+	case ie.State == store.RunFailed:
+		log.Warn("interrupted while storing the list: nothing to resume, start the crawl again", "run", ie.Run)
+	case ie.Stage == store.RunLoading:
+		log.Warn("list loading interrupted"+hint, "run", ie.Run)
+	case ie.Stage == store.RunCrawling:
+		p := &res.Progress.DNS
+		log.Warn("crawl interrupted"+hint, "run", ie.Run, "done", p.Done.Load(), "pending", p.Total.Load()-p.Done.Load())
+	default:
+		log.Warn("probe stage interrupted"+hint, "run", ie.Run)
+	}
+	return errInterrupted
 }
 
 // absPaths makes the files the options name absolute, so that a resume finds them from
@@ -201,143 +221,6 @@ func absPaths(o *crawlOptions) error {
 		*p = abs
 	}
 	return nil
-}
-
-// storeList copies the run's list (file or standard input) into the store, so that the
-// load and every resume read exactly this list wherever they run from.
-func storeList(ctx context.Context, st store.Store, run *store.Run, o crawlOptions, log *slog.Logger) error {
-	in, _, err := openList(o.List)
-	if err != nil {
-		return finishRun(st, run, store.RunFailed, err)
-	}
-	defer in.Close()
-	sum, size, err := st.SaveList(ctx, run.ID, in)
-	if errors.Is(err, context.Canceled) {
-		finishRun(st, run, store.RunFailed, nil)
-		log.Warn("interrupted while storing the list: nothing to resume, start the crawl again", "run", run.ID)
-		return errInterrupted
-	}
-	if err != nil {
-		return finishRun(st, run, store.RunFailed, fmt.Errorf("%s: %w", o.List, err))
-	}
-	run.ListSHA256 = sum
-	log.Info("list stored", "run", run.ID, "bytes", size, "sha256", sum)
-	return nil
-}
-
-// storeListIfMissing stores the list of a resumed run that was stopped before its list
-// was stored (between the run's creation and the end of storeList): nothing of it was
-// loaded, so the list the file holds now becomes the run's list, and nothing is mixed.
-func storeListIfMissing(ctx context.Context, st store.Store, run *store.Run, o crawlOptions, log *slog.Logger) error {
-	if run.Loaded || run.ListSHA256 != "" {
-		return nil
-	}
-	in, err := st.OpenList(ctx, run.ID)
-	if err == nil {
-		in.Close()
-		return nil
-	}
-	if !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	c, err := st.Counts(ctx, run.ID)
-	if err != nil {
-		return err
-	}
-	if c.Total > 0 || o.List == "-" {
-		return nil // loadList says what is wrong
-	}
-	log.Warn("the run stopped before its list was stored: storing it now", "run", run.ID, "list", o.List)
-	if err := storeList(ctx, st, run, o, log); err != nil {
-		return err
-	}
-	return st.UpdateRun(ctx, *run)
-}
-
-// loadList streams the run's list into the store.
-func loadList(ctx context.Context, st store.Store, run *store.Run, o crawlOptions, log *slog.Logger) error {
-	in, err := st.OpenList(ctx, run.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		return finishRun(st, run, store.RunFailed, fmt.Errorf("run %d has no stored copy of its list (stopped before the list was stored, or made by an older v6matrix): start a new crawl of %s", run.ID, o.List))
-	}
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	name := listName(o.List)
-	sel := map[string]bool{}
-	for _, t := range o.TLDs {
-		sel[t] = true
-	}
-	stats, err := crawl.Load(ctx, st, run.ID, in, name, crawl.LoadOptions{TLDs: sel, Top: o.Top,
-		OnSkip: func(e *domains.LineError) {
-			log.Warn("skipped list line", "where", fmt.Sprintf("%s:%d", e.File, e.Line), "reason", e.Reason)
-		}})
-	if errors.Is(err, context.Canceled) {
-		finishRun(st, run, store.RunInterrupted, nil)
-		log.Warn("list loading interrupted; continue with: v6matrix crawl --resume", "run", run.ID)
-		return errInterrupted
-	}
-	if err != nil {
-		if errors.Is(err, crawl.ErrNoDomains) {
-			err = fmt.Errorf("%s: %w (%d lines skipped, %d outside the selection)", name, err, stats.Skipped, stats.Filtered)
-		}
-		return finishRun(st, run, store.RunFailed, err)
-	}
-	if run.ListSHA256 != "" && stats.SHA256 != run.ListSHA256 {
-		return finishRun(st, run, store.RunFailed, fmt.Errorf("run %d: its stored list reads back with SHA-256 %s, not %s: the database is damaged", run.ID, stats.SHA256, run.ListSHA256))
-	}
-	run.Loaded, run.ListSHA256, run.Skipped, run.Duplicates = true, stats.SHA256, stats.Skipped, stats.Duplicates
-	log.Info("list loaded", "domains", stats.Added, "skipped_lines", stats.Skipped, "duplicates", stats.Duplicates, "filtered", stats.Filtered)
-	return nil
-}
-
-func openList(path string) (io.ReadCloser, string, error) {
-	if path == "-" {
-		return io.NopCloser(os.Stdin), "stdin", nil
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, "", fmt.Errorf("list: %w", err)
-	}
-	return f, listName(path), nil
-}
-
-// listName is how messages name a list: its file name, or stdin.
-func listName(path string) string {
-	if path == "-" {
-		return "stdin"
-	}
-	return filepath.Base(path)
-}
-
-// finishRun records the run's end state; cause, if any, is returned.
-func finishRun(st store.Store, run *store.Run, state store.RunState, cause error) error {
-	run.State = state
-	if state == store.RunDone || state == store.RunFailed {
-		run.Finished = time.Now()
-	}
-	if err := st.UpdateRun(context.Background(), *run); err != nil && cause == nil {
-		return err
-	}
-	return cause
-}
-
-func resumableRun(ctx context.Context, st store.Store, id int64) (store.Run, error) {
-	var run store.Run
-	var err error
-	if id > 0 {
-		run, err = st.GetRun(ctx, id)
-	} else {
-		run, err = st.LatestRun(ctx)
-	}
-	if err != nil {
-		return run, err
-	}
-	if run.State == store.RunDone {
-		return run, fmt.Errorf("run %d is already done: nothing to resume", run.ID)
-	}
-	return run, nil
 }
 
 // resolverAddrs returns the --resolver addresses, or those of /etc/resolv.conf.
@@ -370,6 +253,12 @@ func (p *crawlPlan) Close() {
 	if p.probe != nil && p.probe.GeoIP != nil {
 		p.probe.GeoIP.Close()
 	}
+}
+
+// runConfig is the run's configuration: the plan and the list's selection.
+func (p *crawlPlan) runConfig(o crawlOptions, log *slog.Logger) run.Config {
+	return run.Config{DNS: p.dns, Client: p.client, Probe: p.probe, List: o.List, Stdin: os.Stdin,
+		TLDs: o.TLDs, Top: o.Top, Logger: log}
 }
 
 // prepare reads every file the options name, checks every setting and asks the

@@ -40,6 +40,7 @@ var commands = map[string]command{
 	"serve":     {"serve the website and API of a database's runs", cmdServe},
 	"bench-web": {"load the website with concurrent clients on a large synthetic store and print latency percentiles", cmdBenchWeb},
 	"bench":     {"crawl synthetic domains against a loopback server and print domains/s, queries/s, peak RSS", cmdBench},
+	"geoip":     {"geoip update: fetch the GeoIP City and ASN databases (DB-IP Lite, or MaxMind with a licence key)", cmdGeoIP},
 }
 
 // caught is the signal that stopped the command (0: none), for its exit code.
@@ -58,16 +59,16 @@ func main() {
 			}
 		}
 	}()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // errInterrupted ends a command stopped by SIGINT or SIGTERM after its graceful stop:
 // exit 128+signal (130 for Ctrl-C), as shells expect.
 var errInterrupted = errors.New("interrupted")
 
-// run dispatches to a subcommand and turns its error into an exit code:
+// dispatch runs a subcommand and turns its error into an exit code:
 // 0 success, 1 failure, 2 usage error.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
 		return 2

@@ -48,6 +48,14 @@ func (o *crawlOptions) register(fs *flag.FlagSet) {
 	o.Probe.register(fs)
 }
 
+// defaultOptions returns the options of a crawl given no flag.
+func defaultOptions() crawlOptions {
+	var o crawlOptions
+	o.register(flag.NewFlagSet("defaults", flag.ContinueOnError))
+	o.Probe.Kinds = o.Probe.kinds.vals
+	return o
+}
+
 // resumeApplies are the stored settings a resume may change: they decide how fast and
 // through which resolvers the crawl goes, not what one measurement means. Every other
 // stored setting given on resume must equal the run's, or the resume is refused: a run

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"crypto/x509"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"slices"
@@ -18,9 +16,7 @@ import (
 	"github.com/v6matrix/v6matrix/internal/polite"
 	"github.com/v6matrix/v6matrix/internal/probe"
 	"github.com/v6matrix/v6matrix/internal/probe/path"
-	"github.com/v6matrix/v6matrix/internal/progress"
 	"github.com/v6matrix/v6matrix/internal/result"
-	"github.com/v6matrix/v6matrix/internal/store"
 )
 
 // probeOptions are the settings of the probe stage, stored with the run.
@@ -58,8 +54,8 @@ func (po *probeOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&po.PathProbes, "path-probes-per-hop", path.DefaultConfig().ProbesPerHop, "path probes sent to a silent hop before it is marked *")
 	fs.DurationVar(&po.PathWait, "path-wait", path.DefaultConfig().WaitPerProbe, "wait for the answer to one path probe")
 	fs.IntVar(&po.PathGap, "path-gap-limit", path.DefaultConfig().GapLimit, "stop a path trace after this many silent hops in a row (0: go on to --path-max-hops, like tracepath)")
-	fs.StringVar(&po.GeoIPCity, "geoip-city", "", "MaxMind/DB-IP City database (`.mmdb`)")
-	fs.StringVar(&po.GeoIPASN, "geoip-asn", "", "MaxMind/DB-IP ASN database (`.mmdb`)")
+	fs.StringVar(&po.GeoIPCity, "geoip-city", "", "MaxMind/DB-IP City database (`.mmdb`; default: the one v6matrix geoip update installed, if any)")
+	fs.StringVar(&po.GeoIPASN, "geoip-asn", "", "MaxMind/DB-IP ASN database (`.mmdb`; default: the one v6matrix geoip update installed, if any)")
 	fs.StringVar(&po.EHLOName, "ehlo-name", hostname(), "the crawler's host name in SMTP EHLO (give it forward and reverse DNS)")
 	fs.StringVar(&po.InfoURL, "info-url", probe.DefaultInfoURL, "page explaining the crawler and taking opt-out requests, named in the User-Agent")
 	fs.StringVar(&po.UserAgent, "user-agent", "", "HTTP User-Agent (default \"v6matrix/<version> (+<info-url>)\")")
@@ -157,32 +153,16 @@ func buildProbe(o crawlOptions, dnsCfg crawl.Config, log *slog.Logger) (*measure
 		return nil, usagef("%v (--ehlo-name, --user-agent)", err)
 	}
 	cfg.UserAgent = id.HTTPUserAgent
+	if po.GeoIPCity == "" && po.GeoIPASN == "" {
+		// What `v6matrix geoip update` installed, if anything.
+		if po.GeoIPCity, po.GeoIPASN = geoip.DefaultPaths(geoip.DefaultDir()); po.GeoIPCity != "" || po.GeoIPASN != "" {
+			log.Info("GeoIP databases from geoip update", "city", po.GeoIPCity, "asn", po.GeoIPASN)
+		}
+	}
 	if po.GeoIPCity != "" || po.GeoIPASN != "" {
 		cfg.GeoIP = geoip.OpenOrWarn(log, po.GeoIPCity, po.GeoIPASN)
 	} else {
 		delete(cfg.Kinds, result.KindGeo)
 	}
 	return &cfg, nil
-}
-
-// probeStage measures the run's addresses, unless no probe is enabled (cfg nil).
-func probeStage(ctx context.Context, st store.Store, run *store.Run, cfg *measure.Config,
-	log *slog.Logger, lf logFlags, stderr io.Writer) error {
-	if cfg == nil {
-		return nil
-	}
-	run.State = store.RunProbing
-	if err := st.UpdateRun(ctx, *run); err != nil {
-		return err
-	}
-	var p measure.Progress
-	stopProgress := showProgress(stderr, log, lf, "probe", func() progress.Counts {
-		return progress.Counts{Done: p.Done.Load(), Total: p.Total.Load(), Errors: p.Failed.Load()}
-	})
-	start := time.Now()
-	err := measure.Run(ctx, *cfg, st, run.ID, &p)
-	stopProgress()
-	log.Info("probe stage", "run", run.ID, "addresses", p.Addresses.Load(), "not_probed", p.Skipped.Load(),
-		"probes", p.Done.Load(), "failed", p.Failed.Load(), "elapsed", time.Since(start).Round(time.Millisecond))
-	return err
 }

@@ -14,10 +14,17 @@ import (
 )
 
 func cmdRuns(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "copy" {
-		return cmdRunsCopy(ctx, args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "copy":
+			return cmdRunsCopy(ctx, args[1:], stdout, stderr)
+		case "diff":
+			return cmdRunsDiff(ctx, args[1:], stdout, stderr)
+		case "delete":
+			return cmdRunsDelete(ctx, args[1:], stdout, stderr)
+		}
 	}
-	fs := newFlagSet("runs", "[flags]\n       v6matrix runs copy --from DB --to DB [--run ID]", stdout)
+	fs := newFlagSet("runs", "[flags]\n       v6matrix runs copy --from DB --to DB [--run ID]\n       v6matrix runs diff [--domains] A B\n       v6matrix runs delete ID ... | --keep N", stdout)
 	dbPath := fs.String("db", "v6matrix.db", "database: a SQLite `file` or a postgres:// URL")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err

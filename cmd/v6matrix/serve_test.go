@@ -51,7 +51,7 @@ func TestServe(t *testing.T) {
 	var stderr bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--db", db, "--listen", "127.0.0.1:0", "--quiet"}, out, &stderr)
+		done <- dispatch(ctx, []string{"serve", "--db", db, "--listen", "127.0.0.1:0", "--quiet"}, out, &stderr)
 	}()
 	var base string
 	select {
@@ -95,7 +95,7 @@ func TestServe(t *testing.T) {
 
 	missing := filepath.Join(dir, "nope.db")
 	var e bytes.Buffer
-	if code := run(context.Background(), []string{"serve", "--db", missing}, io.Discard, &e); code != 1 ||
+	if code := dispatch(context.Background(), []string{"serve", "--db", missing}, io.Discard, &e); code != 1 ||
 		!strings.Contains(e.String(), missing) || !strings.Contains(e.String(), "crawl first") {
 		t.Errorf("serve of a missing database: exit %d, %q", code, e.String())
 	}

@@ -84,6 +84,8 @@ type Store interface {
 	// LatestRun returns the run with the highest id.
 	LatestRun(ctx context.Context) (Run, error)
 	ListRuns(ctx context.Context) ([]Run, error)
+	// DeleteRun removes a run and every row of it; ErrNotFound when there is no such run.
+	DeleteRun(ctx context.Context, id int64) error
 	Counts(ctx context.Context, run int64) (Counts, error)
 
 	// AddDomains adds list entries as pending domains; a name already present keeps the

@@ -10,6 +10,7 @@ import (
 	"github.com/v6matrix/v6matrix/internal/domains"
 	"github.com/v6matrix/v6matrix/internal/result"
 	"github.com/v6matrix/v6matrix/internal/store"
+	"github.com/v6matrix/v6matrix/internal/summary"
 )
 
 // pageSize is how many domains a TLD page shows; maxPage bounds ?limit.
@@ -479,20 +480,8 @@ func (s *Server) diff(r *http.Request, av, bv string) (diffData, error) {
 	if d.B, err = s.runParam(r.Context(), bv); err != nil {
 		return d, err
 	}
-	c, ok, err := s.st.Diff(r.Context(), d.A.ID, d.B.ID)
-	if err != nil {
-		return d, err
-	}
-	if !ok {
-		if err := s.st.BuildDiff(r.Context(), d.A.ID, d.B.ID); err != nil {
-			return d, err
-		}
-		if c, _, err = s.st.Diff(r.Context(), d.A.ID, d.B.ID); err != nil {
-			return d, err
-		}
-	}
-	d.Counts = c
-	return d, nil
+	d.Counts, err = summary.Diff(r.Context(), s.st, d.A.ID, d.B.ID, s.log)
+	return d, err
 }
 
 func (s *Server) diffPage(w http.ResponseWriter, r *http.Request) error {

@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("list", func(t *testing.T) { testList(t, open(t)) })
 	t.Run("save and details", func(t *testing.T) { testSave(t, open(t)) })
 	t.Run("summaries", func(t *testing.T) { testSummaries(t, open(t)) })
+	t.Run("delete", func(t *testing.T) { testDelete(t, open(t)) })
 }
 
 func testRuns(t *testing.T, s store.Store) {

@@ -1,0 +1,262 @@
+// Package run is one crawl's lifecycle: it creates a run (or finds the one to resume),
+// stores and loads its list, runs the DNS stage then the probe stage, records the run's
+// state at every step, and condenses the finished run for the website. cmd/v6matrix
+// parses flags and prints; what a run does and in which order is decided here.
+//
+// A run's states (store.RunState): loading -> crawling -> probing -> done. When the
+// context ends the run is recorded interrupted (resumable), or failed if it stopped
+// before its list was stored (nothing to resume). An error while the list is stored or
+// loaded fails the run; an error in a stage leaves it interrupted, so that a resume
+// can go on from what was saved.
+package run
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/v6matrix/v6matrix/internal/crawl"
+	"github.com/v6matrix/v6matrix/internal/measure"
+	"github.com/v6matrix/v6matrix/internal/resolve"
+	"github.com/v6matrix/v6matrix/internal/store"
+	"github.com/v6matrix/v6matrix/internal/summary"
+)
+
+// Config is what a run is made with: the stages' configurations, where the list comes
+// from, and the hooks of the caller's progress display.
+type Config struct {
+	DNS    crawl.Config
+	Client *resolve.Client
+	Probe  *measure.Config // nil: no probe stage (DNS only)
+	// List is the list's file, or "-" for Stdin. It is read once, when the run stores
+	// its copy; the load and every resume read that copy. On Resume an empty List is
+	// the run's own.
+	List  string
+	Stdin io.Reader
+	// TLDs and Top select what part of the list is crawled (crawl.LoadOptions).
+	TLDs []string
+	Top  int
+	// SkipSummary leaves out the website's summary of the finished run (bench).
+	SkipSummary bool
+	Logger      *slog.Logger
+	// Watch, if set, is called as a stage starts (store.RunCrawling for the DNS stage,
+	// store.RunProbing for the probe stage) with the run's counters; the function it
+	// returns is called when the stage ends. A progress bar hangs here.
+	Watch func(stage store.RunState, p *Progress) (stop func())
+	// Progress, if set, is where the run keeps its counters (for metrics read from
+	// the start); nil: a new one.
+	Progress *Progress
+}
+
+// Meta is what a new run records about itself besides its list.
+type Meta struct {
+	Options string // the settings, JSON, that a resume continues with
+	Vantage string // where the crawl runs from
+}
+
+// Progress holds the counters of a run's stages, updated while they run; read them
+// from another goroutine.
+type Progress struct {
+	DNS   crawl.Progress
+	Probe measure.Progress
+}
+
+// Result is what a run did. On error it holds what was known when it stopped.
+type Result struct {
+	Run      store.Run    // as last recorded
+	Counts   store.Counts // the finished run's domains and addresses (only when done)
+	Progress *Progress
+	// HostLookups is how many shared-host lookups the DNS stage's cache let through.
+	HostLookups int64
+	// Load, DNS and Probe are how long storing and loading the list and each stage took
+	// in this invocation.
+	Load, DNS, Probe time.Duration
+}
+
+// ErrInterrupted is wrapped by every error of a run stopped by its context.
+var ErrInterrupted = errors.New("interrupted")
+
+// ErrNothingToResume is wrapped by the error of a resume of a finished run.
+var ErrNothingToResume = errors.New("nothing to resume")
+
+// InterruptedError says where a run stopped when its context ended.
+type InterruptedError struct {
+	Run   int64
+	Stage store.RunState // the state it was in: loading, crawling or probing
+	State store.RunState // the state recorded: interrupted, or failed (list not stored)
+}
+
+func (e *InterruptedError) Error() string {
+	return fmt.Sprintf("run %d: stopped while %s, now %s: %v", e.Run, e.Stage, e.State, ErrInterrupted)
+}
+
+// Unwrap makes errors.Is(err, ErrInterrupted) hold.
+func (e *InterruptedError) Unwrap() error { return ErrInterrupted }
+
+// Start creates a run, stores its list, loads it and runs both stages to the end.
+func Start(ctx context.Context, st store.Store, cfg Config, meta Meta) (Result, error) {
+	r := newRunner(st, cfg)
+	r.run = store.Run{Started: time.Now(), ListName: cfg.List, Options: meta.Options, Vantage: meta.Vantage, State: store.RunLoading}
+	id, err := st.CreateRun(ctx, r.run)
+	if err != nil {
+		return r.result(), err
+	}
+	r.run.ID = id
+	r.log.Info("run created", "run", id, "list", cfg.List)
+	t0 := time.Now()
+	if err := r.storeList(ctx); err != nil {
+		return r.result(), err
+	}
+	r.res.Load = time.Since(t0)
+	return r.finish(ctx)
+}
+
+// Resumable returns the run a resume continues: run id, or the latest run when id is 0.
+// A done run is refused (ErrNothingToResume).
+func Resumable(ctx context.Context, st store.Store, id int64) (store.Run, error) {
+	var run store.Run
+	var err error
+	if id > 0 {
+		run, err = st.GetRun(ctx, id)
+	} else {
+		run, err = st.LatestRun(ctx)
+	}
+	if err != nil {
+		return run, err
+	}
+	if run.State == store.RunDone {
+		return run, fmt.Errorf("run %d is already done: %w", run.ID, ErrNothingToResume)
+	}
+	return run, nil
+}
+
+// Resume continues run id (see Resumable) to the end: the list if it is not loaded yet,
+// then the pending domains and the unmeasured addresses. A non-empty options replaces
+// the run's stored settings (a resume may change how fast it goes).
+func Resume(ctx context.Context, st store.Store, id int64, cfg Config, options string) (Result, error) {
+	r := newRunner(st, cfg)
+	run, err := Resumable(ctx, st, id)
+	if err != nil {
+		return r.result(), err
+	}
+	r.run = run
+	if r.cfg.List == "" {
+		r.cfg.List = run.ListName
+	}
+	if options != "" {
+		r.run.Options = options
+	}
+	r.log.Info("resuming run", "run", run.ID, "list", run.ListName, "list_sha256", run.ListSHA256, "state", run.State)
+	t0 := time.Now()
+	if err := r.storeListIfMissing(ctx); err != nil {
+		return r.result(), err
+	}
+	r.res.Load = time.Since(t0)
+	return r.finish(ctx)
+}
+
+// runner is one invocation of a run.
+type runner struct {
+	st   store.Store
+	cfg  Config
+	log  *slog.Logger
+	run  store.Run
+	prog *Progress
+	res  Result
+}
+
+func newRunner(st store.Store, cfg Config) *runner {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &runner{st: st, cfg: cfg, log: log, prog: cfg.Progress}
+	if r.prog == nil {
+		r.prog = &Progress{}
+	}
+	r.res.Progress = r.prog
+	return r
+}
+
+// result is what the caller learns, as of now.
+func (r *runner) result() Result {
+	res := r.res
+	res.Run = r.run
+	return res
+}
+
+// finish loads the list if needed, runs the stages and records how the run ended.
+func (r *runner) finish(ctx context.Context) (Result, error) {
+	if !r.run.Loaded {
+		t0 := time.Now()
+		err := r.load(ctx)
+		r.res.Load += time.Since(t0)
+		if err != nil {
+			return r.result(), err
+		}
+	}
+	start := time.Now()
+	err := r.stages(ctx)
+	if stopped(ctx, err) {
+		stage := r.run.State
+		if err := r.record(store.RunInterrupted, nil); err != nil {
+			return r.result(), err
+		}
+		return r.result(), &InterruptedError{Run: r.run.ID, Stage: stage, State: store.RunInterrupted}
+	}
+	if err != nil {
+		return r.result(), r.record(store.RunInterrupted, err)
+	}
+	if err := r.record(store.RunDone, nil); err != nil {
+		return r.result(), err
+	}
+	if !r.cfg.SkipSummary {
+		if err := summary.Build(ctx, r.st, r.run.ID, r.log); err != nil {
+			r.log.Warn("the run's summary for the website was not built; v6matrix serve builds it when it starts", "run", r.run.ID, "err", err)
+		}
+	}
+	counts, err := r.st.Counts(ctx, r.run.ID)
+	if err != nil {
+		return r.result(), err
+	}
+	r.res.Counts = counts
+	r.log.Info("crawl done", "run", r.run.ID, "domains", counts.Done, "addresses", counts.Addresses,
+		"skipped_lines", r.run.Skipped, "duplicates", r.run.Duplicates, "elapsed", time.Since(start).Round(time.Millisecond))
+	return r.result(), nil
+}
+
+// stages runs the DNS stage, then the probe stage. An overlapped pipeline (addresses
+// probed as the DNS stage finds them) replaces exactly this function.
+func (r *runner) stages(ctx context.Context) error {
+	if err := r.dnsStage(ctx); err != nil {
+		return err
+	}
+	return r.probeStage(ctx)
+}
+
+// setState records the state a stage starts in.
+func (r *runner) setState(ctx context.Context, s store.RunState) error {
+	r.run.State = s
+	return r.st.UpdateRun(ctx, r.run)
+}
+
+// record records the run's end state; cause, if any, is returned. It writes even when
+// ctx has ended (the state of an interrupted run must be saved).
+func (r *runner) record(state store.RunState, cause error) error {
+	r.run.State = state
+	if state == store.RunDone || state == store.RunFailed {
+		r.run.Finished = time.Now()
+	}
+	if err := r.st.UpdateRun(context.Background(), r.run); err != nil && cause == nil {
+		return err
+	}
+	return cause
+}
+
+// stopped reports whether err is ctx's end: the run was interrupted, not broken.
+func stopped(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err())
+}
