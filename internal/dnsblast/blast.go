@@ -3,7 +3,7 @@
 // same server in the same invocation (massdns itself is not packaged here).
 //
 // Like massdns it sends queries built by hand from a few non-blocking UDP sockets,
-// keeps a fixed window of queries in flight, matches answers to queries by id in a
+// keeps a fixed window of queries in flight (tuned: see DefaultConfig), matches answers to queries by id in a
 // table, retries a query after a fixed interval, and reads answers only as far as
 // needed to find the next names; it stores nothing. The query mix is the crawler's:
 // per domain NS, SOA, MX, A and AAAA of www, A of ntp and time (their AAAA when the
@@ -36,10 +36,13 @@ type Config struct {
 	UDPSize  uint16        // EDNS0 buffer size advertised, as the crawler (0: none)
 }
 
-// DefaultConfig returns massdns's defaults (10,000 in flight, 500 ms, 50 tries) with the
-// crawler's socket count and EDNS0 size.
+// DefaultConfig returns massdns's defaults (500 ms, 50 tries) but a window of 1,000
+// queries in flight, not massdns's 10,000, with the crawler's socket count and EDNS0
+// size: against NSD on loopback 10,000 overflow the socket buffers and the resends
+// halve the rate (100,000 domains: 8,955 domains/s with 1,000, 5,462 with 3,000, 4,806
+// with 10,000), and a massdns user tunes -s to the server.
 func DefaultConfig(server netip.AddrPort) Config {
-	return Config{Server: server, Sockets: 4, Window: 10_000, Interval: 500 * time.Millisecond, Tries: 50, UDPSize: 1232}
+	return Config{Server: server, Sockets: 4, Window: 1_000, Interval: 500 * time.Millisecond, Tries: 50, UDPSize: 1232}
 }
 
 // Report is the outcome of a run.
