@@ -2,7 +2,6 @@ package resolve
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"sync"
 	"testing"
@@ -18,41 +17,24 @@ import (
 // the server never holds more than 3 unanswered questions, and every question is
 // answered (a batch that finds the client full waits for a slot).
 func TestMaxInFlight(t *testing.T) {
-	pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
 	var mu sync.Mutex
 	open, most := 0, 0
-	go func() {
-		buf := make([]byte, 65535)
-		for {
-			n, from, err := pc.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			q := new(dns.Msg)
-			if q.Unpack(buf[:n]) != nil {
-				continue
-			}
+	addr := udpResponder(t, func(q *dns.Msg, send func(*dns.Msg)) {
+		mu.Lock()
+		open++
+		most = max(most, open)
+		mu.Unlock()
+		time.AfterFunc(20*time.Millisecond, func() {
+			m := new(dns.Msg)
+			m.SetReply(q)
 			mu.Lock()
-			open++
-			most = max(most, open)
+			open--
 			mu.Unlock()
-			time.AfterFunc(20*time.Millisecond, func() {
-				m := new(dns.Msg)
-				m.SetReply(q)
-				wire, _ := m.Pack()
-				mu.Lock()
-				open--
-				mu.Unlock()
-				pc.WriteToUDPAddrPort(wire, from)
-			})
-		}
-	}()
+			send(m)
+		})
+	})
 	cfg := DefaultConfig()
-	cfg.Servers, cfg.Timeout, cfg.MaxInFlight = []netip.AddrPort{pc.LocalAddr().(*net.UDPAddr).AddrPort()}, 5*time.Second, 3
+	cfg.Servers, cfg.Timeout, cfg.MaxInFlight = []netip.AddrPort{addr}, 5*time.Second, 3
 	c, err := NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
