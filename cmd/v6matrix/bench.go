@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/v6matrix/v6matrix/internal/crawl"
+	"github.com/v6matrix/v6matrix/internal/dnsblast"
 	"github.com/v6matrix/v6matrix/internal/progress"
 	"github.com/v6matrix/v6matrix/internal/run"
 	"github.com/v6matrix/v6matrix/internal/store"
@@ -33,6 +35,8 @@ type benchOptions struct {
 	tld         string
 	cpuProfile  string
 	memProfile  string
+	reference   bool   // also run internal/dnsblast against the same server
+	serverAt    string // a server already serving the synthetic data (host:port)
 	// serve is the hidden child mode: serve the synthetic data on this address.
 	serve string
 }
@@ -51,6 +55,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.tld, "tld", "test", "TLD of the synthetic domains")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the crawl to `file`")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile (heap and allocs) to `file` at the end")
+	fs.BoolVar(&o.reference, "reference", false, "also run the massdns-like reference (internal/dnsblast) against the same server, after the crawl, and print the ratio")
+	fs.StringVar(&o.serverAt, "server-at", "", "crawl a server already running with the same synthetic data at `addr:port` (e.g. an NSD kept between runs) instead of starting one")
 	fs.StringVar(&o.serve, "serve-synthetic", "", "(internal) serve the synthetic data on `addr` and print it")
 	lf.register(fs)
 	fs.Usage = func() {
@@ -107,6 +113,8 @@ type benchReport struct {
 	ServerPeakRSSKiB int64         // VmHWM of the server process (0 when unknown)
 	DBBytes          int64         // database, WAL and shared-memory files
 	Statuses         string
+	Reference        *dnsblast.Report // --reference
+	ReferenceCPU     time.Duration
 }
 
 func runBench(ctx context.Context, o benchOptions, log *slog.Logger, quiet bool, stdout, stderr io.Writer) (err error) {
@@ -124,8 +132,12 @@ func runBench(ctx context.Context, o benchOptions, log *slog.Logger, quiet bool,
 
 	log.Info("starting server", "server", o.server, "domains", o.domains)
 	t0 := time.Now()
-	srv, err := startBenchServer(ctx, o, dir)
-	if err != nil {
+	srv := &benchServer{}
+	if o.serverAt != "" {
+		if srv.addr, err = netip.ParseAddrPort(o.serverAt); err != nil {
+			return usagef("--server-at %q: want address:port", o.serverAt)
+		}
+	} else if srv, err = startBenchServer(ctx, o, dir); err != nil {
 		return err
 	}
 	defer srv.stop()
@@ -208,6 +220,18 @@ func runBench(ctx context.Context, o benchOptions, log *slog.Logger, quiet bool,
 	rep.PeakRSSKiB = peakRSS("/proc/self/status")
 	rep.ServerPeakRSSKiB = srv.peakRSS()
 	rep.DBBytes = dbSize(filepath.Join(dir, "bench.db"))
+	if o.reference {
+		names := make([]string, o.domains)
+		for i := range names {
+			names[i] = "d" + strconv.Itoa(i+1) + "." + o.tld
+		}
+		cpu0 := cpuTime()
+		ref, err := dnsblast.Run(ctx, dnsblast.DefaultConfig(srv.addr), names)
+		if err != nil {
+			return fmt.Errorf("bench reference: %w", err)
+		}
+		rep.Reference, rep.ReferenceCPU = &ref, cpuTime()-cpu0
+	}
 	printBench(stdout, o, rep)
 	if rep.Done != rep.Domains {
 		return fmt.Errorf("bench: %d of %d domains done", rep.Done, rep.Domains)
@@ -232,6 +256,13 @@ func printBench(w io.Writer, o benchOptions, r benchReport) {
 		fmt.Fprintf(w, "server RSS    %.1f MiB (peak, not counted above)\n", float64(r.ServerPeakRSSKiB)/1024)
 	}
 	fmt.Fprintf(w, "database      %.1f MiB\n", float64(r.DBBytes)/(1<<20))
+	if ref := r.Reference; ref != nil {
+		rsecs := max(ref.Elapsed.Seconds(), 1e-9)
+		fmt.Fprintf(w, "reference     dnsblast (massdns-like, no store): %.0f domains/s, %.0f queries/s (%d queries, %.1f per domain, %d timeouts), CPU %.1f µs per domain\n",
+			float64(ref.Domains)/rsecs, float64(ref.Queries)/rsecs, ref.Queries, float64(ref.Queries)/float64(max(ref.Domains, 1)),
+			ref.Timeouts, float64(r.ReferenceCPU.Microseconds())/float64(max(ref.Domains, 1)))
+		fmt.Fprintf(w, "ratio         %.2fx the reference's domains/s\n", (float64(r.Done)/secs)/(float64(ref.Domains)/rsecs))
+	}
 }
 
 // writeSyntheticList writes d1.<tld> ... dN.<tld>, one per line (ranks in order).

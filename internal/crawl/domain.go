@@ -44,11 +44,28 @@ func (c *Crawler) measureDomain(ctx context.Context, d result.Domain) (outcome, 
 			deleg <- delegation{dl, err}
 		}()
 	}
-	// Two rounds of queries sent at once: NS, SOA and MX, then the addresses of every
-	// host. A slow name server then costs a domain a few of its latencies, not one per
-	// query (docs/PERFORMANCE.md, "Slow name servers").
-	rs, err := c.client.LookupAll(ctx, []resolve.Question{{Name: d.Name, Type: dns.TypeNS},
-		{Name: d.Name, Type: dns.TypeSOA}, {Name: d.Name, Type: dns.TypeMX}})
+	// One batch: NS, SOA, MX and the domain's own names (www and the apex: A and AAAA;
+	// ntp and time: A, their AAAA only when they exist), which depend on nothing; then
+	// one batch for the NS and MX hosts not yet cached and the AAAA of ntp and time. A
+	// slow name server then costs a domain two of its latencies, a dead one one
+	// schedule (docs/PERFORMANCE.md, "Slow name servers"). A failed NS query decides
+	// the domain: the batch does not wait for the others.
+	own := []resolve.HostQuery{{Name: "www." + d.Name}}
+	if c.cfg.WWWApex {
+		own = append(own, resolve.HostQuery{Name: d.Name})
+	}
+	nWWW := len(own)
+	own = append(own, resolve.HostQuery{Name: "ntp." + d.Name, AAAALater: true},
+		resolve.HostQuery{Name: "time." + d.Name, AAAALater: true})
+	qs := []resolve.Question{{Name: d.Name, Type: dns.TypeNS, Decides: true},
+		{Name: d.Name, Type: dns.TypeSOA}, {Name: d.Name, Type: dns.TypeMX}}
+	for _, h := range own {
+		qs = append(qs, resolve.Question{Name: h.Name, Type: dns.TypeA})
+		if !h.AAAALater {
+			qs = append(qs, resolve.Question{Name: h.Name, Type: dns.TypeAAAA})
+		}
+	}
+	rs, err := c.client.LookupAll(ctx, qs)
 	if deleg != nil {
 		dl := <-deleg
 		if err == nil && dl.err != nil {
@@ -62,6 +79,12 @@ func (c *Crawler) measureDomain(ctx context.Context, d result.Domain) (outcome, 
 		return out, err
 	}
 	ns, soa, mx := rs[0], rs[1], rs[2]
+	for i, k := 0, 3; i < len(own); i++ {
+		own[i].A, k = &rs[k], k+1
+		if !own[i].AAAALater {
+			own[i].AAAA, k = &rs[k], k+1
+		}
+	}
 	dom.Status = domainStatus(ns.Status)
 	if dom.Status != result.StatusOK {
 		if ns.Status == result.StatusCNAMELoop || ns.Status == result.StatusCNAMELong {
@@ -107,22 +130,10 @@ func (c *Crawler) measureDomain(ctx context.Context, d result.Domain) (outcome, 
 
 	// Shared hosts (NS, MX) go through the run-wide cache. www (and the apex) are
 	// recorded whether or not they resolve; ntp and time only when they do. Their names
-	// are the domain's own, so they skip the cache; most domains have neither, so their
-	// AAAA is asked only when the name exists.
+	// are the domain's own, so they skip the cache.
 	shared := make([]string, len(dom.Hosts))
 	for i, h := range dom.Hosts {
 		shared[i] = h.Name
-	}
-	www := []string{"www." + d.Name}
-	if c.cfg.WWWApex {
-		www = append(www, d.Name)
-	}
-	var own []resolve.HostQuery
-	for _, name := range www {
-		own = append(own, resolve.HostQuery{Name: name})
-	}
-	for _, name := range []string{"ntp." + d.Name, "time." + d.Name} {
-		own = append(own, resolve.HostQuery{Name: name, AAAALater: true})
 	}
 	hosts, fresh, ownHosts, err := c.hosts.Hosts(ctx, shared, own)
 	if err != nil {
@@ -135,7 +146,7 @@ func (c *Crawler) measureDomain(ctx context.Context, d result.Domain) (outcome, 
 	}
 	out.hosts = slices.Concat(hosts, ownHosts)
 	for i, host := range ownHosts {
-		if i < len(www) {
+		if i < nWWW {
 			out.fresh = append(out.fresh, host)
 			dom.Hosts = append(dom.Hosts, result.HostRef{Role: result.RoleWWW, Name: host.Name})
 		} else if len(host.V4)+len(host.V6) > 0 {

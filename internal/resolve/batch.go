@@ -10,19 +10,29 @@ import (
 	"github.com/v6matrix/v6matrix/internal/result"
 )
 
-// busyWait is how long a try waits for a free slot when the client has MaxInFlight
-// tries in flight.
-const busyWait = 5 * time.Millisecond
-
 // Question is one query of a batch.
 type Question struct {
 	Name string
 	Type uint16
+	// Decides ends the batch when this question's answer is NXDOMAIN, SERVFAIL or
+	// REFUSED: the caller then has no use for the other answers (a domain whose NS query
+	// failed), so their timeouts are not waited for. They are returned as NotWaited.
+	Decides bool
+}
+
+// NotWaited is the status of a question whose batch ended on a deciding answer before
+// its own answer came.
+const NotWaited result.Status = ""
+
+// decisive reports a deciding question's answer that ends its batch.
+func decisive(s result.Status) bool {
+	return s == result.StatusNXDomain || s == result.StatusServFail || s == result.StatusRefused
 }
 
 // try states of one question of a batch.
 type question struct {
-	msg         *dns.Msg
+	q           dns.Question
+	wire        []byte    // packed once; each try sets its own id
 	tries       int       // sent so far
 	outstanding int       // sent and neither answered nor failed
 	next        time.Time // when the next try is due (or, after the last, when to give up)
@@ -50,55 +60,57 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 	}
 	tries := c.cfg.Retries + 1
 	replies := make(chan reply, len(qs)*tries)
-	var sent []pending
-	var srv []*udpServer
+	sent := make([]pending, 0, len(qs)) // most questions need one try
+	srv := make([]*udpServer, 0, len(qs))
 	trySrv := make([]int, len(qs)*tries) // the resolver of each try
-	flying := 0                          // this batch's tries counted in c.flying
+	flying, held := 0, 0                 // slots of c.slots: for tries in flight, taken for the next
 	defer func() {
 		for i, p := range sent {
 			srv[i].release(p)
 		}
-		c.flying.Add(int64(-flying))
+		c.putSlots(flying + held)
 	}()
 	state := make([]question, len(qs))
 	now := time.Now()
 	for i, q := range qs {
-		m := new(dns.Msg)
-		m.SetQuestion(dns.Fqdn(q.Name), q.Type)
-		if c.cfg.UDPSize > 0 {
-			m.SetEdns0(c.cfg.UDPSize, false)
+		wire, err := packQuery(q.Name, q.Type, c.cfg.UDPSize)
+		if err != nil {
+			return nil, fmt.Errorf("query %s %s: pack: %w", q.Name, dns.TypeToString[q.Type], err)
 		}
-		state[i] = question{msg: m, next: now, wait: c.cfg.Timeout}
+		state[i] = question{q: dns.Question{Name: dns.Fqdn(q.Name), Qtype: q.Type, Qclass: dns.ClassINET},
+			wire: wire, next: now, wait: c.cfg.Timeout}
 	}
 	// sendDue sends the tries that are due and gives up on questions whose last wait
-	// ended; it returns the time of the next event.
-	sendDue := func(now time.Time) (time.Time, error) {
-		var next time.Time
+	// ended; it returns the time of the next event (zero: none) and whether a try waits
+	// for a slot of MaxInFlight.
+	sendDue := func(now time.Time) (next time.Time, saturated bool, err error) {
 		for i := range state {
 			st := &state[i]
 			if st.done {
 				continue
 			}
-			if !now.Before(st.next) && st.tries < tries && c.cfg.MaxInFlight > 0 && c.flying.Load() >= int64(c.cfg.MaxInFlight) {
-				st.next = now.Add(busyWait) // the client is saturated: look again shortly
-			} else if !now.Before(st.next) {
+			due := !now.Before(st.next)
+			if due && st.tries < tries && !c.takeSlot(&held) {
+				saturated = true // the client is saturated: the loop waits for a slot
+				continue
+			}
+			if due {
 				if st.tries == tries {
 					if st.lastErr != nil && !isNetError(st.lastErr) {
-						return next, fmt.Errorf("query %s %s: %w", qs[i].Name, dns.TypeToString[qs[i].Type], st.lastErr)
+						return next, false, fmt.Errorf("query %s %s: %w", qs[i].Name, dns.TypeToString[qs[i].Type], st.lastErr)
 					}
 					st.done = true
 					out[i] = Answer{Status: result.StatusTimeout}
 					continue
 				}
-				// Each try needs its own message: the id is set per send.
-				m := st.msg.Copy()
 				si := int(c.next.Add(1)-1) % len(c.udp)
 				trySrv[i*tries+st.tries] = si
-				p, err := c.udp[si].send(m, replies, i*tries+st.tries, &c.queries)
+				p, err := c.udp[si].send(st.wire, st.q, replies, i*tries+st.tries, &c.queries)
 				st.tries++
 				st.next = now.Add(st.wait)
 				st.wait *= 2
 				if err != nil {
+					c.putSlots(1)
 					st.lastErr = err
 					if st.outstanding == 0 {
 						st.next = now // nothing to wait for: try the next server at once
@@ -106,7 +118,6 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 				} else {
 					st.outstanding++
 					flying++
-					c.flying.Add(1)
 					sent, srv = append(sent, p), append(srv, c.udp[si])
 				}
 			}
@@ -114,13 +125,52 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 				next = st.next
 			}
 		}
-		return next, nil
+		return next, saturated, nil
+	}
+	defer func() {
+		for _, a := range out {
+			if a.Status == result.StatusTimeout {
+				c.timedOut.Add(1)
+				return
+			}
+		}
+	}()
+	// onReply takes the answer to (or the failure of) one try; finished means a
+	// deciding answer ended the batch.
+	onReply := func(r reply) (finished bool, err error) {
+		i := r.tag / tries
+		st := &state[i]
+		if st.done {
+			return false, nil
+		}
+		st.outstanding--
+		flying--
+		c.putSlots(1)
+		m, err := r.m, r.err
+		if err == nil && m.Truncated {
+			m, err = c.exchangeTCP(ctx, trySrv[r.tag], c.tcpQuery(st.q))
+		}
+		if err == nil {
+			st.done = true
+			out[i] = Answer{Status: rcodeStatus(m), Msg: m}
+			return qs[i].Decides && decisive(out[i].Status), nil
+		}
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		// A refused socket or a broken server: try the next one now (or, after the
+		// last try, give up now).
+		st.lastErr = err
+		if st.outstanding == 0 {
+			st.next = time.Now()
+		}
+		return false, nil
 	}
 	left := len(qs)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for left > 0 {
-		next, err := sendDue(time.Now())
+		next, saturated, err := sendDue(time.Now())
 		if err != nil {
 			return nil, err
 		}
@@ -133,48 +183,78 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 		if left == 0 {
 			break
 		}
-		timer.Reset(time.Until(next))
+		var acquire chan<- struct{} // a slot of MaxInFlight, when a try waits for one
+		if saturated {
+			acquire = c.slots
+		}
+		var expired <-chan time.Time
+		if !next.IsZero() {
+			timer.Reset(time.Until(next))
+			expired = timer.C
+		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-timer.C:
+		case <-expired:
+		case acquire <- struct{}{}:
+			held++
+			stopTimer(timer)
 		case r := <-replies:
-			if !timer.Stop() {
-				select {
-				case <-timer.C:
-				default:
+			stopTimer(timer)
+			// Take every answer that is ready before looking at the schedule again.
+			for more := true; more; {
+				finished, err := onReply(r)
+				if err != nil {
+					return nil, err
 				}
-			}
-			i := r.tag / tries
-			st := &state[i]
-			if st.done {
-				continue
-			}
-			st.outstanding--
-			flying--
-			c.flying.Add(-1)
-			m, err := r.m, r.err
-			if err == nil && m.Truncated {
-				tq := st.msg.Copy()
-				tq.Id = dns.Id()
-				m, err = c.exchangeTCP(ctx, trySrv[r.tag], tq)
-			}
-			if err == nil {
-				st.done = true
-				out[i] = Answer{Status: rcodeStatus(m), Msg: m}
-				continue
-			}
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			// A refused socket or a broken server: try the next one now.
-			st.lastErr = err
-			if st.outstanding == 0 && st.tries < tries {
-				st.next = time.Now()
-			} else if st.outstanding == 0 {
-				st.next = time.Now() // the last try failed: give up now
+				if finished {
+					return out, nil // the others, still waiting, are NotWaited
+				}
+				select {
+				case r = <-replies:
+				default:
+					more = false
+				}
 			}
 		}
 	}
 	return out, nil
+}
+
+// takeSlot takes a slot of MaxInFlight for a try, from those the batch holds (held)
+// or from the client; false means the client is saturated.
+func (c *Client) takeSlot(held *int) bool {
+	if c.slots == nil {
+		return true
+	}
+	if *held > 0 {
+		*held--
+		return true
+	}
+	select {
+	case c.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// putSlots gives n slots of MaxInFlight back.
+func (c *Client) putSlots(n int) {
+	if c.slots == nil {
+		return
+	}
+	for range n {
+		<-c.slots
+	}
+}
+
+// stopTimer stops t and drains a tick it may have sent.
+func stopTimer(t *time.Timer) {
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
 }

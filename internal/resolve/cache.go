@@ -53,8 +53,7 @@ func (hc *HostCache) Host(ctx context.Context, name string) (h result.Host, fres
 // and time), looking up everything not cached in one batch of queries.
 func (hc *HostCache) Hosts(ctx context.Context, shared []string, own []HostQuery) (hosts []result.Host, fresh []bool, ownHosts []result.Host, err error) {
 	hosts, fresh = make([]result.Host, len(shared)), make([]bool, len(shared))
-	waitFor := map[int]*call{}
-	mine := map[int]*call{}
+	var waitFor, mine map[int]*call // made when needed: most names are cached
 	var batch []HostQuery
 	hc.mu.Lock()
 	for i, name := range shared {
@@ -64,12 +63,18 @@ func (hc *HostCache) Hosts(ctx context.Context, shared []string, own []HostQuery
 			continue
 		}
 		if c, ok := hc.inflight[name]; ok {
+			if waitFor == nil {
+				waitFor = map[int]*call{}
+			}
 			waitFor[i] = c
 			continue
 		}
 		c := &call{done: make(chan struct{})}
 		hc.inflight[name] = c
 		hc.lookups++
+		if mine == nil {
+			mine = map[int]*call{}
+		}
 		mine[i] = c
 		batch = append(batch, HostQuery{Name: name})
 	}

@@ -110,8 +110,12 @@ type Client struct {
 	udp     []*udpServer // one per resolver
 	next    atomic.Uint32
 	queries atomic.Int64 // sent, UDP and TCP, retries included
-	flying  atomic.Int64 // UDP tries waiting for an answer (MaxInFlight)
-	tcp     dns.Client
+	// slots holds a token per UDP try waiting for an answer (MaxInFlight; nil: no
+	// bound). A batch that finds it full waits on it, not on a timer.
+	slots chan struct{}
+	// timedOut counts batches that waited out a whole schedule (a question timed out).
+	timedOut atomic.Int64
+	tcp      dns.Client
 }
 
 // NewClient returns a Client for a validated Config. It opens the UDP sockets (no
@@ -121,6 +125,9 @@ func NewClient(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{cfg: cfg, tcp: dns.Client{Net: "tcp", Timeout: cfg.Timeout}}
+	if cfg.MaxInFlight > 0 {
+		c.slots = make(chan struct{}, cfg.MaxInFlight)
+	}
 	for _, s := range cfg.Servers {
 		u, err := newUDPServer(s)
 		if err != nil {
@@ -134,6 +141,11 @@ func NewClient(cfg Config) (*Client, error) {
 
 // Queries returns the number of queries sent so far.
 func (c *Client) Queries() int64 { return c.queries.Load() }
+
+// TimedOutBatches returns how many batches (QueryAll calls) waited out the whole
+// schedule because a question got no answer: for one domain, how many schedules it
+// waited in sequence.
+func (c *Client) TimedOutBatches() int64 { return c.timedOut.Load() }
 
 // Close closes the sockets; queries still waiting end with an error.
 func (c *Client) Close() error {

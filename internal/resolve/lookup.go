@@ -54,7 +54,7 @@ func (c *Client) LookupAll(ctx context.Context, qs []Question) ([]Records, error
 // follow walks the CNAME chain from the answer a to name/qtype.
 func (c *Client) follow(ctx context.Context, name string, qtype uint16, a Answer) (Records, error) {
 	rec := Records{Final: strings.ToLower(strings.TrimSuffix(name, "."))}
-	seen := map[string]bool{rec.Final: true}
+	var seen map[string]bool // made at the first CNAME: most answers have none
 	for range MaxCNAME + 1 {
 		rec.Status = a.Status
 		if a.Msg == nil || a.Status != result.StatusOK && a.Status != result.StatusNXDomain {
@@ -66,6 +66,9 @@ func (c *Client) follow(ctx context.Context, name string, qtype uint16, a Answer
 			target, ok := cnameOf(a.Msg.Answer, rec.Final)
 			if !ok {
 				break
+			}
+			if seen == nil {
+				seen = map[string]bool{strings.ToLower(strings.TrimSuffix(name, ".")): true}
 			}
 			if seen[target] {
 				rec.Status = result.StatusCNAMELoop
@@ -126,10 +129,12 @@ func cnameOf(rrs []dns.RR, owner string) (string, bool) {
 
 // HostQuery is one host name to look up. AAAALater asks AAAA only after A has
 // answered and only when the name exists: for names that usually do not (ntp., time.),
-// it saves a query at the cost of a round trip.
+// it saves a query at the cost of a round trip. A and AAAA are answers the caller
+// already has (asked with other questions of its batch): they are not asked again.
 type HostQuery struct {
 	Name      string
 	AAAALater bool
+	A, AAAA   *Records
 }
 
 // Host looks up the A and then the AAAA records of a host name. NXDOMAIN on A ends the
@@ -143,52 +148,65 @@ func (c *Client) Host(ctx context.Context, name string) (result.Host, error) {
 }
 
 // Hosts looks up the A and AAAA records of several host names in one batch (the A and
-// AAAA of every name, then the AAAA of AAAALater names that exist). NXDOMAIN on A
-// means the name does not exist: a later AAAA is then not asked.
+// AAAA of every name not in hand, and the AAAA of AAAALater names whose A is in hand),
+// then, in a second batch, the AAAA of AAAALater names whose A that batch found.
+// A later AAAA is not asked when A said the name does not exist (NXDOMAIN) or timed
+// out: a server that did not answer A within the whole schedule would most likely make
+// AAAA wait the schedule again, and the name is recorded only when it has an address.
 func (c *Client) Hosts(ctx context.Context, hq []HostQuery) ([]result.Host, error) {
+	a, aaaa := make([]*Records, len(hq)), make([]*Records, len(hq))
 	var qs []Question
-	aAt, aaaaAt := make([]int, len(hq)), make([]int, len(hq))
+	var dst []**Records // where each question's records go
+	ask := func(name string, qtype uint16, to **Records) {
+		qs = append(qs, Question{Name: name, Type: qtype})
+		dst = append(dst, to)
+	}
 	for i, h := range hq {
-		aAt[i], aaaaAt[i] = len(qs), -1
-		qs = append(qs, Question{h.Name, dns.TypeA})
-		if !h.AAAALater {
-			aaaaAt[i] = len(qs)
-			qs = append(qs, Question{h.Name, dns.TypeAAAA})
+		a[i], aaaa[i] = h.A, h.AAAA
+		if h.A == nil {
+			ask(h.Name, dns.TypeA, &a[i])
+		}
+		if h.AAAA == nil && (!h.AAAALater || h.A != nil && !skipAAAA(h.A.Status)) {
+			ask(h.Name, dns.TypeAAAA, &aaaa[i])
 		}
 	}
-	rs, err := c.LookupAll(ctx, qs)
-	if err != nil {
+	if err := c.lookupInto(ctx, qs, dst); err != nil {
+		return nil, err
+	}
+	qs, dst = qs[:0], dst[:0]
+	for i, h := range hq {
+		if h.AAAALater && h.A == nil && aaaa[i] == nil && !skipAAAA(a[i].Status) {
+			ask(h.Name, dns.TypeAAAA, &aaaa[i])
+		}
+	}
+	if err := c.lookupInto(ctx, qs, dst); err != nil {
 		return nil, err
 	}
 	out := make([]result.Host, len(hq))
-	var later []Question
-	var laterOf []int
 	for i, h := range hq {
-		a := rs[aAt[i]]
-		out[i] = result.Host{Name: h.Name, CNAME: a.CNAME, AStatus: a.Status}
-		if aaaaAt[i] < 0 && !gone(a.Status) {
-			later = append(later, Question{h.Name, dns.TypeAAAA})
-			laterOf = append(laterOf, i)
-		}
-	}
-	lrs, err := c.LookupAll(ctx, later)
-	if err != nil {
-		return nil, err
-	}
-	for j, i := range laterOf {
-		aaaaAt[i] = len(rs)
-		rs = append(rs, lrs[j])
-	}
-	for i := range hq {
-		a := rs[aAt[i]]
-		var aaaa *Records
-		if aaaaAt[i] >= 0 {
-			aaaa = &rs[aaaaAt[i]]
-		}
-		fillHost(&out[i], a, aaaa)
+		out[i] = result.Host{Name: h.Name, CNAME: a[i].CNAME, AStatus: a[i].Status}
+		fillHost(&out[i], *a[i], aaaa[i])
 	}
 	return out, nil
 }
+
+// lookupInto asks qs in one batch (LookupAll) and stores each answer's records at dst.
+func (c *Client) lookupInto(ctx context.Context, qs []Question, dst []**Records) error {
+	if len(qs) == 0 {
+		return nil
+	}
+	rs, err := c.LookupAll(ctx, qs)
+	if err != nil {
+		return err
+	}
+	for i := range rs {
+		*dst[i] = &rs[i]
+	}
+	return nil
+}
+
+// skipAAAA reports an A outcome after which a later AAAA is not asked.
+func skipAAAA(s result.Status) bool { return gone(s) || s == result.StatusTimeout }
 
 // gone reports an A outcome after which AAAA is not worth asking.
 func gone(s result.Status) bool {

@@ -73,6 +73,16 @@ func TestSharedSockets(t *testing.T) {
 
 // silentServer reads queries and answers none, or answers with the wrong question.
 func silentServer(t *testing.T, answer func(q *dns.Msg) *dns.Msg) netip.AddrPort {
+	return udpResponder(t, func(q *dns.Msg, send func(*dns.Msg)) {
+		if answer != nil {
+			send(answer(q))
+		}
+	})
+}
+
+// udpResponder serves UDP on loopback until the test ends: handle gets each query that
+// unpacks and a send function it may call, then or later, to answer it.
+func udpResponder(t *testing.T, handle func(q *dns.Msg, send func(*dns.Msg))) netip.AddrPort {
 	t.Helper()
 	pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
 	if err != nil {
@@ -87,12 +97,14 @@ func silentServer(t *testing.T, answer func(q *dns.Msg) *dns.Msg) netip.AddrPort
 				return
 			}
 			q := new(dns.Msg)
-			if q.Unpack(buf[:n]) != nil || answer == nil {
+			if q.Unpack(buf[:n]) != nil {
 				continue
 			}
-			if wire, err := answer(q).Pack(); err == nil {
-				pc.WriteToUDPAddrPort(wire, from)
-			}
+			handle(q, func(m *dns.Msg) {
+				if wire, err := m.Pack(); err == nil {
+					pc.WriteToUDPAddrPort(wire, from)
+				}
+			})
 		}
 	}()
 	return pc.LocalAddr().(*net.UDPAddr).AddrPort()
