@@ -61,6 +61,9 @@ type Config struct {
 	// GeoIP may be nil (no GeoIP columns).
 	GeoIP  *geoip.DB
 	Logger *slog.Logger
+	// Probes replaces the probe of a kind (result.Kind*) by another function: tests
+	// run the stage with fake probes. The scheduling and every limit stay as they are.
+	Probes map[string]ProbeFunc
 }
 
 // DefaultConfig returns the defaults; Gate and Resolver must be set.
