@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/v6matrix/v6matrix/internal/batch"
 	"github.com/v6matrix/v6matrix/internal/geoip"
 	"github.com/v6matrix/v6matrix/internal/polite"
 	"github.com/v6matrix/v6matrix/internal/probe/dns53"
@@ -214,29 +215,7 @@ func Run(ctx context.Context, cfg Config, st store.Store, run int64, p *Progress
 
 // write saves measurements in batches until results closes.
 func write(ctx context.Context, st store.Store, run int64, results <-chan store.Measurement) error {
-	var batch []store.Measurement
-	var firstErr error
-	flush := func() {
-		if len(batch) > 0 && firstErr == nil {
-			firstErr = st.SaveMeasurements(ctx, run, batch)
-		}
-		batch = batch[:0]
-	}
-	tick := time.NewTicker(flushEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case m, ok := <-results:
-			if !ok {
-				flush()
-				return firstErr
-			}
-			batch = append(batch, m)
-			if len(batch) >= 200 {
-				flush()
-			}
-		case <-tick.C:
-			flush()
-		}
-	}
+	return batch.Write(ctx, results, 200, flushEvery, func(ctx context.Context, ms []store.Measurement) error {
+		return st.SaveMeasurements(ctx, run, ms)
+	})
 }
