@@ -27,6 +27,7 @@ import (
 	"github.com/v6matrix/v6matrix/internal/probe/ping"
 	"github.com/v6matrix/v6matrix/internal/probe/tcpport"
 	"github.com/v6matrix/v6matrix/internal/probe/tlsprobe"
+	"github.com/v6matrix/v6matrix/internal/resolve"
 	"github.com/v6matrix/v6matrix/internal/result"
 	"github.com/v6matrix/v6matrix/internal/store"
 )
@@ -43,7 +44,10 @@ type Config struct {
 	Window int
 	// Gate decides which addresses may be sent packets (allow ranges, opt-outs).
 	Gate *polite.Gate
-	// Resolver answers the reverse (PTR) queries.
+	// DNS sends the reverse (PTR) queries: the crawl's client, so that they take its
+	// resolvers in turn and are counted with its queries. When nil, the stage opens a
+	// client of Resolver (resolve.DefaultConfig) for the run.
+	DNS        *resolve.Client
 	Resolver   netip.AddrPort
 	Ping       ping.Config
 	TCPTimeout time.Duration
@@ -67,7 +71,7 @@ type Config struct {
 	Probes map[string]ProbeFunc
 }
 
-// DefaultConfig returns the defaults; Gate and Resolver must be set.
+// DefaultConfig returns the defaults; Gate and DNS (or Resolver) must be set.
 func DefaultConfig() Config {
 	kinds := map[string]bool{}
 	for _, k := range result.Kinds {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 
 	"github.com/v6matrix/v6matrix/internal/geoip"
 	"github.com/v6matrix/v6matrix/internal/polite"
@@ -15,6 +16,7 @@ import (
 	"github.com/v6matrix/v6matrix/internal/probe/ptr"
 	"github.com/v6matrix/v6matrix/internal/probe/tcpport"
 	"github.com/v6matrix/v6matrix/internal/probe/tlsprobe"
+	"github.com/v6matrix/v6matrix/internal/resolve"
 	"github.com/v6matrix/v6matrix/internal/result"
 	"github.com/v6matrix/v6matrix/internal/store"
 )
@@ -26,6 +28,7 @@ type probers struct {
 	tcp    tcpport.Prober
 	tls    tlsprobe.Prober
 	ptr    ptr.Prober
+	ownDNS *resolve.Client // opened for the stage (Config.DNS nil): closed with it
 	dns    dns53.Prober
 	ntp    ntpprobe.Prober
 	path   *path.Tracer
@@ -43,7 +46,6 @@ func newProbers(cfg Config, log *slog.Logger) (*probers, error) {
 	pr := &probers{cfg: cfg, geo: cfg.GeoIP,
 		tcp:  tcpport.Prober{Timeout: cfg.TCPTimeout},
 		tls:  tlsprobe.Prober{Roots: cfg.Roots, EHLOName: cfg.EHLOName, Timeout: cfg.TLSTimeout},
-		ptr:  ptr.Prober{Resolver: cfg.Resolver.String()},
 		dns:  dns53.Prober{Timeout: cfg.DNSTimeout},
 		ntp:  ntpprobe.Prober{Timeout: cfg.NTPTimeout},
 		http: httpprobe.Prober{UserAgent: cfg.UserAgent, Timeout: cfg.HTTPTimeout},
@@ -76,12 +78,29 @@ func newProbers(cfg Config, log *slog.Logger) (*probers, error) {
 		}
 		pr.path = t
 	}
+	if cfg.Kinds[result.KindPTR] && cfg.Probes[result.KindPTR] == nil {
+		client := cfg.DNS
+		if client == nil {
+			rc := resolve.DefaultConfig()
+			rc.Servers = []netip.AddrPort{cfg.Resolver}
+			c, err := resolve.NewClient(rc)
+			if err != nil {
+				pr.close()
+				return nil, fmt.Errorf("measure: PTR queries: %w", err)
+			}
+			client, pr.ownDNS = c, c
+		}
+		pr.ptr = ptr.Prober{Client: client}
+	}
 	return pr, nil
 }
 
 func (pr *probers) close() {
 	if pr.pinger != nil {
 		pr.pinger.Close()
+	}
+	if pr.ownDNS != nil {
+		pr.ownDNS.Close()
 	}
 }
 

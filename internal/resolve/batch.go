@@ -53,7 +53,8 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 	var sent []pending
 	var srv []*udpServer
 	trySrv := make([]int, len(qs)*tries) // the resolver of each try
-	flying := 0                          // this batch's tries counted in c.flying
+	tryAt := make([]time.Time, len(qs)*tries)
+	flying := 0 // this batch's tries counted in c.flying
 	defer func() {
 		for i, p := range sent {
 			srv[i].release(p)
@@ -94,6 +95,7 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 				m := st.msg.Copy()
 				si := int(c.next.Add(1)-1) % len(c.udp)
 				trySrv[i*tries+st.tries] = si
+				tryAt[i*tries+st.tries] = now
 				p, err := c.udp[si].send(m, replies, i*tries+st.tries, &c.queries)
 				st.tries++
 				st.next = now.Add(st.wait)
@@ -154,14 +156,16 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 			flying--
 			c.flying.Add(-1)
 			m, err := r.m, r.err
+			sent := tryAt[r.tag]
 			if err == nil && m.Truncated {
 				tq := st.msg.Copy()
 				tq.Id = dns.Id()
+				sent = time.Now()
 				m, err = c.exchangeTCP(ctx, trySrv[r.tag], tq)
 			}
 			if err == nil {
 				st.done = true
-				out[i] = Answer{Status: rcodeStatus(m), Msg: m}
+				out[i] = Answer{Status: rcodeStatus(m), Msg: m, RTT: time.Since(sent)}
 				continue
 			}
 			if ctx.Err() != nil {
