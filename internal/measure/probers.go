@@ -74,6 +74,7 @@ func newProbers(cfg Config, log *slog.Logger) (*probers, error) {
 	if cfg.Kinds[result.KindPath] && cfg.Probes[result.KindPath] == nil {
 		t, err := path.New(cfg.Path)
 		if err != nil {
+			pr.close()
 			return nil, err
 		}
 		pr.path = t
