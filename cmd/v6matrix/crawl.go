@@ -284,6 +284,9 @@ func prepare(ctx context.Context, o crawlOptions, log *slog.Logger) (*crawlPlan,
 		plan.Close()
 		return nil, err
 	}
+	if plan.probe != nil {
+		plan.probe.DNS = client // PTR queries: the same resolvers, sockets and count
+	}
 	if err := crawl.New(cfg, client, nil).CheckResolvers(ctx); err != nil {
 		plan.Close()
 		if errors.Is(err, context.Canceled) {

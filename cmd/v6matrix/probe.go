@@ -123,7 +123,7 @@ func buildProbe(o crawlOptions, dnsCfg crawl.Config, log *slog.Logger) (*measure
 	if err != nil {
 		return nil, err
 	}
-	cfg.Resolver = servers[0] // PTR queries go to the first resolver
+	cfg.Resolver = servers[0] // used only without the crawl's client (prepare sets it)
 	allow, err := parsePrefixes("allow-ranges", o.AllowRanges)
 	if err != nil {
 		return nil, err

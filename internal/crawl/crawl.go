@@ -15,6 +15,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/v6matrix/v6matrix/internal/batch"
 	"github.com/v6matrix/v6matrix/internal/domains"
 	"github.com/v6matrix/v6matrix/internal/resolve"
 	"github.com/v6matrix/v6matrix/internal/result"
@@ -178,33 +179,9 @@ func (c *Crawler) feed(ctx context.Context, run int64, jobs chan<- result.Domain
 
 // write saves outcomes in batches until results closes.
 func (c *Crawler) write(ctx context.Context, run int64, results <-chan outcome, p *Progress) error {
-	var b store.Batch
-	var firstErr error
-	flush := func() {
-		if len(b.Domains) == 0 {
-			return
-		}
-		if firstErr == nil {
-			if err := c.store.Save(ctx, run, b); err != nil {
-				firstErr = err
-			} else {
-				p.Done.Add(int64(len(b.Domains)))
-				if c.cfg.OnSaved != nil {
-					c.cfg.OnSaved(b.Targets)
-				}
-			}
-		}
-		b = store.Batch{}
-	}
-	tick := time.NewTicker(c.cfg.FlushEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case o, ok := <-results:
-			if !ok {
-				flush()
-				return firstErr
-			}
+	return batch.Write(ctx, results, c.cfg.BatchSize, c.cfg.FlushEvery, func(ctx context.Context, outs []outcome) error {
+		var b store.Batch
+		for _, o := range outs {
 			b.Domains = append(b.Domains, o.domain)
 			b.Hosts = append(b.Hosts, o.fresh...)
 			b.Addresses = append(b.Addresses, o.addresses...)
@@ -213,13 +190,16 @@ func (c *Crawler) write(ctx context.Context, run int64, results <-chan outcome, 
 			if o.domain.Status != result.StatusOK {
 				p.Errors.Add(1)
 			}
-			if len(b.Domains) >= c.cfg.BatchSize {
-				flush()
-			}
-		case <-tick.C:
-			flush()
 		}
-	}
+		if err := c.store.Save(ctx, run, b); err != nil {
+			return err
+		}
+		p.Done.Add(int64(len(b.Domains)))
+		if c.cfg.OnSaved != nil {
+			c.cfg.OnSaved(b.Targets)
+		}
+		return nil
+	})
 }
 
 // addresses returns the address rows of freshly looked-up hosts.

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/v6matrix/v6matrix/internal/netns"
 )
 
 // Files in the state directory.
@@ -37,15 +37,15 @@ func Down(ctx context.Context, prefix, stateDir string) error {
 	if pid, err := readPID(stateDir); err == nil && isLabDaemon(pid) {
 		errs = append(errs, stopProcesses(ctx, []int{pid}))
 	}
-	names, err := labNamespaces(prefix)
+	names, err := netns.List(prefix)
 	if err != nil {
 		errs = append(errs, err)
 	}
 	pids, err := processesIn(names)
 	errs = append(errs, err, stopProcesses(ctx, pids))
 	for _, n := range names {
-		if err := netns.DeleteNamed(n); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("delete netns %s: %w", n, err))
+		if err := netns.Delete(n); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
 		}
 	}
 	etc, _ := filepath.Glob(filepath.Join("/etc/netns", prefix+"*"))
@@ -92,7 +92,7 @@ func processesIn(names []string) ([]int, error) {
 	want := map[string]bool{}
 	for _, n := range names {
 		var st syscall.Stat_t
-		if err := syscall.Stat(filepath.Join(netnsDir, n), &st); err != nil {
+		if err := syscall.Stat(filepath.Join(netns.Dir, n), &st); err != nil {
 			continue
 		}
 		want[fmt.Sprintf("net:[%d]", st.Ino)] = true

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/v6matrix/v6matrix/internal/netns"
 )
 
 // TestDownAfterCrash builds a second lab (network only, as a crashed `lab up` leaves it),
@@ -48,7 +50,7 @@ func TestDownAfterCrash(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Errorf("sleep inside the lab still runs after Down")
 	}
-	names, err := labNamespaces(prefix)
+	names, err := netns.List(prefix)
 	if err != nil || len(names) != 0 {
 		t.Errorf("namespaces left after Down: %v (%v)", names, err)
 	}

@@ -8,12 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"syscall"
 	"time"
 
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/v6matrix/v6matrix/internal/netns"
 )
 
 // SignalCause is the cause (context.Cause) of a context cancelled by a signal: Exec
@@ -48,14 +48,9 @@ func (l *Lab) Exec(ctx context.Context, argv []string, stdin io.Reader, stdout, 
 		return cmd.Process.Signal(sig)
 	}
 	cmd.WaitDelay = execGrace
-	started := make(chan error, 1)
-	go func() {
-		// This thread's mount and network namespaces are changed for good: it stays locked
-		// so that the runtime retires it when the goroutine ends.
-		runtime.LockOSThread()
-		started <- l.startInVantage(cmd)
-	}()
-	if err := <-started; err != nil {
+	// The starting thread's mount namespace is made private first, then it enters the
+	// vantage: netns.Start retires that thread.
+	if err := netns.Start(l.ns[l.sc.Vantage], cmd, l.vantageMounts); err != nil {
 		return 0, fmt.Errorf("lab exec %s: %w", argv[0], err)
 	}
 	err := cmd.Wait()
@@ -76,8 +71,9 @@ func (l *Lab) Exec(ctx context.Context, argv []string, stdin io.Reader, stdout, 
 	}
 }
 
-// startInVantage prepares the calling (locked) thread and starts cmd from it.
-func (l *Lab) startInVantage(cmd *exec.Cmd) error {
+// vantageMounts gives the calling (locked) thread a private mount namespace where
+// /etc/resolv.conf shows the lab's resolver.
+func (l *Lab) vantageMounts() error {
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 		return fmt.Errorf("unshare mount namespace: %w", err)
 	}
@@ -91,8 +87,5 @@ func (l *Lab) startInVantage(cmd *exec.Cmd) error {
 			return fmt.Errorf("bind %s on /etc/resolv.conf: %w", conf, err)
 		}
 	}
-	if err := netns.Set(l.ns[l.sc.Vantage]); err != nil {
-		return fmt.Errorf("enter vantage: %w", err)
-	}
-	return cmd.Start()
+	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/v6matrix/v6matrix/internal/netns"
 )
 
 // nftTable is the nftables table the lab creates in a node that needs packet filtering.
@@ -74,7 +76,7 @@ func (l *Lab) installFilters(ctx context.Context) error {
 		cmd := exec.CommandContext(cctx, nft, "-f", "-")
 		cmd.Stdin = strings.NewReader(rules)
 		cmd.Stderr = &stderr
-		err = inNS(l.ns[n.Name], cmd.Run)
+		err = netns.Do(l.ns[n.Name], cmd.Run)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("node %s: nft: %w: %s", n.Name, err, strings.TrimSpace(stderr.String()))

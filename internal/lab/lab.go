@@ -21,7 +21,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+
+	"github.com/v6matrix/v6matrix/internal/netns"
 )
 
 // DefaultPrefix starts the name of every namespace of the lab run by `v6matrix lab up`.
@@ -70,7 +71,7 @@ type Lab struct {
 	cfg     Config
 	sc      *Scenario
 	log     *slog.Logger
-	ns      map[string]netns.NsHandle
+	ns      map[string]netns.Handle
 	handles map[string]*netlink.Handle
 	srv     *servers
 }
@@ -98,7 +99,7 @@ func Build(ctx context.Context, cfg Config) (*Lab, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("build lab: needs root (network namespaces)")
 	}
-	existing, err := labNamespaces(cfg.Prefix)
+	existing, err := netns.List(cfg.Prefix)
 	if err != nil {
 		return nil, err
 	}
@@ -138,10 +139,10 @@ func Attach(cfg Config) (*Lab, error) {
 	}
 	l := newLab(cfg)
 	for _, n := range l.sc.Nodes {
-		h, err := netns.GetFromName(l.nsName(n.Name))
+		h, err := netns.Open(l.nsName(n.Name))
 		if err != nil {
 			l.close()
-			return nil, fmt.Errorf("attach lab %s: namespace %s: %w (is the lab up?)", cfg.Prefix, l.nsName(n.Name), err)
+			return nil, fmt.Errorf("attach lab %s: %w (is the lab up?)", cfg.Prefix, err)
 		}
 		l.ns[n.Name] = h
 	}
@@ -154,7 +155,7 @@ func Attach(cfg Config) (*Lab, error) {
 
 func newLab(cfg Config) *Lab {
 	return &Lab{cfg: cfg, sc: cfg.Scenario, log: cfg.Logger,
-		ns: map[string]netns.NsHandle{}, handles: map[string]*netlink.Handle{}}
+		ns: map[string]netns.Handle{}, handles: map[string]*netlink.Handle{}}
 }
 
 func (l *Lab) openHandles() error {
@@ -212,7 +213,7 @@ func (l *Lab) RunIn(node string, f func() error) error {
 	if !ok {
 		return fmt.Errorf("lab %s: no node %q", l.cfg.Prefix, node)
 	}
-	return inNS(ns, f)
+	return netns.Do(ns, f)
 }
 
 // Down stops the lab's servers and removes the whole lab (see the package function Down).

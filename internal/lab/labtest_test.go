@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/v6matrix/v6matrix/internal/netns"
 )
 
 // The lab tests share one lab, built on first use under a prefix unique to the test binary.
@@ -63,7 +65,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "lab down: %v\n", err)
 			code = 1
 		}
-		if left, err := labNamespaces(testPrefix()); err != nil || len(left) > 0 {
+		if left, err := netns.List(testPrefix()); err != nil || len(left) > 0 {
 			fmt.Fprintf(os.Stderr, "lab down left namespaces %v (%v)\n", left, err)
 			code = 1
 		}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/v6matrix/v6matrix/internal/netns"
 )
 
 // Route is one route the lab installs in a node: Dst via Gw out of the interface Dev.
@@ -118,7 +120,7 @@ func (l *Lab) installRoutes() error {
 		if err != nil {
 			return fmt.Errorf("route in %s: find %s: %w", r.Node, r.Dev, err)
 		}
-		nr := &netlink.Route{LinkIndex: dev.Attrs().Index, Dst: ipNet(r.Dst), Gw: r.Gw.AsSlice()}
+		nr := &netlink.Route{LinkIndex: dev.Attrs().Index, Dst: netns.IPNet(r.Dst), Gw: r.Gw.AsSlice()}
 		if err := h.RouteAdd(nr); err != nil {
 			return fmt.Errorf("route in %s: %s via %s dev %s: %w", r.Node, r.Dst, r.Gw, r.Dev, err)
 		}
@@ -131,7 +133,7 @@ func (l *Lab) installRoutes() error {
 		}{{n.Faults.Unreachable, unix.RTN_UNREACHABLE}} {
 			for _, a := range kind.addrs {
 				dst := netip.PrefixFrom(a, a.BitLen())
-				nr := &netlink.Route{Dst: ipNet(dst), Type: kind.typ}
+				nr := &netlink.Route{Dst: netns.IPNet(dst), Type: kind.typ}
 				if a.Is6() {
 					nr.Family = netlink.FAMILY_V6
 				}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/v6matrix/v6matrix/internal/dnssrv"
+	"github.com/v6matrix/v6matrix/internal/netns"
 )
 
 // servers are the lab's running servers.
@@ -200,7 +201,7 @@ func (l *Lab) startDNS(ctx context.Context, s *servers) error {
 	// each request runs on a thread inside the vantage: its queries come from the lab, never
 	// from the host's own namespace.
 	inVantage := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		if err := inNS(vantage, func() error { rec.ServeDNS(w, r); return nil }); err != nil {
+		if err := netns.Do(vantage, func() error { rec.ServeDNS(w, r); return nil }); err != nil {
 			l.log.Error("resolver: cannot enter the vantage namespace", "err", err)
 		}
 	})

@@ -9,7 +9,8 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+
+	"github.com/v6matrix/v6matrix/internal/netns"
 )
 
 // Status describes a running lab as found on the machine.
@@ -43,7 +44,7 @@ func ReadStatus(prefix, stateDir string) (*Status, error) {
 		stateDir = StateDir(prefix)
 	}
 	st := &Status{Prefix: prefix}
-	names, err := labNamespaces(prefix)
+	names, err := netns.List(prefix)
 	if err != nil {
 		return nil, err
 	}
@@ -66,9 +67,9 @@ func ReadStatus(prefix, stateDir string) (*Status, error) {
 
 func readNamespace(name string) (NamespaceStatus, error) {
 	out := NamespaceStatus{Name: name}
-	ns, err := netns.GetFromName(name)
+	ns, err := netns.Open(name)
 	if err != nil {
-		return out, fmt.Errorf("namespace %s: %w", name, err)
+		return out, err
 	}
 	defer ns.Close()
 	h, err := netlink.NewHandleAt(ns)

@@ -2,14 +2,12 @@ package lab
 
 import (
 	"fmt"
-	"net"
-	"net/netip"
-	"runtime"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/v6matrix/v6matrix/internal/netns"
 )
 
 // baseSysctls are set in every namespace before its interfaces exist: no duplicate address
@@ -47,42 +45,25 @@ var echoSysctls = [][2]string{
 
 // createNamespaces makes one named namespace per node, with lo up and the sysctls set.
 func (l *Lab) createNamespaces() error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return fmt.Errorf("get current netns: %w", err)
-	}
-	defer orig.Close()
-	var cerr error
 	for _, n := range l.sc.Nodes {
-		h, err := netns.NewNamed(l.nsName(n.Name))
+		h, err := netns.Create(l.nsName(n.Name))
 		if err != nil {
-			cerr = fmt.Errorf("create netns %s: %w", l.nsName(n.Name), err)
-			break
+			return err
 		}
 		l.ns[n.Name] = h
-		if cerr = configureNode(n); cerr != nil {
-			cerr = fmt.Errorf("node %s: %w", n.Name, cerr)
-			break
+		if err := netns.Do(h, func() error { return configureNode(n) }); err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
 		}
 	}
-	if err := netns.Set(orig); err != nil {
-		// Leave the thread locked: the runtime discards it when the goroutine ends.
-		runtime.LockOSThread()
-		return fmt.Errorf("return to original netns: %w", err)
-	}
-	return cerr
+	return nil
 }
 
-// configureNode runs inside the node's namespace: loopback up, then sysctls.
+// configureNode runs inside the node's namespace: sysctls, then the loopback's
+// addresses.
 func configureNode(n Node) error {
 	lo, err := netlink.LinkByName("lo")
 	if err != nil {
 		return fmt.Errorf("find lo: %w", err)
-	}
-	if err := netlink.LinkSetUp(lo); err != nil {
-		return fmt.Errorf("lo up: %w", err)
 	}
 	set := baseSysctls
 	if n.Role == "router" {
@@ -92,25 +73,16 @@ func configureNode(n Node) error {
 		set = append(append([][2]string(nil), set...), echoSysctls...)
 	}
 	for _, kv := range set {
-		if err := writeSysctl(kv[0], kv[1]); err != nil {
+		if err := netns.WriteSysctl(kv[0], kv[1]); err != nil {
 			return err
 		}
 	}
 	for _, p := range n.Loopback {
-		if err := netlink.AddrAdd(lo, &netlink.Addr{IPNet: ipNet(p), Flags: unix.IFA_F_NODAD}); err != nil {
+		if err := netlink.AddrAdd(lo, &netlink.Addr{IPNet: netns.IPNet(p), Flags: unix.IFA_F_NODAD}); err != nil {
 			return fmt.Errorf("add %s to lo: %w", p, err)
 		}
 	}
 	return nil
-}
-
-// ipNet converts a prefix (host bits kept) to the form netlink takes.
-func ipNet(p netip.Prefix) *net.IPNet {
-	bits := 32
-	if p.Addr().Is6() {
-		bits = 128
-	}
-	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), bits)}
 }
 
 // createLinks makes every link: veth pairs, bridges with their ports, addresses and MTUs.
@@ -125,62 +97,47 @@ func (l *Lab) createLinks() error {
 
 func (l *Lab) createLink(link Link) error {
 	if link.Bridge == "" {
-		a, b := link.Ends[0].Node, link.Ends[1].Node
-		ha := l.handles[a]
-		veth := &netlink.Veth{
-			LinkAttrs:     netlink.LinkAttrs{Name: link.Name, MTU: link.MTU},
+		a, b := link.Ends[0], link.Ends[1]
+		if err := netns.Veth(netns.End{NS: l.ns[a.Node], Name: link.Name, Addrs: a.Addrs},
+			netns.End{NS: l.ns[b.Node], Name: link.Name, Addrs: b.Addrs}, link.MTU); err != nil {
+			return fmt.Errorf("%s-%s: %w", a.Node, b.Node, err)
+		}
+		return nil
+	}
+	hb := l.handles[link.Bridge]
+	// Without snooping the bridge floods multicast, so neighbour discovery never waits
+	// for MLD state.
+	snoop := false
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: link.Name, MTU: link.MTU}, MulticastSnooping: &snoop}
+	if err := hb.LinkAdd(br); err != nil {
+		return fmt.Errorf("add bridge in %s: %w", link.Bridge, err)
+	}
+	for _, e := range link.Ends {
+		if e.Node == link.Bridge {
+			continue
+		}
+		port := &netlink.Veth{
+			LinkAttrs:     netlink.LinkAttrs{Name: e.Node, MTU: link.MTU},
 			PeerName:      link.Name,
-			PeerNamespace: netlink.NsFd(int(l.ns[b])),
+			PeerNamespace: netlink.NsFd(int(l.ns[e.Node])),
 		}
-		if err := ha.LinkAdd(veth); err != nil {
-			return fmt.Errorf("add veth %s %s-%s: %w", link.Name, a, b, err)
+		if err := hb.LinkAdd(port); err != nil {
+			return fmt.Errorf("add port %s: %w", e.Node, err)
 		}
-	} else {
-		hb := l.handles[link.Bridge]
-		// Without snooping the bridge floods multicast, so neighbour discovery never waits
-		// for MLD state.
-		snoop := false
-		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: link.Name, MTU: link.MTU}, MulticastSnooping: &snoop}
-		if err := hb.LinkAdd(br); err != nil {
-			return fmt.Errorf("add bridge in %s: %w", link.Bridge, err)
+		p, err := hb.LinkByName(e.Node)
+		if err != nil {
+			return fmt.Errorf("find port %s: %w", e.Node, err)
 		}
-		for _, e := range link.Ends {
-			if e.Node == link.Bridge {
-				continue
-			}
-			port := &netlink.Veth{
-				LinkAttrs:     netlink.LinkAttrs{Name: e.Node, MTU: link.MTU},
-				PeerName:      link.Name,
-				PeerNamespace: netlink.NsFd(int(l.ns[e.Node])),
-			}
-			if err := hb.LinkAdd(port); err != nil {
-				return fmt.Errorf("add port %s: %w", e.Node, err)
-			}
-			p, err := hb.LinkByName(e.Node)
-			if err != nil {
-				return fmt.Errorf("find port %s: %w", e.Node, err)
-			}
-			if err := hb.LinkSetMaster(p, br); err != nil {
-				return fmt.Errorf("enslave port %s: %w", e.Node, err)
-			}
-			if err := hb.LinkSetUp(p); err != nil {
-				return fmt.Errorf("port %s up: %w", e.Node, err)
-			}
+		if err := hb.LinkSetMaster(p, br); err != nil {
+			return fmt.Errorf("enslave port %s: %w", e.Node, err)
+		}
+		if err := hb.LinkSetUp(p); err != nil {
+			return fmt.Errorf("port %s up: %w", e.Node, err)
 		}
 	}
 	for _, e := range link.Ends {
-		h := l.handles[e.Node]
-		ifc, err := h.LinkByName(link.Name)
-		if err != nil {
-			return fmt.Errorf("find %s in %s: %w", link.Name, e.Node, err)
-		}
-		for _, p := range e.Addrs {
-			if err := h.AddrAdd(ifc, &netlink.Addr{IPNet: ipNet(p), Flags: unix.IFA_F_NODAD}); err != nil {
-				return fmt.Errorf("add %s in %s: %w", p, e.Node, err)
-			}
-		}
-		if err := h.LinkSetUp(ifc); err != nil {
-			return fmt.Errorf("%s up in %s: %w", link.Name, e.Node, err)
+		if err := netns.LinkUp(l.handles[e.Node], link.Name, e.Addrs...); err != nil {
+			return fmt.Errorf("in %s: %w", e.Node, err)
 		}
 	}
 	return nil
@@ -195,25 +152,8 @@ const operUpTimeout = 5 * time.Second
 func (l *Lab) waitOperUp() error {
 	deadline := time.Now().Add(operUpTimeout)
 	for node, h := range l.handles {
-		for {
-			links, err := h.LinkList()
-			if err != nil {
-				return fmt.Errorf("list links of %s: %w", node, err)
-			}
-			var down []string
-			for _, link := range links {
-				a := link.Attrs()
-				if a.Name != "lo" && a.OperState != netlink.OperUp {
-					down = append(down, a.Name)
-				}
-			}
-			if len(down) == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("links %v of %s not up after %v", down, node, operUpTimeout)
-			}
-			time.Sleep(10 * time.Millisecond)
+		if err := netns.WaitLinks(h, deadline, false); err != nil {
+			return fmt.Errorf("%s, after %v: %w", node, operUpTimeout, err)
 		}
 	}
 	return nil

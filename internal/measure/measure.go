@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/v6matrix/v6matrix/internal/batch"
 	"github.com/v6matrix/v6matrix/internal/geoip"
 	"github.com/v6matrix/v6matrix/internal/polite"
 	"github.com/v6matrix/v6matrix/internal/probe/dns53"
@@ -22,6 +23,7 @@ import (
 	"github.com/v6matrix/v6matrix/internal/probe/ping"
 	"github.com/v6matrix/v6matrix/internal/probe/tcpport"
 	"github.com/v6matrix/v6matrix/internal/probe/tlsprobe"
+	"github.com/v6matrix/v6matrix/internal/resolve"
 	"github.com/v6matrix/v6matrix/internal/result"
 	"github.com/v6matrix/v6matrix/internal/store"
 )
@@ -38,7 +40,10 @@ type Config struct {
 	Window int
 	// Gate decides which addresses may be sent packets (allow ranges, opt-outs).
 	Gate *polite.Gate
-	// Resolver answers the reverse (PTR) queries.
+	// DNS sends the reverse (PTR) queries: the crawl's client, so that they take its
+	// resolvers in turn and are counted with its queries. When nil, the stage opens a
+	// client of Resolver (resolve.DefaultConfig) for the run.
+	DNS        *resolve.Client
 	Resolver   netip.AddrPort
 	Ping       ping.Config
 	TCPTimeout time.Duration
@@ -57,9 +62,12 @@ type Config struct {
 	// GeoIP may be nil (no GeoIP columns).
 	GeoIP  *geoip.DB
 	Logger *slog.Logger
+	// Probes replaces the probe of a kind (result.Kind*) by another function: tests
+	// run the stage with fake probes. The scheduling and every limit stay as they are.
+	Probes map[string]ProbeFunc
 }
 
-// DefaultConfig returns the defaults; Gate and Resolver must be set.
+// DefaultConfig returns the defaults; Gate and DNS (or Resolver) must be set.
 func DefaultConfig() Config {
 	kinds := map[string]bool{}
 	for _, k := range result.Kinds {
@@ -111,29 +119,7 @@ func Run(ctx context.Context, cfg Config, st store.Store, run int64, p *Progress
 
 // write saves measurements in batches until results closes.
 func write(ctx context.Context, st store.Store, run int64, results <-chan store.Measurement) error {
-	var batch []store.Measurement
-	var firstErr error
-	flush := func() {
-		if len(batch) > 0 && firstErr == nil {
-			firstErr = st.SaveMeasurements(ctx, run, batch)
-		}
-		batch = batch[:0]
-	}
-	tick := time.NewTicker(flushEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case m, ok := <-results:
-			if !ok {
-				flush()
-				return firstErr
-			}
-			batch = append(batch, m)
-			if len(batch) >= 200 {
-				flush()
-			}
-		case <-tick.C:
-			flush()
-		}
-	}
+	return batch.Write(ctx, results, 200, flushEvery, func(ctx context.Context, ms []store.Measurement) error {
+		return st.SaveMeasurements(ctx, run, ms)
+	})
 }

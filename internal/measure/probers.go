@@ -2,7 +2,9 @@ package measure
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net/netip"
 
 	"github.com/v6matrix/v6matrix/internal/geoip"
 	"github.com/v6matrix/v6matrix/internal/polite"
@@ -14,6 +16,7 @@ import (
 	"github.com/v6matrix/v6matrix/internal/probe/ptr"
 	"github.com/v6matrix/v6matrix/internal/probe/tcpport"
 	"github.com/v6matrix/v6matrix/internal/probe/tlsprobe"
+	"github.com/v6matrix/v6matrix/internal/resolve"
 	"github.com/v6matrix/v6matrix/internal/result"
 	"github.com/v6matrix/v6matrix/internal/store"
 )
@@ -25,12 +28,15 @@ type probers struct {
 	tcp    tcpport.Prober
 	tls    tlsprobe.Prober
 	ptr    ptr.Prober
+	ownDNS *resolve.Client // opened for the stage (Config.DNS nil): closed with it
 	dns    dns53.Prober
 	ntp    ntpprobe.Prober
 	path   *path.Tracer
 	http   httpprobe.Prober
 	hosts  hostLocks // path traces of one host take turns
 	geo    *geoip.DB
+	// funcs run each kind: the probeKinds entries, or Config.Probes where it has one.
+	funcs map[string]ProbeFunc
 }
 
 // newProbers opens what the enabled kinds need. A ping socket that cannot be opened
@@ -40,12 +46,20 @@ func newProbers(cfg Config, log *slog.Logger) (*probers, error) {
 	pr := &probers{cfg: cfg, geo: cfg.GeoIP,
 		tcp:  tcpport.Prober{Timeout: cfg.TCPTimeout},
 		tls:  tlsprobe.Prober{Roots: cfg.Roots, EHLOName: cfg.EHLOName, Timeout: cfg.TLSTimeout},
-		ptr:  ptr.Prober{Resolver: cfg.Resolver.String()},
 		dns:  dns53.Prober{Timeout: cfg.DNSTimeout},
 		ntp:  ntpprobe.Prober{Timeout: cfg.NTPTimeout},
 		http: httpprobe.Prober{UserAgent: cfg.UserAgent, Timeout: cfg.HTTPTimeout},
 	}
-	if cfg.Kinds[result.KindPing] {
+	pr.funcs = map[string]ProbeFunc{}
+	for _, k := range probeKinds {
+		if f := cfg.Probes[k.kind]; f != nil {
+			pr.funcs[k.kind] = f
+			continue
+		}
+		run := k.run
+		pr.funcs[k.kind] = func(ctx context.Context, t Target) (any, error) { return run(pr, ctx, t) }
+	}
+	if cfg.Kinds[result.KindPing] && cfg.Probes[result.KindPing] == nil {
 		p, err := ping.New(cfg.Ping)
 		if err != nil {
 			return nil, err
@@ -57,12 +71,27 @@ func newProbers(cfg Config, log *slog.Logger) (*probers, error) {
 			pr.pinger = p
 		}
 	}
-	if cfg.Kinds[result.KindPath] {
+	if cfg.Kinds[result.KindPath] && cfg.Probes[result.KindPath] == nil {
 		t, err := path.New(cfg.Path)
 		if err != nil {
+			pr.close()
 			return nil, err
 		}
 		pr.path = t
+	}
+	if cfg.Kinds[result.KindPTR] && cfg.Probes[result.KindPTR] == nil {
+		client := cfg.DNS
+		if client == nil {
+			rc := resolve.DefaultConfig()
+			rc.Servers = []netip.AddrPort{cfg.Resolver}
+			c, err := resolve.NewClient(rc)
+			if err != nil {
+				pr.close()
+				return nil, fmt.Errorf("measure: PTR queries: %w", err)
+			}
+			client, pr.ownDNS = c, c
+		}
+		pr.ptr = ptr.Prober{Client: client}
 	}
 	return pr, nil
 }
@@ -71,47 +100,30 @@ func (pr *probers) close() {
 	if pr.pinger != nil {
 		pr.pinger.Close()
 	}
+	if pr.ownDNS != nil {
+		pr.ownDNS.Close()
+	}
 }
 
 // task builds the scheduler task of one measurement of one target. Its result is sent
 // on results; an error (the probe could not run) is logged and counted, and nothing is
 // stored, so a resumed run tries again.
 func (pr *probers) task(t *target, kind string, results chan<- store.Measurement, p *Progress, log *slog.Logger) polite.Task {
-	task := polite.Task{Addr: t.ip}
-	var measure func(ctx context.Context) (any, error)
-	switch kind {
-	case result.KindPTR:
-		measure = func(ctx context.Context) (any, error) { return value(pr.ptr.Probe(ctx, t.ip)) }
-	case result.KindGeo:
-		measure = func(context.Context) (any, error) { r := pr.geo.Lookup(t.ip); return &r, nil }
-	case result.KindPing:
-		task.Proto = polite.ProtoICMP
-		measure = func(ctx context.Context) (any, error) { return value(pr.pinger.Probe(ctx, t.ip)) }
-	case result.KindTCP25, result.KindTCP80, result.KindTCP443:
-		port := map[string]uint16{result.KindTCP25: 25, result.KindTCP80: 80, result.KindTCP443: 443}[kind]
-		task.Proto, task.Port = polite.ProtoTCP, port
-		measure = func(ctx context.Context) (any, error) { return value(pr.tcp.Probe(ctx, t.ip, port)) }
-	case result.KindTLS443:
-		task.Proto, task.Port = polite.ProtoTCP, 443
-		measure = func(ctx context.Context) (any, error) { return value(pr.tls.ProbeTLS(ctx, t.ip, 443, t.www)) }
-	case result.KindSTARTTLS:
-		task.Proto, task.Port = polite.ProtoTCP, 25
-		measure = func(ctx context.Context) (any, error) { return value(pr.tls.ProbeSTARTTLS(ctx, t.ip, 25, t.mx)) }
-	case result.KindDNS53:
-		task.Proto, task.Port = polite.ProtoUDP, 53
-		measure = func(ctx context.Context) (any, error) { return value(pr.dns.Probe(ctx, t.ip, t.nsZone)) }
-	case result.KindNTP123:
-		task.Proto, task.Port = polite.ProtoUDP, 123
-		measure = func(ctx context.Context) (any, error) { return value(pr.ntp.Probe(ctx, t.ip)) }
-	case result.KindHTTP80:
-		task.Proto, task.Port = polite.ProtoTCP, 80
-		measure = func(ctx context.Context) (any, error) { return value(pr.http.Probe(ctx, t.ip, t.www)) }
-	case result.KindPath:
-		task.Proto, task.Port = polite.ProtoUDP, uint16(pr.cfg.Path.Port)
-		measure = func(ctx context.Context) (any, error) {
-			defer pr.hosts.lock(t.host)()
-			return value(pr.path.Trace(ctx, t.ip))
+	spec, _ := specOf(kind)
+	task := polite.Task{Addr: t.ip, Proto: spec.proto}
+	if spec.port != nil {
+		task.Port = spec.port(pr.cfg)
+	}
+	tgt := Target{IP: t.ip, WWW: t.www, MX: t.mx, NSZone: t.nsZone, Host: t.host}
+	measure := func(ctx context.Context) (any, error) {
+		probe := pr.funcs[kind]
+		if probe == nil {
+			return nil, fmt.Errorf("no probe for kind %q", kind)
 		}
+		if spec.perHost {
+			defer pr.hosts.lock(t.host)()
+		}
+		return probe(ctx, tgt)
 	}
 	task.Run = func(ctx context.Context) {
 		v, err := measure(ctx)
@@ -124,7 +136,7 @@ func (pr *probers) task(t *target, kind string, results chan<- store.Measurement
 			return
 		}
 		m := store.Measurement{IP: t.ip, Kind: kind, Value: v}
-		if kind == result.KindDNS53 {
+		if spec.wants == forNS {
 			m.Domain = t.nsZone // a check of one domain at this address
 		}
 		select {
@@ -133,12 +145,4 @@ func (pr *probers) task(t *target, kind string, results chan<- store.Measurement
 		}
 	}
 	return task
-}
-
-// value turns a probe's (Result, error) into a stored value.
-func value[R any](r R, err error) (any, error) {
-	if err != nil {
-		return nil, err
-	}
-	return &r, nil
 }

@@ -2,8 +2,6 @@ package measure
 
 import (
 	"net/netip"
-
-	"github.com/v6matrix/v6matrix/internal/result"
 )
 
 // target is one unique address of a run with what its roles call for. The names
@@ -28,25 +26,29 @@ type nsPair struct {
 	ip           netip.Addr
 }
 
-// kinds returns the measurements the target calls for, among those enabled.
+// kinds returns the measurements the target calls for, among those enabled, in the
+// order of probeKinds. Per-domain kinds (dns53) are planned apart: see nsPlans.
 func (t *target) kinds(enabled map[string]bool) []string {
 	var out []string
-	add := func(k string, ok bool) {
-		if ok && enabled[k] {
-			out = append(out, k)
+	for _, k := range probeKinds {
+		if enabled[k.kind] && t.wants(k.wants) {
+			out = append(out, k.kind)
 		}
 	}
-	add(result.KindPTR, true)
-	add(result.KindGeo, true)
-	add(result.KindPing, true)
-	add(result.KindTCP25, true)
-	add(result.KindTCP80, true)
-	add(result.KindTCP443, true)
-	add(result.KindTLS443, t.www != "")
-	add(result.KindSTARTTLS, t.mx != "")
-	// dns53 is per (domain, address): see nsPlans.
-	add(result.KindNTP123, t.ntp)
-	add(result.KindPath, true)
-	add(result.KindHTTP80, t.www != "")
 	return out
+}
+
+// wants reports whether the target's roles call for kinds of w.
+func (t *target) wants(w want) bool {
+	switch w {
+	case forAll:
+		return true
+	case forWWW:
+		return t.www != ""
+	case forMX:
+		return t.mx != ""
+	case forNTP:
+		return t.ntp
+	}
+	return false
 }

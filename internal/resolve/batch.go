@@ -62,8 +62,9 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 	replies := make(chan reply, len(qs)*tries)
 	sent := make([]pending, 0, len(qs)) // most questions need one try
 	srv := make([]*udpServer, 0, len(qs))
-	trySrv := make([]int, len(qs)*tries) // the resolver of each try
-	flying, held := 0, 0                 // slots of c.slots: for tries in flight, taken for the next
+	trySrv := make([]int, len(qs)*tries)      // the resolver of each try
+	tryAt := make([]time.Time, len(qs)*tries) // when each try was sent (Answer.RTT)
+	flying, held := 0, 0                      // slots of c.slots: for tries in flight, taken for the next
 	defer func() {
 		for i, p := range sent {
 			srv[i].release(p)
@@ -105,6 +106,7 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 				}
 				si := int(c.next.Add(1)-1) % len(c.udp)
 				trySrv[i*tries+st.tries] = si
+				tryAt[i*tries+st.tries] = now
 				p, err := c.udp[si].send(st.wire, st.q, replies, i*tries+st.tries, &c.queries)
 				st.tries++
 				st.next = now.Add(st.wait)
@@ -147,12 +149,14 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 		flying--
 		c.putSlots(1)
 		m, err := r.m, r.err
+		sent := tryAt[r.tag]
 		if err == nil && m.Truncated {
+			sent = time.Now()
 			m, err = c.exchangeTCP(ctx, trySrv[r.tag], c.tcpQuery(st.q))
 		}
 		if err == nil {
 			st.done = true
-			out[i] = Answer{Status: rcodeStatus(m), Msg: m}
+			out[i] = Answer{Status: rcodeStatus(m), Msg: m, RTT: time.Since(sent)}
 			return qs[i].Decides && decisive(out[i].Status), nil
 		}
 		if ctx.Err() != nil {

@@ -102,6 +102,9 @@ func ParseServer(s string) (netip.AddrPort, error) {
 type Answer struct {
 	Status result.Status
 	Msg    *dns.Msg // nil unless a response arrived
+	// RTT is the time of the exchange that answered: from the send of the try whose
+	// answer was taken (or of the TCP query after a truncated one) to its answer.
+	RTT time.Duration
 }
 
 // Client sends queries. It is safe for concurrent use.
@@ -162,6 +165,18 @@ func (c *Client) Query(ctx context.Context, name string, qtype uint16) (Answer, 
 		return Answer{}, err
 	}
 	return as[0], nil
+}
+
+// Exchange asks one question (see QueryAll) and returns the raw answer and the time of
+// the exchange that answered it; a nil message with a nil error means no answer came
+// before the last try's wait ended. Probes that classify answers themselves (ptr) use
+// it.
+func (c *Client) Exchange(ctx context.Context, name string, qtype uint16) (*dns.Msg, time.Duration, error) {
+	a, err := c.Query(ctx, name, qtype)
+	if err != nil {
+		return nil, 0, err
+	}
+	return a.Msg, a.RTT, nil
 }
 
 func (c *Client) exchangeTCP(ctx context.Context, i int, q *dns.Msg) (*dns.Msg, error) {

@@ -6,23 +6,23 @@
 // Only documentation addresses are used (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24,
 // 2001:db8::/32) and neither namespace has a route off the machine: nothing a test sends can
 // leave it. The host's own namespace is never modified. Namespaces are named "v6mp-<random>"
-// and removed with t.Cleanup. Tests that use it are skipped unless running as root with
-// iproute2 installed.
+// and removed with t.Cleanup. Tests that use it are skipped unless running as root. The
+// namespaces are made with internal/netns.
 package netnstest
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/v6matrix/v6matrix/internal/netns"
 )
 
 // Addresses of the test network. The router answers pings and TCP (with RST: nothing
@@ -51,73 +51,104 @@ var (
 type Net struct {
 	// Client and Router are the namespace names (as in `ip netns list`).
 	Client, Router string
+	ns             map[string]netns.Handle
 }
 
-// New creates the test network, or skips the test when it cannot (not root, no iproute2).
-// The namespaces are deleted when the test ends.
+// New creates the test network, or skips the test when it cannot (not root). The
+// namespaces are deleted when the test ends.
 func New(t testing.TB) *Net {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("netnstest: needs root to create network namespaces")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("netnstest: needs iproute2 (ip)")
 	}
 	var b [4]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		t.Fatalf("netnstest: %v", err)
 	}
 	id := hex.EncodeToString(b[:])
-	n := &Net{Client: "v6mp-" + id + "-c", Router: "v6mp-" + id + "-r"}
+	n := &Net{Client: "v6mp-" + id + "-c", Router: "v6mp-" + id + "-r", ns: map[string]netns.Handle{}}
 	for _, name := range []string{n.Client, n.Router} {
-		run(t, "netns", "add", name)
+		h, err := netns.Create(name)
+		if err != nil {
+			t.Fatalf("netnstest: %v", err)
+		}
+		n.ns[name] = h
 		t.Cleanup(func() {
-			if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-				t.Errorf("netnstest: ip netns del %s: %v: %s", name, err, out)
+			h.Close()
+			if err := netns.Delete(name); err != nil {
+				t.Errorf("netnstest: %v", err)
 			}
 		})
 	}
-	c, r := n.Client, n.Router
-	script := [][]string{
-		{"-n", c, "link", "set", "lo", "up"},
-		{"-n", r, "link", "set", "lo", "up"},
-		{"-n", c, "link", "add", "v6mp0", "type", "veth", "peer", "name", "v6mp1", "netns", r},
-		{"-n", c, "addr", "add", "192.0.2.1/24", "dev", "v6mp0"},
-		{"-n", c, "addr", "add", "2001:db8:1::1/64", "dev", "v6mp0", "nodad"},
-		{"-n", r, "addr", "add", "192.0.2.2/24", "dev", "v6mp1"},
-		{"-n", r, "addr", "add", "2001:db8:1::2/64", "dev", "v6mp1", "nodad"},
-		{"-n", c, "link", "set", "v6mp0", "up"},
-		{"-n", r, "link", "set", "v6mp1", "up"},
-		{"-n", c, "route", "add", "198.51.100.0/24", "via", "192.0.2.2"},
-		{"-n", c, "route", "add", "203.0.113.0/24", "via", "192.0.2.2"},
-		{"-n", c, "-6", "route", "add", "2001:db8:100::/48", "via", "2001:db8:1::2"},
-		{"-n", c, "-6", "route", "add", "2001:db8:203::/48", "via", "2001:db8:1::2"},
-		{"-n", c, "-6", "route", "add", "2001:db8:204::/48", "via", "2001:db8:1::2"},
-		{"-n", r, "route", "add", "blackhole", "198.51.100.0/24"},
-		{"-n", r, "-6", "route", "add", "blackhole", "2001:db8:100::/48"},
-		{"-n", r, "route", "add", "unreachable", "203.0.113.0/25"},
-		{"-n", r, "route", "add", "prohibit", "203.0.113.128/25"},
-		{"-n", r, "-6", "route", "add", "unreachable", "2001:db8:203::/48"},
-		{"-n", r, "-6", "route", "add", "prohibit", "2001:db8:204::/48"},
-	}
-	for _, args := range script {
-		run(t, args...)
-	}
+	c, r := n.ns[n.Client], n.ns[n.Router]
 	// The router forwards, so that its routes (not the local-delivery check) decide the fate
 	// of transit packets, and it answers ICMP errors without the default rate limit getting
 	// in the way of a few test probes.
-	n.Sysctl(t, r, "net.ipv4.ip_forward", "1")
-	n.Sysctl(t, r, "net.ipv6.conf.all.forwarding", "1")
-	n.Sysctl(t, r, "net.ipv4.icmp_ratelimit", "0")
-	n.Sysctl(t, r, "net.ipv6.icmp.ratelimit", "0")
+	for _, kv := range [][2]string{{"net.ipv4.ip_forward", "1"}, {"net.ipv6.conf.all.forwarding", "1"},
+		{"net.ipv4.icmp_ratelimit", "0"}, {"net.ipv6.icmp.ratelimit", "0"}} {
+		n.Sysctl(t, n.Router, kv[0], kv[1])
+	}
+	pfx := netip.MustParsePrefix
+	if err := netns.Veth(netns.End{NS: c, Name: "v6mp0", Addrs: []netip.Prefix{pfx("192.0.2.1/24"), pfx("2001:db8:1::1/64")}},
+		netns.End{NS: r, Name: "v6mp1", Addrs: []netip.Prefix{pfx("192.0.2.2/24"), pfx("2001:db8:1::2/64")}}, 0); err != nil {
+		t.Fatalf("netnstest: %v", err)
+	}
+	hc, hr := handle(t, c), handle(t, r)
+	via := func(dst string, gw netip.Addr) *netlink.Route {
+		return &netlink.Route{Dst: netns.IPNet(pfx(dst)), Gw: gw.AsSlice()}
+	}
+	typed := func(dst string, typ int) *netlink.Route {
+		rt := &netlink.Route{Dst: netns.IPNet(pfx(dst)), Type: typ}
+		if pfx(dst).Addr().Is6() {
+			rt.Family = netlink.FAMILY_V6
+		}
+		return rt
+	}
+	routes := []struct {
+		h  *netlink.Handle
+		rt *netlink.Route
+	}{
+		{hc, via("198.51.100.0/24", Router4)},
+		{hc, via("203.0.113.0/24", Router4)},
+		{hc, via("2001:db8:100::/48", Router6)},
+		{hc, via("2001:db8:203::/48", Router6)},
+		{hc, via("2001:db8:204::/48", Router6)},
+		{hr, typed("198.51.100.0/24", unix.RTN_BLACKHOLE)},
+		{hr, typed("2001:db8:100::/48", unix.RTN_BLACKHOLE)},
+		{hr, typed("203.0.113.0/25", unix.RTN_UNREACHABLE)},
+		{hr, typed("203.0.113.128/25", unix.RTN_PROHIBIT)},
+		{hr, typed("2001:db8:203::/48", unix.RTN_UNREACHABLE)},
+		{hr, typed("2001:db8:204::/48", unix.RTN_PROHIBIT)},
+	}
+	for _, x := range routes {
+		if err := x.h.RouteAdd(x.rt); err != nil {
+			t.Fatalf("netnstest: route %s (type %d): %v", x.rt.Dst, x.rt.Type, err)
+		}
+	}
 	n.waitReady(t)
 	return n
+}
+
+// handle returns a netlink handle in ns, closed when the test ends.
+func handle(t testing.TB, ns netns.Handle) *netlink.Handle {
+	t.Helper()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatalf("netnstest: netlink: %v", err)
+	}
+	t.Cleanup(h.Close)
+	return h
 }
 
 // waitReady waits until the router answers on both families: a fresh veth link drops the
 // first packets while the link comes up and neighbour discovery runs.
 func (n *Net) waitReady(t testing.TB) {
 	t.Helper()
+	for _, name := range []string{n.Client, n.Router} {
+		if err := netns.WaitLinks(handle(t, n.ns[name]), time.Now().Add(10*time.Second), true); err != nil {
+			t.Fatalf("netnstest: %s: %v", name, err)
+		}
+	}
 	for _, a := range []netip.Addr{Router4, Router6} {
 		var out []byte
 		var err error
@@ -134,45 +165,20 @@ func (n *Net) waitReady(t testing.TB) {
 	}
 }
 
-// Sysctl sets a sysctl (dotted name) inside namespace ns.
+// Sysctl sets a sysctl (dotted name) inside namespace ns (Client or Router).
 func (n *Net) Sysctl(t testing.TB, ns, name, value string) {
 	t.Helper()
-	path := "/proc/sys/" + strings.ReplaceAll(name, ".", "/")
-	cmd := exec.Command("ip", "netns", "exec", ns, "sh", "-c", `printf '%s' "$1" > "$2"`, "sh", value, path)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("netnstest: sysctl %s=%s in %s: %v: %s", name, value, ns, err, out)
+	if err := netns.Sysctls(n.ns[ns], [2]string{name, value}); err != nil {
+		t.Fatalf("netnstest: in %s: %v", ns, err)
 	}
 }
 
-// InClient runs fn on an OS thread that has entered the client namespace, and waits for it.
-// Sockets fn opens belong to the client namespace and keep working from any goroutine
-// afterwards. fn runs on another goroutine, so it must not call t.Fatal. The thread is discarded when fn returns, so no other goroutine ever runs in
-// the namespace by accident.
+// InClient runs fn on an OS thread that has entered the client namespace, and waits for
+// it. Sockets fn opens belong to the client namespace and keep working from any goroutine
+// afterwards (netns.Do).
 func (n *Net) InClient(t testing.TB, fn func()) {
 	t.Helper()
-	n.in(t, n.Client, fn)
-}
-
-func (n *Net) in(t testing.TB, name string, fn func()) {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() {
-		// No UnlockOSThread: the runtime ends the thread when this goroutine exits.
-		runtime.LockOSThread()
-		h, err := netns.GetFromName(name)
-		if err != nil {
-			done <- fmt.Errorf("open namespace %s: %w", name, err)
-			return
-		}
-		defer h.Close()
-		if err := netns.Set(h); err != nil {
-			done <- fmt.Errorf("enter namespace %s: %w", name, err)
-			return
-		}
-		fn()
-		done <- nil
-	}()
-	if err := <-done; err != nil {
+	if err := netns.Do(n.ns[n.Client], func() error { fn(); return nil }); err != nil {
 		t.Fatalf("netnstest: %v", err)
 	}
 }
@@ -180,12 +186,7 @@ func (n *Net) in(t testing.TB, name string, fn func()) {
 // Exec runs a command inside the client namespace and returns its combined output.
 func (n *Net) Exec(t testing.TB, name string, args ...string) ([]byte, error) {
 	t.Helper()
-	return exec.Command("ip", append([]string{"netns", "exec", n.Client, name}, args...)...).CombinedOutput()
-}
-
-func run(t testing.TB, args ...string) {
-	t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("netnstest: ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return netns.Output(ctx, n.ns[n.Client], nil, name, args...)
 }

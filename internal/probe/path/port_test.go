@@ -12,8 +12,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/v6matrix/v6matrix/internal/netns"
 )
 
 // capture records the UDP destination ports of packets arriving on one
@@ -26,7 +27,7 @@ type capture struct {
 	done  chan struct{}
 }
 
-func startCapture(t *testing.T, ns netns.NsHandle, ifname string) *capture {
+func startCapture(t *testing.T, ns netns.Handle, ifname string) *capture {
 	t.Helper()
 	proto := int(htons(unix.ETH_P_ALL))
 	c := &capture{ports: map[int]int{}, done: make(chan struct{})}

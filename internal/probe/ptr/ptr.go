@@ -1,13 +1,12 @@
 // Package ptr measures reverse DNS: the PTR names of an address (in-addr.arpa for IPv4,
-// ip6.arpa for IPv6), asked of one configured recursive resolver, with the DNS outcome
-// (ok, nxdomain, servfail, timeout, refused) kept as data.
+// ip6.arpa for IPv6), asked of the crawl's recursive resolvers through resolve.Client,
+// with the DNS outcome (ok, nxdomain, servfail, timeout, refused) kept as data.
 package ptr
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -16,13 +15,6 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/v6matrix/v6matrix/internal/probe"
-)
-
-// DefaultTimeout bounds one query; DefaultAttempts is how many times a query that timed
-// out is sent.
-const (
-	DefaultTimeout  = 2 * time.Second
-	DefaultAttempts = 2
 )
 
 // Status is the DNS outcome of a reverse lookup.
@@ -52,38 +44,41 @@ type Result struct {
 	RTTMillis *float64
 }
 
-// Prober asks a recursive resolver for PTR records.
+// Querier sends one question, with recursion desired, and returns the answer and the
+// time of the exchange that answered (nil, no error: no answer came). It is
+// *resolve.Client, which this package cannot name: resolve imports result, which
+// imports ptr.
+type Querier interface {
+	Exchange(ctx context.Context, name string, qtype uint16) (*dns.Msg, time.Duration, error)
+}
+
+// Prober asks recursive resolvers for PTR records.
 type Prober struct {
-	// Resolver is the resolver's address, "ip:port" (required).
-	Resolver string
-	// Timeout bounds one query (default DefaultTimeout); Attempts is the number of sends
-	// when the resolver does not answer (default DefaultAttempts).
-	Timeout  time.Duration
-	Attempts int
-	// Dialer opens the sockets (default a *net.Dialer); set it to choose a source address.
-	Dialer *net.Dialer
+	// Client sends the queries (required): the run's resolve.Client, so that they go
+	// to its resolvers in turn, on its reused sockets, with its retries, counted with
+	// the crawl's other queries.
+	Client Querier
 }
 
 // Probe looks up the PTR records of addr. An error means the lookup could not run (no
-// resolver configured, ctx ended, a socket error); DNS failures are a Status.
+// client, ctx ended, a socket error); DNS failures are a Status.
 func (p *Prober) Probe(ctx context.Context, addr netip.Addr) (Result, error) {
 	if !addr.IsValid() {
 		return Result{}, errors.New("ptr: invalid address")
 	}
-	if p.Resolver == "" {
+	if p.Client == nil {
 		return Result{}, errors.New("ptr: no resolver configured")
+	}
+	if err := probe.ContextDone(ctx); err != nil {
+		return Result{}, err
 	}
 	name, err := dns.ReverseAddr(addr.WithZone("").String())
 	if err != nil {
 		return Result{}, fmt.Errorf("ptr %s: %w", addr, err)
 	}
-	q := new(dns.Msg)
-	q.SetQuestion(name, dns.TypePTR)
-	q.RecursionDesired = true
-	q.SetEdns0(1232, false)
-	resp, rtt, err := p.exchange(ctx, q)
+	resp, rtt, err := p.Client.Exchange(ctx, name, dns.TypePTR)
 	if err != nil {
-		return Result{}, fmt.Errorf("ptr %s via %s: %w", addr, p.Resolver, err)
+		return Result{}, fmt.Errorf("ptr %s: %w", addr, err)
 	}
 	if resp == nil {
 		return Result{Status: StatusTimeout}, nil
@@ -111,46 +106,4 @@ func (p *Prober) Probe(ctx context.Context, addr netip.Addr) (Result, error) {
 	slices.Sort(res.Names)
 	res.Names = slices.Compact(res.Names)
 	return res, nil
-}
-
-// exchange sends q over UDP, retrying on timeout and repeating over TCP when the answer is
-// truncated. A nil message with a nil error means every attempt timed out.
-func (p *Prober) exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, time.Duration, error) {
-	timeout, attempts := p.Timeout, p.Attempts
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	if attempts <= 0 {
-		attempts = DefaultAttempts
-	}
-	c := &dns.Client{Net: "udp", Timeout: timeout, Dialer: p.Dialer}
-	for range attempts {
-		resp, rtt, err := probe.Exchange(ctx, c, q, p.Resolver)
-		if err := probe.ContextDone(ctx); err != nil {
-			return nil, 0, err
-		}
-		if isTimeout(err) {
-			continue
-		}
-		if err != nil {
-			return nil, 0, err
-		}
-		if resp.Truncated {
-			tc := &dns.Client{Net: "tcp", Timeout: timeout, Dialer: p.Dialer}
-			resp, rtt, err = probe.Exchange(ctx, tc, q, p.Resolver)
-			if isTimeout(err) {
-				return nil, 0, nil
-			}
-			if err != nil {
-				return nil, 0, err
-			}
-		}
-		return resp, rtt, nil
-	}
-	return nil, 0, nil
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
