@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/v6matrix/v6matrix/internal/geoip"
 )
 
 // syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
@@ -33,8 +35,8 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// scrape returns the value of every sample of a Prometheus text exposition by name
-// (labels dropped).
+// scrape returns the value of every sample of a Prometheus text exposition: by name,
+// and by name with its labels (name{a="x",b="y"}, as exposed).
 func scrape(url string) (map[string]float64, error) {
 	resp, err := http.Get(url)
 	if err != nil {
@@ -48,12 +50,14 @@ func scrape(url string) (map[string]float64, error) {
 		if strings.HasPrefix(line, "#") {
 			continue
 		}
-		name, rest, ok := strings.Cut(line, " ")
-		if !ok {
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
 			continue
 		}
-		name, _, _ = strings.Cut(name, "{")
-		if v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64); err == nil {
+		series := line[:i]
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[series] = v
+			name, _, _ := strings.Cut(series, "{")
 			out[name] = v
 		}
 	}
@@ -61,19 +65,26 @@ func scrape(url string) (map[string]float64, error) {
 }
 
 // TestCrawlMetrics scrapes a crawl's /metrics while it runs: the DNS stage's counters
-// move, the query counter grows with them, and the server goes away with the crawl.
+// move, the query counter grows with them, the GeoIP lookups (which send nothing: the
+// synthetic addresses are special-purpose, so the gate refuses every probe and no
+// parent server is asked; never give this test --allow-ranges) are counted by kind,
+// and the server goes away with the crawl.
 func TestCrawlMetrics(t *testing.T) {
 	const n = 3000
 	resolver, _ := syntheticServer(t, n)
 	dir := t.TempDir()
 	list, _ := writeList(t, dir, n)
+	city, asn, err := geoip.WriteFixtures(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var stderr syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- dispatch(ctx, []string{"crawl", "--db", filepath.Join(dir, "m.db"), "--resolver", resolver, "--probes", "none",
-			"--concurrency", "2", "--vantage", "metrics-test", "--metrics-listen", "127.0.0.1:0", "--log-progress", "0", list}, io.Discard, &stderr)
+		done <- dispatch(ctx, []string{"crawl", "--db", filepath.Join(dir, "m.db"), "--resolver", resolver, "--probes", "geo",
+			"--geoip-city", city, "--geoip-asn", asn, "--concurrency", "2", "--vantage", "metrics-test", "--metrics-listen", "127.0.0.1:0", "--log-progress", "0", list}, io.Discard, &stderr)
 	}()
 	urlRE := regexp.MustCompile(`url=(http://127\.0\.0\.1:\d+/metrics)`)
 	var url string
@@ -112,6 +123,11 @@ func TestCrawlMetrics(t *testing.T) {
 	}
 	if first["v6matrix_dns_domains_pending"] <= 0 || first["v6matrix_dns_domains_done_total"]+first["v6matrix_dns_domains_pending"] != n {
 		t.Errorf("first scrape: done %v + pending %v, want %d", first["v6matrix_dns_domains_done_total"], first["v6matrix_dns_domains_pending"], n)
+	}
+	ptr := `v6matrix_probes_total{kind="geo",outcome="measured",vantage="metrics-test"}`
+	if last[ptr] <= 0 || last[`v6matrix_probes_total{kind="tls443",outcome="measured",vantage="metrics-test"}`] != 0 {
+		t.Errorf("last scrape: %s = %v (want GeoIP lookups counted), tls443 %v (want 0)", ptr, last[ptr],
+			last[`v6matrix_probes_total{kind="tls443",outcome="measured",vantage="metrics-test"}`])
 	}
 	if _, ok := last["go_goroutines"]; !ok {
 		t.Error("no Go runtime metrics")

@@ -87,6 +87,45 @@ type Progress struct {
 	Failed    atomic.Int64 // probes that could not run (local errors)
 
 	bound atomic.Pointer[func() (time.Duration, string)]
+	kinds [maxKinds]kindCount // by index in result.Kinds
+}
+
+// maxKinds bounds the kinds Progress counts one by one (result.Kinds has 13).
+const maxKinds = 16
+
+// kindCount counts the finished probes of one kind.
+type kindCount struct{ measured, failed atomic.Int64 }
+
+// kindIndex is each kind's index in result.Kinds.
+var kindIndex = func() map[string]int {
+	m := map[string]int{}
+	for i, k := range result.Kinds {
+		m[k] = i
+	}
+	return m
+}()
+
+// count records a finished probe of kind: measured, or could not run.
+func (p *Progress) count(kind string, ok bool) {
+	i, known := kindIndex[kind]
+	if !known || i >= maxKinds {
+		return
+	}
+	if ok {
+		p.kinds[i].measured.Add(1)
+	} else {
+		p.kinds[i].failed.Add(1)
+	}
+}
+
+// ByKind returns how many probes of kind finished with a stored result, and how many
+// could not run.
+func (p *Progress) ByKind(kind string) (measured, failed int64) {
+	i, known := kindIndex[kind]
+	if !known || i >= maxKinds {
+		return 0, 0
+	}
+	return p.kinds[i].measured.Load(), p.kinds[i].failed.Load()
 }
 
 // Bound returns the politeness lower bound of the stage's wall time, from its start,

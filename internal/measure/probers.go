@@ -131,10 +131,12 @@ func (pr *probers) task(t *target, kind string, results chan<- store.Measurement
 		if err != nil {
 			if ctx.Err() == nil {
 				p.Failed.Add(1)
+				p.count(kind, false)
 				log.Warn("probe could not run", "kind", kind, "addr", t.ip, "err", err)
 			}
 			return
 		}
+		p.count(kind, true)
 		m := store.Measurement{IP: t.ip, Kind: kind, Value: v}
 		if spec.wants == forNS {
 			m.Domain = t.nsZone // a check of one domain at this address

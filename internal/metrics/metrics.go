@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/v6matrix/v6matrix/internal/resolve"
+	"github.com/v6matrix/v6matrix/internal/result"
 	"github.com/v6matrix/v6matrix/internal/run"
 )
 
@@ -24,6 +25,8 @@ import (
 // with the vantage.
 func Crawl(reg prometheus.Registerer, p *run.Progress, client *resolve.Client, vantage string) error {
 	labels := func() prometheus.Labels { return prometheus.Labels{"vantage": vantage} }
+	start := time.Now()
+	bound := func() float64 { lb, _ := p.Probe.Bound(); return lb.Seconds() }
 	type series struct {
 		name, help string
 		counter    bool
@@ -39,8 +42,24 @@ func Crawl(reg prometheus.Registerer, p *run.Progress, client *resolve.Client, v
 		{"v6matrix_probes_done_total", "probes finished", true, func() float64 { return float64(p.Probe.Done.Load()) }},
 		{"v6matrix_probes_pending", "probes still to run", false, func() float64 { return float64(max(p.Probe.Total.Load()-p.Probe.Done.Load(), 0)) }},
 		{"v6matrix_probes_failed_total", "probes that could not run (local errors)", true, func() float64 { return float64(p.Probe.Failed.Load()) }},
+		{"v6matrix_probe_lower_bound_seconds", "the politeness lower bound of the probes' wall time for the addresses known so far (docs/POLITENESS.md)", false, bound},
+		{"v6matrix_crawl_elapsed_seconds", "time since this crawl process started its run", false, func() float64 { return time.Since(start).Seconds() }},
 	}
 	var errs []error
+	for _, kind := range result.Kinds {
+		for _, outcome := range []string{"measured", "failed"} {
+			read := func() float64 {
+				m, f := p.Probe.ByKind(kind)
+				if outcome == "measured" {
+					return float64(m)
+				}
+				return float64(f)
+			}
+			errs = append(errs, reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "v6matrix_probes_total",
+				Help:        "probes finished, by kind and outcome (measured: a result was stored; failed: the probe could not run)",
+				ConstLabels: prometheus.Labels{"vantage": vantage, "kind": kind, "outcome": outcome}}, read)))
+		}
+	}
 	for _, s := range all {
 		var c prometheus.Collector
 		if s.counter {
