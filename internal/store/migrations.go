@@ -145,4 +145,15 @@ var migrations = []string{
 		data   TEXT NOT NULL,
 		PRIMARY KEY (run_id, domain, ip)
 	) WITHOUT ROWID;`,
+	// 6: each domain's document (its detail with its own hosts, addresses and checks,
+	// deflated JSON), written with the summary, so that a domain's page is one row read.
+	// The summaries are marked unbuilt so that serve (KeepCurrent) or bench-web builds
+	// them again, with documents; until then pages read the domain's tables.
+	`CREATE TABLE domain_docs (
+		run_id INTEGER NOT NULL REFERENCES runs(id),
+		name   TEXT NOT NULL,
+		doc    BLOB NOT NULL,
+		PRIMARY KEY (run_id, name)
+	) WITHOUT ROWID;
+	DELETE FROM summaries;`,
 }

@@ -143,4 +143,12 @@ var pgMigrations = []string{
 		data   TEXT NOT NULL,
 		PRIMARY KEY (run_id, domain, ip)
 	);`,
+	// 6: domain documents (see migration 6 of the SQLite store).
+	`CREATE TABLE domain_docs (
+		run_id BIGINT NOT NULL REFERENCES runs(id),
+		name   TEXT COLLATE "C" NOT NULL,
+		doc    BYTEA NOT NULL,
+		PRIMARY KEY (run_id, name)
+	);
+	DELETE FROM summaries;`,
 }

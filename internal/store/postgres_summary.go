@@ -20,6 +20,7 @@ func (s *Postgres) ClearSummary(ctx context.Context, run int64) error {
 		for _, sql := range []string{
 			`DELETE FROM summaries WHERE run_id = $1`,
 			`DELETE FROM domain_summary WHERE run_id = $1`,
+			`DELETE FROM domain_docs WHERE run_id = $1`,
 			`DELETE FROM aggregates WHERE run_id = $1`,
 			`DELETE FROM address_summary WHERE run_id = $1`,
 			`DELETE FROM run_diffs WHERE run_a = $1 OR run_b = $1`,
@@ -299,4 +300,42 @@ func (s *Postgres) Domain(ctx context.Context, run int64, name string) (Detail, 
 		return Detail{}, fmt.Errorf("domain %s in run %d: %w", name, run, ErrNotFound)
 	}
 	return page[0], nil
+}
+
+// SaveDocs writes domain documents in one statement.
+func (s *Postgres) SaveDocs(ctx context.Context, run int64, ds []Detail) error {
+	var rows [][]any
+	for _, d := range lastOf(ds, func(d *Detail) string { return d.Name }) {
+		doc, err := encodeDoc(d)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, []any{d.Name, doc})
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO domain_docs (run_id, name, doc) SELECT $1, * FROM unnest($2::text[], $3::bytea[])
+		ON CONFLICT (run_id, name) DO UPDATE SET doc = excluded.doc`, append([]any{run}, columns(rows)...)...)
+	if err != nil {
+		return fmt.Errorf("save %d domain documents: %w", len(rows), err)
+	}
+	return nil
+}
+
+// DomainDoc reads one domain document.
+func (s *Postgres) DomainDoc(ctx context.Context, run int64, name string) (Detail, error) {
+	var doc []byte
+	err := s.pool.QueryRow(ctx, `SELECT doc FROM domain_docs WHERE run_id = $1 AND name = $2`, run, name).Scan(&doc)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Detail{}, fmt.Errorf("document of %s in run %d: %w", name, run, ErrNotFound)
+	}
+	if err != nil {
+		return Detail{}, fmt.Errorf("read the document of %s: %w", name, err)
+	}
+	d, ok, err := decodeDoc(doc)
+	if err == nil && !ok {
+		err = fmt.Errorf("document of %s in run %d is of another version: %w", name, run, ErrNotFound)
+	}
+	return d, err
 }

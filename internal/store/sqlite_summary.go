@@ -22,6 +22,7 @@ func (s *SQLite) ClearSummary(ctx context.Context, run int64) error {
 	for _, q := range []string{
 		`DELETE FROM summaries WHERE run_id = ?`,
 		`DELETE FROM domain_summary WHERE run_id = ?`,
+		`DELETE FROM domain_docs WHERE run_id = ?`,
 		`DELETE FROM aggregates WHERE run_id = ?`,
 		`DELETE FROM address_summary WHERE run_id = ?`,
 		`DELETE FROM run_diffs WHERE run_a = ?1 OR run_b = ?1`,
@@ -350,6 +351,47 @@ func (s *SQLite) Domain(ctx context.Context, run int64, name string) (Detail, er
 		return Detail{}, fmt.Errorf("domain %s in run %d: %w", name, run, ErrNotFound)
 	}
 	return page[0], nil
+}
+
+// SaveDocs writes domain documents in one transaction.
+func (s *SQLite) SaveDocs(ctx context.Context, run int64, ds []Detail) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO domain_docs (run_id, name, doc) VALUES (?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for i := range ds {
+		doc, err := encodeDoc(&ds[i])
+		if err != nil {
+			return err
+		}
+		if _, err := st.ExecContext(ctx, run, ds[i].Name, doc); err != nil {
+			return fmt.Errorf("save the document of %s: %w", ds[i].Name, err)
+		}
+	}
+	return tx.Commit()
+}
+
+// DomainDoc reads one domain document.
+func (s *SQLite) DomainDoc(ctx context.Context, run int64, name string) (Detail, error) {
+	var doc []byte
+	err := s.queryRow(ctx, `SELECT doc FROM domain_docs WHERE run_id = ? AND name = ?`, run, name).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Detail{}, fmt.Errorf("document of %s in run %d: %w", name, run, ErrNotFound)
+	}
+	if err != nil {
+		return Detail{}, fmt.Errorf("read the document of %s: %w", name, err)
+	}
+	d, ok, err := decodeDoc(doc)
+	if err == nil && !ok {
+		err = fmt.Errorf("document of %s in run %d is of another version: %w", name, run, ErrNotFound)
+	}
+	return d, err
 }
 
 // scanJSON reads one JSON column into v.

@@ -47,6 +47,14 @@ type Summaries interface {
 	// Domain returns one domain with its hosts and addresses; ErrNotFound when the run
 	// does not list it.
 	Domain(ctx context.Context, run int64, name string) (Detail, error)
+	// SaveDocs stores each domain's document: its detail with only its own hosts,
+	// addresses and checks, as one row, so that a domain's page reads one row
+	// (DomainDoc) instead of the four tables Domain reads.
+	SaveDocs(ctx context.Context, run int64, ds []Detail) error
+	// DomainDoc returns the detail SaveDocs stored, equal to what Domain returns;
+	// ErrNotFound when there is none (the run is not summarised, or was by an older
+	// v6matrix).
+	DomainDoc(ctx context.Context, run int64, name string) (Detail, error)
 }
 
 // SortKey names an order of a TLD's domains.

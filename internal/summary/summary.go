@@ -140,20 +140,28 @@ func Build(ctx context.Context, st store.Store, run int64, log *slog.Logger) err
 	}
 	b := newBuilder()
 	var pending []result.DomainSummary
+	var docs []store.Detail
+	save := func() error {
+		if err := st.SaveSummaries(ctx, run, pending); err != nil {
+			return err
+		}
+		if err := st.SaveDocs(ctx, run, docs); err != nil {
+			return err
+		}
+		pending, docs = pending[:0], docs[:0]
+		return nil
+	}
 	err := st.Details(ctx, run, func(d store.Detail) error {
 		s := Of(&d)
 		b.add(&d, &s)
-		pending = append(pending, s)
+		pending, docs = append(pending, s), append(docs, d)
 		if len(pending) == batch {
-			if err := st.SaveSummaries(ctx, run, pending); err != nil {
-				return err
-			}
-			pending = pending[:0]
+			return save()
 		}
 		return nil
 	})
 	if err == nil && len(pending) > 0 {
-		err = st.SaveSummaries(ctx, run, pending)
+		err = save()
 	}
 	if err == nil {
 		err = st.SaveAggregates(ctx, run, b.aggregates(), b.addresses())

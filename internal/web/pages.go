@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -351,14 +352,30 @@ func (s *Server) domainData(r *http.Request, runArg string) (domainData, error) 
 	if dd.run, err = s.runParam(r.Context(), runArg); err != nil {
 		return dd, err
 	}
-	if dd.detail, err = s.st.Domain(r.Context(), dd.run.ID, name); err != nil {
-		return dd, notFound("%s is not in run %d", name, dd.run.ID)
+	if dd.detail, err = s.domainDetail(r.Context(), dd.run, name); err != nil {
+		return dd, err
 	}
 	if dd.summary, err = s.st.DomainSummary(r.Context(), dd.run.ID, name); err != nil {
 		return dd, err
 	}
 	dd.history, err = s.st.History(r.Context(), name)
 	return dd, err
+}
+
+// domainDetail reads a domain of a run: the one row of its document when the run is
+// finished and summarised, else its tables (a crawl in progress changes them).
+func (s *Server) domainDetail(ctx context.Context, run store.Run, name string) (store.Detail, error) {
+	if run.State == store.RunDone {
+		d, err := s.st.DomainDoc(ctx, run.ID, name)
+		if !errors.Is(err, store.ErrNotFound) {
+			return d, err
+		}
+	}
+	d, err := s.st.Domain(ctx, run.ID, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return d, notFound("%s is not in run %d", name, run.ID)
+	}
+	return d, err
 }
 
 func (s *Server) domainPage(w http.ResponseWriter, r *http.Request) error {

@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/v6matrix/v6matrix/internal/export"
 	"github.com/v6matrix/v6matrix/internal/result"
@@ -93,6 +95,32 @@ func testSummaries(t *testing.T, s store.Store) {
 	}
 	if h, err := s.History(ctx, name); err != nil || len(h) != 2 || h[0].Run != a || h[1].Run != b {
 		t.Errorf("History(%s) = %+v, %v; want runs %d and %d", name, h, err, a, b)
+	}
+	// Build stored every domain's document: the same as its tables give.
+	n := 0
+	err = s.Details(ctx, b, func(d store.Detail) error {
+		want, err := s.Domain(ctx, b, d.Name)
+		if err != nil {
+			return err
+		}
+		doc, err := s.DomainDoc(ctx, b, d.Name)
+		if diff := cmp.Diff(want, doc, addrCmp, cmpopts.EquateEmpty()); err != nil || diff != "" {
+			t.Errorf("DomainDoc(%s) (%v) (-Domain +document):\n%s", d.Name, err, diff)
+		}
+		n++
+		return nil
+	})
+	if err != nil || n != SynthDomains {
+		t.Errorf("documents of %d domains checked (%v), want %d", n, err, SynthDomains)
+	}
+	if err := s.ClearSummary(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DomainDoc(ctx, b, name); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DomainDoc after ClearSummary = %v, want ErrNotFound", err)
+	}
+	if err := summary.Build(ctx, s, b, nil); err != nil {
+		t.Fatal(err)
 	}
 	found, err := s.SearchDomains(ctx, b, "d000001", 5)
 	if err != nil || len(found) != 5 {
