@@ -75,3 +75,23 @@ func benchLongTail(b *testing.B, h http.Handler, n int, query func(i int) string
 		}
 	}
 }
+
+// BenchmarkDomainTemplate renders one domain's page from its data already read: the
+// template's share of BenchmarkDomainPage.
+func BenchmarkDomainTemplate(b *testing.B) {
+	f := getFixture(b)
+	n := 1
+	req := httptest.NewRequest(http.MethodGet, fmt.Sprintf("/domain/d%07d.%s", n, synthrun.SuffixOf(n-1)), nil)
+	req.SetPathValue("name", fmt.Sprintf("d%07d.%s", n, synthrun.SuffixOf(n-1)))
+	dd, err := f.web.domainData(req, "latest")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		f.web.renderDomain(rec, req, &dd)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("%d", rec.Code)
+		}
+	}
+}

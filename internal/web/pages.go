@@ -383,15 +383,20 @@ func (s *Server) domainPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	run, d, sum, hist, name := dd.run, dd.detail, dd.summary, dd.history, dd.detail.Name
-	s.render(w, r, http.StatusOK, "domain.html", page{Title: name, Nav: "tlds", Run: &run, GeoIP: true,
+	s.renderDomain(w, r, &dd)
+	return nil
+}
+
+// renderDomain writes a domain's page.
+func (s *Server) renderDomain(w http.ResponseWriter, r *http.Request, dd *domainData) {
+	run, d := dd.run, &dd.detail
+	s.render(w, r, http.StatusOK, "domain.html", page{Title: d.Name, Nav: "tlds", Run: &run, GeoIP: true,
 		Data: struct {
-			Detail  store.Detail
+			Detail  *store.Detail
 			Row     domainRow
 			Hosts   []hostView
 			History []historyRow
-		}{d, domainRowOf(&sum), hostsOf(&d), historyOf(hist)}})
-	return nil
+		}{d, domainRowOf(&dd.summary), hostsOf(d), historyOf(dd.history)}})
 }
 
 // domainName normalises a domain from a URL (IDNs become A-labels).

@@ -62,12 +62,23 @@ var funcs = template.FuncMap{
 		return b.String()
 	},
 	"joinl": func(ss []string) string { return strings.Join(ss, " ") },
-	"ms": func(v *float64) string {
-		if v == nil {
-			return ""
-		}
-		return strconv.FormatFloat(*v, 'f', 1, 64)
-	},
+	"tri": tri,
+}
+
+// triHTML is the cell of each value of a tri-state (result.Tri as text).
+var triHTML = map[string]template.HTML{
+	"yes":     `<span class="yes">yes</span>`,
+	"no":      `<span class="no">no</span>`,
+	"unknown": `<span class="unknown">unknown</span>`,
+}
+
+// tri returns a tri-state's cell (a function, not a template: tables of the long
+// tail have hundreds of them).
+func tri(v string) template.HTML {
+	if h, ok := triHTML[v]; ok {
+		return h
+	}
+	return `<span class="na">–</span>`
 }
 
 // thousands writes n with thin separators (12 345).
