@@ -62,7 +62,7 @@ var funcs = template.FuncMap{
 		return b.String()
 	},
 	"joinl": func(ss []string) string { return strings.Join(ss, " ") },
-	"tri": tri,
+	"tri":   tri,
 }
 
 // triHTML is the cell of each value of a tri-state (result.Tri as text).
