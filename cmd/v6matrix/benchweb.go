@@ -89,22 +89,22 @@ func cmdBenchWeb(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(stdout, "generated run %d: %d domains in %v, summarised in %v\n", id, *n, filled.Round(time.Second),
 			(time.Since(start) - filled).Round(time.Second))
 	}
-	// Runs that lack a summary (a store of an older v6matrix: a migration asked for
-	// them to be built again) are summarised before the server starts.
+	// A store of an older v6matrix: its runs' summaries or domain documents are
+	// completed before the server starts (serve would, while being measured).
 	if have, err = st.ListRuns(ctx); err != nil {
 		st.Close()
 		return err
 	}
 	for _, r := range have {
-		if built, err := st.Summarised(ctx, r.ID); err != nil || !built.IsZero() || r.State != store.RunDone {
-			continue
-		}
 		start := time.Now()
-		if err := summary.Build(ctx, st, r.ID, log); err != nil {
+		did, err := summary.Complete(ctx, st, r, log)
+		if err != nil {
 			st.Close()
 			return err
 		}
-		fmt.Fprintf(stdout, "summarised run %d in %v\n", r.ID, time.Since(start).Round(time.Second))
+		if did {
+			fmt.Fprintf(stdout, "completed the summary of run %d in %v\n", r.ID, time.Since(start).Round(time.Second))
+		}
 	}
 	st.Close()
 

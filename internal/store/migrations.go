@@ -147,13 +147,12 @@ var migrations = []string{
 	) WITHOUT ROWID;`,
 	// 6: each domain's document (its detail with its own hosts, addresses and checks,
 	// deflated JSON), written with the summary, so that a domain's page is one row read.
-	// The summaries are marked unbuilt so that serve (KeepCurrent) or bench-web builds
-	// them again, with documents; until then pages read the domain's tables.
+	// Runs summarised before it get theirs from summary.KeepCurrent (serve) or
+	// bench-web; until then their pages read the domain's tables.
 	`CREATE TABLE domain_docs (
 		run_id INTEGER NOT NULL REFERENCES runs(id),
 		name   TEXT NOT NULL,
 		doc    BLOB NOT NULL,
 		PRIMARY KEY (run_id, name)
-	) WITHOUT ROWID;
-	DELETE FROM summaries;`,
+	) WITHOUT ROWID;`,
 }

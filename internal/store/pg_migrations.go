@@ -149,6 +149,5 @@ var pgMigrations = []string{
 		name   TEXT COLLATE "C" NOT NULL,
 		doc    BYTEA NOT NULL,
 		PRIMARY KEY (run_id, name)
-	);
-	DELETE FROM summaries;`,
+	);`,
 }

@@ -339,3 +339,10 @@ func (s *Postgres) DomainDoc(ctx context.Context, run int64, name string) (Detai
 	}
 	return d, err
 }
+
+// Documented reports whether the run has documents.
+func (s *Postgres) Documented(ctx context.Context, run int64) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM domain_docs WHERE run_id = $1)`, run).Scan(&ok)
+	return ok, err
+}

@@ -394,6 +394,13 @@ func (s *SQLite) DomainDoc(ctx context.Context, run int64, name string) (Detail,
 	return d, err
 }
 
+// Documented reports whether the run has documents.
+func (s *SQLite) Documented(ctx context.Context, run int64) (bool, error) {
+	var ok bool
+	err := s.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM domain_docs WHERE run_id = ?)`, run).Scan(&ok)
+	return ok, err
+}
+
 // scanJSON reads one JSON column into v.
 func scanJSON(sc rowScanner, v any) error {
 	var data string

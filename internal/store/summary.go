@@ -55,6 +55,9 @@ type Summaries interface {
 	// ErrNotFound when there is none (the run is not summarised, or was by an older
 	// v6matrix).
 	DomainDoc(ctx context.Context, run int64, name string) (Detail, error)
+	// Documented reports whether SaveDocs stored documents of the run (a run summarised
+	// by an older v6matrix has none).
+	Documented(ctx context.Context, run int64) (bool, error)
 }
 
 // SortKey names an order of a TLD's domains.

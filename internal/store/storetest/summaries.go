@@ -113,11 +113,24 @@ func testSummaries(t *testing.T, s store.Store) {
 	if err != nil || n != SynthDomains {
 		t.Errorf("documents of %d domains checked (%v), want %d", n, err, SynthDomains)
 	}
+	if ok, err := s.Documented(ctx, b); err != nil || !ok {
+		t.Errorf("Documented(%d) = %v, %v after Build; want true", b, ok, err)
+	}
 	if err := s.ClearSummary(ctx, b); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.DomainDoc(ctx, b, name); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("DomainDoc after ClearSummary = %v, want ErrNotFound", err)
+	}
+	if ok, err := s.Documented(ctx, b); err != nil || ok {
+		t.Errorf("Documented(%d) = %v, %v after ClearSummary; want false", b, ok, err)
+	}
+	// BuildDocs stores the documents alone, as Build does.
+	if err := summary.BuildDocs(ctx, s, b, nil); err != nil {
+		t.Fatal(err)
+	}
+	if doc, err := s.DomainDoc(ctx, b, name); err != nil || doc.Name != name {
+		t.Errorf("DomainDoc(%s) after BuildDocs = %s, %v", name, doc.Name, err)
 	}
 	if err := summary.Build(ctx, s, b, nil); err != nil {
 		t.Fatal(err)
