@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/v6matrix/v6matrix/internal/store"
 	"github.com/v6matrix/v6matrix/internal/synthrun"
@@ -56,7 +57,7 @@ func benchLongTail(b *testing.B, h http.Handler, n int, query func(i int) string
 	if len(prefix) > 0 {
 		p = prefix[0]
 	}
-	i := 0
+	i, nonce := 0, time.Now().UnixNano()
 	for b.Loop() {
 		k := (i*7919)%n + 1
 		i++
@@ -67,7 +68,7 @@ func benchLongTail(b *testing.B, h http.Handler, n int, query func(i int) string
 			q += "&"
 		}
 		// A new URL each op (op=), so that the response cache never holds it.
-		req := httptest.NewRequest(http.MethodGet, fmt.Sprintf("%sd%07d.%s%sop=%d", p, k, synthrun.SuffixOf(k-1), q, i), nil)
+		req := httptest.NewRequest(http.MethodGet, fmt.Sprintf("%sd%07d.%s%sop=%d-%d", p, k, synthrun.SuffixOf(k-1), q, nonce, i), nil)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		if rec.Code != http.StatusOK {

@@ -166,19 +166,16 @@ type geoView struct {
 	CC, City, ASN, ASOrg string
 }
 
-func hostsOf(d *store.Detail) []hostView {
-	var out []hostView
-	for _, ref := range d.Hosts {
-		h := d.HostsByName[ref.Name]
-		v := hostView{Role: ref.Role, Name: ref.Name, Rank: ref.Rank, Status: h.Status, CNAME: h.CNAME}
-		for _, ip := range append(h.V4[:len(h.V4):len(h.V4)], h.V6...) {
-			a := d.Addrs[ip]
-			a.IP = ip
-			v.Addrs = append(v.Addrs, addrViewOf(ref.Role, &a))
-		}
-		out = append(out, v)
+// hostViewOf returns a host of a domain with its addresses.
+func hostViewOf(d *store.Detail, ref result.HostRef) hostView {
+	h := d.HostsByName[ref.Name]
+	v := hostView{Role: ref.Role, Name: ref.Name, Rank: ref.Rank, Status: h.Status, CNAME: h.CNAME}
+	for _, ip := range append(h.V4[:len(h.V4):len(h.V4)], h.V6...) {
+		a := d.Addrs[ip]
+		a.IP = ip
+		v.Addrs = append(v.Addrs, addrViewOf(ref.Role, &a))
 	}
-	return out
+	return v
 }
 
 func addrViewOf(role result.Role, a *result.Address) addrView {
