@@ -98,3 +98,26 @@ func decodeDoc(b []byte) (d Detail, ok bool, err error) {
 	}
 	return Detail{Domain: sd.Domain, HostsByName: sd.Hosts, Addrs: sd.Addrs, NSChecks: sd.NSChecks}, true, nil
 }
+
+// withDoc scans a history row and, after its columns, the document.
+type withDoc struct {
+	rowScanner
+	doc *[]byte
+}
+
+func (w withDoc) Scan(dest ...any) error { return w.rowScanner.Scan(append(dest, w.doc)...) }
+
+// readDomainPage reads the rows of a DomainPage query: a history point each, with the
+// run's document (the same in every row; NULL when there is none).
+func readDomainPage(rows rowIter, run int64, name string) (Detail, []HistoryPoint, error) {
+	var doc []byte
+	hist, err := collect(rows, func(sc rowScanner) (HistoryPoint, error) { return scanHistory(withDoc{sc, &doc}) })
+	if err != nil {
+		return Detail{}, nil, fmt.Errorf("read history of %s: %w", name, err)
+	}
+	d, ok, err := decodeDoc(doc)
+	if err == nil && !ok {
+		err = fmt.Errorf("document of %s in run %d: %w", name, run, ErrNotFound)
+	}
+	return d, hist, err
+}

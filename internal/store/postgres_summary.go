@@ -340,6 +340,18 @@ func (s *Postgres) DomainDoc(ctx context.Context, run int64, name string) (Detai
 	return d, err
 }
 
+// DomainPage reads a domain's history and its document in a run.
+func (s *Postgres) DomainPage(ctx context.Context, run int64, name string) (Detail, []HistoryPoint, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+summaryColumns+`, d.run_id, r.started,
+		(SELECT doc FROM domain_docs WHERE run_id = $1 AND name = $2) FROM domain_summary d
+		JOIN runs r ON r.id = d.run_id WHERE d.name = $2 ORDER BY d.run_id`, run, name)
+	if err != nil {
+		return Detail{}, nil, fmt.Errorf("read the page of %s: %w", name, err)
+	}
+	defer rows.Close()
+	return readDomainPage(rows, run, name)
+}
+
 // Documented reports whether the run has documents.
 func (s *Postgres) Documented(ctx context.Context, run int64) (bool, error) {
 	var ok bool

@@ -55,6 +55,10 @@ type Summaries interface {
 	// ErrNotFound when there is none (the run is not summarised, or was by an older
 	// v6matrix).
 	DomainDoc(ctx context.Context, run int64, name string) (Detail, error)
+	// DomainPage returns, in one query, a domain's history (History) and its document
+	// in a run (DomainDoc). When the run has no document of it, the error is
+	// ErrNotFound and the history is still returned.
+	DomainPage(ctx context.Context, run int64, name string) (Detail, []HistoryPoint, error)
 	// Documented reports whether SaveDocs stored documents of the run (a run summarised
 	// by an older v6matrix has none).
 	Documented(ctx context.Context, run int64) (bool, error)

@@ -344,48 +344,45 @@ type domainData struct {
 	history []store.HistoryPoint
 }
 
-// domainData reads the {name} of the request in a run.
+// domainData reads the {name} of the request in a run: for a finished, summarised run
+// its document and history in one query (under load each query of a page waits for
+// one of the store's few connections), else its tables.
 func (s *Server) domainData(r *http.Request, runArg string) (domainData, error) {
 	var dd domainData
 	name, err := domainName(r.PathValue("name"))
 	if err != nil {
 		return dd, err
 	}
-	if dd.run, err = s.runParam(r.Context(), runArg); err != nil {
+	ctx := r.Context()
+	if dd.run, err = s.runParam(ctx, runArg); err != nil {
 		return dd, err
 	}
-	if dd.detail, err = s.domainDetail(r.Context(), dd.run, name); err != nil {
+	documented := false
+	if dd.run.State == store.RunDone {
+		dd.detail, dd.history, err = s.st.DomainPage(ctx, dd.run.ID, name)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return dd, err
+		}
+		documented = err == nil
+	} else if dd.history, err = s.st.History(ctx, name); err != nil {
 		return dd, err
 	}
-	if dd.history, err = s.st.History(r.Context(), name); err != nil {
-		return dd, err
+	if !documented {
+		if dd.detail, err = s.st.Domain(ctx, dd.run.ID, name); errors.Is(err, store.ErrNotFound) {
+			return dd, notFound("%s is not in run %d", name, dd.run.ID)
+		} else if err != nil {
+			return dd, err
+		}
 	}
-	// The run's summary is a point of the history: one query fewer, and under load
-	// each query of a page waits for one of the store's few connections.
+	// The run's summary is a point of the history.
 	for _, h := range dd.history {
 		if h.Run == dd.run.ID {
 			dd.summary = h.DomainSummary
 			return dd, nil
 		}
 	}
-	dd.summary, err = s.st.DomainSummary(r.Context(), dd.run.ID, name)
+	dd.summary, err = s.st.DomainSummary(ctx, dd.run.ID, name)
 	return dd, err
-}
-
-// domainDetail reads a domain of a run: the one row of its document when the run is
-// finished and summarised, else its tables (a crawl in progress changes them).
-func (s *Server) domainDetail(ctx context.Context, run store.Run, name string) (store.Detail, error) {
-	if run.State == store.RunDone {
-		d, err := s.st.DomainDoc(ctx, run.ID, name)
-		if !errors.Is(err, store.ErrNotFound) {
-			return d, err
-		}
-	}
-	d, err := s.st.Domain(ctx, run.ID, name)
-	if errors.Is(err, store.ErrNotFound) {
-		return d, notFound("%s is not in run %d", name, run.ID)
-	}
-	return d, err
 }
 
 func (s *Server) domainPage(w http.ResponseWriter, r *http.Request) error {

@@ -107,6 +107,16 @@ func testSummaries(t *testing.T, s store.Store) {
 		if diff := cmp.Diff(want, doc, addrCmp, cmpopts.EquateEmpty()); err != nil || diff != "" {
 			t.Errorf("DomainDoc(%s) (%v) (-Domain +document):\n%s", d.Name, err, diff)
 		}
+		if n%100 == 0 {
+			page, hist, err := s.DomainPage(ctx, b, d.Name)
+			wantHist, _ := s.History(ctx, d.Name)
+			if diff := cmp.Diff(want, page, addrCmp, cmpopts.EquateEmpty()); err != nil || diff != "" {
+				t.Errorf("DomainPage(%s) (%v) (-Domain +document):\n%s", d.Name, err, diff)
+			}
+			if diff := cmp.Diff(wantHist, hist); diff != "" || len(hist) != 2 {
+				t.Errorf("DomainPage(%s): history (-History +page):\n%s", d.Name, diff)
+			}
+		}
 		n++
 		return nil
 	})
@@ -124,6 +134,9 @@ func testSummaries(t *testing.T, s store.Store) {
 	}
 	if ok, err := s.Documented(ctx, b); err != nil || ok {
 		t.Errorf("Documented(%d) = %v, %v after ClearSummary; want false", b, ok, err)
+	}
+	if _, hist, err := s.DomainPage(ctx, b, name); !errors.Is(err, store.ErrNotFound) || len(hist) != 1 || hist[0].Run != a {
+		t.Errorf("DomainPage(%s) after ClearSummary = history %+v, %v; want run %d's, ErrNotFound", name, hist, err, a)
 	}
 	// BuildDocs stores the documents alone, as Build does.
 	if err := summary.BuildDocs(ctx, s, b, nil); err != nil {
