@@ -230,26 +230,18 @@ func (s *Postgres) History(ctx context.Context, name string) ([]HistoryPoint, er
 	return collect(rows, scanHistory)
 }
 
-// SearchDomains finds domains by name prefix (an index range).
-func (s *Postgres) SearchDomains(ctx context.Context, run int64, prefix string, limit int) ([]result.DomainSummary, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+summaryColumns+` FROM domain_summary
-		WHERE run_id = $1 AND name >= $2 AND name < $3 ORDER BY name LIMIT $4`, run, prefix, prefixEnd(prefix), limit)
+// Search finds domains and host names by prefix: two index ranges, one statement.
+func (s *Postgres) Search(ctx context.Context, run int64, prefix string, limit int) ([]result.DomainSummary, []string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT 0, `+summaryColumns+` FROM (SELECT `+summaryColumns+` FROM domain_summary
+		WHERE run_id = $1 AND name >= $2 AND name < $3 ORDER BY name LIMIT $4) d
+		UNION ALL SELECT 1, name, '', 0, '', '', '', '', '', '', '', '', '', '' FROM (SELECT name FROM hosts
+		WHERE run_id = $1 AND name >= $2 AND name < $3 ORDER BY name LIMIT $4) h
+		ORDER BY 1, 2`, run, prefix, prefixEnd(prefix), limit)
 	if err != nil {
-		return nil, fmt.Errorf("search domains: %w", err)
+		return nil, nil, fmt.Errorf("search %q: %w", prefix, err)
 	}
 	defer rows.Close()
-	return collect(rows, scanDomainSummary)
-}
-
-// SearchHosts finds host names by prefix.
-func (s *Postgres) SearchHosts(ctx context.Context, run int64, prefix string, limit int) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT name FROM hosts WHERE run_id = $1 AND name >= $2 AND name < $3 ORDER BY name LIMIT $4`,
-		run, prefix, prefixEnd(prefix), limit)
-	if err != nil {
-		return nil, fmt.Errorf("search hosts: %w", err)
-	}
-	defer rows.Close()
-	return collect(rows, scanString)
+	return readSearch(rows)
 }
 
 // Located returns a country's or an AS's addresses, the most used first.

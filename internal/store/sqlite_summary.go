@@ -264,26 +264,18 @@ func (s *SQLite) History(ctx context.Context, name string) ([]HistoryPoint, erro
 // prefixEnd returns the smallest string greater than every string starting with p.
 func prefixEnd(p string) string { return p + "\U0010FFFF" }
 
-// SearchDomains finds domains by name prefix (an index range).
-func (s *SQLite) SearchDomains(ctx context.Context, run int64, prefix string, limit int) ([]result.DomainSummary, error) {
-	rows, err := s.query(ctx, `SELECT `+summaryColumns+` FROM domain_summary
-		WHERE run_id = ? AND name >= ? AND name < ? ORDER BY name LIMIT ?`, run, prefix, prefixEnd(prefix), limit)
+// Search finds domains and host names by prefix: two index ranges, one statement.
+func (s *SQLite) Search(ctx context.Context, run int64, prefix string, limit int) ([]result.DomainSummary, []string, error) {
+	rows, err := s.query(ctx, `SELECT 0, `+summaryColumns+` FROM (SELECT `+summaryColumns+` FROM domain_summary
+		WHERE run_id = ?1 AND name >= ?2 AND name < ?3 ORDER BY name LIMIT ?4) d
+		UNION ALL SELECT 1, name, '', 0, '', '', '', '', '', '', '', '', '', '' FROM (SELECT name FROM hosts
+		WHERE run_id = ?1 AND name >= ?2 AND name < ?3 ORDER BY name LIMIT ?4) h
+		ORDER BY 1, 2`, run, prefix, prefixEnd(prefix), limit)
 	if err != nil {
-		return nil, fmt.Errorf("search domains: %w", err)
+		return nil, nil, fmt.Errorf("search %q: %w", prefix, err)
 	}
 	defer rows.Close()
-	return collect(rows, scanDomainSummary)
-}
-
-// SearchHosts finds host names by prefix.
-func (s *SQLite) SearchHosts(ctx context.Context, run int64, prefix string, limit int) ([]string, error) {
-	rows, err := s.query(ctx, `SELECT name FROM hosts WHERE run_id = ? AND name >= ? AND name < ? ORDER BY name LIMIT ?`,
-		run, prefix, prefixEnd(prefix), limit)
-	if err != nil {
-		return nil, fmt.Errorf("search hosts: %w", err)
-	}
-	defer rows.Close()
-	return collect(rows, scanString)
+	return readSearch(rows)
 }
 
 // Located returns a country's or an AS's addresses, the most used first (ties by

@@ -33,10 +33,9 @@ type Summaries interface {
 	DomainSummary(ctx context.Context, run int64, name string) (result.DomainSummary, error)
 	// History returns a domain's summary in every summarised run, oldest first.
 	History(ctx context.Context, name string) ([]HistoryPoint, error)
-	// SearchDomains returns up to limit domains of the run whose name starts with prefix.
-	SearchDomains(ctx context.Context, run int64, prefix string, limit int) ([]result.DomainSummary, error)
-	// SearchHosts returns up to limit host names of the run that start with prefix.
-	SearchHosts(ctx context.Context, run int64, prefix string, limit int) ([]string, error)
+	// Search returns, in one query, up to limit domains of the run whose name starts
+	// with prefix and up to limit host names of the run that do, both in name order.
+	Search(ctx context.Context, run int64, prefix string, limit int) ([]result.DomainSummary, []string, error)
 	// Located returns the addresses of a country ("country", "DE") or an AS ("asn",
 	// "64500"), the most used first.
 	Located(ctx context.Context, run int64, kind, key string, limit, offset int) ([]result.AddressSummary, error)

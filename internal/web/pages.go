@@ -605,16 +605,14 @@ func (s *Server) searchPage(w http.ResponseWriter, r *http.Request) error {
 		if run, err = s.latest(r.Context()); err != nil {
 			return err
 		}
-		ds, err := s.st.SearchDomains(r.Context(), run.ID, q, 50)
+		ds, hosts, err := s.st.Search(r.Context(), run.ID, q, 50)
 		if err != nil {
 			return err
 		}
 		for i := range ds {
 			data.Domains = append(data.Domains, domainRowOf(&ds[i]))
 		}
-		if data.Hosts, err = s.st.SearchHosts(r.Context(), run.ID, q, 50); err != nil {
-			return err
-		}
+		data.Hosts = hosts
 	}
 	p := page{Title: "Search", Query: q, Data: data}
 	if run.ID != 0 {

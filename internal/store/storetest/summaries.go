@@ -148,18 +148,26 @@ func testSummaries(t *testing.T, s store.Store) {
 	if err := summary.Build(ctx, s, b, nil); err != nil {
 		t.Fatal(err)
 	}
-	found, err := s.SearchDomains(ctx, b, "d000001", 5)
+	found, _, err := s.Search(ctx, b, "d000001", 5)
 	if err != nil || len(found) != 5 {
-		t.Fatalf("SearchDomains = %d, %v; want 5", len(found), err)
+		t.Fatalf("Search domains = %d, %v; want 5", len(found), err)
+	}
+	for _, d := range found {
+		if one, err := s.DomainSummary(ctx, b, d.Name); err != nil || !cmp.Equal(one, d) {
+			t.Errorf("Search found %+v, DomainSummary says %+v, %v", d, one, err)
+		}
 	}
 	for i, d := range found {
 		if !strings.HasPrefix(d.Name, "d000001") || (i > 0 && found[i-1].Name >= d.Name) {
-			t.Errorf("SearchDomains: %s at %d: want the prefix, in name order", d.Name, i)
+			t.Errorf("Search: %s at %d: want the prefix, in name order", d.Name, i)
 		}
 	}
-	hosts, err := s.SearchHosts(ctx, b, "", 3)
-	if err != nil || len(hosts) != 3 || !sort.StringsAreSorted(hosts) {
-		t.Errorf("SearchHosts = %v, %v; want 3 names in order", hosts, err)
+	some, hosts, err := s.Search(ctx, b, "", 3)
+	if err != nil || len(hosts) != 3 || !sort.StringsAreSorted(hosts) || len(some) != 3 {
+		t.Errorf("Search hosts = %v, %v (and %d domains); want 3 names in order, 3 domains", hosts, err, len(some))
+	}
+	if ds, hs, err := s.Search(ctx, b, "no such prefix", 3); err != nil || len(ds)+len(hs) != 0 {
+		t.Errorf("Search(no such prefix) = %v, %v, %v; want nothing", ds, hs, err)
 	}
 	de, err := s.Located(ctx, b, "country", "DE", 1000, 0)
 	if err != nil || len(de) == 0 {
@@ -274,8 +282,15 @@ func Compare(t *testing.T, x, y store.Store) {
 		same("domain "+n, func(s store.Store) (any, error) { return s.Domain(ctx, xb, n) })
 		same("summary of "+n, func(s store.Store) (any, error) { return s.DomainSummary(ctx, xb, n) })
 	}
-	same("search", func(s store.Store) (any, error) { return s.SearchDomains(ctx, xb, "d00002", 50) })
-	same("hosts", func(s store.Store) (any, error) { return s.SearchHosts(ctx, xb, "ns", 50) })
+	for _, q := range []string{"d00002", "ns", "www.d0000", ""} {
+		same("search "+q, func(s store.Store) (any, error) {
+			ds, hs, err := s.Search(ctx, xb, q, 50)
+			return struct {
+				D []result.DomainSummary
+				H []string
+			}{ds, hs}, err
+		})
+	}
 	for _, loc := range [][2]string{{"country", "DE"}, {"country", "US"}, {"asn", "64500"}} {
 		same("located "+loc[1], func(s store.Store) (any, error) { return s.Located(ctx, xb, loc[0], loc[1], 40, 5) })
 	}
