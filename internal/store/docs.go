@@ -115,9 +115,16 @@ func readDomainPage(rows rowIter, run int64, name string) (Detail, []HistoryPoin
 	if err != nil {
 		return Detail{}, nil, fmt.Errorf("read history of %s: %w", name, err)
 	}
+	d, err := docDetail(doc, run, name)
+	return d, hist, err
+}
+
+// docDetail decodes a document that DomainDoc or DomainPage read: ErrNotFound when
+// there was none (nil) or it is of another version.
+func docDetail(doc []byte, run int64, name string) (Detail, error) {
 	d, ok, err := decodeDoc(doc)
 	if err == nil && !ok {
-		err = fmt.Errorf("document of %s in run %d: %w", name, run, ErrNotFound)
+		err = fmt.Errorf("no document of %s in run %d (or of another version): %w", name, run, ErrNotFound)
 	}
-	return d, hist, err
+	return d, err
 }

@@ -319,17 +319,10 @@ func (s *Postgres) SaveDocs(ctx context.Context, run int64, ds []Detail) error {
 func (s *Postgres) DomainDoc(ctx context.Context, run int64, name string) (Detail, error) {
 	var doc []byte
 	err := s.pool.QueryRow(ctx, `SELECT doc FROM domain_docs WHERE run_id = $1 AND name = $2`, run, name).Scan(&doc)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Detail{}, fmt.Errorf("document of %s in run %d: %w", name, run, ErrNotFound)
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return Detail{}, fmt.Errorf("read the document of %s: %w", name, err)
 	}
-	d, ok, err := decodeDoc(doc)
-	if err == nil && !ok {
-		err = fmt.Errorf("document of %s in run %d is of another version: %w", name, run, ErrNotFound)
-	}
-	return d, err
+	return docDetail(doc, run, name)
 }
 
 // DomainPage reads a domain's history and its document in a run.
