@@ -168,4 +168,14 @@ var migrations = []string{
 		host   TEXT NOT NULL,
 		PRIMARY KEY (run_id, domain, ip)
 	) WITHOUT ROWID;`,
+	// 7: each domain's document (its detail with its own hosts, addresses and checks,
+	// deflated JSON), written with the summary, so that a domain's page is one row read.
+	// Runs summarised before it get theirs from summary.KeepCurrent (serve) or
+	// bench-web; until then their pages read the domain's tables.
+	`CREATE TABLE domain_docs (
+		run_id INTEGER NOT NULL REFERENCES runs(id),
+		name   TEXT NOT NULL,
+		doc    BLOB NOT NULL,
+		PRIMARY KEY (run_id, name)
+	) WITHOUT ROWID;`,
 }

@@ -163,4 +163,11 @@ var pgMigrations = []string{
 		host   TEXT NOT NULL,
 		PRIMARY KEY (run_id, domain, ip)
 	);`,
+	// 7: domain documents (see migration 7 of the SQLite store).
+	`CREATE TABLE domain_docs (
+		run_id BIGINT NOT NULL REFERENCES runs(id),
+		name   TEXT COLLATE "C" NOT NULL,
+		doc    BYTEA NOT NULL,
+		PRIMARY KEY (run_id, name)
+	);`,
 }

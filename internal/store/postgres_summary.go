@@ -20,6 +20,7 @@ func (s *Postgres) ClearSummary(ctx context.Context, run int64) error {
 		for _, sql := range []string{
 			`DELETE FROM summaries WHERE run_id = $1`,
 			`DELETE FROM domain_summary WHERE run_id = $1`,
+			`DELETE FROM domain_docs WHERE run_id = $1`,
 			`DELETE FROM aggregates WHERE run_id = $1`,
 			`DELETE FROM address_summary WHERE run_id = $1`,
 			`DELETE FROM run_diffs WHERE run_a = $1 OR run_b = $1`,
@@ -229,26 +230,18 @@ func (s *Postgres) History(ctx context.Context, name string) ([]HistoryPoint, er
 	return collect(rows, scanHistory)
 }
 
-// SearchDomains finds domains by name prefix (an index range).
-func (s *Postgres) SearchDomains(ctx context.Context, run int64, prefix string, limit int) ([]result.DomainSummary, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+summaryColumns+` FROM domain_summary
-		WHERE run_id = $1 AND name >= $2 AND name < $3 ORDER BY name LIMIT $4`, run, prefix, prefixEnd(prefix), limit)
+// Search finds domains and host names by prefix: two index ranges, one statement.
+func (s *Postgres) Search(ctx context.Context, run int64, prefix string, limit int) ([]result.DomainSummary, []string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT 0, `+summaryColumns+` FROM (SELECT `+summaryColumns+` FROM domain_summary
+		WHERE run_id = $1 AND name >= $2 AND name < $3 ORDER BY name LIMIT $4) d
+		UNION ALL SELECT 1, name, '', 0, '', '', '', '', '', '', '', '', '', '' FROM (SELECT name FROM hosts
+		WHERE run_id = $1 AND name >= $2 AND name < $3 ORDER BY name LIMIT $4) h
+		ORDER BY 1, 2`, run, prefix, prefixEnd(prefix), limit)
 	if err != nil {
-		return nil, fmt.Errorf("search domains: %w", err)
+		return nil, nil, fmt.Errorf("search %q: %w", prefix, err)
 	}
 	defer rows.Close()
-	return collect(rows, scanDomainSummary)
-}
-
-// SearchHosts finds host names by prefix.
-func (s *Postgres) SearchHosts(ctx context.Context, run int64, prefix string, limit int) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT name FROM hosts WHERE run_id = $1 AND name >= $2 AND name < $3 ORDER BY name LIMIT $4`,
-		run, prefix, prefixEnd(prefix), limit)
-	if err != nil {
-		return nil, fmt.Errorf("search hosts: %w", err)
-	}
-	defer rows.Close()
-	return collect(rows, scanString)
+	return readSearch(rows)
 }
 
 // Located returns a country's or an AS's addresses, the most used first.
@@ -299,4 +292,54 @@ func (s *Postgres) Domain(ctx context.Context, run int64, name string) (Detail, 
 		return Detail{}, fmt.Errorf("domain %s in run %d: %w", name, run, ErrNotFound)
 	}
 	return page[0], nil
+}
+
+// SaveDocs writes domain documents in one statement.
+func (s *Postgres) SaveDocs(ctx context.Context, run int64, ds []Detail) error {
+	var rows [][]any
+	for _, d := range lastOf(ds, func(d *Detail) string { return d.Name }) {
+		doc, err := encodeDoc(d)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, []any{d.Name, doc})
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO domain_docs (run_id, name, doc) SELECT $1, * FROM unnest($2::text[], $3::bytea[])
+		ON CONFLICT (run_id, name) DO UPDATE SET doc = excluded.doc`, append([]any{run}, columns(rows)...)...)
+	if err != nil {
+		return fmt.Errorf("save %d domain documents: %w", len(rows), err)
+	}
+	return nil
+}
+
+// DomainDoc reads one domain document.
+func (s *Postgres) DomainDoc(ctx context.Context, run int64, name string) (Detail, error) {
+	var doc []byte
+	err := s.pool.QueryRow(ctx, `SELECT doc FROM domain_docs WHERE run_id = $1 AND name = $2`, run, name).Scan(&doc)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return Detail{}, fmt.Errorf("read the document of %s: %w", name, err)
+	}
+	return docDetail(doc, run, name)
+}
+
+// DomainPage reads a domain's history and its document in a run.
+func (s *Postgres) DomainPage(ctx context.Context, run int64, name string) (Detail, []HistoryPoint, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+summaryColumns+`, d.run_id, r.started,
+		(SELECT doc FROM domain_docs WHERE run_id = $1 AND name = $2) FROM domain_summary d
+		JOIN runs r ON r.id = d.run_id WHERE d.name = $2 ORDER BY d.run_id`, run, name)
+	if err != nil {
+		return Detail{}, nil, fmt.Errorf("read the page of %s: %w", name, err)
+	}
+	defer rows.Close()
+	return readDomainPage(rows, run, name)
+}
+
+// Documented reports whether the run has documents.
+func (s *Postgres) Documented(ctx context.Context, run int64) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM domain_docs WHERE run_id = $1)`, run).Scan(&ok)
+	return ok, err
 }

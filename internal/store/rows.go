@@ -426,3 +426,33 @@ func readNSChecks(rs rowIter, page []Detail) error {
 	}
 	return rs.Err()
 }
+
+// readSearch reads the rows of a Search query: a kind (0 a domain, 1 a host) and a
+// domain summary's columns, of which a host fills the name.
+func readSearch(rows rowIter) ([]result.DomainSummary, []string, error) {
+	var ds []result.DomainSummary
+	var hosts []string
+	for rows.Next() {
+		var kind int
+		var d result.DomainSummary
+		if err := scanSummary(kindFirst{rows, &kind}, &d); err != nil {
+			return nil, nil, err
+		}
+		if kind == 0 {
+			ds = append(ds, d)
+		} else {
+			hosts = append(hosts, d.Name)
+		}
+	}
+	return ds, hosts, rows.Err()
+}
+
+// kindFirst scans a leading kind column, then the columns asked for.
+type kindFirst struct {
+	rowScanner
+	kind *int
+}
+
+func (k kindFirst) Scan(dest ...any) error {
+	return k.rowScanner.Scan(append([]any{k.kind}, dest...)...)
+}

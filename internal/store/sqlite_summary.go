@@ -22,6 +22,7 @@ func (s *SQLite) ClearSummary(ctx context.Context, run int64) error {
 	for _, q := range []string{
 		`DELETE FROM summaries WHERE run_id = ?`,
 		`DELETE FROM domain_summary WHERE run_id = ?`,
+		`DELETE FROM domain_docs WHERE run_id = ?`,
 		`DELETE FROM aggregates WHERE run_id = ?`,
 		`DELETE FROM address_summary WHERE run_id = ?`,
 		`DELETE FROM run_diffs WHERE run_a = ?1 OR run_b = ?1`,
@@ -263,26 +264,18 @@ func (s *SQLite) History(ctx context.Context, name string) ([]HistoryPoint, erro
 // prefixEnd returns the smallest string greater than every string starting with p.
 func prefixEnd(p string) string { return p + "\U0010FFFF" }
 
-// SearchDomains finds domains by name prefix (an index range).
-func (s *SQLite) SearchDomains(ctx context.Context, run int64, prefix string, limit int) ([]result.DomainSummary, error) {
-	rows, err := s.query(ctx, `SELECT `+summaryColumns+` FROM domain_summary
-		WHERE run_id = ? AND name >= ? AND name < ? ORDER BY name LIMIT ?`, run, prefix, prefixEnd(prefix), limit)
+// Search finds domains and host names by prefix: two index ranges, one statement.
+func (s *SQLite) Search(ctx context.Context, run int64, prefix string, limit int) ([]result.DomainSummary, []string, error) {
+	rows, err := s.query(ctx, `SELECT 0, `+summaryColumns+` FROM (SELECT `+summaryColumns+` FROM domain_summary
+		WHERE run_id = ?1 AND name >= ?2 AND name < ?3 ORDER BY name LIMIT ?4) d
+		UNION ALL SELECT 1, name, '', 0, '', '', '', '', '', '', '', '', '', '' FROM (SELECT name FROM hosts
+		WHERE run_id = ?1 AND name >= ?2 AND name < ?3 ORDER BY name LIMIT ?4) h
+		ORDER BY 1, 2`, run, prefix, prefixEnd(prefix), limit)
 	if err != nil {
-		return nil, fmt.Errorf("search domains: %w", err)
+		return nil, nil, fmt.Errorf("search %q: %w", prefix, err)
 	}
 	defer rows.Close()
-	return collect(rows, scanDomainSummary)
-}
-
-// SearchHosts finds host names by prefix.
-func (s *SQLite) SearchHosts(ctx context.Context, run int64, prefix string, limit int) ([]string, error) {
-	rows, err := s.query(ctx, `SELECT name FROM hosts WHERE run_id = ? AND name >= ? AND name < ? ORDER BY name LIMIT ?`,
-		run, prefix, prefixEnd(prefix), limit)
-	if err != nil {
-		return nil, fmt.Errorf("search hosts: %w", err)
-	}
-	defer rows.Close()
-	return collect(rows, scanString)
+	return readSearch(rows)
 }
 
 // Located returns a country's or an AS's addresses, the most used first (ties by
@@ -350,6 +343,59 @@ func (s *SQLite) Domain(ctx context.Context, run int64, name string) (Detail, er
 		return Detail{}, fmt.Errorf("domain %s in run %d: %w", name, run, ErrNotFound)
 	}
 	return page[0], nil
+}
+
+// SaveDocs writes domain documents in one transaction.
+func (s *SQLite) SaveDocs(ctx context.Context, run int64, ds []Detail) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO domain_docs (run_id, name, doc) VALUES (?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for i := range ds {
+		doc, err := encodeDoc(&ds[i])
+		if err != nil {
+			return err
+		}
+		if _, err := st.ExecContext(ctx, run, ds[i].Name, doc); err != nil {
+			return fmt.Errorf("save the document of %s: %w", ds[i].Name, err)
+		}
+	}
+	return tx.Commit()
+}
+
+// DomainDoc reads one domain document.
+func (s *SQLite) DomainDoc(ctx context.Context, run int64, name string) (Detail, error) {
+	var doc []byte
+	err := s.queryRow(ctx, `SELECT doc FROM domain_docs WHERE run_id = ? AND name = ?`, run, name).Scan(&doc)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return Detail{}, fmt.Errorf("read the document of %s: %w", name, err)
+	}
+	return docDetail(doc, run, name)
+}
+
+// DomainPage reads a domain's history and its document in a run.
+func (s *SQLite) DomainPage(ctx context.Context, run int64, name string) (Detail, []HistoryPoint, error) {
+	rows, err := s.query(ctx, `SELECT `+summaryColumns+`, d.run_id, r.started,
+		(SELECT doc FROM domain_docs WHERE run_id = ?1 AND name = ?2) FROM domain_summary d
+		JOIN runs r ON r.id = d.run_id WHERE d.name = ?2 ORDER BY d.run_id`, run, name)
+	if err != nil {
+		return Detail{}, nil, fmt.Errorf("read the page of %s: %w", name, err)
+	}
+	defer rows.Close()
+	return readDomainPage(rows, run, name)
+}
+
+// Documented reports whether the run has documents.
+func (s *SQLite) Documented(ctx context.Context, run int64) (bool, error) {
+	var ok bool
+	err := s.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM domain_docs WHERE run_id = ?)`, run).Scan(&ok)
+	return ok, err
 }
 
 // scanJSON reads one JSON column into v.

@@ -33,10 +33,9 @@ type Summaries interface {
 	DomainSummary(ctx context.Context, run int64, name string) (result.DomainSummary, error)
 	// History returns a domain's summary in every summarised run, oldest first.
 	History(ctx context.Context, name string) ([]HistoryPoint, error)
-	// SearchDomains returns up to limit domains of the run whose name starts with prefix.
-	SearchDomains(ctx context.Context, run int64, prefix string, limit int) ([]result.DomainSummary, error)
-	// SearchHosts returns up to limit host names of the run that start with prefix.
-	SearchHosts(ctx context.Context, run int64, prefix string, limit int) ([]string, error)
+	// Search returns, in one query, up to limit domains of the run whose name starts
+	// with prefix and up to limit host names of the run that do, both in name order.
+	Search(ctx context.Context, run int64, prefix string, limit int) ([]result.DomainSummary, []string, error)
 	// Located returns the addresses of a country ("country", "DE") or an AS ("asn",
 	// "64500"), the most used first.
 	Located(ctx context.Context, run int64, kind, key string, limit, offset int) ([]result.AddressSummary, error)
@@ -47,6 +46,21 @@ type Summaries interface {
 	// Domain returns one domain with its hosts and addresses; ErrNotFound when the run
 	// does not list it.
 	Domain(ctx context.Context, run int64, name string) (Detail, error)
+	// SaveDocs stores each domain's document: its detail with only its own hosts,
+	// addresses and checks, as one row, so that a domain's page reads one row
+	// (DomainDoc) instead of the four tables Domain reads.
+	SaveDocs(ctx context.Context, run int64, ds []Detail) error
+	// DomainDoc returns the detail SaveDocs stored, equal to what Domain returns;
+	// ErrNotFound when there is none (the run is not summarised, or was by an older
+	// v6matrix).
+	DomainDoc(ctx context.Context, run int64, name string) (Detail, error)
+	// DomainPage returns, in one query, a domain's history (History) and its document
+	// in a run (DomainDoc). When the run has no document of it, the error is
+	// ErrNotFound and the history is still returned.
+	DomainPage(ctx context.Context, run int64, name string) (Detail, []HistoryPoint, error)
+	// Documented reports whether SaveDocs stored documents of the run (a run summarised
+	// by an older v6matrix has none).
+	Documented(ctx context.Context, run int64) (bool, error)
 }
 
 // SortKey names an order of a TLD's domains.

@@ -127,9 +127,10 @@ func Broken(a *result.Address) result.Broken {
 // batch is how many domain summaries are saved per transaction.
 const batch = 2000
 
-// Build summarises a run into the store, replacing an earlier summary of it, and
-// records the changes against the latest earlier finished run. Memory grows with the
-// run's unique addresses (about 150 bytes each), not with its domains.
+// Build summarises a run into the store, replacing an earlier summary of it, with each
+// domain's document (store.SaveDocs), and records the changes against the latest
+// earlier finished run. Memory grows with the run's unique addresses (about 150 bytes
+// each), not with its domains.
 func Build(ctx context.Context, st store.Store, run int64, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -140,20 +141,28 @@ func Build(ctx context.Context, st store.Store, run int64, log *slog.Logger) err
 	}
 	b := newBuilder()
 	var pending []result.DomainSummary
+	var docs []store.Detail
+	save := func() error {
+		if err := st.SaveSummaries(ctx, run, pending); err != nil {
+			return err
+		}
+		if err := st.SaveDocs(ctx, run, docs); err != nil {
+			return err
+		}
+		pending, docs = pending[:0], docs[:0]
+		return nil
+	}
 	err := st.Details(ctx, run, func(d store.Detail) error {
 		s := Of(&d)
 		b.add(&d, &s)
-		pending = append(pending, s)
+		pending, docs = append(pending, s), append(docs, d)
 		if len(pending) == batch {
-			if err := st.SaveSummaries(ctx, run, pending); err != nil {
-				return err
-			}
-			pending = pending[:0]
+			return save()
 		}
 		return nil
 	})
 	if err == nil && len(pending) > 0 {
-		err = st.SaveSummaries(ctx, run, pending)
+		err = save()
 	}
 	if err == nil {
 		err = st.SaveAggregates(ctx, run, b.aggregates(), b.addresses())
@@ -173,6 +182,55 @@ func Build(ctx context.Context, st store.Store, run int64, log *slog.Logger) err
 	log.Info("run summarised", "run", run, "domains", b.run.Domains, "addresses", len(b.addrs),
 		"tlds", len(b.tlds), "countries", len(b.countries), "previous", prev, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// BuildDocs stores the domain documents of a run summarised by a v6matrix that did
+// not write them (Build does), leaving its summary as it is.
+func BuildDocs(ctx context.Context, st store.Store, run int64, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	start := time.Now()
+	var docs []store.Detail
+	n := 0
+	err := st.Details(ctx, run, func(d store.Detail) error {
+		docs = append(docs, d)
+		n++
+		if len(docs) < batch {
+			return nil
+		}
+		err := st.SaveDocs(ctx, run, docs)
+		docs = docs[:0]
+		return err
+	})
+	if err == nil {
+		err = st.SaveDocs(ctx, run, docs)
+	}
+	if err != nil {
+		return fmt.Errorf("domain documents of run %d: %w", run, err)
+	}
+	log.Info("domain documents stored", "run", run, "domains", n, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// Complete summarises a finished run that has no summary, and stores the documents of
+// one summarised without them; it reports whether it had anything to do.
+func Complete(ctx context.Context, st store.Store, r store.Run, log *slog.Logger) (bool, error) {
+	if r.State != store.RunDone {
+		return false, nil
+	}
+	built, err := st.Summarised(ctx, r.ID)
+	if err != nil {
+		return false, err
+	}
+	if built.IsZero() {
+		return true, Build(ctx, st, r.ID, log)
+	}
+	documented, err := st.Documented(ctx, r.ID)
+	if err != nil || documented {
+		return false, err
+	}
+	return true, BuildDocs(ctx, st, r.ID, log)
 }
 
 // previous returns the newest finished run older than run, or 0.
@@ -376,7 +434,8 @@ func (b *builder) addresses() []result.AddressSummary {
 }
 
 // KeepCurrent summarises, until ctx ends, every finished run that lacks a summary
-// (runs of an older v6matrix, or whose summary failed) and, every interval, the runs
+// (runs of an older v6matrix, or whose summary failed) or its domain documents (runs
+// summarised by an older v6matrix: Complete) and, every interval, the runs
 // still being crawled, so that their pages (?run=N) follow the crawl. Finished runs are
 // summarised once.
 func KeepCurrent(ctx context.Context, st store.Store, interval time.Duration, log *slog.Logger) {
@@ -396,10 +455,13 @@ func KeepCurrent(ctx context.Context, st store.Store, interval time.Duration, lo
 				continue
 			}
 			inProgress := r.State == store.RunCrawling || r.State == store.RunProbing
-			if (r.State == store.RunDone && built.IsZero()) || (inProgress && time.Since(built) >= interval) {
-				if err := Build(ctx, st, r.ID, log); err != nil && ctx.Err() == nil {
-					log.Error("summarise run", "run", r.ID, "err", err)
-				}
+			if inProgress && time.Since(built) >= interval {
+				err = Build(ctx, st, r.ID, log)
+			} else {
+				_, err = Complete(ctx, st, r, log)
+			}
+			if err != nil && ctx.Err() == nil {
+				log.Error("summarise run", "run", r.ID, "err", err)
 			}
 		}
 		select {

@@ -101,7 +101,8 @@ func TestAggregatesMatchExport(t *testing.T) {
 }
 
 // TestKeepCurrent: a finished run without a summary and a run in progress are both
-// summarised; a failed run is not.
+// summarised, a run summarised without domain documents gets them; a failed run is
+// not summarised.
 func TestKeepCurrent(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -124,17 +125,29 @@ func TestKeepCurrent(t *testing.T) {
 		}
 		ids = append(ids, id)
 	}
+	// A finished run summarised by an older v6matrix: no domain documents.
+	old, err := synthrun.Fill(ctx, st, synthrun.Config{Domains: 200, Seed: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := summary.Build(ctx, noDocs{st}, old, nil); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := st.Documented(ctx, old); err != nil || ok {
+		t.Fatalf("Documented(%d) = %v, %v; want a run without documents", old, ok, err)
+	}
 	done := make(chan struct{})
 	go func() { summary.KeepCurrent(ctx, st, time.Hour, nil); close(done) }()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		a, _ := st.Summarised(ctx, ids[0])
 		b, _ := st.Summarised(ctx, ids[1])
-		if !a.IsZero() && !b.IsZero() {
+		documented, _ := st.Documented(ctx, old)
+		if !a.IsZero() && !b.IsZero() && documented {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("not summarised after 20 s: done run %v, run in progress %v", a, b)
+			t.Fatalf("not summarised after 20 s: done run %v, run in progress %v, documents of the old run %v", a, b, documented)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -144,6 +157,11 @@ func TestKeepCurrent(t *testing.T) {
 		t.Error("a failed run was summarised")
 	}
 }
+
+// noDocs is a store that keeps no domain documents, as a v6matrix before them.
+type noDocs struct{ store.Store }
+
+func (noDocs) SaveDocs(context.Context, int64, []store.Detail) error { return nil }
 
 // TestBroken: the kinds of broken IPv6 an address shows, from its measurements.
 func TestBroken(t *testing.T) {

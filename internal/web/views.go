@@ -3,14 +3,11 @@ package web
 import (
 	"cmp"
 	"math"
-	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/v6matrix/v6matrix/internal/geoip"
-	"github.com/v6matrix/v6matrix/internal/probe/path"
-	"github.com/v6matrix/v6matrix/internal/probe/ping"
 	"github.com/v6matrix/v6matrix/internal/result"
 	"github.com/v6matrix/v6matrix/internal/store"
 	"github.com/v6matrix/v6matrix/internal/summary"
@@ -147,50 +144,77 @@ type hostView struct {
 	Addrs  []addrView
 }
 
-// addrView is one address with every measurement, for the domain page.
+// addrView is one address with every measurement, for the domain page, formatted
+// here rather than in the template: a page of the long tail is mostly this table,
+// and each template action costs a reflective call.
 type addrView struct {
-	IP        netip.Addr
-	Family    int
-	Class     *result.Class
-	Skipped   string
-	PTR       string
-	Geo       *geoip.Record
-	Ping      *ping.Result
-	TCP       [3]string // 25, 80, 443
-	TLS       string
-	CertValid string
-	Path      *path.Result
-	HopList   string
-	Reach     result.Tri
-	Broken    result.Broken
+	IP      string
+	Broken  result.Broken
+	Type    string // the address class, e.g. "native, IID random"
+	Skipped string
+	PTR     string
+	Geo     *geoView
+	Ping    string // "3/3: 18.8 / 18.8 / 18.9"
+	TCP     string // 25 / 80 / 443, e.g. "open / – / filtered"
+	TLS     string // e.g. "TLS 1.3, certificate valid"
+	Path    string // e.g. "MTU 1500, 9 hops, back 9"
+	HopList string
 }
 
-func hostsOf(d *store.Detail) []hostView {
-	var out []hostView
-	for _, ref := range d.Hosts {
-		h := d.HostsByName[ref.Name]
-		v := hostView{Role: ref.Role, Name: ref.Name, Rank: ref.Rank, Status: h.Status, CNAME: h.CNAME}
-		for _, ip := range append(h.V4[:len(h.V4):len(h.V4)], h.V6...) {
-			a := d.Addrs[ip]
-			a.IP = ip
-			v.Addrs = append(v.Addrs, addrViewOf(ref.Role, &a))
-		}
-		out = append(out, v)
+// geoView is the location column of an address.
+type geoView struct {
+	CC, City, ASN, ASOrg string
+}
+
+// hostViewOf returns a host of a domain with its addresses.
+func hostViewOf(d *store.Detail, ref result.HostRef) hostView {
+	h := d.HostsByName[ref.Name]
+	v := hostView{Role: ref.Role, Name: ref.Name, Rank: ref.Rank, Status: h.Status, CNAME: h.CNAME}
+	for _, ip := range append(h.V4[:len(h.V4):len(h.V4)], h.V6...) {
+		a := d.Addrs[ip]
+		a.IP = ip
+		v.Addrs = append(v.Addrs, addrViewOf(ref.Role, &a))
 	}
-	return out
+	return v
 }
 
 func addrViewOf(role result.Role, a *result.Address) addrView {
-	v := addrView{IP: a.IP, Family: a.Family(), Class: a.Class, Skipped: a.Skipped, Geo: a.Geo, Ping: a.Ping, Path: a.Path,
-		Reach: summary.Reach(a), Broken: summary.Broken(a)}
+	v := addrView{IP: a.IP.String(), Skipped: a.Skipped, Broken: summary.Broken(a)}
+	if c := a.Class; c != nil {
+		v.Type = c.Type
+		if !c.Valid {
+			v.Type += " (not routable)"
+		}
+		if c.IID != "" {
+			v.Type += ", IID " + c.IID
+		}
+		if c.PrefixID != "" {
+			v.Type += ", " + c.PrefixID
+		}
+	}
 	if a.PTR != nil && len(a.PTR.Names) > 0 {
 		v.PTR = strings.Join(a.PTR.Names, " ")
 	}
-	for i, port := range []int{25, 80, 443} {
-		if t := a.TCP(port); t != nil {
-			v.TCP[i] = string(t.State)
+	if g := a.Geo; g != nil {
+		v.Geo = &geoView{CC: g.CountryCode, City: g.City, ASOrg: g.ASOrg}
+		if g.ASN != nil {
+			v.Geo.ASN = strconv.FormatUint(uint64(*g.ASN), 10)
 		}
 	}
+	if p := a.Ping; p != nil {
+		v.Ping = strconv.Itoa(p.Received) + "/" + strconv.Itoa(p.Sent)
+		if p.AvgMillis != nil {
+			v.Ping += ": " + millis(p.MinMillis) + " / " + millis(p.AvgMillis) + " / " + millis(p.MaxMillis)
+		}
+	}
+	tcp := make([]string, 3)
+	for i, port := range []int{25, 80, 443} {
+		tcp[i] = "–"
+		if t := a.TCP(port); t != nil && t.State != "" {
+			tcp[i] = string(t.State)
+		}
+	}
+	v.TCP = strings.Join(tcp, " / ")
 	t := a.TLS443
 	if role == result.RoleMX {
 		t = a.STARTTLS
@@ -201,13 +225,27 @@ func addrViewOf(role result.Role, a *result.Address) addrView {
 			v.TLS = "unreachable"
 		}
 		if t.CertValid != nil {
-			v.CertValid = map[bool]string{true: "valid", false: "invalid"}[*t.CertValid]
+			v.TLS += ", certificate " + map[bool]string{true: "valid", false: "invalid"}[*t.CertValid]
 		}
 	}
-	if a.Path != nil {
-		v.HopList = strings.Join(a.Path.HopList, " ")
+	if p := a.Path; p != nil {
+		v.Path = "MTU " + strconv.Itoa(p.PMTUBytes)
+		if p.Reached {
+			v.Path += ", " + strconv.Itoa(p.Hops) + " hops, back " + strconv.Itoa(p.Back)
+		} else {
+			v.Path += ", " + p.Reason
+		}
+		v.HopList = strings.Join(p.HopList, " ")
 	}
 	return v
+}
+
+// millis formats a round-trip time, empty when it was not measured.
+func millis(v *float64) string {
+	if v == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*v, 'f', 1, 64)
 }
 
 // historyRow is one run of a domain's history, with what changed since the run before.

@@ -263,6 +263,27 @@ func testSave(t *testing.T, s store.Store) {
 	if _, err := s.Domain(ctx, run, "missing.example"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Domain(missing) = %v, want ErrNotFound", err)
 	}
+	// A domain's document is what Domain returns, every measurement kind included,
+	// though Details shares its maps with the other domains of the page.
+	if _, err := s.DomainDoc(ctx, run, "a.example"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DomainDoc before SaveDocs = %v, want ErrNotFound", err)
+	}
+	if err := s.SaveDocs(ctx, run, got); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range got {
+		want, err := s.Domain(ctx, run, d.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := s.DomainDoc(ctx, run, d.Name)
+		if diff := cmp.Diff(want, doc, addrCmp, cmpopts.EquateEmpty()); err != nil || diff != "" {
+			t.Errorf("DomainDoc(%s) (%v) (-Domain +document):\n%s", d.Name, err, diff)
+		}
+	}
+	if _, err := s.DomainDoc(ctx, run, "missing.example"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DomainDoc(missing) = %v, want ErrNotFound", err)
+	}
 	measured, err := s.Measured(ctx, run)
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/v6matrix/v6matrix/internal/export"
 	"github.com/v6matrix/v6matrix/internal/result"
@@ -94,18 +96,78 @@ func testSummaries(t *testing.T, s store.Store) {
 	if h, err := s.History(ctx, name); err != nil || len(h) != 2 || h[0].Run != a || h[1].Run != b {
 		t.Errorf("History(%s) = %+v, %v; want runs %d and %d", name, h, err, a, b)
 	}
-	found, err := s.SearchDomains(ctx, b, "d000001", 5)
+	// Build stored every domain's document: the same as its tables give.
+	n := 0
+	err = s.Details(ctx, b, func(d store.Detail) error {
+		want, err := s.Domain(ctx, b, d.Name)
+		if err != nil {
+			return err
+		}
+		doc, err := s.DomainDoc(ctx, b, d.Name)
+		if diff := cmp.Diff(want, doc, addrCmp, cmpopts.EquateEmpty()); err != nil || diff != "" {
+			t.Errorf("DomainDoc(%s) (%v) (-Domain +document):\n%s", d.Name, err, diff)
+		}
+		if n%100 == 0 {
+			page, hist, err := s.DomainPage(ctx, b, d.Name)
+			wantHist, _ := s.History(ctx, d.Name)
+			if diff := cmp.Diff(want, page, addrCmp, cmpopts.EquateEmpty()); err != nil || diff != "" {
+				t.Errorf("DomainPage(%s) (%v) (-Domain +document):\n%s", d.Name, err, diff)
+			}
+			if diff := cmp.Diff(wantHist, hist); diff != "" || len(hist) != 2 {
+				t.Errorf("DomainPage(%s): history (-History +page):\n%s", d.Name, diff)
+			}
+		}
+		n++
+		return nil
+	})
+	if err != nil || n != SynthDomains {
+		t.Errorf("documents of %d domains checked (%v), want %d", n, err, SynthDomains)
+	}
+	if ok, err := s.Documented(ctx, b); err != nil || !ok {
+		t.Errorf("Documented(%d) = %v, %v after Build; want true", b, ok, err)
+	}
+	if err := s.ClearSummary(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DomainDoc(ctx, b, name); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DomainDoc after ClearSummary = %v, want ErrNotFound", err)
+	}
+	if ok, err := s.Documented(ctx, b); err != nil || ok {
+		t.Errorf("Documented(%d) = %v, %v after ClearSummary; want false", b, ok, err)
+	}
+	if _, hist, err := s.DomainPage(ctx, b, name); !errors.Is(err, store.ErrNotFound) || len(hist) != 1 || hist[0].Run != a {
+		t.Errorf("DomainPage(%s) after ClearSummary = history %+v, %v; want run %d's, ErrNotFound", name, hist, err, a)
+	}
+	// BuildDocs stores the documents alone, as Build does.
+	if err := summary.BuildDocs(ctx, s, b, nil); err != nil {
+		t.Fatal(err)
+	}
+	if doc, err := s.DomainDoc(ctx, b, name); err != nil || doc.Name != name {
+		t.Errorf("DomainDoc(%s) after BuildDocs = %s, %v", name, doc.Name, err)
+	}
+	if err := summary.Build(ctx, s, b, nil); err != nil {
+		t.Fatal(err)
+	}
+	found, _, err := s.Search(ctx, b, "d000001", 5)
 	if err != nil || len(found) != 5 {
-		t.Fatalf("SearchDomains = %d, %v; want 5", len(found), err)
+		t.Fatalf("Search domains = %d, %v; want 5", len(found), err)
+	}
+	for _, d := range found {
+		if one, err := s.DomainSummary(ctx, b, d.Name); err != nil || !cmp.Equal(one, d) {
+			t.Errorf("Search found %+v, DomainSummary says %+v, %v", d, one, err)
+		}
 	}
 	for i, d := range found {
 		if !strings.HasPrefix(d.Name, "d000001") || (i > 0 && found[i-1].Name >= d.Name) {
-			t.Errorf("SearchDomains: %s at %d: want the prefix, in name order", d.Name, i)
+			t.Errorf("Search: %s at %d: want the prefix, in name order", d.Name, i)
 		}
 	}
-	hosts, err := s.SearchHosts(ctx, b, "", 3)
-	if err != nil || len(hosts) != 3 || !sort.StringsAreSorted(hosts) {
-		t.Errorf("SearchHosts = %v, %v; want 3 names in order", hosts, err)
+	some, hosts, err := s.Search(ctx, b, "", 3)
+	if err != nil || len(hosts) != 3 || !sort.StringsAreSorted(hosts) || len(some) != 3 {
+		t.Errorf("Search hosts = %v, %v (and %d domains); want 3 names in order, 3 domains", hosts, err, len(some))
+	}
+	if ds, hs, err := s.Search(ctx, b, "no such prefix", 3); err != nil || len(ds)+len(hs) != 0 {
+		t.Errorf("Search(no such prefix) = %v, %v, %v; want nothing", ds, hs, err)
 	}
 	de, err := s.Located(ctx, b, "country", "DE", 1000, 0)
 	if err != nil || len(de) == 0 {
@@ -220,8 +282,15 @@ func Compare(t *testing.T, x, y store.Store) {
 		same("domain "+n, func(s store.Store) (any, error) { return s.Domain(ctx, xb, n) })
 		same("summary of "+n, func(s store.Store) (any, error) { return s.DomainSummary(ctx, xb, n) })
 	}
-	same("search", func(s store.Store) (any, error) { return s.SearchDomains(ctx, xb, "d00002", 50) })
-	same("hosts", func(s store.Store) (any, error) { return s.SearchHosts(ctx, xb, "ns", 50) })
+	for _, q := range []string{"d00002", "ns", "www.d0000", ""} {
+		same("search "+q, func(s store.Store) (any, error) {
+			ds, hs, err := s.Search(ctx, xb, q, 50)
+			return struct {
+				D []result.DomainSummary
+				H []string
+			}{ds, hs}, err
+		})
+	}
 	for _, loc := range [][2]string{{"country", "DE"}, {"country", "US"}, {"asn", "64500"}} {
 		same("located "+loc[1], func(s store.Store) (any, error) { return s.Located(ctx, xb, loc[0], loc[1], 40, 5) })
 	}
