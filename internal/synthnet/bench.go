@@ -103,7 +103,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 			return rep, fmt.Errorf("%s: %w", r.name, err)
 		}
 		if st.ExitCode != 0 {
-			return rep, fmt.Errorf("%s exited with status %d (log: %s)", r.name, st.ExitCode, logPath)
+			return rep, fmt.Errorf("%s exited with status %d; the end of its log %s:\n%s", r.name, st.ExitCode, logPath, logTail(logPath, 10))
 		}
 		cfg.Logger.Info("run done", "run", r.name, "wall", st.Wall.Round(1e6), "cpu", st.CPU.Round(1e6),
 			"peak_rss_mib", st.PeakRSSKiB/1024)
@@ -117,4 +117,14 @@ func allowArg() string {
 		parts[i] = p.String()
 	}
 	return strings.Join(parts, ",")
+}
+
+// logTail returns the last n lines of a log file.
+func logTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -262,7 +262,7 @@ func (d Data) domainZone(n int) []dns.RR {
 }
 
 // Zones returns every zone NSD serves: the root (so that a resolver check is answered),
-// the TLD with the shared hosts, and one zone per domain.
+// the TLD with the shared hosts, empty reverse zones, and one zone per domain.
 func (d Data) Zones() iter.Seq[dnssrv.NSDZone] {
 	return func(yield func(dnssrv.NSDZone) bool) {
 		tld := d.tld() + "."
@@ -280,6 +280,12 @@ func (d Data) Zones() iter.Seq[dnssrv.NSDZone] {
 		}
 		if !yield(top) {
 			return
+		}
+		// Reverse zones without PTR records: a PTR lookup gets NXDOMAIN, as most do.
+		for _, rev := range []string{"18.198.in-addr.arpa.", "19.198.in-addr.arpa.", "8.b.d.0.1.0.0.2.ip6.arpa."} {
+			if !yield(dnssrv.NSDZone{soa(rev, ns1), &dns.NS{Hdr: rrHdr(rev, dns.TypeNS), Ns: ns1}}) {
+				return
+			}
 		}
 		for n := 1; n <= d.Domains; n++ {
 			if !yield(d.domainZone(n)) {

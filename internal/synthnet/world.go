@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -116,11 +117,22 @@ func (w *World) start(ctx context.Context, dir string, data Data) error {
 	w.nsd.Stdout, w.nsd.Stderr = &w.nsdOut, &w.nsdOut
 	// NSD must not outlive a bench killed with SIGKILL (lab.Down also stops it).
 	w.nsd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := w.Lab.RunIn(nodeWorld, w.nsd.Start); err != nil {
+	w.nsdDone = make(chan error, 1)
+	started := make(chan error, 1)
+	go func() {
+		// Pdeathsig fires when the thread that started NSD ends, and the runtime ends a
+		// thread left locked by a goroutine (as lab.Exec does): NSD gets a thread of its
+		// own, locked until NSD has exited.
+		runtime.LockOSThread()
+		err := w.Lab.RunIn(nodeWorld, w.nsd.Start)
+		started <- err
+		if err == nil {
+			w.nsdDone <- w.nsd.Wait()
+		}
+	}()
+	if err := <-started; err != nil {
 		return fmt.Errorf("start nsd: %w", err)
 	}
-	w.nsdDone = make(chan error, 1)
-	go func() { w.nsdDone <- w.nsd.Wait() }()
 	wait := 30*time.Second + time.Duration(data.Domains)*500*time.Microsecond
 	if err := w.waitNSD(ctx, data.tld(), wait); err != nil {
 		return err
