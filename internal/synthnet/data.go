@@ -144,21 +144,15 @@ func ntpHosts() []host {
 
 // NSAddrs returns every name server address: NSD listens on each, so that the crawl's
 // SOA checks and parent queries are answered.
-func NSAddrs() []netip.Addr {
-	var out []netip.Addr
-	for _, h := range nsPool {
-		out = append(out, h.v4)
-		if h.v6.IsValid() {
-			out = append(out, h.v6)
-		}
-	}
-	return out
-}
+func NSAddrs() []netip.Addr { return poolAddrs(nsPool) }
 
 // NTPAddrs returns the NTP servers' addresses (an NTP server listens on each).
-func NTPAddrs() []netip.Addr {
+func NTPAddrs() []netip.Addr { return poolAddrs(ntpPool) }
+
+// poolAddrs returns the addresses of hosts.
+func poolAddrs(hosts []host) []netip.Addr {
 	var out []netip.Addr
-	for _, h := range ntpPool {
+	for _, h := range hosts {
 		out = append(out, h.v4)
 		if h.v6.IsValid() {
 			out = append(out, h.v6)
@@ -178,25 +172,9 @@ func (d Data) List() []byte {
 
 // Addrs returns the addresses of domain n's hosts as a crawl finds them (every role).
 func (d Data) Addrs(n int) []netip.Addr {
-	var out []netip.Addr
-	for _, rr := range d.domainZone(n) {
-		switch r := rr.(type) {
-		case *dns.A:
-			a, _ := netip.AddrFromSlice(r.A.To4())
-			out = append(out, a)
-		case *dns.AAAA:
-			a, _ := netip.AddrFromSlice(r.AAAA)
-			out = append(out, a)
-		}
-	}
+	out := addrsIn(d.domainZone(n))
 	ns, mx := d.shared(n)
-	for _, h := range slices.Concat(ns, mx) {
-		out = append(out, h.v4)
-		if h.v6.IsValid() {
-			out = append(out, h.v6)
-		}
-	}
-	return out
+	return append(out, poolAddrs(slices.Concat(ns, mx))...)
 }
 
 // shared returns domain n's name servers and mail servers.
@@ -304,4 +282,20 @@ func (d Data) CountAddrs() int {
 		}
 	}
 	return len(seen)
+}
+
+// addrsIn returns the addresses of the A and AAAA records among rrs.
+func addrsIn(rrs []dns.RR) []netip.Addr {
+	var out []netip.Addr
+	for _, rr := range rrs {
+		switch r := rr.(type) {
+		case *dns.A:
+			a, _ := netip.AddrFromSlice(r.A.To4())
+			out = append(out, a)
+		case *dns.AAAA:
+			a, _ := netip.AddrFromSlice(r.AAAA)
+			out = append(out, a)
+		}
+	}
+	return out
 }

@@ -166,16 +166,7 @@ func (r *Reference) addrs(ctx context.Context, name string) []netip.Addr {
 		if resp == nil {
 			continue
 		}
-		for _, rr := range resp.Answer {
-			switch a := rr.(type) {
-			case *dns.A:
-				ip, _ := netip.AddrFromSlice(a.A.To4())
-				out = append(out, ip)
-			case *dns.AAAA:
-				ip, _ := netip.AddrFromSlice(a.AAAA)
-				out = append(out, ip)
-			}
-		}
+		out = append(out, addrsIn(resp.Answer)...)
 		if resp.Rcode == dns.RcodeNameError {
 			break // no AAAA question for a name that does not exist
 		}

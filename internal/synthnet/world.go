@@ -206,35 +206,20 @@ func (w *World) startServers() error {
 
 // waitNSD asks NSD the TLD's SOA from the vantage until it answers.
 func (w *World) waitNSD(ctx context.Context, tld string, wait time.Duration) error {
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(tld), dns.TypeSOA)
 	c := &dns.Client{Timeout: 200 * time.Millisecond}
-	deadline := time.Now().Add(wait)
-	for {
-		var ok bool
-		err := w.Lab.RunInVantage(func() error {
-			r, _, err := c.ExchangeContext(ctx, m, ResolverAddr.String())
-			ok = err == nil && r.Rcode == dns.RcodeSuccess
+	err := dnssrv.WaitReady(ctx, tld, wait, w.nsdDone, func(ctx context.Context, m *dns.Msg) (r *dns.Msg, err error) {
+		if lerr := w.Lab.RunInVantage(func() error {
+			r, _, err = c.ExchangeContext(ctx, m, ResolverAddr.String())
 			return nil
-		})
-		if err != nil {
-			return err
+		}); lerr != nil {
+			return nil, lerr
 		}
-		if ok {
-			return nil
-		}
-		select {
-		case err := <-w.nsdDone:
-			w.nsdDone <- err
-			return fmt.Errorf("nsd exited: %v: %s", err, strings.TrimSpace(w.nsdOut.String()))
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("nsd not answering on %s after %v: %s", ResolverAddr, wait, strings.TrimSpace(w.nsdOut.String()))
-		}
+		return r, err
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("nsd on %s: %w: %s", ResolverAddr, err, strings.TrimSpace(w.nsdOut.String()))
 	}
+	return err
 }
 
 // Close stops the servers and NSD and removes the namespaces.
