@@ -33,9 +33,9 @@ const (
 	nsProviders    = 200 // ns1, ns2.dns<k>.<tld>: 400 name servers
 	mxProviders    = 100 // mx1, mx2.mail<k>.<tld>: 200 mail servers
 	ntpServers     = 100 // ntp<k>.pool.<tld>
-	webPerV4       = 250 // web IPv4 addresses per /24
+	v4Nets         = 256 // web IPv4 addresses spread over the /24s of 198.18.0.0/16
 	v6Nets         = 0x7e00
-	maxWebV4       = 64 * 1000
+	maxWebV4       = 250 * v4Nets
 	defaultTLD     = "test"
 	synthSOASerial = 2026120601
 )
@@ -89,8 +89,9 @@ func v6(group2 uint16, low uint32) netip.Addr {
 	return netip.AddrFrom16(b)
 }
 
-// webV4 is web address i: 198.18.0.0/16, 250 to a /24.
-func webV4(i int) netip.Addr { return v4(198, 18, i/webPerV4, i%webPerV4+1) }
+// webV4 is web address i: 198.18.0.0/16, spread over its /24s (so that no /24 holds
+// more addresses than HotNet).
+func webV4(i int) netip.Addr { return v4(198, 18, i%v4Nets, i/v4Nets+1) }
 
 // webV6 is web address i: the first hot ones in HotNet, the others one to a /48.
 func (d Data) webV6(i int) netip.Addr {
@@ -100,10 +101,10 @@ func (d Data) webV6(i int) netip.Addr {
 	return v6(uint16(0x100+i%v6Nets), uint32(i/v6Nets+1))
 }
 
-// Shared hosts k of a pool: IPv4 in 198.19.<base>.0/24 and on, IPv6 (every other host)
-// in 2001:db8:<base>::/48.
-func sharedV4(base, k int) netip.Addr { return v4(198, 19, base+k/webPerV4, k%webPerV4+1) }
-func sharedV6(base, k int) netip.Addr { return v6(uint16(base), uint32(k+1)) }
+// Shared hosts k of a pool with its base and span: spread over span networks, IPv4 in
+// 198.19.<base>.0/24 and on, IPv6 (every other host) in 2001:db8:<base>::/48 and on.
+func sharedV4(base, span, k int) netip.Addr { return v4(198, 19, base+k%span, k/span+1) }
+func sharedV6(base, span, k int) netip.Addr { return v6(uint16(base+k%span), uint32(k/span+1)) }
 
 // host is one shared host: name (relative to the TLD) and addresses.
 type host struct {
@@ -112,12 +113,12 @@ type host struct {
 }
 
 // pool returns the shared hosts of a pool with its address base.
-func pool(n, base int, name func(k int) string) []host {
+func pool(n, base, span int, name func(k int) string) []host {
 	out := make([]host, n)
 	for k := range out {
-		out[k] = host{name: name(k), v4: sharedV4(base, k)}
+		out[k] = host{name: name(k), v4: sharedV4(base, span, k)}
 		if k%2 == 0 {
-			out[k].v6 = sharedV6(base, k)
+			out[k].v6 = sharedV6(base, span, k)
 		}
 	}
 	return out
@@ -131,15 +132,15 @@ var (
 )
 
 func nameServers() []host {
-	return pool(2*nsProviders, 1, func(k int) string { return "ns" + strconv.Itoa(k%2+1) + ".dns" + strconv.Itoa(k/2) })
+	return pool(2*nsProviders, 1, 64, func(k int) string { return "ns" + strconv.Itoa(k%2+1) + ".dns" + strconv.Itoa(k/2) })
 }
 
 func mailServers() []host {
-	return pool(2*mxProviders, 4, func(k int) string { return "mx" + strconv.Itoa(k%2+1) + ".mail" + strconv.Itoa(k/2) })
+	return pool(2*mxProviders, 65, 32, func(k int) string { return "mx" + strconv.Itoa(k%2+1) + ".mail" + strconv.Itoa(k/2) })
 }
 
 func ntpHosts() []host {
-	return pool(ntpServers, 6, func(k int) string { return "ntp" + strconv.Itoa(k) + ".pool" })
+	return pool(ntpServers, 97, 16, func(k int) string { return "ntp" + strconv.Itoa(k) + ".pool" })
 }
 
 // NSAddrs returns every name server address: NSD listens on each, so that the crawl's
