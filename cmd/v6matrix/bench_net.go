@@ -70,8 +70,8 @@ func cmdBenchNet(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if o.refChild {
 		return runReferenceChild(ctx, o, fs.Args(), stdout)
 	}
-	if fs.NArg() > 0 && fs.Args()[0] != "--" && fs.Arg(0) == strings.TrimPrefix(fs.Arg(0), "-") {
-		return usagef("bench-net: crawl flags go after --, got %q", fs.Args())
+	if fs.NArg() > 0 && !strings.HasPrefix(fs.Arg(0), "-") {
+		return usagef("takes no arguments; crawl flags go after --, got %q", fs.Args())
 	}
 	log, err := lf.logger(stderr)
 	if err != nil {
