@@ -145,6 +145,11 @@ func printBenchNet(w io.Writer, rep synthnet.Report) {
 	}
 	tw.Flush()
 	for _, r := range rep.Runs {
+		if r.ExitCode != 0 {
+			fmt.Fprintf(w, "%s exited with status %d: its figures are those of an unfinished run\n", r.Name, r.ExitCode)
+		}
+	}
+	for _, r := range rep.Runs {
 		if r.Name == synthnet.NameReference && len(r.Stdout) > 0 {
 			fmt.Fprintf(w, "reference counts: %s", r.Stdout)
 		}
