@@ -155,25 +155,14 @@ func startNSD(ctx context.Context, o benchOptions, dir string) (*benchServer, er
 // waitReady polls the server for the TLD's SOA until it answers.
 func (s *benchServer) waitReady(ctx context.Context, tld string, wait time.Duration) error {
 	c := &dns.Client{Timeout: 200 * time.Millisecond}
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(tld), dns.TypeSOA)
-	deadline := time.Now().Add(wait)
-	for {
-		if r, _, err := c.ExchangeContext(ctx, m, s.addr.String()); err == nil && r.Rcode == dns.RcodeSuccess {
-			return nil
-		}
-		select {
-		case err := <-s.done:
-			s.done <- err
-			return fmt.Errorf("nsd exited: %v: %s", err, strings.TrimSpace(s.out.String()))
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("nsd not answering on %s after %v", s.addr, wait)
-		}
+	err := dnssrv.WaitReady(ctx, tld, wait, s.done, func(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
+		r, _, err := c.ExchangeContext(ctx, m, s.addr.String())
+		return r, err
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("nsd on %s: %w: %s", s.addr, err, strings.TrimSpace(s.out.String()))
 	}
+	return err
 }
 
 // peakRSS returns the server's VmHWM in KiB while it runs, or 0.
