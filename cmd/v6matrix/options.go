@@ -61,7 +61,8 @@ func defaultOptions() crawlOptions {
 // stored setting given on resume must equal the run's, or the resume is refused: a run
 // mixing measurements made two ways would be wrong without a trace.
 var resumeApplies = []string{"resolver", "timeout", "retries", "concurrency",
-	"addr-gap", "net-gap", "net-bits-v4", "net-bits-v6", "rate", "port-window", "max-ports", "workers", "seed"}
+	"addr-gap", "net-gap", "net-bits-v4", "net-bits-v6", "rate", "port-window", "max-ports", "workers", "seed",
+	"ns-check-rate", "ns-check-workers"}
 
 // mergeOptions returns the run's stored options with the flags given on the command
 // line (cli, set) applied or refused. Each applied change is logged.
@@ -123,6 +124,9 @@ func marshalOptions(o crawlOptions) (string, error) {
 	if math.IsInf(o.Probe.Polite.Rate, 1) {
 		o.Probe.Polite.Rate = -1
 	}
+	if math.IsInf(o.Probe.NSCheckRate, 1) {
+		o.Probe.NSCheckRate = -1
+	}
 	b, err := json.Marshal(o)
 	return string(b), err
 }
@@ -133,6 +137,9 @@ func unmarshalOptions(s string, o *crawlOptions) error {
 	}
 	if o.Probe.Polite.Rate == -1 {
 		o.Probe.Polite.Rate = math.Inf(1)
+	}
+	if o.Probe.NSCheckRate == -1 {
+		o.Probe.NSCheckRate = math.Inf(1)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -36,6 +37,9 @@ type probeOptions struct {
 	TLSRoots   string        `json:"tls_roots,omitempty"`
 	InfoURL    string        `json:"info_url"`
 	UserAgent  string        `json:"user_agent,omitempty"`
+	// NSCheckRate and NSCheckWorkers pace the name server checks (measure.DefaultNSCheck).
+	NSCheckRate    float64 `json:"ns_check_rate,omitempty"`
+	NSCheckWorkers int     `json:"ns_check_workers,omitempty"`
 
 	kinds defaultList // --probes as parsed
 }
@@ -48,6 +52,8 @@ func (po *probeOptions) register(fs *flag.FlagSet) {
 	fs.Var(&po.kinds, "probes", "probes to run on every address, comma separated, or none for DNS only: "+
 		strings.Join(probeKinds(), ","))
 	fs.IntVar(&po.PingCount, "ping-count", 5, "ICMP echo requests per address")
+	fs.Float64Var(&po.NSCheckRate, "ns-check-rate", def.NSCheck.Rate, "name server checks (SOA queries) per second over the run, inf for no cap")
+	fs.IntVar(&po.NSCheckWorkers, "ns-check-workers", def.NSCheck.Workers, "name server checks in flight at once (one per address at most)")
 	fs.DurationVar(&po.TCPTimeout, "tcp-timeout", def.TCPTimeout, "wait for a TCP handshake (over ~1.2s, so that ICMPv6 errors are seen)")
 	fs.IntVar(&po.PathPort, "path-port", path.DefaultPort, "the one UDP destination `port` of every path probe")
 	fs.IntVar(&po.PathHops, "path-max-hops", path.DefaultConfig().MaxHops, "longest path traced")
@@ -100,6 +106,12 @@ func (po *probeOptions) validate() error {
 	if err := po.Polite.Validate(); err != nil {
 		return usagef("%v", err)
 	}
+	switch {
+	case math.IsNaN(po.NSCheckRate) || po.NSCheckRate <= 0:
+		return usagef("--ns-check-rate %v: want a positive number of queries per second, or inf", po.NSCheckRate)
+	case po.NSCheckWorkers < 1 || po.NSCheckWorkers > 100000:
+		return usagef("--ns-check-workers %d: want 1 to 100000", po.NSCheckWorkers)
+	}
 	return nil
 }
 
@@ -116,6 +128,7 @@ func buildProbe(o crawlOptions, dnsCfg crawl.Config, log *slog.Logger) (*measure
 		cfg.Kinds[k] = true
 	}
 	cfg.Polite, cfg.Logger, cfg.EHLOName, cfg.TCPTimeout = po.Polite, log, po.EHLOName, po.TCPTimeout
+	cfg.NSCheck.Rate, cfg.NSCheck.Workers = po.NSCheckRate, po.NSCheckWorkers
 	cfg.Ping.Count = po.PingCount
 	cfg.Path.Port, cfg.Path.MaxHops, cfg.Path.GapLimit = po.PathPort, po.PathHops, po.PathGap
 	cfg.Path.ProbesPerHop, cfg.Path.WaitPerProbe = po.PathProbes, po.PathWait
