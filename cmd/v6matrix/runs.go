@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -72,12 +71,7 @@ func cmdRunsCopy(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	case *from == *to:
 		return usagef("--from and --to name the same database %s", store.Name(*from))
 	}
-	if !store.IsPostgres(*from) {
-		if _, err := os.Stat(*from); err != nil {
-			return fmt.Errorf("database %s: %w", *from, err)
-		}
-	}
-	src, err := store.Open(ctx, *from)
+	src, err := openExisting(ctx, *from)
 	if err != nil {
 		return err
 	}

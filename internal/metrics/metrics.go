@@ -24,7 +24,6 @@ import (
 // Crawl registers the gauges and counters of one crawl process with reg, each labelled
 // with the vantage.
 func Crawl(reg prometheus.Registerer, p *run.Progress, client *resolve.Client, vantage string) error {
-	labels := func() prometheus.Labels { return prometheus.Labels{"vantage": vantage} }
 	start := time.Now()
 	bound := func() float64 { lb, _ := p.Probe.Bound(); return lb.Seconds() }
 	type series struct {
@@ -63,9 +62,9 @@ func Crawl(reg prometheus.Registerer, p *run.Progress, client *resolve.Client, v
 	for _, s := range all {
 		var c prometheus.Collector
 		if s.counter {
-			c = prometheus.NewCounterFunc(prometheus.CounterOpts{Name: s.name, Help: s.help, ConstLabels: labels()}, s.read)
+			c = prometheus.NewCounterFunc(prometheus.CounterOpts{Name: s.name, Help: s.help, ConstLabels: prometheus.Labels{"vantage": vantage}}, s.read)
 		} else {
-			c = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: s.name, Help: s.help, ConstLabels: labels()}, s.read)
+			c = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: s.name, Help: s.help, ConstLabels: prometheus.Labels{"vantage": vantage}}, s.read)
 		}
 		errs = append(errs, reg.Register(c))
 	}

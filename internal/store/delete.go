@@ -13,6 +13,26 @@ var runColumnNames = []string{"run_id", "run_a", "run_b"}
 // runTable is one (table, run column) pair.
 type runTable struct{ table, column string }
 
+// tableRows is what scanRunTables reads: database/sql's and pgx's rows alike.
+type tableRows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// scanRunTables reads the (table, column) rows of a catalogue query.
+func scanRunTables(rows tableRows) ([]runTable, error) {
+	var ts []runTable
+	for rows.Next() {
+		var t runTable
+		if err := rows.Scan(&t.table, &t.column); err != nil {
+			return nil, err
+		}
+		ts = append(ts, t)
+	}
+	return ts, rows.Err()
+}
+
 // DeleteRun removes a run and every row of it (domains, hosts, addresses,
 // measurements, its list, its summary, its diffs with other runs), in one transaction.
 // It does not look at the run's state: callers refuse a run still in progress.
@@ -25,17 +45,9 @@ func (s *SQLite) DeleteRun(ctx context.Context, id int64) error {
 	if err != nil {
 		return fmt.Errorf("delete run %d: %w", id, err)
 	}
-	var ts []runTable
-	for rows.Next() {
-		var t runTable
-		if err := rows.Scan(&t.table, &t.column); err != nil {
-			rows.Close()
-			return fmt.Errorf("delete run %d: %w", id, err)
-		}
-		ts = append(ts, t)
-	}
+	ts, err := scanRunTables(rows)
 	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err != nil {
 		return fmt.Errorf("delete run %d: %w", id, err)
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -64,17 +76,9 @@ func (s *Postgres) DeleteRun(ctx context.Context, id int64) error {
 	if err != nil {
 		return fmt.Errorf("delete run %d: %w", id, err)
 	}
-	var ts []runTable
-	for rows.Next() {
-		var t runTable
-		if err := rows.Scan(&t.table, &t.column); err != nil {
-			rows.Close()
-			return fmt.Errorf("delete run %d: %w", id, err)
-		}
-		ts = append(ts, t)
-	}
+	ts, err := scanRunTables(rows)
 	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err != nil {
 		return fmt.Errorf("delete run %d: %w", id, err)
 	}
 	tx, err := s.pool.Begin(ctx)
