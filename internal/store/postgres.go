@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/v6matrix/v6matrix/internal/domains"
@@ -19,9 +20,32 @@ import (
 // that outgrow one file or one machine. It holds the same tables as SQLite, in
 // PostgreSQL's dialect (pgMigrations), and answers every call the same way.
 type Postgres struct {
-	pool *pgxpool.Pool
-	name string // the DSN without its password, for errors
+	pool pgDB          // the pool, or the transaction of a Within view
+	own  *pgxpool.Pool // the pool Close closes; nil in a Within view
+	name string        // the DSN without its password, for errors
 }
+
+// pgDB is what the store asks of a connection pool, and what a transaction also does
+// (its Begin opens a savepoint): a Within view runs every call in the caller's
+// transaction.
+type pgDB interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Within returns a view of the store whose every call runs in tx, the caller's
+// transaction (a transaction of the store's own database): its writes commit or roll
+// back with tx. The job queue uses it to save a job's results in the transaction that
+// completes the job. The view must not be used once tx ends; closing it does nothing.
+func (s *Postgres) Within(tx pgx.Tx) *Postgres {
+	return &Postgres{pool: tx, name: s.name}
+}
+
+// Pool returns the store's connection pool (nil for a Within view), for the job queue
+// that shares the database.
+func (s *Postgres) Pool() *pgxpool.Pool { return s.own }
 
 // connectTimeout bounds a connection attempt when the URL sets no connect_timeout.
 const connectTimeout = 15 * time.Second
@@ -97,7 +121,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %w", name, err)
 	}
-	s := &Postgres{pool: pool, name: name}
+	s := &Postgres{pool: pool, own: pool, name: name}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("database %s: %w", name, err)
@@ -105,9 +129,11 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 	return s, nil
 }
 
-// Close closes the pool.
+// Close closes the pool (a Within view has none to close).
 func (s *Postgres) Close() error {
-	s.pool.Close()
+	if s.own != nil {
+		s.own.Close()
+	}
 	return nil
 }
 
