@@ -65,6 +65,17 @@ type Config struct {
 	// Probes replaces the probe of a kind (result.Kind*) by another function: tests
 	// run the stage with fake probes. The scheduling and every limit stay as they are.
 	Probes map[string]ProbeFunc
+	// Part, when set, limits the stage to a part of the run (a distributed job's):
+	// its targets instead of every target the run has pending, its name server pairs
+	// instead of every pair not yet checked. Add still queues more.
+	Part *Part
+}
+
+// Part is a share of a run's probe stage: targets (with the kinds they have measured,
+// as store.Targets gives them) and name server pairs not yet checked.
+type Part struct {
+	Targets []store.Target
+	NS      []store.NSTarget
 }
 
 // DefaultConfig returns the defaults; Gate and DNS (or Resolver) must be set.

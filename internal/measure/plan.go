@@ -180,12 +180,7 @@ func (pl *planner) minTime(ks kindSet) time.Duration {
 }
 
 func (pl *planner) prefixOf(ip netip.Addr) netip.Prefix {
-	bits := pl.cfg.V6Bits
-	if ip.Is4() {
-		bits = pl.cfg.V4Bits
-	}
-	p, _ := ip.Prefix(bits)
-	return p
+	return pl.cfg.Network(ip)
 }
 
 // add queues the probes of w (an address new to this invocation when first) outside

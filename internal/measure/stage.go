@@ -129,6 +129,14 @@ func (s *Stage) portOf(kind string) (polite.Proto, uint16) {
 // loadPending queues the targets of the run with kinds not yet measured (a resume; a
 // fresh run has none). A run saved before the store kept targets gets them first.
 func (s *Stage) loadPending(ctx context.Context) error {
+	if part := s.cfg.Part; part != nil {
+		s.mu.Lock()
+		for _, t := range part.Targets {
+			s.addLocked(ctx, t, t.Roles, setOf(t.Measured))
+		}
+		s.mu.Unlock()
+		return nil
+	}
 	if err := store.BackfillTargets(ctx, s.st, s.run); err != nil {
 		return err
 	}
@@ -354,20 +362,9 @@ func (s *Stage) nsChecks(ctx context.Context) error {
 	if !s.cfg.Kinds[result.KindDNS53] {
 		return nil
 	}
-	var pairs []nsPair
-	const page = 1000
-	for after := (store.NSCursor{}); ; {
-		ns, err := s.st.PendingNSTargets(ctx, s.run, after, page)
-		if err != nil {
-			return err
-		}
-		for _, n := range ns {
-			pairs = append(pairs, nsPair{domain: n.Domain, host: n.Host, ip: n.IP})
-		}
-		if len(ns) < page {
-			break
-		}
-		after = store.NSCursor{Domain: ns[len(ns)-1].Domain, IP: ns[len(ns)-1].IP.String()}
+	pairs, err := s.pendingNS(ctx)
+	if err != nil {
+		return err
 	}
 	plans := nsPlans(pairs, s.cfg.Gate, s.cfg.NSCheck.Seed)
 	if len(plans) == 0 {
@@ -386,4 +383,31 @@ func (s *Stage) nsChecks(ctx context.Context) error {
 		return err
 	}
 	return f.failed()
+}
+
+// pendingNS returns the name server pairs to check: the Part's, or every pair of the
+// run not yet checked.
+func (s *Stage) pendingNS(ctx context.Context) ([]nsPair, error) {
+	var pairs []nsPair
+	add := func(ns []store.NSTarget) {
+		for _, n := range ns {
+			pairs = append(pairs, nsPair{domain: n.Domain, host: n.Host, ip: n.IP})
+		}
+	}
+	if s.cfg.Part != nil {
+		add(s.cfg.Part.NS)
+		return pairs, nil
+	}
+	const page = 1000
+	for after := (store.NSCursor{}); ; {
+		ns, err := s.st.PendingNSTargets(ctx, s.run, after, page)
+		if err != nil {
+			return nil, err
+		}
+		add(ns)
+		if len(ns) < page {
+			return pairs, nil
+		}
+		after = store.NSCursor{Domain: ns[len(ns)-1].Domain, IP: ns[len(ns)-1].IP.String()}
+	}
 }

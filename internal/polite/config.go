@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"net/netip"
 	"time"
 )
 
@@ -97,6 +98,17 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxPortsPerWindow, "max-ports", c.MaxPortsPerWindow, "distinct destination ports one address sees at most in any --port-window")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "probes in flight at most")
 	fs.Int64Var(&c.Seed, "seed", c.Seed, "seed of the random order of addresses")
+}
+
+// Network returns the network of a for NetGap: its /V4Bits or /V6Bits prefix.
+func (c Config) Network(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	bits := c.V6Bits
+	if a.Is4() {
+		bits = c.V4Bits
+	}
+	p, _ := a.Prefix(bits)
+	return p
 }
 
 // spacing is the minimum time between two starts allowed by Rate, rounded up

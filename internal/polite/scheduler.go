@@ -220,11 +220,7 @@ func (s *Scheduler) Hold() (release func()) {
 // netOf returns a's network, making it, with the rank of its first
 // address, if it is new.
 func (s *Scheduler) netOf(a netip.Addr, rank uint64) *netState {
-	bits := s.cfg.V6Bits
-	if a.Is4() {
-		bits = s.cfg.V4Bits
-	}
-	p, _ := a.Prefix(bits) // bits is validated; a is valid
+	p := s.cfg.Network(a) // the bits are validated; a is valid
 	n := s.nets[p]
 	if n == nil {
 		if len(s.netChunk) == 0 {

@@ -98,19 +98,74 @@ func (e *InterruptedError) Unwrap() error { return ErrInterrupted }
 // Start creates a run, stores its list, loads it and runs both stages to the end.
 func Start(ctx context.Context, st store.Store, cfg Config, meta Meta) (Result, error) {
 	r := newRunner(st, cfg)
-	r.run = store.Run{Started: time.Now(), ListName: cfg.List, Options: meta.Options, Vantage: meta.Vantage, State: store.RunLoading}
-	id, err := st.CreateRun(ctx, r.run)
-	if err != nil {
+	if err := r.create(ctx, meta); err != nil {
 		return r.result(), err
+	}
+	return r.finish(ctx)
+}
+
+// Create creates a run and stores and loads its list, and leaves it crawling for
+// others to run its stages (the distributed mode's workers, internal/distrib).
+func Create(ctx context.Context, st store.Store, cfg Config, meta Meta) (Result, error) {
+	r := newRunner(st, cfg)
+	if err := r.create(ctx, meta); err != nil {
+		return r.result(), err
+	}
+	return r.loaded(ctx)
+}
+
+// Reload makes sure that run id (see Resumable), to be resumed by others, has its
+// list stored and loaded (a run stopped before that), as Resume would, and returns it.
+// A non-empty options replaces the run's stored settings.
+func Reload(ctx context.Context, st store.Store, id int64, cfg Config, options string) (Result, error) {
+	r := newRunner(st, cfg)
+	if err := r.resumable(ctx, id, options); err != nil {
+		return r.result(), err
+	}
+	return r.loaded(ctx)
+}
+
+// create records a new run and stores its list.
+func (r *runner) create(ctx context.Context, meta Meta) error {
+	r.run = store.Run{Started: time.Now(), ListName: r.cfg.List, Options: meta.Options, Vantage: meta.Vantage, State: store.RunLoading}
+	id, err := r.st.CreateRun(ctx, r.run)
+	if err != nil {
+		return err
 	}
 	r.run.ID = id
-	r.log.Info("run created", "run", id, "list", cfg.List)
+	r.log.Info("run created", "run", id, "list", r.cfg.List)
 	t0 := time.Now()
 	if err := r.storeList(ctx); err != nil {
-		return r.result(), err
+		return err
 	}
 	r.res.Load = time.Since(t0)
-	return r.finish(ctx)
+	return nil
+}
+
+// loadIfNeeded loads the list unless the run has it.
+func (r *runner) loadIfNeeded(ctx context.Context) error {
+	if r.run.Loaded {
+		return nil
+	}
+	t0 := time.Now()
+	err := r.load(ctx)
+	r.res.Load += time.Since(t0)
+	return err
+}
+
+// loaded loads the list if needed and records the run crawling.
+func (r *runner) loaded(ctx context.Context) (Result, error) {
+	if err := r.loadIfNeeded(ctx); err != nil {
+		return r.result(), err
+	}
+	state := r.run.State
+	if state != store.RunProbing {
+		state = store.RunCrawling
+	}
+	if err := r.setState(ctx, state); err != nil { // also stores new options
+		return r.result(), err
+	}
+	return r.result(), nil
 }
 
 // Resumable returns the run a resume continues: run id, or the latest run when id is 0.
@@ -137,9 +192,17 @@ func Resumable(ctx context.Context, st store.Store, id int64) (store.Run, error)
 // the run's stored settings (a resume may change how fast it goes).
 func Resume(ctx context.Context, st store.Store, id int64, cfg Config, options string) (Result, error) {
 	r := newRunner(st, cfg)
-	run, err := Resumable(ctx, st, id)
-	if err != nil {
+	if err := r.resumable(ctx, id, options); err != nil {
 		return r.result(), err
+	}
+	return r.finish(ctx)
+}
+
+// resumable finds the run to resume and stores its list if it was stopped before.
+func (r *runner) resumable(ctx context.Context, id int64, options string) error {
+	run, err := Resumable(ctx, r.st, id)
+	if err != nil {
+		return err
 	}
 	r.run = run
 	if r.cfg.List == "" {
@@ -151,10 +214,10 @@ func Resume(ctx context.Context, st store.Store, id int64, cfg Config, options s
 	r.log.Info("resuming run", "run", run.ID, "list", run.ListName, "list_sha256", run.ListSHA256, "state", run.State)
 	t0 := time.Now()
 	if err := r.storeListIfMissing(ctx); err != nil {
-		return r.result(), err
+		return err
 	}
 	r.res.Load = time.Since(t0)
-	return r.finish(ctx)
+	return nil
 }
 
 // runner is one invocation of a run.
@@ -189,13 +252,8 @@ func (r *runner) result() Result {
 
 // finish loads the list if needed, runs the stages and records how the run ended.
 func (r *runner) finish(ctx context.Context) (Result, error) {
-	if !r.run.Loaded {
-		t0 := time.Now()
-		err := r.load(ctx)
-		r.res.Load += time.Since(t0)
-		if err != nil {
-			return r.result(), err
-		}
+	if err := r.loadIfNeeded(ctx); err != nil {
+		return r.result(), err
 	}
 	start := time.Now()
 	err := r.stages(ctx)

@@ -1,0 +1,226 @@
+// Package distrib is a run's distributed mode: its work as jobs of a River queue
+// (github.com/riverqueue/river) in the run's own PostgreSQL database, done by any
+// number of worker processes on any number of machines (v6matrix crawl --distributed,
+// v6matrix worker).
+//
+// A run's jobs, in order (each stage is enqueued by the job that completes the one
+// before, with River's unique jobs, so that it is enqueued once):
+//
+//   - dns: one per shard of the run's domains in rank order (Enqueue), on the DNS queue;
+//   - plan: when every shard is done, groups the run's probe targets by network (a /24
+//     or /48: polite.Config.Network) and enqueues one probe job per network and vantage,
+//     largest networks first;
+//   - probe: one network's addresses measured by the probe stage (measure.Part), on the
+//     vantage's queue, so that the per-address and per-network limits of
+//     docs/POLITENESS.md hold wherever the job runs;
+//   - ns-plan, then ns: when a vantage's probes are done, its name server checks,
+//     grouped by the network of the name server address likewise;
+//   - finish: when nothing else is left, builds the run's summary and records it done.
+//
+// A job's results are written in the transaction that completes it (river.JobCompleteTx)
+// and every write is an upsert, so that a job delivered again never duplicates a row; a
+// retried job skips what is saved. A long job stops after a slice of its lease, saves
+// what it finished and snoozes (river.JobSnooze), so that a worker that dies loses at
+// most a slice: River rescues its job after the lease (Config.Lease).
+package distrib
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
+
+	"github.com/v6matrix/v6matrix/internal/store"
+)
+
+// DNSQueue is the queue of the DNS shards and of the jobs that plan the next stages.
+const DNSQueue = "v6matrix_dns"
+
+// VantageQueue is the queue of a vantage's probe and name server check jobs.
+func VantageQueue(vantage string) string { return "v6matrix_probe_" + vantage }
+
+// vantageRE is what a vantage name may be: the rest of a River queue name.
+var vantageRE = regexp.MustCompile(`^[a-z0-9]+(?:[_-]?[a-z0-9]+)*$`)
+
+// CheckVantage says whether name can be a vantage of a distributed run: lower-case
+// letters and digits, single - or _ between them (it names the vantage's queue).
+func CheckVantage(name string) error {
+	if !vantageRE.MatchString(name) || len(name) > 100 {
+		return fmt.Errorf("vantage %q: want lower-case letters and digits, with single - or _ between them (at most 100 characters)", name)
+	}
+	return nil
+}
+
+// Vantages returns the vantages a distributed run is measured from: its Vantage,
+// comma-separated.
+func Vantages(r store.Run) []string {
+	var out []string
+	for _, v := range strings.Split(r.Vantage, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// The job kinds, one per stage.
+const (
+	kindDNS    = "v6matrix_dns"
+	kindPlan   = "v6matrix_plan"
+	kindProbe  = "v6matrix_probe"
+	kindNSPlan = "v6matrix_ns_plan"
+	kindNS     = "v6matrix_ns"
+	kindFinish = "v6matrix_finish"
+)
+
+// Stages names the job kinds as `v6matrix runs` shows them, in the order they run.
+var Stages = []struct{ Kind, Name string }{
+	{kindDNS, "dns"}, {kindPlan, "plan"}, {kindProbe, "probe"}, {kindNSPlan, "ns-plan"}, {kindNS, "ns"}, {kindFinish, "finish"},
+}
+
+// unique makes a job's arguments its identity: the same job enqueued twice (a retried
+// stage, a resume) is one job, also once it has completed.
+var unique = river.UniqueOpts{ByArgs: true}
+
+// ShardArgs is a DNS shard: the run's domains after After up to Last included, in
+// (rank, name) order.
+type ShardArgs struct {
+	Run       int64  `json:"run"`
+	AfterRank int    `json:"after_rank"`
+	AfterName string `json:"after_name"`
+	LastRank  int    `json:"last_rank"`
+	LastName  string `json:"last_name"`
+}
+
+// Kind is the job kind.
+func (ShardArgs) Kind() string { return kindDNS }
+
+// InsertOpts puts the job on the DNS queue, once.
+func (ShardArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: DNSQueue, UniqueOpts: unique}
+}
+
+// RunArgs are the arguments of the jobs that concern a whole run (plan, finish).
+type RunArgs struct {
+	Run int64 `json:"run"`
+}
+
+// PlanArgs plans the probe jobs of a run whose DNS stage is done.
+type PlanArgs RunArgs
+
+// Kind is the job kind.
+func (PlanArgs) Kind() string { return kindPlan }
+
+// InsertOpts puts the job on the DNS queue, once.
+func (PlanArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: DNSQueue, UniqueOpts: unique, Priority: 1}
+}
+
+// FinishArgs builds a finished run's summary and records it done.
+type FinishArgs RunArgs
+
+// Kind is the job kind.
+func (FinishArgs) Kind() string { return kindFinish }
+
+// InsertOpts puts the job on the DNS queue, once.
+func (FinishArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: DNSQueue, UniqueOpts: unique, Priority: 1}
+}
+
+// NSPlanArgs plans the name server check jobs of a vantage whose probes are done.
+type NSPlanArgs struct {
+	Run     int64  `json:"run"`
+	Vantage string `json:"vantage"`
+}
+
+// Kind is the job kind.
+func (NSPlanArgs) Kind() string { return kindNSPlan }
+
+// InsertOpts puts the job on the vantage's queue, once.
+func (a NSPlanArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: VantageQueue(a.Vantage), UniqueOpts: unique, Priority: 1}
+}
+
+// NetArgs is one network's share of a vantage's probes (ProbeArgs) or name server
+// checks (NSArgs): the addresses of the network.
+type NetArgs struct {
+	Run     int64        `json:"run"`
+	Vantage string       `json:"vantage"`
+	Network netip.Prefix `json:"network"`
+	IPs     []netip.Addr `json:"ips"`
+}
+
+// ProbeArgs probes one network's addresses from a vantage.
+type ProbeArgs NetArgs
+
+// Kind is the job kind.
+func (ProbeArgs) Kind() string { return kindProbe }
+
+// InsertOpts puts the job on the vantage's queue, once.
+func (a ProbeArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: VantageQueue(a.Vantage), UniqueOpts: unique}
+}
+
+// NSArgs checks the name server pairs of one network's addresses from a vantage.
+type NSArgs NetArgs
+
+// Kind is the job kind.
+func (NSArgs) Kind() string { return kindNS }
+
+// InsertOpts puts the job on the vantage's queue, once.
+func (a NSArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: VantageQueue(a.Vantage), UniqueOpts: unique}
+}
+
+// schemaLock is the advisory lock under which River's migrations and ours run, so
+// that workers starting at once on a fresh database do not race ("v6mq").
+const schemaLock = 0x76366d71
+
+// runLock is the first key of the advisory lock that serializes the completions of
+// one run's jobs ("v6mr"): the targets a DNS shard merges, and the check whether a
+// stage is over, see the commits before them.
+const runLock = 0x76366d72
+
+// Migrate brings River's tables (rivermigrate) and the workers' table up to date.
+func Migrate(ctx context.Context, pg *store.Postgres) error {
+	pool := pg.Pool()
+	if pool == nil {
+		return errors.New("distrib: the store has no connection pool")
+	}
+	m, err := rivermigrate.New(riverpgxv5.New(pool), nil)
+	if err != nil {
+		return err
+	}
+	// River's migrations each run in a transaction of their own (one adds an enum value
+	// that the next uses): a session lock on a connection of its own serializes them.
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("job queue migrations: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(schemaLock)); err != nil {
+		return fmt.Errorf("job queue migrations: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(schemaLock))
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("job queue migrations: %w", err)
+	}
+	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS v6matrix_workers (
+		id TEXT PRIMARY KEY, vantage TEXT NOT NULL, host TEXT NOT NULL, seen TIMESTAMPTZ NOT NULL)`); err != nil {
+		return fmt.Errorf("workers table: %w", err)
+	}
+	return nil
+}
+
+// lockRun takes the run's completion lock until tx ends.
+func lockRun(ctx context.Context, tx pgx.Tx, run int64) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, int32(runLock), int32(run))
+	return err
+}

@@ -1,0 +1,349 @@
+package distrib
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/v6matrix/v6matrix/internal/crawl"
+	"github.com/v6matrix/v6matrix/internal/dnssrv"
+	"github.com/v6matrix/v6matrix/internal/export"
+	"github.com/v6matrix/v6matrix/internal/measure"
+	"github.com/v6matrix/v6matrix/internal/polite"
+	"github.com/v6matrix/v6matrix/internal/resolve"
+	"github.com/v6matrix/v6matrix/internal/result"
+	"github.com/v6matrix/v6matrix/internal/run"
+	"github.com/v6matrix/v6matrix/internal/store"
+	"github.com/v6matrix/v6matrix/internal/store/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// nDomains of the test tree: d<i>.o.test, zones of their own on two name servers (on
+// two /24s of 127.0.0.0/8), each with a www host on one of four /24s of 127.3.0.0/16
+// and one of three /48s of 2001:db8::/32, and the mx host in common.
+const nDomains = 60
+
+const soa = "@ 300 IN SOA ns.o.test. hostmaster 1 7200 900 1209600 300\n"
+
+// treeConfig is the delegation tree of the test zones on loopback.
+func treeConfig() dnssrv.TreeConfig {
+	var o strings.Builder
+	o.WriteString(soa + "@ IN NS ns\nns IN A 127.77.3.1\nns2 IN A 127.78.3.1\nmx IN A 127.3.200.1\n")
+	zones := map[string]string{}
+	for i := range nDomains {
+		fmt.Fprintf(&o, "d%d IN NS ns\nd%d IN NS ns2\n", i, i)
+		zones[fmt.Sprintf("d%d.o.test.", i)] = soa + fmt.Sprintf(
+			"@ IN NS ns.o.test.\n@ IN NS ns2.o.test.\n@ IN MX 10 mx.o.test.\nwww IN A 127.3.%d.%d\nwww IN AAAA 2001:db8:%x::%x\n",
+			i%4, i+1, 3+i%3, i+1)
+	}
+	oZones := map[string]string{"o.test.": o.String()}
+	for k, v := range zones {
+		oZones[k] = v
+	}
+	return dnssrv.TreeConfig{Servers: []dnssrv.TreeServer{
+		{Name: "a.root", Addr: netip.MustParseAddr("127.77.1.1"), Zones: map[string]string{".": soa + `
+.             IN NS a.root.
+a.root.       IN A  127.77.1.1
+test.         IN NS a.nic.test.
+a.nic.test.   IN A  127.77.2.1
+`}},
+		{Name: "a.nic.test", Addr: netip.MustParseAddr("127.77.2.1"), Zones: map[string]string{"test.": soa + `
+@        IN NS a.nic
+a.nic    IN A  127.77.2.1
+o        IN NS ns.o
+ns.o     IN A  127.77.3.1
+`}},
+		{Name: "ns.o.test", Addr: netip.MustParseAddr("127.77.3.1"), Zones: oZones},
+		{Name: "ns2.o.test", Addr: netip.MustParseAddr("127.78.3.1"), Zones: zones},
+	}}
+}
+
+// fakeProbes answers every kind without sending anything, and counts the calls.
+type fakeProbes struct {
+	mu    sync.Mutex
+	calls map[string]int // "ip kind" (or "zone ip dns53")
+}
+
+func (f *fakeProbes) funcs() map[string]measure.ProbeFunc {
+	out := map[string]measure.ProbeFunc{}
+	for _, k := range result.Kinds {
+		out[k] = func(ctx context.Context, t measure.Target) (any, error) {
+			key := t.IP.String() + " " + k
+			if t.NSZone != "" {
+				key = t.NSZone + " " + key
+			}
+			f.mu.Lock()
+			f.calls[key]++
+			f.mu.Unlock()
+			return map[string]string{"fake": k, "www": t.WWW, "mx": t.MX, "host": t.Host, "zone": t.NSZone}, nil
+		}
+	}
+	return out
+}
+
+// rig is a loopback DNS server of the test zone, a list of it, and the stages'
+// configuration with fake probes (nothing is sent beyond loopback).
+type rig struct {
+	resolver netip.AddrPort
+	list     string
+	mu       sync.Mutex
+	fakes    map[int64]*fakeProbes
+}
+
+func newRig(t *testing.T, ctx context.Context) *rig {
+	t.Helper()
+	tree, err := dnssrv.StartTree(ctx, treeConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tree.Close() })
+	var b strings.Builder
+	for i := range nDomains {
+		fmt.Fprintf(&b, "%d,d%d.o.test\n", i+1, i)
+	}
+	list := filepath.Join(t.TempDir(), "list.csv")
+	if err := os.WriteFile(list, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return &rig{resolver: tree.RecursorAddr, list: list, fakes: map[int64]*fakeProbes{}}
+}
+
+// fake returns the fake probes of a run.
+func (r *rig) fake(run int64) *fakeProbes {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fakes[run] == nil {
+		r.fakes[run] = &fakeProbes{calls: map[string]int{}}
+	}
+	return r.fakes[run]
+}
+
+// setup is a run's configuration: the loopback resolver, fake probes, no limit that
+// slows a test.
+func (r *rig) setup(_ context.Context, run store.Run) (*Setup, error) {
+	rc := resolve.DefaultConfig()
+	rc.Servers = []netip.AddrPort{r.resolver} // never /etc/resolv.conf
+	rc.Timeout, rc.Retries = time.Second, 2
+	client, err := resolve.NewClient(rc)
+	if err != nil {
+		return nil, err
+	}
+	dc := crawl.DefaultConfig()
+	dc.Concurrency, dc.BatchSize, dc.FlushEvery = 4, 5, 10*time.Millisecond
+	mc := measure.DefaultConfig()
+	mc.Probes = r.fake(run.ID).funcs()
+	mc.Gate, err = polite.NewGate([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")}, nil)
+	if err != nil {
+		return nil, err
+	}
+	mc.EHLOName, mc.UserAgent = "crawler.test", "v6matrix/test (+https://crawler.test/)"
+	mc.Polite.AddrGap, mc.Polite.NetGap, mc.Polite.PortWindow, mc.Polite.Rate = 0, 0, 0, math.Inf(1)
+	mc.NSCheck.AddrGap = 0
+	mc.DNS = client
+	return &Setup{DNS: dc, Client: client, Probe: &mc, Close: func() { client.Close() }}, nil
+}
+
+// runConfig is the single-process run of the same setup.
+func (r *rig) runConfig(t *testing.T, s *Setup) run.Config {
+	t.Cleanup(s.Close)
+	return run.Config{DNS: s.DNS, Client: s.Client, Probe: s.Probe, List: r.list, SkipSummary: true}
+}
+
+// openPG opens a fresh PostgreSQL database.
+func openPG(t *testing.T, ctx context.Context) *store.Postgres {
+	t.Helper()
+	pg, err := store.OpenPostgres(ctx, pgtest.DSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pg.Close() })
+	return pg
+}
+
+// waitDone waits until the run is done.
+func waitDone(t *testing.T, ctx context.Context, pg *store.Postgres, id int64) {
+	t.Helper()
+	for {
+		r, err := pg.GetRun(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.State == store.RunDone {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			jobs, _ := Progress(context.Background(), pg, id)
+			t.Fatalf("run %d still %s: jobs %+v", id, r.State, jobs)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// startWorkers runs n workers of vantage test until the test ends.
+func startWorkers(t *testing.T, pg *store.Postgres, n int, cfg Config) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	for i := range n {
+		w, err := New(pg, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			if err := w.Run(ctx); err != nil {
+				t.Errorf("worker %d: %v", i, err)
+			}
+		})
+	}
+}
+
+// TestDistributedRun runs a list once in one process and once on the queue with two
+// workers, one of whose job commits "crashes" once (a DNS shard and a probe job): the
+// distributed run is done with the same exports, every stage's jobs completed, and no
+// row twice.
+func TestDistributedRun(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	refPG, pg := openPG(t, ctx), openPG(t, ctx)
+	r := newRig(t, ctx)
+
+	// The single-process run's fake probes are those of run 0.
+	s, err := r.setup(ctx, store.Run{ID: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := run.Start(ctx, refPG, r.runConfig(t, s), run.Meta{Vantage: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = r.setup(ctx, store.Run{ID: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, err := run.Create(ctx, pg, r.runConfig(t, s), run.Meta{Vantage: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := created.Run.ID
+	q, err := Open(ctx, pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shards, err := q.Enqueue(ctx, id, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (nDomains + 6) / 7; shards != want {
+		t.Errorf("%d shards enqueued, want %d", shards, want)
+	}
+	if again, err := q.Enqueue(ctx, id, 7); err != nil || again != shards {
+		t.Errorf("enqueued again: %d shards (%v), want the same %d (unique jobs: nothing new)", again, err, shards)
+	}
+
+	var crashMu sync.Mutex
+	crashed := map[string]bool{}
+	cfg := Config{Vantage: "test", Setup: r.setup, Lease: 6 * time.Second, Heartbeat: 200 * time.Millisecond,
+		beforeCommit: func(kind string, attempt int) error {
+			crashMu.Lock()
+			defer crashMu.Unlock()
+			if (kind == kindDNS || kind == kindProbe) && !crashed[kind] {
+				crashed[kind] = true
+				return fmt.Errorf("simulated crash before the commit of a %s job", kind)
+			}
+			return nil
+		}}
+	startWorkers(t, pg, 2, cfg)
+	waitDone(t, ctx, pg, id)
+
+	crashMu.Lock()
+	if !crashed[kindDNS] || !crashed[kindProbe] {
+		t.Errorf("crashes simulated: %v, want a DNS and a probe job", crashed)
+	}
+	crashMu.Unlock()
+	sameExport(t, refPG, ref.Run.ID, pg, id)
+	for _, table := range []string{"domains", "hosts", "addresses", "targets", "ns_targets", "measurements", "ns_checks"} {
+		var a, b int
+		q := fmt.Sprintf(`SELECT count(*) FROM %s WHERE run_id = $1`, table)
+		if err := refPG.Pool().QueryRow(ctx, q, ref.Run.ID).Scan(&a); err != nil {
+			t.Fatal(err)
+		}
+		if err := pg.Pool().QueryRow(ctx, q, id).Scan(&b); err != nil {
+			t.Fatal(err)
+		}
+		if a != b || a == 0 {
+			t.Errorf("%s: %d rows in the single-process run, %d in the distributed one", table, a, b)
+		}
+	}
+	// Every probe was sent once, but for the crashed probe job's, which were sent again.
+	refCalls, calls := r.fake(0).calls, r.fake(id).calls
+	if len(calls) != len(refCalls) {
+		t.Errorf("%d (address, kind) probed in the distributed run, %d in the single-process one", len(calls), len(refCalls))
+	}
+	again := 0
+	for k, n := range calls {
+		if n > 2 || refCalls[k] != 1 {
+			t.Errorf("%s: probed %d times (single-process: %d)", k, n, refCalls[k])
+		}
+		if n == 2 {
+			again++
+		}
+	}
+	t.Logf("%d of %d (address, kind) probed again after the simulated crash", again, len(calls))
+
+	jobs, err := Progress(ctx, pg, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stages := map[string]int{}
+	for _, j := range jobs {
+		if j.State != "completed" {
+			t.Errorf("job left %+v", j)
+		}
+		stages[j.Stage] += j.Jobs
+	}
+	// 4 /24s and 3 /48s of www hosts, the mx's /24 and the name servers' two.
+	want := map[string]int{"dns": shards, "plan": 1, "probe": 4 + 3 + 1 + 2, "ns-plan": 1, "ns": 2, "finish": 1}
+	if diff := cmp.Diff(want, stages); diff != "" {
+		t.Errorf("jobs by stage (-want +got):\n%s", diff)
+	}
+}
+
+// sameExport exports two runs and compares the files byte for byte.
+func sameExport(t *testing.T, stA store.Store, runA int64, stB store.Store, runB int64) {
+	t.Helper()
+	ctx := context.Background()
+	da, db := t.TempDir(), t.TempDir()
+	files, err := export.Write(ctx, stA, runA, da, export.Formats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := export.Write(ctx, stB, runB, db, export.Formats); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		wa, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wb, err := os.ReadFile(filepath.Join(db, filepath.Base(f)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(string(wa), string(wb)); diff != "" {
+			t.Errorf("%s differs (-single-process +distributed):\n%s", filepath.Base(f), diff)
+		}
+	}
+}

@@ -1,0 +1,292 @@
+package distrib
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"maps"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/v6matrix/v6matrix/internal/crawl"
+	"github.com/v6matrix/v6matrix/internal/measure"
+	"github.com/v6matrix/v6matrix/internal/result"
+	"github.com/v6matrix/v6matrix/internal/store"
+	"github.com/v6matrix/v6matrix/internal/summary"
+)
+
+// over reports whether a run takes no more work: done or failed (a job of it left in
+// the queue completes at once).
+func over(r store.Run) bool { return r.State == store.RunDone || r.State == store.RunFailed }
+
+// stopped reports whether a stage's error is the end of its slice or of the worker:
+// what finished is saved and the job goes on later.
+func stopped(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
+}
+
+// dnsWorker crawls a shard of domains.
+type dnsWorker struct {
+	river.WorkerDefaults[ShardArgs]
+	w *Worker
+}
+
+func (d *dnsWorker) Work(ctx context.Context, job *river.Job[ShardArgs]) error {
+	w := d.w
+	r, s, err := w.setup(ctx, job.Args.Run)
+	if err != nil {
+		return err
+	}
+	if over(r) {
+		return commit(ctx, w, job, r, true, 0, nil, nil)
+	}
+	view := &shardView{Postgres: w.pg, shard: job.Args}
+	cfg := s.DNS
+	cfg.OnSaved = nil
+	sctx, cancel := context.WithTimeout(ctx, w.slice)
+	var p crawl.Progress
+	err = crawl.New(cfg, s.Client, view).Run(sctx, r.ID, &p)
+	cancel()
+	if err != nil && !stopped(sctx, err) {
+		return err // River retries; the shard's domains are still pending
+	}
+	b := view.take()
+	w.log.Debug("DNS shard", "run", r.ID, "job", job.ID, "domains", len(b.Domains), "finished", err == nil)
+	return commit(ctx, w, job, r, err == nil, 0, func(ctx context.Context, st *store.Postgres) error {
+		if len(b.Domains) == 0 {
+			return nil
+		}
+		return st.Save(ctx, r.ID, b)
+	}, nil)
+}
+
+// planWorker groups the run's targets by network into probe jobs.
+type planWorker struct {
+	river.WorkerDefaults[PlanArgs]
+	w *Worker
+}
+
+func (pw *planWorker) Work(ctx context.Context, job *river.Job[PlanArgs]) error {
+	w := pw.w
+	r, s, err := w.setup(ctx, job.Args.Run)
+	if err != nil {
+		return err
+	}
+	if over(r) {
+		return commit(ctx, w, job, r, true, 0, nil, nil)
+	}
+	var nets []NetArgs
+	if s.Probe != nil {
+		if nets, err = networks(ctx, s.Probe, func(after string) ([]netip.Addr, error) {
+			ts, err := w.pg.Targets(ctx, r.ID, after, 1000)
+			ips := make([]netip.Addr, len(ts))
+			for i, t := range ts {
+				ips[i] = t.IP
+			}
+			return ips, err
+		}); err != nil {
+			return err
+		}
+	}
+	r.State = store.RunProbing
+	w.log.Info("DNS stage done: probe jobs enqueued", "run", r.ID, "networks", len(nets), "vantages", Vantages(r))
+	return commit(ctx, w, job, r, true, 0, func(ctx context.Context, st *store.Postgres) error {
+		return st.UpdateRun(ctx, r)
+	}, func(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx]) error {
+		return insertNets(ctx, tx, client, r, nets, func(a NetArgs) river.JobArgs { return ProbeArgs(a) })
+	})
+}
+
+// networks pages through addresses (page returns those after the text given, 1000 at
+// most, in text order) and groups them by network, the largest first.
+func networks(ctx context.Context, cfg *measure.Config, page func(after string) ([]netip.Addr, error)) ([]NetArgs, error) {
+	by := map[netip.Prefix][]netip.Addr{}
+	for after := ""; ; {
+		ips, err := page(after)
+		if err != nil {
+			return nil, err
+		}
+		for _, ip := range ips {
+			n := cfg.Polite.Network(ip)
+			by[n] = append(by[n], ip)
+		}
+		if len(ips) < 1000 {
+			break
+		}
+		after = ips[len(ips)-1].String()
+	}
+	out := make([]NetArgs, 0, len(by))
+	for _, n := range slices.SortedFunc(maps.Keys(by), func(a, b netip.Prefix) int { return cmp.Compare(a.String(), b.String()) }) {
+		out = append(out, NetArgs{Network: n, IPs: by[n]})
+	}
+	// Longest-processing-time first: River takes jobs of one priority in insert order.
+	slices.SortStableFunc(out, func(a, b NetArgs) int { return cmp.Compare(len(b.IPs), len(a.IPs)) })
+	return out, ctx.Err()
+}
+
+// insertNets enqueues one job per network and vantage of the run.
+func insertNets(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], r store.Run, nets []NetArgs, args func(NetArgs) river.JobArgs) error {
+	var ps []river.InsertManyParams
+	for _, v := range Vantages(r) {
+		for _, n := range nets {
+			n.Run, n.Vantage = r.ID, v
+			ps = append(ps, river.InsertManyParams{Args: args(n)})
+		}
+	}
+	for len(ps) > 0 {
+		k := min(len(ps), 1000)
+		if _, err := client.InsertManyTx(ctx, tx, ps[:k]); err != nil {
+			return err
+		}
+		ps = ps[k:]
+	}
+	return nil
+}
+
+// probeWorker probes one network's addresses.
+type probeWorker struct {
+	river.WorkerDefaults[ProbeArgs]
+	w *Worker
+}
+
+func (pw *probeWorker) Work(ctx context.Context, job *river.Job[ProbeArgs]) error {
+	return netJob(ctx, pw.w, job, NetArgs(job.Args), func(ctx context.Context, r store.Run, cfg *measure.Config) error {
+		ts, err := pw.w.pg.TargetsAt(ctx, r.ID, job.Args.IPs)
+		delete(cfg.Kinds, result.KindDNS53) // the name server checks come after every probe
+		cfg.Part = &measure.Part{Targets: ts}
+		return err
+	})
+}
+
+// netJob runs a network's job (probes, or name server checks): part sets the probe
+// stage's configuration up for it.
+func netJob[T river.JobArgs](ctx context.Context, w *Worker, job *river.Job[T], a NetArgs, part func(context.Context, store.Run, *measure.Config) error) error {
+	r, s, err := w.setup(ctx, a.Run)
+	if err != nil {
+		return err
+	}
+	if over(r) || s.Probe == nil {
+		return commit(ctx, w, job, r, true, 0, nil, nil)
+	}
+	cfg := w.probeConfig(s.Probe, a.Vantage)
+	if err := part(ctx, r, &cfg); err != nil {
+		return err
+	}
+	return runStage(ctx, w, job, r, cfg)
+}
+
+// probeConfig is the run's probe configuration for one job of the vantage: its share of
+// the vantage's rates.
+func (w *Worker) probeConfig(run *measure.Config, vantage string) measure.Config {
+	cfg := *run
+	cfg.Kinds = maps.Clone(run.Kinds)
+	cfg.Polite.Rate = w.share(run.Polite.Rate)
+	cfg.NSCheck.Rate = w.share(run.NSCheck.Rate)
+	cfg.Logger = w.log
+	_ = vantage // TODO(vantage): cfg.Vantage = vantage, once measurements are keyed by vantage
+	return cfg
+}
+
+// measure runs the probe stage on the job's part for a slice and commits what it saved.
+func runStage[T river.JobArgs](ctx context.Context, w *Worker, job *river.Job[T], r store.Run, cfg measure.Config) error {
+	view := &measureView{Postgres: w.pg, checkpoint: checkpoint}
+	sctx, cancel := context.WithTimeout(ctx, w.slice)
+	defer cancel()
+	var p measure.Progress
+	stage, err := measure.Start(sctx, cfg, view, r.ID, &p)
+	if err != nil {
+		return err
+	}
+	stage.Close(sctx)
+	err = stage.Wait(sctx)
+	if err != nil && !stopped(sctx, err) {
+		return err
+	}
+	ms := view.take()
+	// The next slice waits out every per-address limit: no address sees two probes, or
+	// more ports, closer than the scheduler allows.
+	snooze := max(cfg.Polite.AddrGap, cfg.Polite.NetGap, cfg.Polite.PortWindow, cfg.NSCheck.AddrGap)
+	return commit(ctx, w, job, r, err == nil, snooze, func(ctx context.Context, st *store.Postgres) error {
+		if len(ms) == 0 {
+			return nil
+		}
+		return st.SaveMeasurements(ctx, r.ID, ms)
+	}, nil)
+}
+
+// nsPlanWorker groups a vantage's pending name server pairs by network into jobs.
+type nsPlanWorker struct {
+	river.WorkerDefaults[NSPlanArgs]
+	w *Worker
+}
+
+func (pw *nsPlanWorker) Work(ctx context.Context, job *river.Job[NSPlanArgs]) error {
+	w := pw.w
+	r, s, err := w.setup(ctx, job.Args.Run)
+	if err != nil {
+		return err
+	}
+	if over(r) || s.Probe == nil || !s.Probe.Kinds[result.KindDNS53] {
+		return commit(ctx, w, job, r, true, 0, nil, nil)
+	}
+	nets, err := networks(ctx, s.Probe, func(after string) ([]netip.Addr, error) {
+		return w.pg.NSTargetAddrs(ctx, r.ID, after, 1000)
+	})
+	if err != nil {
+		return err
+	}
+	w.log.Info("probes done: name server check jobs enqueued", "run", r.ID, "vantage", job.Args.Vantage, "networks", len(nets))
+	one := r
+	one.Vantage = job.Args.Vantage
+	return commit(ctx, w, job, r, true, 0, nil, func(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx]) error {
+		return insertNets(ctx, tx, client, one, nets, func(a NetArgs) river.JobArgs { return NSArgs(a) })
+	})
+}
+
+// nsWorker checks the name server pairs of one network's addresses.
+type nsWorker struct {
+	river.WorkerDefaults[NSArgs]
+	w *Worker
+}
+
+func (nw *nsWorker) Work(ctx context.Context, job *river.Job[NSArgs]) error {
+	return netJob(ctx, nw.w, job, NetArgs(job.Args), func(ctx context.Context, r store.Run, cfg *measure.Config) error {
+		pairs, err := nw.w.pg.PendingNSTargetsAt(ctx, r.ID, job.Args.IPs)
+		cfg.Kinds = map[string]bool{result.KindDNS53: true}
+		cfg.Part = &measure.Part{NS: pairs}
+		return err
+	})
+}
+
+// finishWorker builds the finished run's summary and records it done.
+type finishWorker struct {
+	river.WorkerDefaults[FinishArgs]
+	w *Worker
+}
+
+func (fw *finishWorker) Work(ctx context.Context, job *river.Job[FinishArgs]) error {
+	w := fw.w
+	r, err := w.pg.GetRun(ctx, job.Args.Run)
+	if err != nil {
+		return err
+	}
+	if over(r) {
+		return commit(ctx, w, job, r, true, 0, nil, nil)
+	}
+	if err := summary.Build(ctx, w.pg, r.ID, w.log); err != nil {
+		w.log.Warn("the run's summary for the website was not built; v6matrix serve builds it when it starts", "run", r.ID, "err", err)
+	}
+	r.State, r.Finished = store.RunDone, time.Now()
+	c, err := w.pg.Counts(ctx, r.ID)
+	if err != nil {
+		return err
+	}
+	w.log.Info("crawl done", "run", r.ID, "domains", c.Done, "addresses", c.Addresses)
+	return commit(ctx, w, job, r, true, 0, func(ctx context.Context, st *store.Postgres) error {
+		return st.UpdateRun(ctx, r)
+	}, nil)
+}
