@@ -35,18 +35,15 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	resume := fs.Bool("resume", false, "continue an interrupted run (the latest one, or --run) instead of starting one")
 	runID := fs.Int64("run", 0, "with --resume: the run to continue")
 	vantage := fs.String("vantage", hostname(), "name of the place this crawl runs from, stored with the run")
+	var dist distribFlags
+	dist.register(fs)
 	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus metrics of the crawl on http://`address`/metrics (e.g. 127.0.0.1:9464)")
 	o.register(fs)
 	lf.register(fs)
-	if err := parseInterleaved(fs, args, stderr); err != nil {
-		return err
-	}
-	log, err := lf.logger(stderr)
+	log, set, err := lf.parse(fs, args, stderr, parseInterleaved)
 	if err != nil {
 		return err
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	o.Probe.Kinds = o.Probe.kinds.vals
 
 	// Everything that can be checked without the database is checked first, so that a
@@ -66,6 +63,13 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if err := absPaths(&o); err != nil {
 		return err
+	}
+	if dist.on && !*resume {
+		vantages, err := checkDistributed(*dbPath, *vantage, dist.shard)
+		if err != nil {
+			return err
+		}
+		return crawlDistributed(ctx, o, *dbPath, vantages, dist.shard, stdout, log)
 	}
 	var plan *crawlPlan
 	if !*resume {
@@ -92,6 +96,12 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		if o, err = resumeOptions(resumed, o, fs, set, log); err != nil {
 			return err
+		}
+		if dist.on && !o.Distributed {
+			return usagef("--distributed: run %d runs in one process: resume it without --distributed", resumed.ID)
+		}
+		if o.Distributed {
+			return resumeDistributed(ctx, o, *dbPath, resumed.ID, dist.shard, stdout, log)
 		}
 		if plan, err = prepare(ctx, o, log); err != nil {
 			return err

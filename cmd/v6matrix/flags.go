@@ -109,6 +109,21 @@ func showProgress(stderr io.Writer, log *slog.Logger, lf logFlags, label string,
 	return func() {}
 }
 
+// parse parses a command's flags with parser, and returns the logger they ask for
+// and the names of the flags given.
+func (l *logFlags) parse(fs *flag.FlagSet, args []string, stderr io.Writer, parser func(*flag.FlagSet, []string, io.Writer) error) (*slog.Logger, map[string]bool, error) {
+	if err := parser(fs, args, stderr); err != nil {
+		return nil, nil, err
+	}
+	log, err := l.logger(stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return log, set, nil
+}
+
 // logger builds the slog logger the flags ask for, writing to w.
 func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 	var level slog.Level

@@ -41,6 +41,7 @@ var commands = map[string]command{
 	"bench-web": {"load the website with concurrent clients on a large synthetic store and print latency percentiles", cmdBenchWeb},
 	"bench-net": {"build a synthetic Internet of 100k domains in network namespaces, crawl it with v6matrix and a reference crawler, print domains/s, CPU, RSS, idle seconds", cmdBenchNet},
 	"bench":     {"crawl synthetic domains against a loopback server and print domains/s, queries/s, peak RSS", cmdBench},
+	"worker":    {"work the jobs of distributed runs (crawl --distributed) from one vantage, until SIGINT or SIGTERM", cmdWorker},
 	"geoip":     {"geoip update: fetch the GeoIP City and ASN databases (DB-IP Lite, or MaxMind with a licence key)", cmdGeoIP},
 }
 

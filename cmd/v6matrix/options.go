@@ -30,6 +30,8 @@ type crawlOptions struct {
 	AllowRanges []string      `json:"allow_ranges,omitempty"`
 	PrefixTable string        `json:"prefix_table,omitempty"`
 	Probe       probeOptions  `json:"probe"`
+	// Distributed runs are done by workers (crawl --distributed, v6matrix worker).
+	Distributed bool `json:"distributed,omitempty"`
 }
 
 // register binds one flag per stored setting to o's fields, with the defaults.

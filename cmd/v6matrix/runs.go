@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"text/tabwriter"
 	"time"
 
+	"github.com/v6matrix/v6matrix/internal/distrib"
 	"github.com/v6matrix/v6matrix/internal/result"
 	"github.com/v6matrix/v6matrix/internal/store"
 	"github.com/v6matrix/v6matrix/internal/summary"
@@ -49,6 +51,37 @@ func cmdRuns(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", r.ID, r.Started.Local().Format(time.DateTime), r.State,
 			r.ListName, r.Vantage, c.Total, c.Done, c.ByStatus[result.StatusOK], c.Addresses)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if pg, ok := st.(*store.Postgres); ok {
+		return printJobs(ctx, stdout, pg, runs)
+	}
+	return nil
+}
+
+// printJobs shows the jobs of the distributed runs not yet done, by stage, vantage and
+// state: their progress, as every machine sees it.
+func printJobs(ctx context.Context, w io.Writer, pg *store.Postgres, runs []store.Run) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	header := false
+	for _, r := range runs {
+		if r.State == store.RunDone || r.State == store.RunFailed {
+			continue
+		}
+		jobs, err := distrib.Progress(ctx, pg, r.ID)
+		if err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			if !header {
+				fmt.Fprintln(w)
+				fmt.Fprintln(tw, "RUN\tSTAGE\tVANTAGE\tSTATE\tJOBS")
+				header = true
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\n", r.ID, j.Stage, cmp.Or(j.Vantage, "-"), j.State, j.Jobs)
+		}
 	}
 	return tw.Flush()
 }

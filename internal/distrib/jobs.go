@@ -70,6 +70,10 @@ type planWorker struct {
 	w *Worker
 }
 
+// Timeout lets the job run to its end: it reads or writes the whole run and cannot stop
+// part way (the lease must be longer than it takes).
+func (*planWorker) Timeout(*river.Job[PlanArgs]) time.Duration { return -1 }
+
 func (pw *planWorker) Work(ctx context.Context, job *river.Job[PlanArgs]) error {
 	w := pw.w
 	r, s, err := w.setup(ctx, job.Args.Run)
@@ -224,6 +228,10 @@ type nsPlanWorker struct {
 	w *Worker
 }
 
+// Timeout lets the job run to its end: it reads or writes the whole run and cannot stop
+// part way (the lease must be longer than it takes).
+func (*nsPlanWorker) Timeout(*river.Job[NSPlanArgs]) time.Duration { return -1 }
+
 func (pw *nsPlanWorker) Work(ctx context.Context, job *river.Job[NSPlanArgs]) error {
 	w := pw.w
 	r, s, err := w.setup(ctx, job.Args.Run)
@@ -267,6 +275,10 @@ type finishWorker struct {
 	river.WorkerDefaults[FinishArgs]
 	w *Worker
 }
+
+// Timeout lets the job run to its end: it reads or writes the whole run and cannot stop
+// part way (the lease must be longer than it takes).
+func (*finishWorker) Timeout(*river.Job[FinishArgs]) time.Duration { return -1 }
 
 func (fw *finishWorker) Work(ctx context.Context, job *river.Job[FinishArgs]) error {
 	w := fw.w
