@@ -347,3 +347,69 @@ func sameExport(t *testing.T, stA store.Store, runA int64, stB store.Store, runB
 		}
 	}
 }
+
+// TestResume discards one DNS shard (as River does when a job runs out of attempts): the
+// run waits at that stage with everything else completed, a resume that finds jobs
+// still queued enqueues nothing, and the resume after retries the discarded one: the
+// run is done, with the single-process run's export.
+func TestResume(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	refPG, pg := openPG(t, ctx), openPG(t, ctx)
+	r := newRig(t, ctx)
+	s, err := r.setup(ctx, store.Run{ID: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := run.Start(ctx, refPG, r.runConfig(t, s), run.Meta{Vantage: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = r.setup(ctx, store.Run{ID: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, err := run.Create(ctx, pg, r.runConfig(t, s), run.Meta{Vantage: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := created.Run.ID
+	q, err := Open(ctx, pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Enqueue(ctx, id, 10); err != nil {
+		t.Fatal(err)
+	}
+	if retried, shards, err := q.Resume(ctx, id, 10); err != nil || retried != 0 || shards != 0 {
+		t.Errorf("resume with the shards queued: %d retried, %d enqueued (%v), want none", retried, shards, err)
+	}
+	if _, err := pg.Pool().Exec(ctx, `UPDATE river_job SET state = 'discarded', finalized_at = now()
+		WHERE id = (SELECT min(id) FROM river_job WHERE kind = $1)`, kindDNS); err != nil {
+		t.Fatal(err)
+	}
+	startWorkers(t, pg, 1, Config{Vantage: "test", Setup: r.setup, Lease: 6 * time.Second, Heartbeat: 200 * time.Millisecond})
+	for {
+		jobs, err := Progress(ctx, pg, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []JobCount{{Stage: "dns", State: "completed", Jobs: nDomains/10 - 1}, {Stage: "dns", State: "discarded", Jobs: 1}}
+		if cmp.Equal(want, jobs) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("jobs %+v, want %+v", jobs, want)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if got, err := pg.GetRun(ctx, id); err != nil || got.State != store.RunCrawling {
+		t.Fatalf("run with a discarded shard: %+v (%v), want crawling", got, err)
+	}
+	if retried, shards, err := q.Resume(ctx, id, 10); err != nil || retried != 1 || shards != 0 {
+		t.Errorf("resume: %d retried, %d enqueued (%v), want the discarded shard retried", retried, shards, err)
+	}
+	waitDone(t, ctx, pg, id)
+	sameExport(t, refPG, ref.Run.ID, pg, id)
+}
