@@ -195,19 +195,21 @@ func (w *Worker) probeConfig(run *measure.Config, vantage string) measure.Config
 	return cfg
 }
 
-// measure runs the probe stage on the job's part for a slice and commits what it saved.
+// runStage runs the probe stage on the job's part for a slice and commits what it saved.
 func runStage[T river.JobArgs](ctx context.Context, w *Worker, job *river.Job[T], r store.Run, cfg measure.Config) error {
 	view := &measureView{Postgres: w.pg, checkpoint: checkpoint}
-	sctx, cancel := context.WithTimeout(ctx, w.slice)
-	defer cancel()
 	var p measure.Progress
-	stage, err := measure.Start(sctx, cfg, view, r.ID, &p)
+	stage, err := measure.Start(ctx, cfg, view, r.ID, &p)
 	if err != nil {
 		return err
 	}
-	stage.Close(sctx)
-	err = stage.Wait(sctx)
-	if err != nil && !stopped(sctx, err) {
+	// At the end of the slice the stage starts nothing more and lets the probes in
+	// flight finish: nothing half sent is lost, however long a probe takes.
+	slice := time.AfterFunc(w.slice, stage.Stop)
+	defer slice.Stop()
+	stage.Close(ctx)
+	err = stage.Wait(ctx)
+	if err != nil && !errors.Is(err, measure.ErrStopped) && !stopped(ctx, err) {
 		return err
 	}
 	ms := view.take()

@@ -41,7 +41,7 @@ type Config struct {
 	// queue the worker runs at once (0: 2 and 8).
 	DNSJobs, ProbeJobs int
 	// Lease is how long a job may run before River hands it to another worker
-	// (RescueStuckJobsAfter; 0: DefaultLease). A job stops after about a third of it,
+	// (RescueStuckJobsAfter; 0: DefaultLease). A job stops after half of it,
 	// saves what it finished and is snoozed, to go on wherever a worker is free.
 	Lease time.Duration
 	// Setup builds a run's configuration; the worker keeps it while the run's options
@@ -58,7 +58,7 @@ type Config struct {
 }
 
 // DefaultLease is how long a running job is left to its worker before River rescues it.
-const DefaultLease = 2 * time.Minute
+const DefaultLease = 5 * time.Minute
 
 // checkpoint is how long a probe job keeps finished measurements before it writes them
 // outside the completing transaction.
@@ -113,8 +113,8 @@ func New(pg *store.Postgres, cfg Config) (*Worker, error) {
 	rand.Read(b[:])
 	w := &Worker{cfg: cfg, pg: pg, log: cfg.Logger, setups: map[int64]*cachedSetup{}, alive: 1,
 		id: fmt.Sprintf("%s_%s_%d_%s", host, cfg.Vantage, os.Getpid(), hex.EncodeToString(b[:]))}
-	// River cancels a job at JobTimeout (half the lease); the job stops itself before.
-	w.slice = cfg.Lease / 3
+	// A job stops itself after half the lease (River cancels it at three quarters).
+	w.slice = cfg.Lease / 2
 	return w, nil
 }
 
@@ -142,7 +142,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			VantageQueue(w.cfg.Vantage): {MaxWorkers: w.cfg.ProbeJobs},
 		},
 		Workers:                     workers,
-		JobTimeout:                  w.cfg.Lease / 2,
+		JobTimeout:                  w.cfg.Lease * 3 / 4,
 		RescueStuckJobsAfter:        w.cfg.Lease,
 		CompletedJobRetentionPeriod: 90 * 24 * time.Hour, // a run's progress stays visible
 		FetchPollInterval:           time.Second,
@@ -187,6 +187,10 @@ func (w *Worker) beat(ctx context.Context) error {
 	host, _ := os.Hostname()
 	if _, err := w.pg.Pool().Exec(ctx, `INSERT INTO v6matrix_workers (id, vantage, host, seen) VALUES ($1, $2, $3, now())
 		ON CONFLICT (id) DO UPDATE SET seen = now()`, w.id, w.cfg.Vantage, host); err != nil {
+		return fmt.Errorf("workers table: %w", err)
+	}
+	// Workers that died without leaving are forgotten after a day.
+	if _, err := w.pg.Pool().Exec(ctx, `DELETE FROM v6matrix_workers WHERE seen < now() - interval '1 day'`); err != nil {
 		return fmt.Errorf("workers table: %w", err)
 	}
 	var n int

@@ -50,6 +50,8 @@ type Stage struct {
 	local   []localJob              // PTR and GeoIP to do
 	wakeL   *sync.Cond
 	closed  bool
+	stopped bool              // Stop was called
+	nsSched *polite.Scheduler // the name server checks' scheduler, once they run
 	dnsEnd  time.Time
 	err     error
 	localWG sync.WaitGroup
@@ -242,7 +244,7 @@ func (s *Stage) addLocked(ctx context.Context, t store.Target, added store.Roles
 // fill moves addresses from their networks' queues into the scheduler's window while
 // the planner allows, and lets the scheduler finish once nothing more can come.
 func (s *Stage) fill(ctx context.Context) {
-	for s.err == nil {
+	for s.err == nil && !s.stopped {
 		w, ok := s.plan.next()
 		if !ok {
 			break
@@ -282,10 +284,10 @@ func (s *Stage) fill(ctx context.Context) {
 func (s *Stage) runLocal(ctx context.Context) {
 	for {
 		s.mu.Lock()
-		for len(s.local) == 0 && !s.closed && ctx.Err() == nil {
+		for len(s.local) == 0 && !s.closed && !s.stopped && ctx.Err() == nil {
 			s.wakeL.Wait()
 		}
-		if len(s.local) == 0 || ctx.Err() != nil {
+		if len(s.local) == 0 || s.stopped || ctx.Err() != nil {
 			s.mu.Unlock()
 			return
 		}
@@ -294,6 +296,24 @@ func (s *Stage) runLocal(ctx context.Context) {
 		s.local = s.local[1:]
 		s.mu.Unlock()
 		s.pr.task(j.t, j.kind, s.results, s.p, s.log).Run(ctx)
+	}
+}
+
+// ErrStopped is what Wait returns after Stop.
+var ErrStopped = errors.New("probe stage stopped")
+
+// Stop makes the stage start no more probes: Wait returns ErrStopped once those in
+// flight have finished and their results are saved. What was not started stays pending
+// in the store, as after an interruption (a distributed job's slice ends so).
+func (s *Stage) Stop() {
+	s.mu.Lock()
+	s.stopped = true
+	ns := s.nsSched
+	s.wakeL.Broadcast()
+	s.mu.Unlock()
+	s.sched.Stop()
+	if ns != nil {
+		ns.Stop()
 	}
 }
 
@@ -347,6 +367,9 @@ func (s *Stage) Wait(ctx context.Context) error {
 	if err == nil {
 		err = s.nsChecks(ctx)
 	}
+	if errors.Is(err, polite.ErrStopped) {
+		err = ErrStopped
+	}
 	close(s.results)
 	if werr := <-s.writeErr; werr != nil {
 		return werr
@@ -374,6 +397,13 @@ func (s *Stage) nsChecks(ctx context.Context) error {
 	sched, err := polite.New(s.cfg.NSCheck, nil)
 	if err != nil {
 		return err
+	}
+	s.mu.Lock()
+	s.nsSched = sched
+	stopped := s.stopped
+	s.mu.Unlock()
+	if stopped {
+		return ErrStopped
 	}
 	f := &feeder{plans: plans, sched: sched, pr: s.pr, results: s.results, p: s.p, log: s.log}
 	if err := f.start(ctx, max(s.cfg.Window, 1)); err != nil {

@@ -50,7 +50,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	for {
 		s.mu.Lock()
 		wait := time.Duration(-1) // -1: no timer, wait for an event
-		for ctx.Err() == nil && inflight < s.cfg.Workers {
+		for ctx.Err() == nil && !s.stopped && inflight < s.cfg.Workers {
 			now := s.now()
 			at, n, fromActive := s.next(now)
 			if n == nil {
@@ -72,8 +72,15 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		if finished {
 			s.state = stateFinished // from now on Add fails: nothing is lost
 		}
+		stopped := s.stopped
 		s.mu.Unlock()
 
+		if stopped && !finished {
+			for ; inflight > 0; inflight-- {
+				s.finish(<-ended)
+			}
+			return ErrStopped
+		}
 		if err := ctx.Err(); err != nil {
 			for ; inflight > 0; inflight-- {
 				s.finish(<-ended)

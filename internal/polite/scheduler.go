@@ -87,6 +87,7 @@ type Scheduler struct {
 	last      time.Duration // latest start of any probe
 	queued    int           // tasks not started
 	holds     int           // Hold calls not released: Run waits for more tasks
+	stopped   bool          // Stop was called: Run starts nothing more
 	state     int           // idle, running, finished
 
 	done, inflight, total atomic.Int64
@@ -194,6 +195,22 @@ func (s *Scheduler) Add(t Task) error {
 	default:
 	}
 	return nil
+}
+
+// ErrStopped is what Run returns after Stop, once the tasks in flight have returned.
+var ErrStopped = errors.New("polite: stopped")
+
+// Stop makes Run start nothing more and return ErrStopped once the tasks in flight
+// have returned: unlike the end of Run's context, Stop lets them finish (a distributed
+// job's slice ends without losing a probe half sent). The queued tasks are not run.
+func (s *Scheduler) Stop() {
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Hold keeps Run from returning while the caller may still add tasks (a stream of

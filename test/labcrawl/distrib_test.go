@@ -110,7 +110,7 @@ func TestLabDistributedKill(t *testing.T) {
 	start = time.Now()
 	out := exec(append(append([]string{"crawl", "--db", dsn, "--distributed", "--shard", "4"}, flags...), list)...)
 	t.Logf("crawl --distributed: %s", strings.TrimSpace(out))
-	worker := []string{bin, "worker", "--db", dsn, "--vantage", "lab", "--lease", "10s", "--probe-jobs", "4"}
+	worker := []string{bin, "worker", "--db", dsn, "--vantage", "lab", "--lease", "60s", "--probe-jobs", "4"}
 	victim, other := startWorker(l, worker), startWorker(l, worker)
 	defer func() {
 		for _, w := range []*labWorker{victim, other} {
