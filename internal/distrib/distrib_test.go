@@ -348,10 +348,11 @@ func sameExport(t *testing.T, stA store.Store, runA int64, stB store.Store, runB
 	}
 }
 
-// TestResume discards one DNS shard (as River does when a job runs out of attempts): the
-// run waits at that stage with everything else completed, a resume that finds jobs
-// still queued enqueues nothing, and the resume after retries the discarded one: the
-// run is done, with the single-process run's export.
+// TestResume resumes a distributed run: with its shards queued it enqueues nothing; with
+// the last shard missing (crawl --distributed stopped while it enqueued) it enqueues
+// that one; with a shard discarded (as River does when a job runs out of attempts), on
+// which the run waits with everything else completed, it retries it: the run is done,
+// with the single-process run's export.
 func TestResume(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -383,6 +384,13 @@ func TestResume(t *testing.T) {
 	}
 	if retried, shards, err := q.Resume(ctx, id, 10); err != nil || retried != 0 || shards != 0 {
 		t.Errorf("resume with the shards queued: %d retried, %d enqueued (%v), want none", retried, shards, err)
+	}
+	// As if crawl --distributed had stopped before it enqueued the last shard.
+	if _, err := pg.Pool().Exec(ctx, `DELETE FROM river_job WHERE id = (SELECT max(id) FROM river_job WHERE kind = $1)`, kindDNS); err != nil {
+		t.Fatal(err)
+	}
+	if retried, shards, err := q.Resume(ctx, id, 10); err != nil || retried != 0 || shards != 1 {
+		t.Errorf("resume with the last shard missing: %d retried, %d enqueued (%v), want that shard", retried, shards, err)
 	}
 	if _, err := pg.Pool().Exec(ctx, `UPDATE river_job SET state = 'discarded', finalized_at = now()
 		WHERE id = (SELECT min(id) FROM river_job WHERE kind = $1)`, kindDNS); err != nil {

@@ -2,6 +2,7 @@ package distrib
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -37,10 +38,14 @@ func Open(ctx context.Context, pg *store.Postgres) (*Queue, error) {
 // Enqueue enqueues the DNS shards of the run's pending domains (shard domains each, in
 // rank order), or, when none is pending, whatever next stage is due (a resume).
 func (q *Queue) Enqueue(ctx context.Context, run int64, shard int) (shards int, err error) {
+	return q.enqueueAfter(ctx, run, shard, store.Cursor{Rank: -1})
+}
+
+// enqueueAfter enqueues the shards of the pending domains after the cursor.
+func (q *Queue) enqueueAfter(ctx context.Context, run int64, shard int, after store.Cursor) (shards int, err error) {
 	if shard < 1 {
 		shard = DefaultShard
 	}
-	after := store.Cursor{Rank: -1}
 	for {
 		var batch []river.InsertManyParams
 		for range 100 {
@@ -95,14 +100,18 @@ func (q *Queue) Resume(ctx context.Context, run int64, shard int) (retried, shar
 		}
 		retried++
 	}
-	counts, err := jobCounts(ctx, q.pg.Pool(), run)
-	if err != nil {
-		return retried, 0, err
+	// Shards not completed save their domains; the pending domains after the last of
+	// them (a crawl --distributed stopped while it enqueued) get shards of their own.
+	// Before it, a pending domain is in a shard not completed: a shard completes only
+	// once every domain of it is saved.
+	after := store.Cursor{Rank: -1}
+	err = q.pg.Pool().QueryRow(ctx, `SELECT (args->>'last_rank')::bigint, args->>'last_name' FROM river_job
+		WHERE kind = $1 AND (args->>'run')::bigint = $2 AND state <> 'completed'
+		ORDER BY (args->>'last_rank')::bigint DESC, args->>'last_name' COLLATE "C" DESC LIMIT 1`, kindDNS, run).Scan(&after.Rank, &after.Name)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return retried, 0, fmt.Errorf("read the DNS jobs of run %d: %w", run, err)
 	}
-	if counts.open(kindDNS, "") > 0 {
-		return retried, 0, nil // its shards are queued or running: they save their domains
-	}
-	shards, err = q.Enqueue(ctx, run, shard)
+	shards, err = q.enqueueAfter(ctx, run, shard, after)
 	return retried, shards, err
 }
 
