@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -198,8 +199,19 @@ func TestLabDistributedKill(t *testing.T) {
 	}
 }
 
-// untimed reads an exported file without its timing fields: JSON keys and CSV columns
-// ending in _ms (ping RTTs, NTP offsets), which no two crawls share.
+// pingColumns are ping.csv's RTT columns.
+var pingColumns = []string{"min", "avg", "max", "std", "min6", "avg6", "max6", "std6"}
+
+// clockRE and portRE find what no two crawls share in an error's text: the clock (a
+// certificate "expired ... current time ...") and the local port of a connection.
+var (
+	clockRE = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z`)
+	portRE  = regexp.MustCompile(`([\]\d]):\d+->`)
+)
+
+// untimed reads an exported file without what no two crawls share: the timing fields
+// (JSON keys and CSV columns ending in _ms, ping.csv's RTT columns: RTTs and NTP
+// offsets) and the clock readings and local ports in error texts.
 func untimed(t *testing.T, file string) []string {
 	t.Helper()
 	f, err := os.Open(file)
@@ -207,7 +219,10 @@ func untimed(t *testing.T, file string) []string {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	timed := func(name string) bool { return strings.HasSuffix(name, "_ms") }
+	ping := filepath.Base(file) == "ping.csv"
+	timed := func(name string) bool {
+		return strings.HasSuffix(name, "_ms") || ping && slices.Contains(pingColumns, name)
+	}
 	var out []string
 	if strings.HasSuffix(file, ".jsonl") {
 		sc := bufio.NewScanner(f)
@@ -219,7 +234,7 @@ func untimed(t *testing.T, file string) []string {
 			}
 			drop(v, timed)
 			b, _ := json.Marshal(v)
-			out = append(out, string(b))
+			out = append(out, scrub(string(b)))
 		}
 		return out
 	}
@@ -238,10 +253,15 @@ func untimed(t *testing.T, file string) []string {
 		for _, i := range keep {
 			row = append(row, r[i])
 		}
-		out = append(out, strings.Join(row, ","))
+		out = append(out, scrub(strings.Join(row, ",")))
 	}
 	slices.Sort(out[1:])
 	return out
+}
+
+// scrub replaces the clock readings and local ports of error texts.
+func scrub(s string) string {
+	return portRE.ReplaceAllString(clockRE.ReplaceAllString(s, "<clock>"), "$1:<port>->")
 }
 
 // drop removes the keys that timed says are timing fields, at every depth.
