@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/v6matrix/v6matrix/internal/distrib"
+	"github.com/v6matrix/v6matrix/internal/metrics"
 	"github.com/v6matrix/v6matrix/internal/run"
 	"github.com/v6matrix/v6matrix/internal/store"
 )
@@ -157,6 +158,7 @@ func cmdWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	vantage := fs.String("vantage", "", "the vantage this worker measures from: it takes that vantage's probe jobs")
 	dnsJobs := fs.Int("dns-jobs", 2, "DNS shards worked on at once")
 	probeJobs := fs.Int("probe-jobs", 8, "probe jobs (networks) worked on at once; each takes an equal share of this worker's part of --rate")
+	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus metrics of this worker's jobs on http://`address`/metrics (e.g. 127.0.0.1:9464)")
 	lease := fs.Duration("lease", distrib.DefaultLease, "how long a job may run before another worker takes it over (a dead worker's jobs wait this long)")
 	// crawl's flags that a worker may change: every other setting is the run's own.
 	all := flag.NewFlagSet("crawl", flag.ContinueOnError)
@@ -189,7 +191,17 @@ func cmdWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer pg.Close()
-	w, err := distrib.New(pg, distrib.Config{Vantage: *vantage, DNSJobs: *dnsJobs, ProbeJobs: *probeJobs, Lease: *lease, Logger: log,
+	progress := &run.Progress{}
+	if *metricsAddr != "" {
+		reg := metrics.NewRegistry()
+		if err := metrics.Crawl(reg, progress, nil, *vantage); err != nil {
+			return err
+		}
+		if _, err := metrics.Serve(ctx, *metricsAddr, reg, log); err != nil {
+			return err
+		}
+	}
+	w, err := distrib.New(pg, distrib.Config{Vantage: *vantage, DNSJobs: *dnsJobs, ProbeJobs: *probeJobs, Lease: *lease, Logger: log, Progress: progress,
 		Setup: func(ctx context.Context, r store.Run) (*distrib.Setup, error) {
 			ro, err := resumeOptions(r, o, fs, set, log)
 			if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"strconv"
 	"strings"
 	"syscall"
@@ -51,7 +52,8 @@ func TestDistributedKill(t *testing.T) {
 		t.Errorf("runs shows no queued DNS jobs:\n%s", out)
 	}
 	worker := []string{"worker", "--db", dsn, "--vantage", "test", "--lease", "10s", "--log-level", "debug"}
-	victim, other := startCrawl(t, worker...), startCrawl(t, worker...)
+	metricsAddr := freeAddr(t)
+	victim, other := startCrawl(t, worker...), startCrawl(t, append(worker, "--metrics-listen", metricsAddr)...)
 	at := r.domains / 3
 	waitDone(t, victim, dsn, at)
 	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -72,6 +74,16 @@ func TestDistributedKill(t *testing.T) {
 		t.Fatalf("the kill landed after the DNS stage (%d domains done): make the list longer", n)
 	}
 	waitState(t, dsn, store.RunDone, 3*time.Minute, other)
+	// The surviving worker's metrics count what it saved: most of the list.
+	m, err := scrape("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := m[`v6matrix_dns_domains_done_total{vantage="test"}`]
+	t.Logf("the surviving worker saved %v domains", done)
+	if done < float64(r.domains-n) || done > float64(r.domains) {
+		t.Errorf("surviving worker's v6matrix_dns_domains_done_total %v, want %d to %d", done, r.domains-n, r.domains)
+	}
 	if err := other.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -90,4 +102,15 @@ func TestDistributedKill(t *testing.T) {
 	out := t.TempDir()
 	mustRun(t, "export", "--db", dsn, "--out", out)
 	sameFiles(t, r.out, out)
+}
+
+// freeAddr returns a loopback address with a port free now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

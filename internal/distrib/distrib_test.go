@@ -18,6 +18,7 @@ import (
 	"github.com/v6matrix/v6matrix/internal/dnssrv"
 	"github.com/v6matrix/v6matrix/internal/export"
 	"github.com/v6matrix/v6matrix/internal/measure"
+	"github.com/v6matrix/v6matrix/internal/pipeline"
 	"github.com/v6matrix/v6matrix/internal/polite"
 	"github.com/v6matrix/v6matrix/internal/resolve"
 	"github.com/v6matrix/v6matrix/internal/result"
@@ -265,8 +266,20 @@ func TestDistributedRun(t *testing.T) {
 			}
 			return nil
 		}}
-	startWorkers(t, pg, 2, cfg)
+	var progress [2]pipeline.Progress
+	for i := range progress {
+		c := cfg
+		c.Progress = &progress[i]
+		startWorkers(t, pg, 1, c)
+	}
 	waitDone(t, ctx, pg, id)
+	// The workers' counters (their metrics) add up to the run, but for the shard whose
+	// commit crashed, saved by its retry.
+	dns := progress[0].DNS.Done.Load() + progress[1].DNS.Done.Load()
+	probes := progress[0].Probe.Done.Load() + progress[1].Probe.Done.Load()
+	if dns != nDomains || probes < int64(len(r.fake(id).calls)) {
+		t.Errorf("workers' counters: %d domains, %d probes done; want %d domains and at least the %d probes made", dns, probes, nDomains, len(r.fake(id).calls))
+	}
 
 	crashMu.Lock()
 	if !crashed[kindDNS] || !crashed[kindProbe] {

@@ -29,6 +29,12 @@ func stopped(ctx context.Context, err error) bool {
 	return err != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
 }
 
+// isSnooze tells a snoozed job's return from an error.
+func isSnooze(err error) bool {
+	var s *river.JobSnoozeError
+	return errors.As(err, &s)
+}
+
 // dnsWorker crawls a shard of domains.
 type dnsWorker struct {
 	river.WorkerDefaults[ShardArgs]
@@ -56,12 +62,18 @@ func (d *dnsWorker) Work(ctx context.Context, job *river.Job[ShardArgs]) error {
 	}
 	b := view.take()
 	w.log.Debug("DNS shard", "run", r.ID, "job", job.ID, "domains", len(b.Domains), "finished", err == nil)
-	return commit(ctx, w, job, r, err == nil, 0, func(ctx context.Context, st *store.Postgres) error {
+	err = commit(ctx, w, job, r, err == nil, 0, func(ctx context.Context, st *store.Postgres) error {
 		if len(b.Domains) == 0 {
 			return nil
 		}
 		return st.Save(ctx, r.ID, b)
 	}, nil)
+	if err == nil || isSnooze(err) { // saved
+		w.cfg.Progress.DNS.Done.Add(p.Done.Load())
+		w.cfg.Progress.DNS.Errors.Add(p.Errors.Load())
+		w.cfg.Progress.DNS.HostLookups.Add(p.HostLookups.Load())
+	}
+	return err
 }
 
 // planWorker groups the run's targets by network into probe jobs.
@@ -198,8 +210,8 @@ func (w *Worker) probeConfig(run *measure.Config, vantage string) measure.Config
 // runStage runs the probe stage on the job's part for a slice and commits what it saved.
 func runStage[T river.JobArgs](ctx context.Context, w *Worker, job *river.Job[T], r store.Run, cfg measure.Config) error {
 	view := &measureView{Postgres: w.pg, checkpoint: checkpoint}
-	var p measure.Progress
-	stage, err := measure.Start(ctx, cfg, view, r.ID, &p)
+	// The stage's counters are atomic sums: every job of the worker adds to them.
+	stage, err := measure.Start(ctx, cfg, view, r.ID, &w.cfg.Progress.Probe)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/v6matrix/v6matrix/internal/crawl"
 	"github.com/v6matrix/v6matrix/internal/measure"
+	"github.com/v6matrix/v6matrix/internal/pipeline"
 	"github.com/v6matrix/v6matrix/internal/resolve"
 	"github.com/v6matrix/v6matrix/internal/store"
 )
@@ -51,6 +52,11 @@ type Config struct {
 	// Heartbeat is how often the worker tells that it is alive (0: 5 s): a vantage's
 	// rate is shared among the workers seen in the last three heartbeats.
 	Heartbeat time.Duration
+
+	// Progress, when set, adds up the counters of the worker's jobs (its metrics): the
+	// probe jobs count into Progress.Probe, the DNS shards add what they saved to
+	// Progress.DNS (Done, Errors).
+	Progress *pipeline.Progress
 
 	// beforeCommit, when set (tests), is called before a job's results are committed;
 	// an error rolls them back, as a crash there would.
@@ -107,6 +113,9 @@ func New(pg *store.Postgres, cfg Config) (*Worker, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = &pipeline.Progress{}
 	}
 	host, _ := os.Hostname()
 	var b [4]byte

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,7 +23,8 @@ import (
 )
 
 // Crawl registers the gauges and counters of one crawl process with reg, each labelled
-// with the vantage.
+// with the vantage. client may be nil (a worker, whose runs each have their own): no
+// query count then.
 func Crawl(reg prometheus.Registerer, p *run.Progress, client *resolve.Client, vantage string) error {
 	start := time.Now()
 	bound := func() float64 { lb, _ := p.Probe.Bound(); return lb.Seconds() }
@@ -43,6 +45,9 @@ func Crawl(reg prometheus.Registerer, p *run.Progress, client *resolve.Client, v
 		{"v6matrix_probes_failed_total", "probes that could not run (local errors)", true, func() float64 { return float64(p.Probe.Failed.Load()) }},
 		{"v6matrix_probe_lower_bound_seconds", "the politeness lower bound of the probes' wall time for the addresses known so far (docs/POLITENESS.md)", false, bound},
 		{"v6matrix_crawl_elapsed_seconds", "time since this crawl process started its run", false, func() float64 { return time.Since(start).Seconds() }},
+	}
+	if client == nil {
+		all = slices.DeleteFunc(all, func(s series) bool { return s.name == "v6matrix_dns_queries_total" })
 	}
 	var errs []error
 	for _, kind := range result.Kinds {

@@ -206,7 +206,7 @@ var pingColumns = []string{"min", "avg", "max", "std", "min6", "avg6", "max6", "
 // certificate "expired ... current time ...") and the local port of a connection.
 var (
 	clockRE = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z`)
-	portRE  = regexp.MustCompile(`([\]\d]):\d+->`)
+	portRE  = regexp.MustCompile(`([\]\d]):\d+(->|-\\u003e)`) // JSON escapes > as \u003e
 )
 
 // untimed reads an exported file without what no two crawls share: the timing fields
@@ -261,7 +261,7 @@ func untimed(t *testing.T, file string) []string {
 
 // scrub replaces the clock readings and local ports of error texts.
 func scrub(s string) string {
-	return portRE.ReplaceAllString(clockRE.ReplaceAllString(s, "<clock>"), "$1:<port>->")
+	return portRE.ReplaceAllString(clockRE.ReplaceAllString(s, "<clock>"), "$1:<port>$2")
 }
 
 // drop removes the keys that timed says are timing fields, at every depth.
