@@ -30,6 +30,10 @@ import (
 
 // Config sets up the probe stage.
 type Config struct {
+	// Vantage is where the probes are sent from: the stage saves its measurements
+	// under it and resumes what it lacks, so that one run (its DNS stage done once)
+	// can be measured from several places. "" is the run's own vantage.
+	Vantage string
 	// Kinds enabled (result.Kind*); the default is all of them.
 	Kinds  map[string]bool
 	Polite polite.Config
@@ -156,9 +160,12 @@ func Run(ctx context.Context, cfg Config, st store.Store, run int64, p *Progress
 	return s.Wait(ctx)
 }
 
-// write saves measurements in batches until results closes.
-func write(ctx context.Context, st store.Store, run int64, results <-chan store.Measurement) error {
+// write saves measurements, under the vantage, in batches until results closes.
+func write(ctx context.Context, st store.Store, run int64, vantage string, results <-chan store.Measurement) error {
 	return batch.Write(ctx, results, 200, flushEvery, func(ctx context.Context, ms []store.Measurement) error {
+		for i := range ms {
+			ms[i].Vantage = vantage
+		}
 		return st.SaveMeasurements(ctx, run, ms)
 	})
 }

@@ -96,7 +96,7 @@ func Start(ctx context.Context, cfg Config, st store.Store, run int64, p *Progre
 
 	s.results = make(chan store.Measurement, 256)
 	s.writeErr = make(chan error, 1)
-	go func() { s.writeErr <- write(context.WithoutCancel(ctx), st, run, s.results) }()
+	go func() { s.writeErr <- write(context.WithoutCancel(ctx), st, run, cfg.Vantage, s.results) }()
 	if err := s.loadPending(ctx); err != nil {
 		s.closeEarly()
 		return nil, err
@@ -134,7 +134,7 @@ func (s *Stage) loadPending(ctx context.Context) error {
 	}
 	const page = 1000
 	for after := ""; ; {
-		ts, err := s.st.Targets(ctx, s.run, after, page)
+		ts, err := s.st.Targets(ctx, s.run, s.cfg.Vantage, after, page)
 		if err != nil {
 			return err
 		}
@@ -357,7 +357,7 @@ func (s *Stage) nsChecks(ctx context.Context) error {
 	var pairs []nsPair
 	const page = 1000
 	for after := (store.NSCursor{}); ; {
-		ns, err := s.st.PendingNSTargets(ctx, s.run, after, page)
+		ns, err := s.st.PendingNSTargets(ctx, s.run, s.cfg.Vantage, after, page)
 		if err != nil {
 			return err
 		}

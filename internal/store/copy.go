@@ -17,8 +17,9 @@ const copyBatch = 1000
 // Copy copies run from one store to another through the Store interface, so any two
 // implementations can exchange runs: the run row, its domains (finished or not), the
 // hosts and addresses they reference, every measurement of a kind this version knows,
-// the domains' name server checks, and the stored list. It returns the run's id in the target (the next free one there). The copy is
-// not summarised: summary.Build it in the target.
+// the domains' name server checks (from every vantage), and the stored list. It returns
+// the run's id in the target (the next free one there). The copy is not summarised:
+// summary.Build it in the target.
 func Copy(ctx context.Context, from, to Store, run int64) (int64, error) {
 	r, err := from.GetRun(ctx, run)
 	if err != nil {
@@ -31,8 +32,8 @@ func Copy(ctx context.Context, from, to Store, run int64) (int64, error) {
 	if err := copyList(ctx, from, to, run, id); err != nil {
 		return 0, fmt.Errorf("copy run %d: %w", run, err)
 	}
-	c := copier{to: to, run: id, hosts: map[string]bool{}, addrs: map[netip.Addr]bool{}}
-	err = from.Details(ctx, run, func(d Detail) error {
+	c := copier{to: to, run: id, hosts: map[string]bool{}, saved: map[netip.Addr]bool{}, addrs: map[netip.Addr]bool{}}
+	err = from.Details(ctx, run, "", func(d Detail) error {
 		c.add(&d)
 		if len(c.entries) >= copyBatch {
 			return c.flush(ctx)
@@ -42,11 +43,40 @@ func Copy(ctx context.Context, from, to Store, run int64) (int64, error) {
 	if err == nil {
 		err = c.flush(ctx)
 	}
+	if err == nil {
+		err = copyVantages(ctx, from, to, run, id)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("copy run %d: %w", run, err)
 	}
 	r.ID = id
 	return id, to.UpdateRun(ctx, r)
+}
+
+// copyVantages copies the measurements and checks of the run's vantages other than
+// its own (Copy copied the rest).
+func copyVantages(ctx context.Context, from, to Store, run, id int64) error {
+	vs, err := from.Vantages(ctx, run)
+	if err != nil {
+		return err
+	}
+	for _, v := range vs[1:] {
+		c := copier{to: to, run: id, addrs: map[netip.Addr]bool{}}
+		err := from.Details(ctx, run, v, func(d Detail) error {
+			c.results(&d, v)
+			if len(c.ms) >= copyBatch {
+				return c.flush(ctx)
+			}
+			return nil
+		})
+		if err == nil {
+			err = c.flush(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("vantage %s: %w", v, err)
+		}
+	}
+	return nil
 }
 
 // copyList copies the run's stored list, when it has one.
@@ -71,7 +101,8 @@ type copier struct {
 	batch   Batch
 	ms      []Measurement
 	hosts   map[string]bool     // already copied
-	addrs   map[netip.Addr]bool // already copied
+	saved   map[netip.Addr]bool // addresses already copied
+	addrs   map[netip.Addr]bool // addresses whose measurements are already copied
 }
 
 func (c *copier) add(d *Detail) {
@@ -80,9 +111,6 @@ func (c *copier) add(d *Detail) {
 		return // listed, not measured yet
 	}
 	c.batch.Domains = append(c.batch.Domains, d.Domain)
-	for ip, chk := range d.NSChecks {
-		c.ms = append(c.ms, Measurement{IP: ip, Kind: result.KindDNS53, Value: chk, Domain: d.Name})
-	}
 	for _, ref := range d.Hosts {
 		h, ok := d.HostsByName[ref.Name]
 		if !ok || c.hosts[h.Name] {
@@ -91,15 +119,35 @@ func (c *copier) add(d *Detail) {
 		c.hosts[h.Name] = true
 		c.batch.Hosts = append(c.batch.Hosts, h)
 		for _, ip := range append(h.V4[:len(h.V4):len(h.V4)], h.V6...) {
+			if a, ok := d.Addrs[ip]; ok && !c.saved[ip] {
+				c.saved[ip] = true
+				c.batch.Addresses = append(c.batch.Addresses, result.Address{IP: a.IP, Class: a.Class})
+			}
+		}
+	}
+	c.results(d, "")
+}
+
+// results adds the domain's checks and the measurements of its addresses not copied
+// yet, under vantage v ("" the run's own).
+func (c *copier) results(d *Detail, v string) {
+	for ip, chk := range d.NSChecks {
+		c.ms = append(c.ms, Measurement{IP: ip, Kind: result.KindDNS53, Value: chk, Domain: d.Name, Vantage: v})
+	}
+	for _, ref := range d.Hosts {
+		h, ok := d.HostsByName[ref.Name]
+		if !ok {
+			continue
+		}
+		for _, ip := range append(h.V4[:len(h.V4):len(h.V4)], h.V6...) {
 			a, ok := d.Addrs[ip]
 			if !ok || c.addrs[ip] {
 				continue
 			}
 			c.addrs[ip] = true
-			c.batch.Addresses = append(c.batch.Addresses, result.Address{IP: a.IP, Class: a.Class})
 			for _, k := range result.Kinds {
-				if v := reflect.ValueOf(a.Measurement(k)).Elem(); !v.IsZero() {
-					c.ms = append(c.ms, Measurement{IP: ip, Kind: k, Value: v.Interface()})
+				if val := reflect.ValueOf(a.Measurement(k)).Elem(); !val.IsZero() {
+					c.ms = append(c.ms, Measurement{IP: ip, Kind: k, Value: val.Interface(), Vantage: v})
 				}
 			}
 		}
@@ -107,14 +155,16 @@ func (c *copier) add(d *Detail) {
 }
 
 func (c *copier) flush(ctx context.Context) error {
-	if len(c.entries) == 0 {
+	if len(c.entries) == 0 && len(c.ms) == 0 {
 		return nil
 	}
-	if _, err := c.to.AddDomains(ctx, c.run, c.entries); err != nil {
-		return err
-	}
-	if err := c.to.Save(ctx, c.run, c.batch); err != nil {
-		return err
+	if len(c.entries) > 0 {
+		if _, err := c.to.AddDomains(ctx, c.run, c.entries); err != nil {
+			return err
+		}
+		if err := c.to.Save(ctx, c.run, c.batch); err != nil {
+			return err
+		}
 	}
 	if err := c.to.SaveMeasurements(ctx, c.run, c.ms); err != nil {
 		return err

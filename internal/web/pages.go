@@ -369,7 +369,7 @@ func (s *Server) domainData(r *http.Request, runArg string) (domainData, error) 
 		return dd, err
 	}
 	if !documented {
-		if dd.detail, err = s.st.Domain(ctx, dd.run.ID, name); errors.Is(err, store.ErrNotFound) {
+		if dd.detail, err = s.st.Domain(ctx, dd.run.ID, "", name); errors.Is(err, store.ErrNotFound) {
 			return dd, notFound("%s is not in run %d", name, dd.run.ID)
 		} else if err != nil {
 			return dd, err

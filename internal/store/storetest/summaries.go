@@ -98,8 +98,8 @@ func testSummaries(t *testing.T, s store.Store) {
 	}
 	// Build stored every domain's document: the same as its tables give.
 	n := 0
-	err = s.Details(ctx, b, func(d store.Detail) error {
-		want, err := s.Domain(ctx, b, d.Name)
+	err = s.Details(ctx, b, "", func(d store.Detail) error {
+		want, err := s.Domain(ctx, b, "", d.Name)
 		if err != nil {
 			return err
 		}
@@ -279,7 +279,7 @@ func Compare(t *testing.T, x, y store.Store) {
 	}
 	for _, n := range []string{"d0000001." + synthrun.SuffixOf(0), "d0000777." + synthrun.SuffixOf(776)} {
 		same("history of "+n, func(s store.Store) (any, error) { return s.History(ctx, n) })
-		same("domain "+n, func(s store.Store) (any, error) { return s.Domain(ctx, xb, n) })
+		same("domain "+n, func(s store.Store) (any, error) { return s.Domain(ctx, xb, "", n) })
 		same("summary of "+n, func(s store.Store) (any, error) { return s.DomainSummary(ctx, xb, n) })
 	}
 	for _, q := range []string{"d00002", "ns", "www.d0000", ""} {
@@ -300,7 +300,7 @@ func Compare(t *testing.T, x, y store.Store) {
 			same("changes", func(s store.Store) (any, error) { return changes(t, s, xa, xb, role, ch, 10), nil })
 		}
 	}
-	same("measured", func(s store.Store) (any, error) { return s.Measured(ctx, xb) })
+	same("measured", func(s store.Store) (any, error) { return s.Measured(ctx, xb, "") })
 	same("counts", func(s store.Store) (any, error) { return s.Counts(ctx, xb) })
 }
 

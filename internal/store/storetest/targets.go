@@ -95,7 +95,7 @@ func testTargets(t *testing.T, s store.Store) {
 	}
 	var all []store.Target
 	for after := ""; ; {
-		page, err := s.Targets(ctx, run, after, 2)
+		page, err := s.Targets(ctx, run, "", after, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -119,7 +119,7 @@ func testTargets(t *testing.T, s store.Store) {
 	}
 	var ns []store.NSTarget
 	for after := (store.NSCursor{}); ; {
-		page, err := s.PendingNSTargets(ctx, run, after, 1)
+		page, err := s.PendingNSTargets(ctx, run, "", after, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,7 +142,7 @@ func testTargets(t *testing.T, s store.Store) {
 	if err := s.Save(cctx, run, store.Batch{Targets: []store.Target{{IP: ip4, Roles: store.RoleAddr}}}); err == nil {
 		t.Error("Save with a cancelled context succeeded")
 	}
-	page, err := s.Targets(ctx, run, ip3.String(), 10)
+	page, err := s.Targets(ctx, run, "", ip3.String(), 10)
 	if err != nil {
 		t.Fatal(err)
 	}
