@@ -154,8 +154,10 @@ func TestCLIErrors(t *testing.T) {
 			"v6matrix crawl: --probes ping: cannot change when resuming run 1, which was started with \"none\" (results measured so far used it); start a new crawl to use another\n"},
 		{"resume with another opt-out file", []string{"crawl", "--db", f.interruptedDB, "--resume", "--quiet", "--resolver", "127.0.0.1:9", "--exclude", f.list}, 2,
 			"v6matrix crawl: --exclude " + f.list + ": cannot change when resuming run 1, which was started with \"\" (results measured so far used it); start a new crawl to use another\n"},
-		{"resume from another vantage", []string{"crawl", "--db", f.interruptedDB, "--resume", "--quiet", "--resolver", "127.0.0.1:9", "--vantage", "elsewhere"}, 2,
-			"v6matrix crawl: --vantage elsewhere: cannot change when resuming run 1, which runs from \"test\": start a new crawl from another vantage\n"},
+		{"resume from another vantage", []string{"crawl", "--db", f.interruptedDB, "--resume", "--quiet", "--resolver", "127.0.0.1:9", "--vantage", "elsewhere"}, 1,
+			"v6matrix crawl: run 1 (interrupted, 0 of 0 domains done): DNS stage not finished: finish it from its own vantage \"test\" first (v6matrix crawl --resume --run 1 there)\n"},
+		{"export from an unknown vantage", []string{"export", "--db", f.doneDB, "--vantage", "nowhere", "--out", filepath.Join(dir, "out")}, 1,
+			"v6matrix export: run 1 has no vantage \"nowhere\": its vantages are \"test\"\n"},
 		{"export an interrupted run", []string{"export", "--db", f.interruptedDB, "--out", filepath.Join(dir, "out")}, 1,
 			"v6matrix export: run 1 is interrupted, not done: its records would be partial; finish it with v6matrix crawl --resume --run 1 --db " +
 				f.interruptedDB + ", or add --partial to export what it has so far\n"},

@@ -34,7 +34,7 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dbPath := fs.String("db", "v6matrix.db", "database: a SQLite `file` or a postgres:// URL")
 	resume := fs.Bool("resume", false, "continue an interrupted run (the latest one, or --run) instead of starting one")
 	runID := fs.Int64("run", 0, "with --resume: the run to continue")
-	vantage := fs.String("vantage", hostname(), "name of the place this crawl runs from, stored with the run")
+	vantage := fs.String("vantage", hostname(), "name of the place this crawl runs from, stored with the run; with --resume, another vantage than the run's measures the run from there")
 	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus metrics of the crawl on http://`address`/metrics (e.g. 127.0.0.1:9464)")
 	o.register(fs)
 	lf.register(fs)
@@ -83,12 +83,20 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer st.Close()
 
 	var resumed store.Run
+	otherVantage := false // measuring the run from a second vantage
 	if *resume {
-		if resumed, err = run.Resumable(ctx, st, *runID); err != nil {
+		if resumed, err = run.Find(ctx, st, *runID); err != nil {
 			return err
 		}
-		if set["vantage"] && *vantage != resumed.Vantage {
-			return usagef("--vantage %s: cannot change when resuming run %d, which runs from %q: start a new crawl from another vantage", *vantage, resumed.ID, resumed.Vantage)
+		otherVantage = set["vantage"] && *vantage != resumed.Vantage
+		if otherVantage {
+			if _, err := run.CanMeasureFrom(ctx, st, resumed, *vantage); err != nil {
+				return err
+			}
+		} else {
+			if resumed, err = run.Resumable(ctx, st, resumed.ID); err != nil {
+				return err
+			}
 		}
 		if o, err = resumeOptions(resumed, o, fs, set, log); err != nil {
 			return err
@@ -119,9 +127,25 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	var res run.Result
-	if *resume {
+	switch {
+	case otherVantage:
+		if cfg.Probe != nil {
+			cfg.Probe.Vantage = *vantage
+		}
+		res, err = run.MeasureFrom(ctx, st, resumed.ID, cfg)
+		if ie := (*run.InterruptedError)(nil); errors.As(err, &ie) {
+			log.Warn(fmt.Sprintf("probes from vantage %s interrupted; continue with: v6matrix crawl --resume --run %d --vantage %s", *vantage, ie.Run, *vantage))
+			return errInterrupted
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "run %d measured from vantage %s: %d probes, %d could not run\n",
+			res.Run.ID, *vantage, res.Progress.Probe.Done.Load(), res.Progress.Probe.Failed.Load())
+		return nil
+	case *resume:
 		res, err = run.Resume(ctx, st, resumed.ID, cfg, opts)
-	} else {
+	default:
 		log.Info("starting a run", "list", o.List, "db", store.Name(*dbPath))
 		res, err = run.Start(ctx, st, cfg, run.Meta{Options: opts, Vantage: *vantage})
 	}

@@ -125,7 +125,7 @@ func Write(ctx context.Context, st store.Store, run int64, dir string, formats [
 // are the run's). A vantage the run does not have is an error naming those it has.
 func WriteVantage(ctx context.Context, st store.Store, run int64, vantage, dir string, formats []string) ([]string, error) {
 	if err := store.CheckVantage(ctx, st, run, vantage); err != nil {
-		return nil, fmt.Errorf("export: %w", err)
+		return nil, err
 	}
 	for _, f := range formats {
 		if f != "csv" && f != "jsonl" {

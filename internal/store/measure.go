@@ -140,7 +140,7 @@ func (s *SQLite) rows(ctx context.Context, sql string, args ...any) (rowIter, fu
 // seeking the primary key from one to the next (a recursive query), not by reading
 // every measurement of the run.
 var sqliteVantages = vantageQueries{
-	own: `SELECT coalesce((SELECT vantage FROM runs WHERE id = ?), '')`,
+	own: `SELECT vantage FROM runs WHERE id = ?`,
 	others: `WITH RECURSIVE
 		m(v) AS (SELECT min(vantage) FROM measurements WHERE run_id = ?1
 			UNION ALL SELECT (SELECT min(vantage) FROM measurements WHERE run_id = ?1 AND vantage > m.v) FROM m WHERE m.v IS NOT NULL),

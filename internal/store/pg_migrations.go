@@ -171,11 +171,12 @@ var pgMigrations = []string{
 		PRIMARY KEY (run_id, name)
 	);`,
 	// 8: vantage points (see migration 8 of the SQLite store). The rows are copied into
-	// new tables and the primary keys built after the copy: one pass and one index
-	// build, where an UPDATE of every row would leave a dead copy of each and update
-	// the old index row by row.
+	// new tables, and the primary keys and foreign keys added after the copy: one pass,
+	// one index build and one check of the run ids, where an UPDATE of every row would
+	// leave a dead copy of each and update the old index row by row, and a foreign key
+	// during the copy checks each row on its own (ten times slower).
 	`CREATE TABLE measurements_v8 (
-		run_id  BIGINT NOT NULL REFERENCES runs(id),
+		run_id  BIGINT NOT NULL,
 		vantage TEXT COLLATE "C" NOT NULL,
 		ip      TEXT COLLATE "C" NOT NULL,
 		kind    TEXT COLLATE "C" NOT NULL,
@@ -186,9 +187,10 @@ var pgMigrations = []string{
 		FROM measurements m LEFT JOIN runs r ON r.id = m.run_id;
 	DROP TABLE measurements;
 	ALTER TABLE measurements_v8 RENAME TO measurements;
-	ALTER TABLE measurements ADD PRIMARY KEY (run_id, vantage, ip, kind);
+	ALTER TABLE measurements ADD PRIMARY KEY (run_id, vantage, ip, kind),
+		ADD FOREIGN KEY (run_id) REFERENCES runs(id);
 	CREATE TABLE ns_checks_v8 (
-		run_id  BIGINT NOT NULL REFERENCES runs(id),
+		run_id  BIGINT NOT NULL,
 		vantage TEXT COLLATE "C" NOT NULL,
 		domain  TEXT COLLATE "C" NOT NULL,
 		ip      TEXT COLLATE "C" NOT NULL,
@@ -199,5 +201,6 @@ var pgMigrations = []string{
 		FROM ns_checks c LEFT JOIN runs r ON r.id = c.run_id;
 	DROP TABLE ns_checks;
 	ALTER TABLE ns_checks_v8 RENAME TO ns_checks;
-	ALTER TABLE ns_checks ADD PRIMARY KEY (run_id, vantage, domain, ip);`,
+	ALTER TABLE ns_checks ADD PRIMARY KEY (run_id, vantage, domain, ip),
+		ADD FOREIGN KEY (run_id) REFERENCES runs(id);`,
 }

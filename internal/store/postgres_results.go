@@ -283,7 +283,7 @@ func (s *Postgres) rows(ctx context.Context, sql string, args ...any) (rowIter, 
 
 // postgresVantages are the vantage queries (see sqliteVantages).
 var postgresVantages = vantageQueries{
-	own: `SELECT coalesce((SELECT vantage FROM runs WHERE id = $1), '')`,
+	own: `SELECT vantage FROM runs WHERE id = $1`,
 	others: `WITH RECURSIVE
 		m(v) AS (SELECT min(vantage) FROM measurements WHERE run_id = $1
 			UNION ALL SELECT (SELECT min(vantage) FROM measurements WHERE run_id = $1 AND vantage > m.v) FROM m WHERE m.v IS NOT NULL),

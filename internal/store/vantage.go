@@ -19,9 +19,10 @@ type VantagePair struct {
 }
 
 // vantageQueries are a store's dialect of the vantage queries: own reads a run's own
-// vantage (run); others the vantages of its measurements and checks other than its
-// own, in name order (run, own); pairs the results of a list of kinds of vantage a,
-// with vantage b's of the same address and kind (run, a, b, after, kinds).
+// vantage (run; no row when there is no such run); others the vantages of its
+// measurements and checks other than its own, in name order (run, own); pairs the
+// results of a list of kinds of vantage a, with vantage b's of the same address and
+// kind (run, a, b, after, kinds).
 type vantageQueries struct {
 	own, others, pairs string
 	// list turns kinds into the query parameter that holds them.
@@ -46,13 +47,21 @@ func vantageOf(ctx context.Context, q queryFunc, vq *vantageQueries, run int64, 
 	return own[0], nil
 }
 
-// vantages lists a run's vantages, its own first.
+// vantages lists a run's vantages, its own first; ErrNotFound when there is no such run.
 func vantages(ctx context.Context, q queryFunc, vq *vantageQueries, run int64) ([]string, error) {
-	own, err := vantageOf(ctx, q, vq, run, "")
+	rows, done, err := q(ctx, vq.own, run)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read the vantage of run %d: %w", run, err)
 	}
-	rows, done, err := q(ctx, vq.others, run, own)
+	own, err := collect(rows, scanString)
+	done()
+	if err != nil {
+		return nil, fmt.Errorf("read the vantage of run %d: %w", run, err)
+	}
+	if len(own) == 0 {
+		return nil, fmt.Errorf("run %d: %w", run, ErrNotFound)
+	}
+	rows, done, err = q(ctx, vq.others, run, own[0])
 	if err != nil {
 		return nil, fmt.Errorf("read the vantages of run %d: %w", run, err)
 	}
@@ -61,7 +70,7 @@ func vantages(ctx context.Context, q queryFunc, vq *vantageQueries, run int64) (
 	if err != nil {
 		return nil, fmt.Errorf("read the vantages of run %d: %w", run, err)
 	}
-	return append([]string{own}, others...), nil
+	return append(own, others...), nil
 }
 
 // vantageResults reads the pairs of two vantages' results (see Store.VantageResults),

@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("targets", func(t *testing.T) { testTargets(t, open(t)) })
 	t.Run("summaries", func(t *testing.T) { testSummaries(t, open(t)) })
 	t.Run("delete", func(t *testing.T) { testDelete(t, open(t)) })
+	t.Run("vantages", func(t *testing.T) { testVantages(t, open(t)) })
 }
 
 func testRuns(t *testing.T, s store.Store) {
