@@ -174,7 +174,8 @@ var pgMigrations = []string{
 	// new tables, and the primary keys and foreign keys added after the copy: one pass,
 	// one index build and one check of the run ids, where an UPDATE of every row would
 	// leave a dead copy of each and update the old index row by row, and a foreign key
-	// during the copy checks each row on its own (ten times slower).
+	// during the copy checks each row on its own (four times slower: 35 s instead of
+	// 8.6 s for two million rows here).
 	`CREATE TABLE measurements_v8 (
 		run_id  BIGINT NOT NULL,
 		vantage TEXT COLLATE "C" NOT NULL,
