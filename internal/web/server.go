@@ -54,12 +54,12 @@ type Server struct {
 	assets   map[string]asset
 	names    map[string]string // country code -> name, from the map's GeoJSON
 
-	mu        sync.Mutex
-	counts    map[int64]countsEntry // Counts of unfinished runs, briefly cached
+	mu     sync.Mutex
+	counts map[int64]countsEntry // Counts of unfinished runs, briefly cached
 	// vantageCounts are the vantages' counts (vantageCount), by "run vantage".
 	vantageCounts map[string]vantageCountEntry
-	cache     *responseCache
-	latestRun latestEntry // the latest run under the cache's store version
+	cache         *responseCache
+	latestRun     latestEntry // the latest run under the cache's store version
 }
 
 type countsEntry struct {
