@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/v6matrix/v6matrix/internal/domains"
@@ -201,4 +202,39 @@ func TestVantagesPage(t *testing.T) {
 			t.Errorf("%s: %d %s; want %d with %s", c.path, code, body, c.code, c.want)
 		}
 	}
+}
+
+// TestVantagesBrowser follows the runs page's link to the comparison of vantages in
+// headless Chromium, checks its accessibility basics and that nothing breaks the CSP,
+// and compares the other way round with the page's form.
+func TestVantagesBrowser(t *testing.T) {
+	deadline := time.Now().Add(50 * time.Second)
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "v.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	id, _, v4 := vantageRun(t, st, 5, 2)
+	s, err := New(Config{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	b := newBrowser(t, srv.URL, deadline)
+	page := fmt.Sprintf("/runs/%d/vantages", id)
+	b.open(t, "/runs")
+	b.follow(t, "/runs", `a[href="`+page+`"]`, page)
+	b.checkA11y(t, page)
+	b.screenshot(t, artifactDir(t), "vantages")
+	b.step(t, "compare west with east", chromedp.SetValue(chromedp.CSS(`select[name="a"]`), "west"),
+		chromedp.SetValue(chromedp.CSS(`select[name="b"]`), "east"))
+	b.navigate(t, "submit the comparison", chromedp.Click(chromedp.CSS(`form.compare button[type="submit"]`)))
+	if h2 := run(t, b, "heading", chromedp.Text(chromedp.CSS("main h2"))); h2 != "Reachable from west, not from east" {
+		t.Errorf("after the form: heading %q", h2)
+	}
+	if got := run(t, b, "listed", chromedp.Text(chromedp.CSS("main table.data tbody code"))); got != v4.String() {
+		t.Errorf("after the form: first address %q, want %s", got, v4)
+	}
+	b.checkEvents(t, page)
 }
