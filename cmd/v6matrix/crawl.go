@@ -32,9 +32,9 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var o crawlOptions
 	var lf logFlags
 	dbPath := fs.String("db", "v6matrix.db", "database: a SQLite `file` or a postgres:// URL")
-	resume := fs.Bool("resume", false, "continue an interrupted run (the latest one, or --run) instead of starting one")
+	resume := fs.Bool("resume", false, "continue an interrupted run (the latest one, or --run) instead of starting one; with a --vantage other than the run's, measure the run's addresses from that vantage")
 	runID := fs.Int64("run", 0, "with --resume: the run to continue")
-	vantage := fs.String("vantage", hostname(), "name of the place this crawl runs from, stored with the run; with --resume, another vantage than the run's measures the run from there")
+	vantage := fs.String("vantage", hostname(), "name of the place this crawl runs from, stored with the run")
 	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus metrics of the crawl on http://`address`/metrics (e.g. 127.0.0.1:9464)")
 	o.register(fs)
 	lf.register(fs)
