@@ -151,6 +151,9 @@ var sqliteVantages = vantageQueries{
 		LEFT JOIN measurements b ON b.run_id = a.run_id AND b.vantage = ?3 AND b.ip = a.ip AND b.kind = a.kind
 		WHERE a.run_id = ?1 AND a.vantage = ?2 AND a.ip > ?4 AND a.kind IN (SELECT value FROM json_each(?5))
 		ORDER BY a.ip, a.kind`,
+	results: `SELECT ip, kind, data, NULL FROM measurements
+		WHERE run_id = ?1 AND vantage = ?2 AND ip > ?3 AND kind IN (SELECT value FROM json_each(?4))
+		ORDER BY ip, kind`,
 	list: func(kinds []string) any {
 		js, _ := json.Marshal(kinds)
 		return string(js)

@@ -294,6 +294,9 @@ var postgresVantages = vantageQueries{
 		LEFT JOIN measurements b ON b.run_id = a.run_id AND b.vantage = $3 AND b.ip = a.ip AND b.kind = a.kind
 		WHERE a.run_id = $1 AND a.vantage = $2 AND a.ip > $4 AND a.kind = ANY($5::text[])
 		ORDER BY a.ip, a.kind`,
+	results: `SELECT ip, kind, data, NULL::text FROM measurements
+		WHERE run_id = $1 AND vantage = $2 AND ip > $3 AND kind = ANY($4::text[])
+		ORDER BY ip, kind`,
 	list: func(kinds []string) any { return kinds },
 }
 

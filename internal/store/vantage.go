@@ -22,9 +22,10 @@ type VantagePair struct {
 // vantage (run; no row when there is no such run); others the vantages of its
 // measurements and checks other than its own, in name order (run, own); pairs the
 // results of a list of kinds of vantage a, with vantage b's of the same address and
-// kind (run, a, b, after, kinds).
+// kind (run, a, b, after, kinds); results those of one vantage, with NULL for b's
+// (run, a, after, kinds).
 type vantageQueries struct {
-	own, others, pairs string
+	own, others, pairs, results string
 	// list turns kinds into the query parameter that holds them.
 	list func([]string) any
 }
@@ -83,7 +84,16 @@ func vantageResults(ctx context.Context, q queryFunc, vq *vantageQueries, run in
 	if b, err = vantageOf(ctx, q, vq, run, b); err != nil {
 		return err
 	}
-	rows, done, err := q(ctx, vq.pairs, run, a, b, after, vq.list(kinds))
+	query, args := vq.pairs, []any{run, a, b, after, vq.list(kinds)}
+	emit := fn
+	if a == b { // one vantage's results: read and decoded once
+		query, args = vq.results, []any{run, a, after, vq.list(kinds)}
+		emit = func(p VantagePair) bool {
+			p.B = p.A
+			return fn(p)
+		}
+	}
+	rows, done, err := q(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("compare vantages %s and %s of run %d: %w", a, b, run, err)
 	}
@@ -100,7 +110,7 @@ func vantageResults(ctx context.Context, q queryFunc, vq *vantageQueries, run in
 			return fmt.Errorf("damaged measurement address %q: %w", ip, err)
 		}
 		if addr != cur.A.IP {
-			if cur.A.IP.IsValid() && !fn(cur) {
+			if cur.A.IP.IsValid() && !emit(cur) {
 				return nil
 			}
 			cur = VantagePair{A: result.Address{IP: addr}, B: result.Address{IP: addr}}
@@ -118,7 +128,7 @@ func vantageResults(ctx context.Context, q queryFunc, vq *vantageQueries, run in
 		return fmt.Errorf("compare vantages %s and %s of run %d: %w", a, b, run, err)
 	}
 	if cur.A.IP.IsValid() {
-		fn(cur)
+		emit(cur)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/v6matrix/v6matrix/internal/result"
 	"github.com/v6matrix/v6matrix/internal/store"
 	"github.com/v6matrix/v6matrix/internal/summary"
+	"github.com/v6matrix/v6matrix/internal/synthrun"
 )
 
 // vantageRun fills a store with one finished run measured from its own vantage
@@ -237,4 +239,61 @@ func TestVantagesBrowser(t *testing.T) {
 		t.Errorf("after the form: first address %q, want %s", got, v4)
 	}
 	b.checkEvents(t, page)
+}
+
+// BenchmarkVantageCounts counts the second vantage of a synthetic run
+// (V6MATRIX_BENCH_DOMAINS domains, default 20,000: about 0.86 addresses a domain): what
+// the comparison page pays once a minute per vantage. It reports the addresses read.
+func BenchmarkVantageCounts(b *testing.B) {
+	n := 20000
+	if v := os.Getenv("V6MATRIX_BENCH_DOMAINS"); v != "" {
+		if _, err := fmt.Sscan(v, &n); err != nil {
+			b.Fatalf("V6MATRIX_BENCH_DOMAINS %q: %v", v, err)
+		}
+	}
+	ctx := context.Background()
+	st, err := store.OpenSQLite(ctx, filepath.Join(b.TempDir(), "b.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	run, err := synthrun.Fill(ctx, st, synthrun.Config{Domains: n, Seed: 1, Started: time.Now()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// West: the run's own results, with every seventh address's pings unanswered.
+	var ms []store.Measurement
+	err = st.VantageResults(ctx, run, "", "", vantageKinds, "", func(p store.VantagePair) bool {
+		for _, k := range vantageKinds {
+			v := p.A.Measurement(k)
+			if k == result.KindPing && p.A.Ping != nil && p.A.IP.As16()[15]%7 == 0 {
+				silent := *p.A.Ping
+				silent.Received = 0
+				v = &silent
+			}
+			if reachable(&p.A, k) != result.Unknown {
+				ms = append(ms, store.Measurement{IP: p.A.IP, Kind: k, Value: v, Vantage: "west"})
+			}
+		}
+		return true
+	})
+	if err == nil {
+		err = st.SaveMeasurements(ctx, run, ms)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := New(Config{Store: st})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	var c vantageCount
+	for b.Loop() {
+		clear(s.vantageCounts)
+		if c, err = s.vantageCount(ctx, run, "west"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(c.V4.Probed+c.V6.Probed), "addresses")
 }

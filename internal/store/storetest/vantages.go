@@ -164,6 +164,10 @@ func testVantages(t *testing.T, s store.Store) {
 	if diff := cmp.Diff(wantWest, pairs("west", "", "", 10), addrCmp); diff != "" {
 		t.Errorf("VantageResults(west, east) (-want +got):\n%s", diff)
 	}
+	wantSelf := []pair{{ip1, silent, silent, filtered, filtered}} // one vantage: B is A
+	if diff := cmp.Diff(wantSelf, pairs("west", "west", "", 10), addrCmp); diff != "" {
+		t.Errorf("VantageResults(west, west) (-want +got):\n%s", diff)
+	}
 
 	if err := store.CheckVantage(ctx, s, run, "west"); err != nil {
 		t.Errorf("CheckVantage(west): %v", err)
