@@ -24,9 +24,9 @@ import (
 // An address's probes wait outside the scheduler's window in a compact record, in its
 // network's queue (see planner); the names its probes use (SNI, STARTTLS, the host of
 // the path trace) are those of the best-ranked domain saved when the address enters the
-// window. Each (address, kind) is queued once per run: on resume from the store's
-// targets less what is measured, then from the roles that each saved batch adds
-// (store.Target.Added).
+// window. Each (address, kind) is queued once per run and vantage (Config.Vantage): on
+// resume from the store's targets less what the vantage measured, then from the roles
+// that each saved batch adds (store.Target.Added).
 type Stage struct {
 	cfg   Config
 	st    store.Store
