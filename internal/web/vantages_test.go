@@ -188,12 +188,28 @@ func TestVantagesPage(t *testing.T) {
 	_, body = get(base + "?a=west&b=east")
 	contains(t, base+"?a=west", body, "Reachable from west, not from east", "<code>"+v4.String()+"</code>")
 
+	// A third vantage measures the finished run: the cached runs page follows.
+	if _, body := get("/runs"); !strings.Contains(body, "and 1 more") {
+		t.Errorf("/runs does not say the run has one more vantage")
+	}
+	if err := st.SaveMeasurements(ctx, run, []store.Measurement{{IP: v4, Kind: result.KindPing, Value: &ping.Result{Sent: 1}, Vantage: "north"}}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if _, body := get("/runs"); strings.Contains(body, "and 2 more") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/runs still does not show the third vantage after 10 s")
+		}
+	}
+
 	for _, c := range []struct {
 		path string
 		code int
 		want string
 	}{
-		{fmt.Sprintf("/api/v1/runs/%d/vantages?b=north", run), 404, fmt.Sprintf(`run %d has no vantage \"north\": its vantages are \"east\", \"west\"`, run)},
+		{fmt.Sprintf("/api/v1/runs/%d/vantages?b=south", run), 404, fmt.Sprintf(`run %d has no vantage \"south\": its vantages are \"east\", \"north\", \"west\"`, run)},
 		{fmt.Sprintf("/api/v1/runs/%d/vantages?a=west&b=west", run), 400, `a and b name the same vantage \"west\"`},
 		{fmt.Sprintf("/api/v1/runs/%d/vantages?after=x", run), 400, `after=\"x\": want an address`},
 		{"/api/v1/runs/99/vantages", 404, "no run 99"},
