@@ -36,33 +36,34 @@ func vantageOf(ctx context.Context, q queryFunc, vq *vantageQueries, run int64, 
 	if v != "" {
 		return v, nil
 	}
+	own, _, err := ownVantage(ctx, q, vq, run)
+	return own, err
+}
+
+// ownVantage reads the run's own vantage; ok is false when there is no such run.
+func ownVantage(ctx context.Context, q queryFunc, vq *vantageQueries, run int64) (own string, ok bool, err error) {
 	rows, done, err := q(ctx, vq.own, run)
 	if err != nil {
-		return "", fmt.Errorf("read the vantage of run %d: %w", run, err)
+		return "", false, fmt.Errorf("read the vantage of run %d: %w", run, err)
 	}
 	defer done()
-	own, err := collect(rows, scanString)
-	if err != nil || len(own) == 0 {
-		return "", err
+	vs, err := collect(rows, scanString)
+	if err != nil || len(vs) == 0 {
+		return "", false, err
 	}
-	return own[0], nil
+	return vs[0], true, nil
 }
 
 // vantages lists a run's vantages, its own first; ErrNotFound when there is no such run.
 func vantages(ctx context.Context, q queryFunc, vq *vantageQueries, run int64) ([]string, error) {
-	rows, done, err := q(ctx, vq.own, run)
+	own, ok, err := ownVantage(ctx, q, vq, run)
 	if err != nil {
-		return nil, fmt.Errorf("read the vantage of run %d: %w", run, err)
+		return nil, err
 	}
-	own, err := collect(rows, scanString)
-	done()
-	if err != nil {
-		return nil, fmt.Errorf("read the vantage of run %d: %w", run, err)
-	}
-	if len(own) == 0 {
+	if !ok {
 		return nil, fmt.Errorf("run %d: %w", run, ErrNotFound)
 	}
-	rows, done, err = q(ctx, vq.others, run, own[0])
+	rows, done, err := q(ctx, vq.others, run, own)
 	if err != nil {
 		return nil, fmt.Errorf("read the vantages of run %d: %w", run, err)
 	}
@@ -71,7 +72,7 @@ func vantages(ctx context.Context, q queryFunc, vq *vantageQueries, run int64) (
 	if err != nil {
 		return nil, fmt.Errorf("read the vantages of run %d: %w", run, err)
 	}
-	return append(own, others...), nil
+	return append([]string{own}, others...), nil
 }
 
 // vantageResults reads the pairs of two vantages' results (see Store.VantageResults),
