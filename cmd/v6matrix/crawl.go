@@ -325,6 +325,9 @@ func buildCrawl(o crawlOptions, log *slog.Logger) (crawl.Config, *resolve.Client
 	if err != nil {
 		return cfg, nil, err
 	}
+	if err := polite.CheckAllowRanges(allow); err != nil {
+		return cfg, nil, usagef("%v", err)
+	}
 	table := addrclass.DefaultTable()
 	if o.PrefixTable != "" {
 		f, err := os.Open(o.PrefixTable)
