@@ -163,6 +163,8 @@ func TestCLIErrors(t *testing.T) {
 			"v6matrix crawl: --ns-check-workers 0: want 1 to 100000\n"},
 		{"allow-ranges in the host's namespace", crawl("--allow-ranges", "198.18.0.0/15,2001:db8::/32", f.list), 2,
 			"v6matrix crawl: " + hostRangesErr(t, "198.18.0.0/15", "2001:db8::/32") + "\n"},
+		{"metrics-linger without metrics-listen", crawl("--metrics-linger", "5s", f.list), 2,
+			"v6matrix crawl: --metrics-linger 5s: want a duration of 0 or more, with --metrics-listen\n"},
 		{"allow-ranges garbage", crawl("--allow-ranges", "garbage", f.list), 2,
 			"v6matrix crawl: --allow-ranges \"garbage\": want a CIDR network such as 192.0.2.0/24 or 2001:db8::/32\n"},
 		{"resume a mistyped database", []string{"crawl", "--db", db, "--resume", "--quiet"}, 1,
