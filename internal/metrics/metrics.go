@@ -48,6 +48,9 @@ func Crawl(reg prometheus.Registerer, p *run.Progress, client *resolve.Client, v
 	}
 	var errs []error
 	for _, kind := range result.Kinds {
+		if kind == result.KindSkipped {
+			continue // not a probe: v6matrix_probe_addresses_skipped counts them
+		}
 		for _, outcome := range []string{"measured", "failed"} {
 			read := func() float64 {
 				m, f := p.Probe.ByKind(kind)

@@ -163,6 +163,13 @@ func checkMetrics(t *testing.T, r *crawlRun, st store.Store, run store.Run) {
 	}
 	var done float64
 	for _, k := range result.Kinds {
+		if k == result.KindSkipped {
+			want["v6matrix_probe_addresses_skipped"] = byKind[k]
+			if _, ok := final[probeSeries(k, "measured")]; ok {
+				t.Errorf("%s is exposed: skipped addresses are not probes", probeSeries(k, "measured"))
+			}
+			continue
+		}
 		want[probeSeries(k, "measured")] = byKind[k]
 		done += final[probeSeries(k, "measured")] + final[probeSeries(k, "failed")]
 	}
