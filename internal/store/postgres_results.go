@@ -119,10 +119,18 @@ func (s *Postgres) Targets(ctx context.Context, run int64, after string, limit i
 
 // PendingNSTargets pages through the name server pairs without a check.
 func (s *Postgres) PendingNSTargets(ctx context.Context, run int64, after NSCursor, limit int) ([]NSTarget, error) {
+	return s.nsTargets(ctx, run, after, limit, nsUnchecked)
+}
+
+// NSTargets pages through every name server pair of the run, checked or not.
+func (s *Postgres) NSTargets(ctx context.Context, run int64, after NSCursor, limit int) ([]NSTarget, error) {
+	return s.nsTargets(ctx, run, after, limit, "")
+}
+
+// nsTargets pages through the name server pairs that meet cond (a constant).
+func (s *Postgres) nsTargets(ctx context.Context, run int64, after NSCursor, limit int, cond string) ([]NSTarget, error) {
 	rows, err := s.pool.Query(ctx, `SELECT domain, ip, host FROM ns_targets n
-		WHERE run_id = $1 AND (domain, ip) > ($2, $3)
-		AND NOT EXISTS (SELECT 1 FROM ns_checks c WHERE c.run_id = n.run_id AND c.domain = n.domain AND c.ip = n.ip)
-		ORDER BY domain, ip LIMIT $4`, run, after.Domain, after.IP, limit)
+		WHERE run_id = $1 AND (domain, ip) > ($2, $3)`+cond+` ORDER BY domain, ip LIMIT $4`, run, after.Domain, after.IP, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read name server targets: %w", err)
 	}

@@ -110,9 +110,11 @@ type Store interface {
 	// Targets pages through the run's probe targets in address text order (after ""
 	// for the first page), each with the kinds already measured: the probe stage's
 	// input on resume, which keeps those with kinds left. PendingNSTargets pages
-	// through the name server pairs not yet checked.
+	// through the name server pairs not yet checked, NSTargets through all of them
+	// (store.Copy).
 	Targets(ctx context.Context, run int64, after string, limit int) ([]Target, error)
 	PendingNSTargets(ctx context.Context, run int64, after NSCursor, limit int) ([]NSTarget, error)
+	NSTargets(ctx context.Context, run int64, after NSCursor, limit int) ([]NSTarget, error)
 
 	// SaveMeasurements writes per-address probe results; Measured and MeasuredKinds say
 	// what a run already has (resume, and which record files to export).
