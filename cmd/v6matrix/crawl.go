@@ -36,6 +36,7 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	runID := fs.Int64("run", 0, "with --resume: the run to continue")
 	vantage := fs.String("vantage", hostname(), "name of the place this crawl runs from, stored with the run")
 	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus metrics of the crawl on http://`address`/metrics (e.g. 127.0.0.1:9464)")
+	metricsLinger := fs.Duration("metrics-linger", 0, "with --metrics-listen: keep serving the metrics this long after the run ends, for a last scrape of the final counts")
 	o.register(fs)
 	lf.register(fs)
 	if err := parseInterleaved(fs, args, stderr); err != nil {
@@ -51,6 +52,9 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	// Everything that can be checked without the database is checked first, so that a
 	// mistyped command leaves no database or failed run behind.
+	if set["metrics-linger"] && (*metricsAddr == "" || *metricsLinger < 0) {
+		return usagef("--metrics-linger %v: want a duration of 0 or more, with --metrics-listen", *metricsLinger)
+	}
 	if !*resume {
 		if set["run"] {
 			return usagef("--run needs --resume")
@@ -154,6 +158,13 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "run %d: %d domains (%s), %d addresses, %d invalid list lines skipped, %d duplicates\n",
 		res.Run.ID, res.Counts.Done, statusSummary(res.Counts.ByStatus), res.Counts.Addresses, res.Run.Skipped, res.Run.Duplicates)
+	if *metricsAddr != "" && *metricsLinger > 0 {
+		log.Info("run done; metrics served a while longer", "for", *metricsLinger)
+		select {
+		case <-time.After(*metricsLinger):
+		case <-ctx.Done():
+		}
+	}
 	return nil
 }
 
@@ -348,6 +359,9 @@ func buildCrawl(o crawlOptions, log *slog.Logger) (crawl.Config, *resolve.Client
 	allow, err := parsePrefixes("allow-ranges", o.AllowRanges)
 	if err != nil {
 		return cfg, nil, err
+	}
+	if err := polite.CheckAllowRanges(allow); err != nil {
+		return cfg, nil, usagef("%v", err)
 	}
 	table := addrclass.DefaultTable()
 	if o.PrefixTable != "" {

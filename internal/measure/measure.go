@@ -89,9 +89,11 @@ type Progress struct {
 	Total     atomic.Int64 // probes to run
 	Done      atomic.Int64 // probes finished
 	Failed    atomic.Int64 // probes that could not run (local errors)
+	InFlight  atomic.Int64 // probes running now
 
-	bound atomic.Pointer[func() (time.Duration, string)]
-	kinds [maxKinds]kindCount // by index in result.Kinds
+	bound      atomic.Pointer[func() (time.Duration, string)]
+	start, end atomic.Int64        // the stage's start and the probes' end, Unix nanoseconds (0: not yet)
+	kinds      [maxKinds]kindCount // by index in result.Kinds
 }
 
 // maxKinds bounds the kinds Progress counts one by one (result.Kinds has 13).
@@ -144,6 +146,25 @@ func (p *Progress) Bound() (time.Duration, string) {
 }
 
 func (p *Progress) setBound(f func() (time.Duration, string)) { p.bound.Store(&f) }
+
+// Efficiency is the lower bound (Bound) over the probes' wall time from the stage's
+// start, until now or until the probes ended: 1 when the probes ran as fast as the
+// politeness limits allow. Zero before the stage starts.
+func (p *Progress) Efficiency() float64 {
+	start := p.start.Load()
+	if start == 0 {
+		return 0
+	}
+	end := p.end.Load()
+	if end == 0 {
+		end = time.Now().UnixNano()
+	}
+	lb, _ := p.Bound()
+	if end <= start {
+		return 0
+	}
+	return lb.Seconds() / time.Duration(end-start).Seconds()
+}
 
 // flushEvery bounds how long a finished measurement waits before it is saved.
 const flushEvery = 500 * time.Millisecond

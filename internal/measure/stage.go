@@ -93,6 +93,7 @@ func Start(ctx context.Context, cfg Config, st store.Store, run int64, p *Progre
 	s.plan = newPlanner(cfg.Polite, cfg.Window, s.portOf, setOf(every.kinds(s.cfg.Kinds))&^localKinds)
 	s.wakeL = sync.NewCond(&s.mu)
 	p.setBound(s.bound)
+	p.start.Store(s.start.UnixNano())
 
 	s.results = make(chan store.Measurement, 256)
 	s.writeErr = make(chan error, 1)
@@ -326,10 +327,12 @@ func (s *Stage) Wait(ctx context.Context) error {
 		s.mu.Unlock()
 	}
 	s.localWG.Wait()
-	wall := time.Since(s.start)
-	if lb, why := s.bound(); err == nil && wall > 0 {
-		s.log.Info("probe stage: probes done", "elapsed", wall.Round(time.Millisecond), "lower_bound", lb.Round(time.Millisecond),
-			"bound_by", why, "efficiency", fmt.Sprintf("%.2f", lb.Seconds()/wall.Seconds()))
+	end := time.Now()
+	if err == nil {
+		s.p.end.Store(end.UnixNano())
+		lb, why := s.bound()
+		s.log.Info("probe stage: probes done", "elapsed", end.Sub(s.start).Round(time.Millisecond), "lower_bound", lb.Round(time.Millisecond),
+			"bound_by", why, "efficiency", fmt.Sprintf("%.2f", s.p.Efficiency()))
 	}
 	s.mu.Lock()
 	if err == nil {

@@ -17,9 +17,11 @@ const copyBatch = 1000
 // Copy copies run from one store to another through the Store interface, so any two
 // implementations can exchange runs: the run row, its domains (finished or not), the
 // hosts and addresses they reference, every measurement of a kind this version knows,
-// the domains' name server checks (from every vantage), and the stored list. It returns
-// the run's id in the target (the next free one there). The copy is not summarised:
-// summary.Build it in the target.
+// the domains' name server checks (both from every vantage), the stored list, the probe stage's input (targets
+// and name server pairs, so that an unfinished copy resumes as the original would)
+// and the domains' documents. It returns the run's id in the target (the next free
+// one there). The summary is not copied: summary.Build it in the target (which writes
+// the documents again, the same).
 func Copy(ctx context.Context, from, to Store, run int64) (int64, error) {
 	r, err := from.GetRun(ctx, run)
 	if err != nil {
@@ -32,9 +34,17 @@ func Copy(ctx context.Context, from, to Store, run int64) (int64, error) {
 	if err := copyList(ctx, from, to, run, id); err != nil {
 		return 0, fmt.Errorf("copy run %d: %w", run, err)
 	}
+	documented, err := from.Documented(ctx, run)
+	if err != nil {
+		return 0, fmt.Errorf("copy run %d: %w", run, err)
+	}
 	c := copier{to: to, run: id, hosts: map[string]bool{}, saved: map[netip.Addr]bool{}, addrs: map[netip.Addr]bool{}}
+	var names []string // of the domains, when they have documents
 	err = from.Details(ctx, run, "", func(d Detail) error {
 		c.add(&d)
+		if documented {
+			names = append(names, d.Name)
+		}
 		if len(c.entries) >= copyBatch {
 			return c.flush(ctx)
 		}
@@ -44,6 +54,12 @@ func Copy(ctx context.Context, from, to Store, run int64) (int64, error) {
 		err = c.flush(ctx)
 	}
 	if err == nil {
+		err = copyTargets(ctx, from, to, run, id)
+	}
+	if err == nil {
+		err = copyDocs(ctx, from, to, run, id, names)
+	}
+	if err == nil {
 		err = copyVantages(ctx, from, to, run, id)
 	}
 	if err != nil {
@@ -51,6 +67,38 @@ func Copy(ctx context.Context, from, to Store, run int64) (int64, error) {
 	}
 	r.ID = id
 	return id, to.UpdateRun(ctx, r)
+}
+
+// copyTargets copies the run's targets and name server pairs as stored, a page per
+// transaction.
+func copyTargets(ctx context.Context, from, to Store, run, id int64) error {
+	for after := ""; ; {
+		ts, err := from.Targets(ctx, run, "", after, copyBatch)
+		if err != nil {
+			return err
+		}
+		if len(ts) == 0 {
+			break
+		}
+		for i := range ts {
+			ts[i].Measured = nil // the copied measurements say it
+		}
+		if err := to.Save(ctx, id, Batch{Targets: ts}); err != nil {
+			return err
+		}
+		after = ts[len(ts)-1].IP.String()
+	}
+	for after := (NSCursor{}); ; {
+		ns, err := from.NSTargets(ctx, run, after, copyBatch)
+		if err != nil || len(ns) == 0 {
+			return err
+		}
+		if err := to.Save(ctx, id, Batch{NSTargets: ns}); err != nil {
+			return err
+		}
+		last := ns[len(ns)-1]
+		after = NSCursor{Domain: last.Domain, IP: last.IP.String()}
+	}
 }
 
 // copyVantages copies the measurements and checks of the run's vantages other than
@@ -75,6 +123,30 @@ func copyVantages(ctx context.Context, from, to Store, run, id int64) error {
 		if err != nil {
 			return fmt.Errorf("vantage %s: %w", v, err)
 		}
+	}
+	return nil
+}
+
+// copyDocs copies the documents of the named domains.
+func copyDocs(ctx context.Context, from, to Store, run, id int64, names []string) error {
+	var ds []Detail
+	for _, name := range names {
+		d, err := from.DomainDoc(ctx, run, name)
+		if errors.Is(err, ErrNotFound) {
+			continue // a domain listed after the summary
+		}
+		if err != nil {
+			return err
+		}
+		if ds = append(ds, d); len(ds) == copyBatch {
+			if err := to.SaveDocs(ctx, id, ds); err != nil {
+				return err
+			}
+			ds = ds[:0]
+		}
+	}
+	if len(ds) > 0 {
+		return to.SaveDocs(ctx, id, ds)
 	}
 	return nil
 }

@@ -128,10 +128,20 @@ func (s *Postgres) PendingNSTargets(ctx context.Context, run int64, vantage stri
 	if err != nil {
 		return nil, err
 	}
+	return s.nsTargets(ctx, run, after, limit, nsUnchecked("$5"), v)
+}
+
+// NSTargets pages through every name server pair of the run, checked or not.
+func (s *Postgres) NSTargets(ctx context.Context, run int64, after NSCursor, limit int) ([]NSTarget, error) {
+	return s.nsTargets(ctx, run, after, limit, "")
+}
+
+// nsTargets pages through the name server pairs that meet cond (a constant, whose
+// parameters, $5 on, are condArgs).
+func (s *Postgres) nsTargets(ctx context.Context, run int64, after NSCursor, limit int, cond string, condArgs ...any) ([]NSTarget, error) {
 	rows, err := s.pool.Query(ctx, `SELECT domain, ip, host FROM ns_targets n
-		WHERE run_id = $1 AND (domain, ip) > ($2, $3)
-		AND NOT EXISTS (SELECT 1 FROM ns_checks c WHERE c.run_id = n.run_id AND c.vantage = $5 AND c.domain = n.domain AND c.ip = n.ip)
-		ORDER BY domain, ip LIMIT $4`, run, after.Domain, after.IP, limit, v)
+		WHERE run_id = $1 AND (domain, ip) > ($2, $3)`+cond+` ORDER BY domain, ip LIMIT $4`,
+		append([]any{run, after.Domain, after.IP, limit}, condArgs...)...)
 	if err != nil {
 		return nil, fmt.Errorf("read name server targets: %w", err)
 	}

@@ -214,10 +214,20 @@ func (s *SQLite) PendingNSTargets(ctx context.Context, run int64, vantage string
 	if err != nil {
 		return nil, err
 	}
+	return s.nsTargets(ctx, run, after, limit, nsUnchecked("?"), v)
+}
+
+// NSTargets pages through every name server pair of the run, checked or not.
+func (s *SQLite) NSTargets(ctx context.Context, run int64, after NSCursor, limit int) ([]NSTarget, error) {
+	return s.nsTargets(ctx, run, after, limit, "")
+}
+
+// nsTargets pages through the name server pairs that meet cond (a constant, whose
+// parameters are condArgs).
+func (s *SQLite) nsTargets(ctx context.Context, run int64, after NSCursor, limit int, cond string, condArgs ...any) ([]NSTarget, error) {
+	args := append(append([]any{run, after.Domain, after.IP}, condArgs...), limit)
 	rows, err := s.db.QueryContext(ctx, `SELECT domain, ip, host FROM ns_targets n
-		WHERE run_id = ? AND (domain, ip) > (?, ?)
-		AND NOT EXISTS (SELECT 1 FROM ns_checks c WHERE c.run_id = n.run_id AND c.vantage = ? AND c.domain = n.domain AND c.ip = n.ip)
-		ORDER BY domain, ip LIMIT ?`, run, after.Domain, after.IP, v, limit)
+		WHERE run_id = ? AND (domain, ip) > (?, ?)`+cond+` ORDER BY domain, ip LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read name server targets: %w", err)
 	}

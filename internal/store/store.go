@@ -113,9 +113,11 @@ type Store interface {
 	// Targets pages through the run's probe targets in address text order (after ""
 	// for the first page), each with the kinds the vantage already measured: the probe
 	// stage's input on resume, which keeps those with kinds left. PendingNSTargets pages
-	// through the name server pairs the vantage has not checked yet.
+	// through the name server pairs the vantage has not checked yet, NSTargets through
+	// all of them (store.Copy).
 	Targets(ctx context.Context, run int64, vantage, after string, limit int) ([]Target, error)
 	PendingNSTargets(ctx context.Context, run int64, vantage string, after NSCursor, limit int) ([]NSTarget, error)
+	NSTargets(ctx context.Context, run int64, after NSCursor, limit int) ([]NSTarget, error)
 
 	// SaveMeasurements writes per-address probe results, each under its vantage;
 	// Measured and MeasuredKinds say what a vantage of the run already has (resume, and

@@ -133,6 +133,15 @@ func testTargets(t *testing.T, s store.Store) {
 	if diff := cmp.Diff(wantNS, ns, addrCmp); diff != "" {
 		t.Errorf("PendingNSTargets (-want +got):\n%s", diff)
 	}
+	// NSTargets: every pair, the checked one too, after a cursor.
+	allNS, err := s.NSTargets(ctx, run, store.NSCursor{Domain: "a.example"}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAllNS := append([]store.NSTarget{{Domain: "b.example", Host: "ns.b.example", IP: ip2}}, wantNS...)
+	if diff := cmp.Diff(wantAllNS, allNS, addrCmp); diff != "" {
+		t.Errorf("NSTargets (-want +got):\n%s", diff)
+	}
 
 	// A batch that fails (a domain of another run's list is fine, a cancelled context is
 	// not) writes none of its targets.
