@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/v6matrix/v6matrix/internal/distrib"
@@ -38,7 +37,7 @@ func checkDistributed(dbPath string, vantages string, shard int) ([]string, erro
 	if shard < 1 {
 		return nil, usagef("--shard %d: want 1 or more domains per DNS job", shard)
 	}
-	vs := distrib.Vantages(store.Run{Vantage: vantages})
+	vs := distrib.SplitVantages(vantages)
 	if len(vs) == 0 {
 		return nil, usagef("--vantage: name the vantages the run is measured from, comma separated")
 	}
@@ -57,14 +56,15 @@ func checkDistributed(dbPath string, vantages string, shard int) ([]string, erro
 // its DNS shards; the workers do the rest. Nothing is sent from here: the options are
 // checked (every file read) without asking the resolvers, which the workers use.
 func crawlDistributed(ctx context.Context, o crawlOptions, dbPath string, vantages []string, shard int, stdout io.Writer, log *slog.Logger) error {
-	o.Distributed = true
+	o.Distributed, o.Vantages = true, vantages
 	opts, pg, q, err := openDistributed(ctx, o, dbPath, log)
 	if err != nil {
 		return err
 	}
 	defer pg.Close()
 	cfg := run.Config{List: o.List, Stdin: os.Stdin, TLDs: o.TLDs, Top: o.Top, Logger: log}
-	res, err := run.Create(ctx, pg, cfg, run.Meta{Options: opts, Vantage: strings.Join(vantages, ",")})
+	// The run's own vantage is the first: exports show it unless given --vantage.
+	res, err := run.Create(ctx, pg, cfg, run.Meta{Options: opts, Vantage: vantages[0]})
 	if err != nil {
 		return runError(log, res, err)
 	}

@@ -26,6 +26,7 @@ package distrib
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -58,11 +59,22 @@ func CheckVantage(name string) error {
 	return nil
 }
 
-// Vantages returns the vantages a distributed run is measured from: its Vantage,
-// comma-separated.
+// Vantages returns the vantages a distributed run is measured from: the "vantages" of
+// its options (JSON), else its own vantage (store.Run.Vantage, the first of them).
 func Vantages(r store.Run) []string {
+	var o struct {
+		Vantages []string `json:"vantages"`
+	}
+	if json.Unmarshal([]byte(r.Options), &o) == nil && len(o.Vantages) > 0 {
+		return o.Vantages
+	}
+	return SplitVantages(r.Vantage)
+}
+
+// SplitVantages returns the vantages of a comma-separated list.
+func SplitVantages(list string) []string {
 	var out []string
-	for _, v := range strings.Split(r.Vantage, ",") {
+	for _, v := range strings.Split(list, ",") {
 		if v = strings.TrimSpace(v); v != "" {
 			out = append(out, v)
 		}

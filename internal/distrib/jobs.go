@@ -98,7 +98,7 @@ func (pw *planWorker) Work(ctx context.Context, job *river.Job[PlanArgs]) error 
 	var nets []NetArgs
 	if s.Probe != nil {
 		if nets, err = networks(ctx, s.Probe, func(after string) ([]netip.Addr, error) {
-			ts, err := w.pg.Targets(ctx, r.ID, after, 1000)
+			ts, err := w.pg.Targets(ctx, r.ID, "", after, 1000)
 			ips := make([]netip.Addr, len(ts))
 			for i, t := range ts {
 				ips[i] = t.IP
@@ -171,7 +171,7 @@ type probeWorker struct {
 
 func (pw *probeWorker) Work(ctx context.Context, job *river.Job[ProbeArgs]) error {
 	return netJob(ctx, pw.w, job, NetArgs(job.Args), func(ctx context.Context, r store.Run, cfg *measure.Config) error {
-		ts, err := pw.w.pg.TargetsAt(ctx, r.ID, job.Args.IPs)
+		ts, err := pw.w.pg.TargetsAt(ctx, r.ID, job.Args.Vantage, job.Args.IPs)
 		delete(cfg.Kinds, result.KindDNS53) // the name server checks come after every probe
 		cfg.Part = &measure.Part{Targets: ts}
 		return err
@@ -203,7 +203,7 @@ func (w *Worker) probeConfig(run *measure.Config, vantage string) measure.Config
 	cfg.Polite.Rate = w.share(run.Polite.Rate)
 	cfg.NSCheck.Rate = w.share(run.NSCheck.Rate)
 	cfg.Logger = w.log
-	_ = vantage // TODO(vantage): cfg.Vantage = vantage, once measurements are keyed by vantage
+	cfg.Vantage = vantage
 	return cfg
 }
 
@@ -256,7 +256,7 @@ func (pw *nsPlanWorker) Work(ctx context.Context, job *river.Job[NSPlanArgs]) er
 		return commit(ctx, w, job, r, true, 0, nil, nil)
 	}
 	nets, err := networks(ctx, s.Probe, func(after string) ([]netip.Addr, error) {
-		return w.pg.NSTargetAddrs(ctx, r.ID, after, 1000)
+		return w.pg.NSTargetAddrs(ctx, r.ID, job.Args.Vantage, after, 1000)
 	})
 	if err != nil {
 		return err
@@ -277,7 +277,7 @@ type nsWorker struct {
 
 func (nw *nsWorker) Work(ctx context.Context, job *river.Job[NSArgs]) error {
 	return netJob(ctx, nw.w, job, NetArgs(job.Args), func(ctx context.Context, r store.Run, cfg *measure.Config) error {
-		pairs, err := nw.w.pg.PendingNSTargetsAt(ctx, r.ID, job.Args.IPs)
+		pairs, err := nw.w.pg.PendingNSTargetsAt(ctx, r.ID, job.Args.Vantage, job.Args.IPs)
 		cfg.Kinds = map[string]bool{result.KindDNS53: true}
 		cfg.Part = &measure.Part{NS: pairs}
 		return err

@@ -6,13 +6,17 @@ import (
 	"net/netip"
 )
 
-// TargetsAt returns the run's targets with these addresses, each with the kinds
-// already measured (as Targets gives them), in address text order: a distributed
-// probe job's share of the probe stage.
-func (s *Postgres) TargetsAt(ctx context.Context, run int64, ips []netip.Addr) ([]Target, error) {
+// TargetsAt returns the run's targets with these addresses, each with the kinds the
+// vantage already measured (as Targets gives them), in address text order: a
+// distributed probe job's share of the probe stage.
+func (s *Postgres) TargetsAt(ctx context.Context, run int64, vantage string, ips []netip.Addr) ([]Target, error) {
+	v, err := s.vantage(ctx, run, vantage)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := s.pool.Query(ctx, `SELECT `+targetColumns+`,
-		coalesce((SELECT string_agg(kind, ' ') FROM measurements m WHERE m.run_id = t.run_id AND m.ip = t.ip), '')
-		FROM targets t WHERE run_id = $1 AND ip = ANY($2::text[]) ORDER BY ip`, run, addrTexts(ips))
+		coalesce((SELECT string_agg(kind, ' ') FROM measurements m WHERE m.run_id = t.run_id AND m.vantage = $3 AND m.ip = t.ip), '')
+		FROM targets t WHERE run_id = $1 AND ip = ANY($2::text[]) ORDER BY ip`, run, addrTexts(ips), v)
 	if err != nil {
 		return nil, fmt.Errorf("read targets: %w", err)
 	}
@@ -20,13 +24,17 @@ func (s *Postgres) TargetsAt(ctx context.Context, run int64, ips []netip.Addr) (
 	return collect(rows, scanPendingTarget)
 }
 
-// PendingNSTargetsAt returns the run's name server pairs of these addresses not yet
-// checked, in (domain, ip) order: a distributed job's share of the name server checks.
-func (s *Postgres) PendingNSTargetsAt(ctx context.Context, run int64, ips []netip.Addr) ([]NSTarget, error) {
+// PendingNSTargetsAt returns the run's name server pairs of these addresses that the
+// vantage has not checked, in (domain, ip) order: a distributed job's share of the name
+// server checks.
+func (s *Postgres) PendingNSTargetsAt(ctx context.Context, run int64, vantage string, ips []netip.Addr) ([]NSTarget, error) {
+	v, err := s.vantage(ctx, run, vantage)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := s.pool.Query(ctx, `SELECT domain, ip, host FROM ns_targets n
-		WHERE run_id = $1 AND ip = ANY($2::text[])
-		AND NOT EXISTS (SELECT 1 FROM ns_checks c WHERE c.run_id = n.run_id AND c.domain = n.domain AND c.ip = n.ip)
-		ORDER BY domain, ip`, run, addrTexts(ips))
+		WHERE run_id = $1 AND ip = ANY($2::text[])`+nsUnchecked("$3")+`
+		ORDER BY domain, ip`, run, addrTexts(ips), v)
 	if err != nil {
 		return nil, fmt.Errorf("read name server targets: %w", err)
 	}
@@ -35,12 +43,15 @@ func (s *Postgres) PendingNSTargetsAt(ctx context.Context, run int64, ips []neti
 }
 
 // NSTargetAddrs pages through the distinct addresses of the run's name server pairs
-// not yet checked, in text order, after after.
-func (s *Postgres) NSTargetAddrs(ctx context.Context, run int64, after string, limit int) ([]netip.Addr, error) {
+// the vantage has not checked, in text order, after after.
+func (s *Postgres) NSTargetAddrs(ctx context.Context, run int64, vantage, after string, limit int) ([]netip.Addr, error) {
+	v, err := s.vantage(ctx, run, vantage)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := s.pool.Query(ctx, `SELECT DISTINCT ip FROM ns_targets n
-		WHERE run_id = $1 AND ip > $2
-		AND NOT EXISTS (SELECT 1 FROM ns_checks c WHERE c.run_id = n.run_id AND c.domain = n.domain AND c.ip = n.ip)
-		ORDER BY ip LIMIT $3`, run, after, limit)
+		WHERE run_id = $1 AND ip > $2`+nsUnchecked("$4")+`
+		ORDER BY ip LIMIT $3`, run, after, limit, v)
 	if err != nil {
 		return nil, fmt.Errorf("read name server addresses: %w", err)
 	}

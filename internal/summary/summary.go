@@ -152,7 +152,7 @@ func Build(ctx context.Context, st store.Store, run int64, log *slog.Logger) err
 		pending, docs = pending[:0], docs[:0]
 		return nil
 	}
-	err := st.Details(ctx, run, func(d store.Detail) error {
+	err := st.Details(ctx, run, "", func(d store.Detail) error {
 		s := Of(&d)
 		b.add(&d, &s)
 		pending, docs = append(pending, s), append(docs, d)
@@ -193,7 +193,7 @@ func BuildDocs(ctx context.Context, st store.Store, run int64, log *slog.Logger)
 	start := time.Now()
 	var docs []store.Detail
 	n := 0
-	err := st.Details(ctx, run, func(d store.Detail) error {
+	err := st.Details(ctx, run, "", func(d store.Detail) error {
 		docs = append(docs, d)
 		n++
 		if len(docs) < batch {
