@@ -434,3 +434,92 @@ func TestResume(t *testing.T) {
 	waitDone(t, ctx, pg, id)
 	sameExport(t, refPG, ref.Run.ID, pg, id)
 }
+
+// TestTwoVantages measures a distributed run from two vantages, one worker each: every
+// probe job runs once per vantage, on that vantage's queue, and each vantage's export
+// is the single-process run's.
+func TestTwoVantages(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	refPG, pg := openPG(t, ctx), openPG(t, ctx)
+	r := newRig(t, ctx)
+	s, err := r.setup(ctx, store.Run{ID: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := run.Start(ctx, refPG, r.runConfig(t, s), run.Meta{Vantage: "ams"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = r.setup(ctx, store.Run{ID: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, err := run.Create(ctx, pg, r.runConfig(t, s), run.Meta{Vantage: "ams", Options: `{"vantages":["ams","nyc"]}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := created.Run.ID
+	q, err := Open(ctx, pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Enqueue(ctx, id, 20); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"ams", "nyc"} {
+		startWorkers(t, pg, 1, Config{Vantage: v, Setup: r.setup, Lease: 6 * time.Second, Heartbeat: 200 * time.Millisecond})
+	}
+	waitDone(t, ctx, pg, id)
+	da := t.TempDir()
+	files, err := export.Write(ctx, refPG, ref.Run.ID, da, export.Formats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"ams", "nyc"} {
+		db := t.TempDir()
+		if _, err := export.WriteVantage(ctx, pg, id, v, db, export.Formats); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			wa, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wb, err := os.ReadFile(filepath.Join(db, filepath.Base(f)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(string(wa), string(wb)); diff != "" {
+				t.Errorf("%s of vantage %s differs (-single-process +distributed):\n%s", filepath.Base(f), v, diff)
+			}
+		}
+		var n int
+		if err := pg.Pool().QueryRow(ctx, `SELECT count(*) FROM measurements WHERE run_id = $1 AND vantage = $2`, id, v).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			t.Errorf("no measurement from vantage %s", v)
+		}
+	}
+	jobs, err := Progress(ctx, pg, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[string]int{}
+	for _, j := range jobs {
+		if j.Stage == "probe" {
+			per[j.Vantage] += j.Jobs
+		}
+	}
+	if per["ams"] == 0 || per["ams"] != per["nyc"] {
+		t.Errorf("probe jobs by vantage %v, want the same number for ams and nyc", per)
+	}
+	// The fake probes count each (address, kind) once per vantage.
+	for k, n := range r.fake(id).calls {
+		if n != 2 {
+			t.Errorf("%s probed %d times, want once per vantage", k, n)
+			break
+		}
+	}
+}
