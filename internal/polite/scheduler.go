@@ -86,6 +86,10 @@ type Scheduler struct {
 	netChunk  []netState
 	last      time.Duration // latest start of any probe
 	queued    int           // tasks not started
+	// excl, when set, is shared with other schedulers (Exclude); freed holds the
+	// addresses of theirs to hand back once s's lock is released.
+	excl  *Exclusion
+	freed []parked
 	holds     int           // Hold calls not released: Run waits for more tasks
 	state     int           // idle, running, finished
 
@@ -177,7 +181,8 @@ func (s *Scheduler) Add(t Task) error {
 			rank: rank, index: -1}
 		s.addrs[addr] = a
 		heap.Push(&a.net.fresh, a)
-	case a.last == never || a.busy: // waiting in fresh, or in flight
+		s.comeBack(a.net, rank)
+	case a.last == never || a.busy || a.parked: // waiting in fresh, in flight or parked
 		a.jobs = append(a.jobs, j)
 	default: // under way and idle: its eligible time may change
 		a.jobs = append(a.jobs, j)
