@@ -90,8 +90,8 @@ type Scheduler struct {
 	// addresses of theirs to hand back once s's lock is released.
 	excl  *Exclusion
 	freed []parked
-	holds     int           // Hold calls not released: Run waits for more tasks
-	state     int           // idle, running, finished
+	holds int // Hold calls not released: Run waits for more tasks
+	state int // idle, running, finished
 
 	done, inflight, total atomic.Int64
 }
