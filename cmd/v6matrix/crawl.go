@@ -36,6 +36,7 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	runID := fs.Int64("run", 0, "with --resume: the run to continue")
 	vantage := fs.String("vantage", hostname(), "name of the place this crawl runs from, stored with the run")
 	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus metrics of the crawl on http://`address`/metrics (e.g. 127.0.0.1:9464)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole crawl to `file` (go tool pprof)")
 	o.register(fs)
 	lf.register(fs)
 	if err := parseInterleaved(fs, args, stderr); err != nil {
@@ -66,6 +67,13 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if err := absPaths(&o); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	var plan *crawlPlan
 	if !*resume {
