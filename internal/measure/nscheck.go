@@ -148,8 +148,8 @@ func (n *nsChecks) fill(ctx context.Context) {
 			n.err = err
 		}
 	}
-	if n.closed && n.pending == 0 {
-		n.release()
+	if n.err != nil || (n.closed && n.pending == 0) {
+		n.release() // nothing more will be queued: the scheduler ends with what it has
 	}
 }
 
