@@ -18,73 +18,82 @@ import (
 // shared), each scheduler's own limits must hold on its tasks, and every task runs once.
 func TestExclusion(t *testing.T) {
 	for i := range 40 {
-		r := rand.New(rand.NewPCG(uint64(i), 13))
-		cfgA, cfgB := randomConfig(r), randomConfig(r)
-		specsA := randomSpecs(r, 1+r.IntN(20))
-		var specsB []spec
-		for range 1 + r.IntN(40) { // DNS-like checks, mostly at A's addresses
-			a := specsA[r.IntN(len(specsA))].addr
-			if r.IntN(4) == 0 {
-				a = fmt.Sprintf("203.0.113.%d", r.IntN(4))
-			}
-			specsB = append(specsB, spec{a, udp, 53, time.Duration(r.IntN(300)) * time.Millisecond})
-		}
-		t.Run(fmt.Sprintf("case%d", i), func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				clk := politetest.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-				rec := newRecorder(clk)
-				x := polite.NewExclusion()
-				var scheds [2]*polite.Scheduler
-				var ids [2][]int
-				for k, c := range []polite.Config{cfgA, cfgB} {
-					s, err := polite.New(c, clk)
-					if err != nil {
-						t.Fatal(err)
-					}
-					s.Exclude(x)
-					for _, sp := range [][]spec{specsA, specsB}[k] {
-						ids[k] = append(ids[k], len(rec.snapshot()))
-						if err := s.Add(rec.task(sp)); err != nil {
-							t.Fatal(err)
-						}
-					}
-					scheds[k] = s
-				}
-				done := make(chan error, 2)
-				for _, s := range scheds {
-					go func() { done <- s.Run(t.Context()) }()
-				}
-				for ended := 0; ended < 2; {
-					synctest.Wait()
-					select {
-					case err := <-done:
-						if err != nil {
-							t.Fatalf("Run: %v", err)
-						}
-						ended++
-						continue
-					default:
-					}
-					if !clk.AdvanceToNext() {
-						t.Fatalf("stuck: %d of 2 schedulers returned and no timer is pending", ended)
-					}
-				}
-				events := rec.snapshot()
-				for _, v := range rec.violations {
-					t.Error(v)
-				}
-				for k, c := range []polite.Config{cfgA, cfgB} {
-					var mine []event
-					for _, id := range ids[k] {
-						mine = append(mine, events[id])
-					}
-					for _, v := range checkLimits(c, mine, 0) {
-						t.Errorf("scheduler %d %+v: %s", k, c, v)
-					}
-				}
-			})
-		})
+		t.Run(fmt.Sprintf("case%d", i), func(t *testing.T) { checkExclusion(t, uint64(i)) })
 	}
+}
+
+// FuzzExclusion runs TestExclusion's check on fuzzed seeds.
+func FuzzExclusion(f *testing.F) {
+	f.Add(uint64(3))
+	f.Fuzz(func(t *testing.T, seed uint64) { checkExclusion(t, seed) })
+}
+
+// checkExclusion runs two schedulers sharing an Exclusion on random tasks of seed.
+func checkExclusion(t *testing.T, seed uint64) {
+	r := rand.New(rand.NewPCG(seed, 13))
+	cfgA, cfgB := randomConfig(r), randomConfig(r)
+	specsA := randomSpecs(r, 1+r.IntN(20))
+	var specsB []spec
+	for range 1 + r.IntN(40) { // DNS-like checks, mostly at A's addresses
+		a := specsA[r.IntN(len(specsA))].addr
+		if r.IntN(4) == 0 {
+			a = fmt.Sprintf("203.0.113.%d", r.IntN(4))
+		}
+		specsB = append(specsB, spec{a, udp, 53, time.Duration(r.IntN(300)) * time.Millisecond})
+	}
+	synctest.Test(t, func(t *testing.T) {
+		clk := politetest.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+		rec := newRecorder(clk)
+		x := polite.NewExclusion()
+		var scheds [2]*polite.Scheduler
+		var ids [2][]int
+		for k, c := range []polite.Config{cfgA, cfgB} {
+			s, err := polite.New(c, clk)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Exclude(x)
+			for _, sp := range [][]spec{specsA, specsB}[k] {
+				ids[k] = append(ids[k], len(rec.snapshot()))
+				if err := s.Add(rec.task(sp)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			scheds[k] = s
+		}
+		done := make(chan error, 2)
+		for _, s := range scheds {
+			go func() { done <- s.Run(t.Context()) }()
+		}
+		for ended := 0; ended < 2; {
+			synctest.Wait()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("Run: %v", err)
+				}
+				ended++
+				continue
+			default:
+			}
+			if !clk.AdvanceToNext() {
+				t.Fatalf("stuck: %d of 2 schedulers returned and no timer is pending", ended)
+			}
+		}
+		events := rec.snapshot()
+		for _, v := range rec.violations {
+			t.Error(v)
+		}
+		for k, c := range []polite.Config{cfgA, cfgB} {
+			var mine []event
+			for _, id := range ids[k] {
+				mine = append(mine, events[id])
+			}
+			for _, v := range checkLimits(c, mine, 0) {
+				t.Errorf("scheduler %d %+v: %s", k, c, v)
+			}
+		}
+	})
 }
 
 // TestExclusionCancel ends both schedulers while one waits for an address the other
