@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,8 +16,24 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/v6matrix/v6matrix/internal/domains"
+	"github.com/v6matrix/v6matrix/internal/polite"
 	"github.com/v6matrix/v6matrix/internal/store"
 )
+
+// hostRangesErr returns the error a crawl with these --allow-ranges gets in the host's
+// network namespace, where go test runs (polite.TestCheckAllowRanges has its wording).
+func hostRangesErr(t *testing.T, ranges ...string) string {
+	t.Helper()
+	var ps []netip.Prefix
+	for _, r := range ranges {
+		ps = append(ps, netip.MustParsePrefix(r))
+	}
+	err := polite.CheckAllowRanges(ps)
+	if err == nil {
+		t.Fatal("the test runs in a network namespace of its own: --allow-ranges would be taken here")
+	}
+	return err.Error()
+}
 
 // cliRun calls dispatch in-process, bounded by 20 s, and returns its exit code and streams.
 func cliRun(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -144,6 +161,10 @@ func TestCLIErrors(t *testing.T) {
 			"v6matrix crawl: --ns-check-rate 0: want a positive number of queries per second, or inf\n"},
 		{"ns-check-workers 0", crawl("--ns-check-workers", "0", f.list), 2,
 			"v6matrix crawl: --ns-check-workers 0: want 1 to 100000\n"},
+		{"allow-ranges in the host's namespace", crawl("--allow-ranges", "198.18.0.0/15,2001:db8::/32", f.list), 2,
+			"v6matrix crawl: " + hostRangesErr(t, "198.18.0.0/15", "2001:db8::/32") + "\n"},
+		{"metrics-linger without metrics-listen", crawl("--metrics-linger", "5s", f.list), 2,
+			"v6matrix crawl: --metrics-linger 5s: want a duration of 0 or more, with --metrics-listen\n"},
 		{"allow-ranges garbage", crawl("--allow-ranges", "garbage", f.list), 2,
 			"v6matrix crawl: --allow-ranges \"garbage\": want a CIDR network such as 192.0.2.0/24 or 2001:db8::/32\n"},
 		{"resume a mistyped database", []string{"crawl", "--db", db, "--resume", "--quiet"}, 1,
@@ -154,8 +175,10 @@ func TestCLIErrors(t *testing.T) {
 			"v6matrix crawl: --probes ping: cannot change when resuming run 1, which was started with \"none\" (results measured so far used it); start a new crawl to use another\n"},
 		{"resume with another opt-out file", []string{"crawl", "--db", f.interruptedDB, "--resume", "--quiet", "--resolver", "127.0.0.1:9", "--exclude", f.list}, 2,
 			"v6matrix crawl: --exclude " + f.list + ": cannot change when resuming run 1, which was started with \"\" (results measured so far used it); start a new crawl to use another\n"},
-		{"resume from another vantage", []string{"crawl", "--db", f.interruptedDB, "--resume", "--quiet", "--resolver", "127.0.0.1:9", "--vantage", "elsewhere"}, 2,
-			"v6matrix crawl: --vantage elsewhere: cannot change when resuming run 1, which runs from \"test\": start a new crawl from another vantage\n"},
+		{"resume from another vantage", []string{"crawl", "--db", f.interruptedDB, "--resume", "--quiet", "--resolver", "127.0.0.1:9", "--vantage", "elsewhere"}, 1,
+			"v6matrix crawl: run 1 (interrupted, 0 of 0 domains done): DNS stage not finished: finish it from its own vantage \"test\" first (v6matrix crawl --resume --run 1 there)\n"},
+		{"export from an unknown vantage", []string{"export", "--db", f.doneDB, "--vantage", "nowhere", "--out", filepath.Join(dir, "out")}, 1,
+			"v6matrix export: run 1 has no vantage \"nowhere\": its vantages are \"test\"\n"},
 		{"export an interrupted run", []string{"export", "--db", f.interruptedDB, "--out", filepath.Join(dir, "out")}, 1,
 			"v6matrix export: run 1 is interrupted, not done: its records would be partial; finish it with v6matrix crawl --resume --run 1 --db " +
 				f.interruptedDB + ", or add --partial to export what it has so far\n"},

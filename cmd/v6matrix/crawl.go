@@ -32,10 +32,11 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var o crawlOptions
 	var lf logFlags
 	dbPath := fs.String("db", "v6matrix.db", "database: a SQLite `file` or a postgres:// URL")
-	resume := fs.Bool("resume", false, "continue an interrupted run (the latest one, or --run) instead of starting one")
+	resume := fs.Bool("resume", false, "continue an interrupted run (the latest one, or --run) instead of starting one; with a --vantage other than the run's, measure the run's addresses from that vantage")
 	runID := fs.Int64("run", 0, "with --resume: the run to continue")
 	vantage := fs.String("vantage", hostname(), "name of the place this crawl runs from, stored with the run")
 	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus metrics of the crawl on http://`address`/metrics (e.g. 127.0.0.1:9464)")
+	metricsLinger := fs.Duration("metrics-linger", 0, "with --metrics-listen: keep serving the metrics this long after the run ends, for a last scrape of the final counts")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole crawl to `file` (go tool pprof)")
 	o.register(fs)
 	lf.register(fs)
@@ -52,6 +53,9 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	// Everything that can be checked without the database is checked first, so that a
 	// mistyped command leaves no database or failed run behind.
+	if set["metrics-linger"] && (*metricsAddr == "" || *metricsLinger < 0) {
+		return usagef("--metrics-linger %v: want a duration of 0 or more, with --metrics-listen", *metricsLinger)
+	}
 	if !*resume {
 		if set["run"] {
 			return usagef("--run needs --resume")
@@ -91,12 +95,20 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer st.Close()
 
 	var resumed store.Run
+	otherVantage := false // measuring the run from a second vantage
 	if *resume {
-		if resumed, err = run.Resumable(ctx, st, *runID); err != nil {
+		if resumed, err = run.Find(ctx, st, *runID); err != nil {
 			return err
 		}
-		if set["vantage"] && *vantage != resumed.Vantage {
-			return usagef("--vantage %s: cannot change when resuming run %d, which runs from %q: start a new crawl from another vantage", *vantage, resumed.ID, resumed.Vantage)
+		otherVantage = set["vantage"] && *vantage != resumed.Vantage
+		if otherVantage {
+			if _, err := run.CanMeasureFrom(ctx, st, resumed, *vantage); err != nil {
+				return err
+			}
+		} else {
+			if resumed, err = run.Resumable(ctx, st, resumed.ID); err != nil {
+				return err
+			}
 		}
 		if o, err = resumeOptions(resumed, o, fs, set, log); err != nil {
 			return err
@@ -127,9 +139,25 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	var res run.Result
-	if *resume {
+	switch {
+	case otherVantage:
+		if cfg.Probe != nil {
+			cfg.Probe.Vantage = *vantage
+		}
+		res, err = run.MeasureFrom(ctx, st, resumed.ID, cfg)
+		if ie := (*run.InterruptedError)(nil); errors.As(err, &ie) {
+			log.Warn(fmt.Sprintf("probes from vantage %s interrupted; continue with: v6matrix crawl --resume --run %d --vantage %s", *vantage, ie.Run, *vantage))
+			return errInterrupted
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "run %d measured from vantage %s: %d probes, %d could not run\n",
+			res.Run.ID, *vantage, res.Progress.Probe.Done.Load(), res.Progress.Probe.Failed.Load())
+		return nil
+	case *resume:
 		res, err = run.Resume(ctx, st, resumed.ID, cfg, opts)
-	} else {
+	default:
 		log.Info("starting a run", "list", o.List, "db", store.Name(*dbPath))
 		res, err = run.Start(ctx, st, cfg, run.Meta{Options: opts, Vantage: *vantage})
 	}
@@ -138,6 +166,13 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "run %d: %d domains (%s), %d addresses, %d invalid list lines skipped, %d duplicates\n",
 		res.Run.ID, res.Counts.Done, statusSummary(res.Counts.ByStatus), res.Counts.Addresses, res.Run.Skipped, res.Run.Duplicates)
+	if *metricsAddr != "" && *metricsLinger > 0 {
+		log.Info("run done; metrics served a while longer", "for", *metricsLinger)
+		select {
+		case <-time.After(*metricsLinger):
+		case <-ctx.Done():
+		}
+	}
 	return nil
 }
 
@@ -332,6 +367,9 @@ func buildCrawl(o crawlOptions, log *slog.Logger) (crawl.Config, *resolve.Client
 	allow, err := parsePrefixes("allow-ranges", o.AllowRanges)
 	if err != nil {
 		return cfg, nil, err
+	}
+	if err := polite.CheckAllowRanges(allow); err != nil {
+		return cfg, nil, usagef("%v", err)
 	}
 	table := addrclass.DefaultTable()
 	if o.PrefixTable != "" {

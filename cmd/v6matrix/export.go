@@ -19,6 +19,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	format := fs.String("format", "csv,jsonl", "formats, comma separated: csv (one file per record type), jsonl (domains.jsonl)")
 	out := fs.String("out", "out", "output `directory` (record files in it from an earlier export are replaced or removed)")
 	partial := fs.Bool("partial", false, "export a run that is not done (still crawling, interrupted or failed): its records are partial")
+	vantage := fs.String("vantage", "", "export the measurements of this `vantage` of the run (default: the run's own; v6matrix runs lists a run's vantages, its own first)")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -47,7 +48,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		fmt.Fprintf(stderr, "v6matrix export: warning: run %d is %s, not done: these records are partial\n", run.ID, run.State)
 	}
-	paths, err := export.Write(ctx, st, run.ID, *out, formats)
+	paths, err := export.WriteVantage(ctx, st, run.ID, *vantage, *out, formats)
 	if err != nil {
 		return err
 	}
@@ -55,7 +56,11 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	for i, p := range paths {
 		names[i] = filepath.Base(p)
 	}
-	fmt.Fprintf(stdout, "run %d exported to %s: %s\n", run.ID, *out, strings.Join(names, " "))
+	from := ""
+	if *vantage != "" {
+		from = " from vantage " + *vantage
+	}
+	fmt.Fprintf(stdout, "run %d%s exported to %s: %s\n", run.ID, from, *out, strings.Join(names, " "))
 	return nil
 }
 

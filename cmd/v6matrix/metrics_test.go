@@ -1,67 +1,21 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"io"
-	"net/http"
 	"path/filepath"
-	"regexp"
-	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/v6matrix/v6matrix/internal/geoip"
+	"github.com/v6matrix/v6matrix/internal/metrics/metricstest"
 )
 
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// scrape returns the value of every sample of a Prometheus text exposition: by name,
-// and by name with its labels (name{a="x",b="y"}, as exposed).
-func scrape(url string) (map[string]float64, error) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		series := line[:i]
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			out[series] = v
-			name, _, _ := strings.Cut(series, "{")
-			out[name] = v
-		}
-	}
-	return out, sc.Err()
+// scrape reads a /metrics page (metricstest.Scrape), bounded by 5 s.
+func scrape(url string) (metricstest.Samples, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return metricstest.Scrape(ctx, nil, url)
 }
 
 // TestCrawlMetrics scrapes a crawl's /metrics while it runs: the DNS stage's counters
@@ -80,15 +34,14 @@ func TestCrawlMetrics(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var stderr syncBuffer
+	var stderr metricstest.Log
 	done := make(chan int, 1)
 	go func() {
 		done <- dispatch(ctx, []string{"crawl", "--db", filepath.Join(dir, "m.db"), "--resolver", resolver, "--probes", "geo",
 			"--geoip-city", city, "--geoip-asn", asn, "--concurrency", "2", "--vantage", "metrics-test", "--metrics-listen", "127.0.0.1:0", "--log-progress", "0", list}, io.Discard, &stderr)
 	}()
-	urlRE := regexp.MustCompile(`url=(http://127\.0\.0\.1:\d+/metrics)`)
 	var url string
-	var samples []map[string]float64
+	var samples []metricstest.Samples
 	finished := -1
 	for finished < 0 && ctx.Err() == nil {
 		select {
@@ -98,9 +51,7 @@ func TestCrawlMetrics(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 		if url == "" {
-			if m := urlRE.FindStringSubmatch(stderr.String()); m != nil {
-				url = m[1]
-			}
+			url = stderr.URL()
 			continue
 		}
 		if s, err := scrape(url); err == nil && s["v6matrix_dns_domains_done_total"] > 0 {
@@ -129,8 +80,10 @@ func TestCrawlMetrics(t *testing.T) {
 		t.Errorf("last scrape: %s = %v (want GeoIP lookups counted), tls443 %v (want 0)", ptr, last[ptr],
 			last[`v6matrix_probes_total{kind="tls443",outcome="measured",vantage="metrics-test"}`])
 	}
-	if _, ok := last["go_goroutines"]; !ok {
-		t.Error("no Go runtime metrics")
+	for _, name := range []string{"go_goroutines", "v6matrix_probes_in_flight", "v6matrix_probe_efficiency_ratio", "v6matrix_probe_lower_bound_seconds"} {
+		if _, ok := last[name]; !ok {
+			t.Errorf("no %s", name)
+		}
 	}
 	if _, err := scrape(url); err == nil {
 		t.Error("the metrics server still answers after the crawl ended")

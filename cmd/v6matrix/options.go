@@ -43,7 +43,7 @@ func (o *crawlOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.Top, "top", 0, "only the N best-ranked domains of each TLD (0 = all)")
 	fs.StringVar(&o.Exclude, "exclude", "", "opt-out `file`: domains and CIDR networks never measured (read again on every resume)")
 	fs.BoolVar(&o.WWWApex, "www-apex", false, "look up the apex as a www host too")
-	fs.Var((*listFlag)(&o.AllowRanges), "allow-ranges", "CIDR ranges treated as valid and probe-able although special-purpose (labs), comma separated")
+	fs.Var((*listFlag)(&o.AllowRanges), "allow-ranges", "CIDR ranges treated as valid and probe-able although special-purpose (labs; only loopback unless the crawl runs inside a lab's network namespace), comma separated")
 	fs.StringVar(&o.PrefixTable, "prefix-table", "", "replace the built-in IPv6 prefix table with this CSV `file`")
 	o.Probe.register(fs)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -47,8 +48,12 @@ func cmdRuns(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return err
 		}
+		vs, err := st.Vantages(ctx, r.ID)
+		if err != nil {
+			return err
+		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", r.ID, r.Started.Local().Format(time.DateTime), r.State,
-			r.ListName, r.Vantage, c.Total, c.Done, c.ByStatus[result.StatusOK], c.Addresses)
+			r.ListName, strings.Join(vs, ","), c.Total, c.Done, c.ByStatus[result.StatusOK], c.Addresses)
 	}
 	return tw.Flush()
 }

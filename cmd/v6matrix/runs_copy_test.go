@@ -14,7 +14,9 @@ import (
 )
 
 // TestRunsCopyToPostgres copies a finished synthetic run from a SQLite file into
-// PostgreSQL with `runs copy`; `export` and `runs` of either database then agree.
+// PostgreSQL with `runs copy`; `export` and `runs` of either database then agree, and
+// the copy has the same domain documents. (store.TestCopy checks the tables the
+// exports do not show: targets, name server pairs.)
 func TestRunsCopyToPostgres(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	dir := t.TempDir()
@@ -58,6 +60,12 @@ func TestRunsCopyToPostgres(t *testing.T) {
 	if at, err := pst.Summarised(ctx, 1); err != nil || at.IsZero() {
 		t.Errorf("the copy is not summarised: %v, %v", at, err)
 	}
+	sst, err := store.OpenSQLiteReadOnly(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sst.Close()
+	storetest.SameDocs(t, sst, id, pst, 1) // the domain pages read these
 
 	for _, tt := range []struct {
 		args []string

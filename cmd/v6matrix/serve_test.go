@@ -83,6 +83,14 @@ func TestServe(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// /metrics counts the requests above by route and code.
+	m, err := scrape(strings.TrimSuffix(base, "/") + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := m[`v6matrix_http_request_duration_seconds_count{code="200",route="api_tlds"}`]; n < 1 {
+		t.Errorf("/metrics: %v successful requests of the TLD API, want 1 or more; has %d series", n, len(m))
+	}
 	cancel()
 	select {
 	case code := <-done:

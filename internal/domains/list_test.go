@@ -139,7 +139,7 @@ func TestReaderLineTooLong(t *testing.T) {
 }
 
 func TestOptOut(t *testing.T) {
-	o, err := ParseOptOut(strings.NewReader("# opt-outs\nExample.com\n192.0.2.0/24 # lab\n2001:db8:1::/48\n198.51.100.7\n"), "exclude.txt")
+	o, err := ParseOptOut(strings.NewReader("# opt-outs\nExample.com\n192.0.2.0/24 # lab\n2001:db8:1::/48\n198.51.100.7\n::ffff:203.0.113.0/120\n::ffff:0.0.0.0\n"), "exclude.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,9 @@ func TestOptOut(t *testing.T) {
 	for _, c := range []struct {
 		addr string
 		want bool
-	}{{"192.0.2.77", true}, {"192.0.3.1", false}, {"2001:db8:1:ff::1", true}, {"2001:db8:2::1", false}, {"198.51.100.7", true}, {"198.51.100.8", false}} {
+	}{{"192.0.2.77", true}, {"192.0.3.1", false}, {"2001:db8:1:ff::1", true}, {"2001:db8:2::1", false}, {"198.51.100.7", true}, {"198.51.100.8", false},
+		// IPv4-mapped networks listed exclude the IPv4 addresses they map, either way written.
+		{"203.0.113.9", true}, {"::ffff:203.0.113.9", true}, {"0.0.0.0", true}, {"203.0.114.1", false}} {
 		if got := o.ExcludesAddr(mustAddr(t, c.addr)); got != c.want {
 			t.Errorf("ExcludesAddr(%s) = %v", c.addr, got)
 		}

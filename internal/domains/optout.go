@@ -40,11 +40,11 @@ func ParseOptOut(r io.Reader, name string) (*OptOut, error) {
 			continue
 		}
 		if p, err := netip.ParsePrefix(text); err == nil {
-			o.nets = append(o.nets, p.Masked())
+			o.nets = append(o.nets, unmapPrefix(p.Masked()))
 			continue
 		}
 		if a, err := netip.ParseAddr(text); err == nil {
-			o.nets = append(o.nets, netip.PrefixFrom(a, a.BitLen()))
+			o.nets = append(o.nets, unmapPrefix(netip.PrefixFrom(a, a.BitLen())))
 			continue
 		}
 		if strings.ContainsAny(text, "/:") {
@@ -56,6 +56,15 @@ func ParseOptOut(r io.Reader, name string) (*OptOut, error) {
 		}
 		o.domains[d] = true
 	}
+}
+
+// unmapPrefix turns an IPv4-mapped IPv6 network (::ffff:192.0.2.0/120) into the IPv4
+// network it maps (192.0.2.0/24), since ExcludesAddr compares addresses unmapped.
+func unmapPrefix(p netip.Prefix) netip.Prefix {
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	return p
 }
 
 // ExcludesDomain reports whether the domain (or a parent of it) opted out.

@@ -117,6 +117,16 @@ func FilesFor(formats []string, measured map[string]bool) []string {
 // not write (left by an export of another run, database or format) are removed, so
 // that dir holds one run's records and nothing mixed; other files are left alone.
 func Write(ctx context.Context, st store.Store, run int64, dir string, formats []string) ([]string, error) {
+	return WriteVantage(ctx, st, run, "", dir, formats)
+}
+
+// WriteVantage is Write with the measurements of one vantage of the run ("" its own):
+// the same files and columns, filled with what that vantage measured (the DNS records
+// are the run's). A vantage the run does not have is an error naming those it has.
+func WriteVantage(ctx context.Context, st store.Store, run int64, vantage, dir string, formats []string) ([]string, error) {
+	if err := store.CheckVantage(ctx, st, run, vantage); err != nil {
+		return nil, err
+	}
 	for _, f := range formats {
 		if f != "csv" && f != "jsonl" {
 			return nil, fmt.Errorf("unknown format %q: want csv or jsonl", f)
@@ -136,7 +146,7 @@ func Write(ctx context.Context, st store.Store, run int64, dir string, formats [
 	for _, f := range formats {
 		switch f {
 		case "csv":
-			measured, err := st.MeasuredKinds(ctx, run)
+			measured, err := st.MeasuredKinds(ctx, run, vantage)
 			if err != nil {
 				return nil, fmt.Errorf("export run %d: %w", run, err)
 			}
@@ -162,7 +172,7 @@ func Write(ctx context.Context, st store.Store, run int64, dir string, formats [
 			jsonl = o
 		}
 	}
-	err := st.Details(ctx, run, func(d store.Detail) error {
+	err := st.Details(ctx, run, vantage, func(d store.Detail) error {
 		for _, c := range csvs {
 			c.t.rows(&d, func(cells ...string) { c.w.Write(cells) })
 			if err := c.w.Error(); err != nil {

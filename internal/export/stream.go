@@ -15,9 +15,10 @@ import (
 // ErrNoFile is returned by Stream for a file name the run does not export.
 var ErrNoFile = fmt.Errorf("no such record file")
 
-// FileNames returns the record files a run exports (FilesFor both formats).
+// FileNames returns the record files a run exports (FilesFor both formats), from its
+// own vantage's measurements, as Stream does.
 func FileNames(ctx context.Context, st store.Store, run int64) ([]string, error) {
-	measured, err := st.MeasuredKinds(ctx, run)
+	measured, err := st.MeasuredKinds(ctx, run, "")
 	if err != nil {
 		return nil, fmt.Errorf("export run %d: %w", run, err)
 	}
@@ -37,7 +38,7 @@ func Stream(ctx context.Context, st store.Store, run int64, file string, w io.Wr
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	if file == "domains.jsonl" {
-		err = st.Details(ctx, run, func(d store.Detail) error {
+		err = st.Details(ctx, run, "", func(d store.Detail) error {
 			b, err := json.Marshal(DomainDocument(run, &d))
 			if err != nil {
 				return err
@@ -54,7 +55,7 @@ func Stream(ctx context.Context, st store.Store, run int64, file string, w io.Wr
 		}
 		cw := csv.NewWriter(bw)
 		cw.Write(t.header)
-		err = st.Details(ctx, run, func(d store.Detail) error {
+		err = st.Details(ctx, run, "", func(d store.Detail) error {
 			t.rows(&d, func(cells ...string) { cw.Write(cells) })
 			return cw.Error()
 		})

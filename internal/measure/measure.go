@@ -30,6 +30,10 @@ import (
 
 // Config sets up the probe stage.
 type Config struct {
+	// Vantage is where the probes are sent from: the stage saves its measurements
+	// under it and resumes what it lacks, so that one run (its DNS stage done once)
+	// can be measured from several places. "" is the run's own vantage.
+	Vantage string
 	// Kinds enabled (result.Kind*); the default is all of them.
 	Kinds  map[string]bool
 	Polite polite.Config
@@ -85,9 +89,11 @@ type Progress struct {
 	Total     atomic.Int64 // probes to run
 	Done      atomic.Int64 // probes finished
 	Failed    atomic.Int64 // probes that could not run (local errors)
+	InFlight  atomic.Int64 // probes running now
 
-	bound atomic.Pointer[func() (time.Duration, string)]
-	kinds [maxKinds]kindCount // by index in result.Kinds
+	bound      atomic.Pointer[func() (time.Duration, string)]
+	start, end atomic.Int64        // the stage's start and the probes' end, Unix nanoseconds (0: not yet)
+	kinds      [maxKinds]kindCount // by index in result.Kinds
 }
 
 // maxKinds bounds the kinds Progress counts one by one (result.Kinds has 13).
@@ -141,6 +147,25 @@ func (p *Progress) Bound() (time.Duration, string) {
 
 func (p *Progress) setBound(f func() (time.Duration, string)) { p.bound.Store(&f) }
 
+// Efficiency is the lower bound (Bound) over the probes' wall time from the stage's
+// start, until now or until the probes ended: 1 when the probes ran as fast as the
+// politeness limits allow. Zero before the stage starts.
+func (p *Progress) Efficiency() float64 {
+	start := p.start.Load()
+	if start == 0 {
+		return 0
+	}
+	end := p.end.Load()
+	if end == 0 {
+		end = time.Now().UnixNano()
+	}
+	lb, _ := p.Bound()
+	if end <= start {
+		return 0
+	}
+	return lb.Seconds() / time.Duration(end-start).Seconds()
+}
+
 // flushEvery bounds how long a finished measurement waits before it is saved.
 const flushEvery = 500 * time.Millisecond
 
@@ -156,9 +181,12 @@ func Run(ctx context.Context, cfg Config, st store.Store, run int64, p *Progress
 	return s.Wait(ctx)
 }
 
-// write saves measurements in batches until results closes.
-func write(ctx context.Context, st store.Store, run int64, results <-chan store.Measurement) error {
+// write saves measurements, under the vantage, in batches until results closes.
+func write(ctx context.Context, st store.Store, run int64, vantage string, results <-chan store.Measurement) error {
 	return batch.Write(ctx, results, 200, flushEvery, func(ctx context.Context, ms []store.Measurement) error {
+		for i := range ms {
+			ms[i].Vantage = vantage
+		}
 		return st.SaveMeasurements(ctx, run, ms)
 	})
 }

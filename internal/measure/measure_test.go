@@ -199,7 +199,7 @@ func TestRunLoopback(t *testing.T) {
 
 	var a, refused result.Address
 	var nsChecks map[netip.Addr]*dns53.Result
-	st.Details(ctx, run, func(d store.Detail) error {
+	st.Details(ctx, run, "", func(d store.Detail) error {
 		a, refused, nsChecks = d.Addrs[hostIP], d.Addrs[refusedIP], d.NSChecks
 		return nil
 	})
@@ -288,7 +288,7 @@ func TestRunWindow(t *testing.T) {
 	if p.Total.Load() != 3*n || p.Done.Load() != 3*n || p.Failed.Load() != 0 {
 		t.Errorf("progress: total %d done %d failed %d, want %d each and none failed", p.Total.Load(), p.Done.Load(), p.Failed.Load(), 3*n)
 	}
-	measured, err := st.Measured(ctx, run)
+	measured, err := st.Measured(ctx, run, "")
 	if err != nil {
 		t.Fatal(err)
 	}

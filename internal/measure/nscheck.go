@@ -189,12 +189,12 @@ func (n *nsChecks) bound(cfg polite.Config) (time.Duration, *nsAddr) {
 	return lb, nil
 }
 
-// loadPending queues the pairs of the run not yet checked (a resume; a fresh run has
-// none).
-func (n *nsChecks) loadPending(ctx context.Context, st store.Store, run int64) error {
+// loadPending queues the pairs of the run not yet checked from vantage (a resume, or a
+// second vantage; a fresh run has none).
+func (n *nsChecks) loadPending(ctx context.Context, st store.Store, run int64, vantage string) error {
 	const page = 1000
 	for after := (store.NSCursor{}); ; {
-		ns, err := st.PendingNSTargets(ctx, run, after, page)
+		ns, err := st.PendingNSTargets(ctx, run, vantage, after, page)
 		if err != nil {
 			return err
 		}

@@ -126,7 +126,9 @@ func (pr *probers) task(t *target, kind string, results chan<- store.Measurement
 		return probe(ctx, tgt)
 	}
 	task.Run = func(ctx context.Context) {
+		p.InFlight.Add(1)
 		v, err := measure(ctx)
+		p.InFlight.Add(-1)
 		p.Done.Add(1)
 		if err != nil {
 			if ctx.Err() == nil {

@@ -24,9 +24,9 @@ import (
 // An address's probes wait outside the scheduler's window in a compact record, in its
 // network's queue (see planner); the names its probes use (SNI, STARTTLS, the host of
 // the path trace) are those of the best-ranked domain saved when the address enters the
-// window. Each (address, kind) is queued once per run: on resume from the store's
-// targets less what is measured, then from the roles that each saved batch adds
-// (store.Target.Added).
+// window. Each (address, kind) is queued once per run and vantage (Config.Vantage): on
+// resume from the store's targets less what the vantage measured, then from the roles
+// that each saved batch adds (store.Target.Added).
 type Stage struct {
 	cfg   Config
 	st    store.Store
@@ -102,16 +102,17 @@ func Start(ctx context.Context, cfg Config, st store.Store, run int64, p *Progre
 	s.plan = newPlanner(cfg.Polite, cfg.Window, s.portOf, setOf(every.kinds(s.cfg.Kinds))&^localKinds)
 	s.wakeL = sync.NewCond(&s.mu)
 	p.setBound(s.bound)
+	p.start.Store(s.start.UnixNano())
 
 	s.results = make(chan store.Measurement, 256)
 	s.writeErr = make(chan error, 1)
-	go func() { s.writeErr <- write(context.WithoutCancel(ctx), st, run, s.results) }()
+	go func() { s.writeErr <- write(context.WithoutCancel(ctx), st, run, cfg.Vantage, s.results) }()
 	if err := s.loadPending(ctx); err != nil {
 		s.closeEarly()
 		return nil, err
 	}
 	if s.ns != nil {
-		if err := s.ns.loadPending(ctx, st, run); err != nil {
+		if err := s.ns.loadPending(ctx, st, run, s.cfg.Vantage); err != nil {
 			s.closeEarly()
 			return nil, err
 		}
@@ -151,7 +152,7 @@ func (s *Stage) loadPending(ctx context.Context) error {
 	}
 	const page = 1000
 	for after := ""; ; {
-		ts, err := s.st.Targets(ctx, s.run, after, page)
+		ts, err := s.st.Targets(ctx, s.run, s.cfg.Vantage, after, page)
 		if err != nil {
 			return err
 		}
@@ -375,10 +376,12 @@ func (s *Stage) Wait(ctx context.Context) error {
 		s.mu.Unlock()
 	}
 	s.localWG.Wait()
-	wall := time.Since(s.start)
-	if lb, why := s.bound(); err == nil && wall > 0 {
-		s.log.Info("probe stage: probes done", "elapsed", wall.Round(time.Millisecond), "lower_bound", lb.Round(time.Millisecond),
-			"bound_by", why, "efficiency", fmt.Sprintf("%.2f", lb.Seconds()/wall.Seconds()))
+	end := time.Now()
+	if err == nil {
+		s.p.end.Store(end.UnixNano())
+		lb, why := s.bound()
+		s.log.Info("probe stage: probes done", "elapsed", end.Sub(s.start).Round(time.Millisecond), "lower_bound", lb.Round(time.Millisecond),
+			"bound_by", why, "efficiency", fmt.Sprintf("%.2f", s.p.Efficiency()))
 	}
 	s.mu.Lock()
 	if err == nil {

@@ -41,11 +41,16 @@ func Crawl(reg prometheus.Registerer, p *run.Progress, client *resolve.Client, v
 		{"v6matrix_probes_done_total", "probes finished", true, func() float64 { return float64(p.Probe.Done.Load()) }},
 		{"v6matrix_probes_pending", "probes still to run", false, func() float64 { return float64(max(p.Probe.Total.Load()-p.Probe.Done.Load(), 0)) }},
 		{"v6matrix_probes_failed_total", "probes that could not run (local errors)", true, func() float64 { return float64(p.Probe.Failed.Load()) }},
+		{"v6matrix_probes_in_flight", "probes running now", false, func() float64 { return float64(p.Probe.InFlight.Load()) }},
+		{"v6matrix_probe_efficiency_ratio", "the lower bound over the probes' wall time so far (until they end): 1 is as fast as the politeness limits allow", false, p.Probe.Efficiency},
 		{"v6matrix_probe_lower_bound_seconds", "the politeness lower bound of the probes' wall time for the addresses known so far (docs/POLITENESS.md)", false, bound},
 		{"v6matrix_crawl_elapsed_seconds", "time since this crawl process started its run", false, func() float64 { return time.Since(start).Seconds() }},
 	}
 	var errs []error
 	for _, kind := range result.Kinds {
+		if kind == result.KindSkipped {
+			continue // not a probe: v6matrix_probe_addresses_skipped counts them
+		}
 		for _, outcome := range []string{"measured", "failed"} {
 			read := func() float64 {
 				m, f := p.Probe.ByKind(kind)

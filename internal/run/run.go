@@ -116,13 +116,7 @@ func Start(ctx context.Context, st store.Store, cfg Config, meta Meta) (Result, 
 // Resumable returns the run a resume continues: run id, or the latest run when id is 0.
 // A done run is refused (ErrNothingToResume).
 func Resumable(ctx context.Context, st store.Store, id int64) (store.Run, error) {
-	var run store.Run
-	var err error
-	if id > 0 {
-		run, err = st.GetRun(ctx, id)
-	} else {
-		run, err = st.LatestRun(ctx)
-	}
+	run, err := Find(ctx, st, id)
 	if err != nil {
 		return run, err
 	}

@@ -438,7 +438,7 @@ func TestProbeStage(t *testing.T) {
 	if diff := cmp.Diff([]store.RunState{store.RunCrawling, store.RunProbing}, watched); diff != "" {
 		t.Errorf("stages watched (-want +got):\n%s", diff)
 	}
-	measured, err := st.Measured(ctx, res.Run.ID)
+	measured, err := st.Measured(ctx, res.Run.ID, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ func BenchmarkStores(b *testing.B) {
 			b.ResetTimer()
 			for b.Loop() {
 				n := 0
-				if err := st.Details(ctx, run, func(store.Detail) error { n++; return nil }); err != nil || n != domains {
+				if err := st.Details(ctx, run, "", func(store.Detail) error { n++; return nil }); err != nil || n != domains {
 					b.Fatalf("Details: %d domains, %v", n, err)
 				}
 			}

@@ -115,7 +115,9 @@ func TestPostgresErrors(t *testing.T) {
 }
 
 // TestCopy copies a summarised run from SQLite to PostgreSQL and back: the copies
-// export byte-identically and summarise to the same aggregates.
+// hold the same documents before they are summarised, export byte-identically and
+// summarise to the same aggregates. An unfinished run's copies give a resume the same
+// input (targets, name server pairs, checks, pending domains).
 func TestCopy(t *testing.T) {
 	ctx := context.Background()
 	src, pg, back := openSQLite(t), openPostgres(t), openSQLite(t)
@@ -133,6 +135,7 @@ func TestCopy(t *testing.T) {
 			if id != run {
 				t.Fatalf("copy of run %d is run %d in an empty store", run, id)
 			}
+			storetest.SameDocs(t, hop[0], run, hop[1], id)
 			if err := summary.Build(ctx, hop[1], id, nil); err != nil {
 				t.Fatal(err)
 			}
@@ -158,6 +161,17 @@ func TestCopy(t *testing.T) {
 			}
 		}
 	}
+	u := storetest.FillUnfinished(t, src)
+	upg, err := store.Copy(ctx, src, pg, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ub, err := store.Copy(ctx, pg, back, upg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.SameInput(t, src, u, pg, upg)
+	storetest.SameInput(t, src, u, back, ub)
 	if _, err := store.Copy(ctx, src, pg, 99); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("copy of a missing run = %v, want ErrNotFound", err)
 	}

@@ -12,19 +12,21 @@ import (
 type queryFunc func(ctx context.Context, sql string, args ...any) (rowIter, func(), error)
 
 // detailQueries are a store's dialect of the queries readDetails makes: the domains that
-// a condition selects (run first, then the condition's arguments), then the hosts, the
-// addresses and the measurements of a list of names (run, list).
+// a condition selects (run first, then the condition's arguments), then the hosts and
+// the addresses of a list of names (run, list) and the measurements of a list of
+// addresses from a vantage (run, vantage, list).
 type detailQueries struct {
 	domains, hosts, addresses, measurements string
-	// nsChecks selects the SOA checks of a list of domains (run, list).
+	// nsChecks selects a vantage's SOA checks of a list of domains (run, vantage, list).
 	nsChecks string
 	// list turns names into the query parameter that holds them.
 	list func([]string) any
 }
 
 // readDetails reads the domains a condition selects (cond is fixed SQL text of the
-// store's package, never input), with their hosts, addresses and measurements.
-func readDetails(ctx context.Context, q queryFunc, dq *detailQueries, run int64, cond string, args ...any) ([]Detail, error) {
+// store's package, never input), with their hosts, addresses and the measurements of
+// vantage v.
+func readDetails(ctx context.Context, q queryFunc, dq *detailQueries, run int64, v, cond string, args ...any) ([]Detail, error) {
 	rows, done, err := q(ctx, dq.domains+cond, append([]any{run}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("read domains: %w", err)
@@ -37,29 +39,29 @@ func readDetails(ctx context.Context, q queryFunc, dq *detailQueries, run int64,
 	var hosts map[string]result.Host
 	var ips []string
 	var addrs map[netip.Addr]result.Address
-	err = readList(ctx, q, dq.hosts, run, dq.list(names), "hosts", func(rs rowIter) (err error) {
+	err = readList(ctx, q, dq.hosts, "hosts", func(rs rowIter) (err error) {
 		hosts, ips, err = readHosts(rs)
 		return err
-	})
+	}, run, dq.list(names))
 	if err == nil {
-		err = readList(ctx, q, dq.addresses, run, dq.list(ips), "addresses", func(rs rowIter) (err error) {
+		err = readList(ctx, q, dq.addresses, "addresses", func(rs rowIter) (err error) {
 			addrs, err = readAddresses(rs)
 			return err
-		})
+		}, run, dq.list(ips))
 	}
 	if err == nil {
-		err = readList(ctx, q, dq.measurements, run, dq.list(ips), "measurements", func(rs rowIter) error {
+		err = readList(ctx, q, dq.measurements, "measurements", func(rs rowIter) error {
 			return readMeasurements(rs, addrs)
-		})
+		}, run, v, dq.list(ips))
 	}
 	if err == nil {
 		domainNames := make([]string, len(page))
 		for i, d := range page {
 			domainNames[i] = d.Name
 		}
-		err = readList(ctx, q, dq.nsChecks, run, dq.list(domainNames), "name server checks", func(rs rowIter) error {
+		err = readList(ctx, q, dq.nsChecks, "name server checks", func(rs rowIter) error {
 			return readNSChecks(rs, page)
-		})
+		}, run, v, dq.list(domainNames))
 	}
 	if err != nil {
 		return nil, err
@@ -71,8 +73,8 @@ func readDetails(ctx context.Context, q queryFunc, dq *detailQueries, run int64,
 }
 
 // readList runs one query of a list and reads its rows with read.
-func readList(ctx context.Context, q queryFunc, sql string, run int64, list any, what string, read func(rowIter) error) error {
-	rows, done, err := q(ctx, sql, run, list)
+func readList(ctx context.Context, q queryFunc, sql, what string, read func(rowIter) error, args ...any) error {
+	rows, done, err := q(ctx, sql, args...)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", what, err)
 	}

@@ -57,6 +57,11 @@ func writeChunks(ctx context.Context, r io.Reader, insert func(seq int, data []b
 			h.Write(buf[:n])
 			size += int64(n)
 			if err := insert(seq, buf[:n]); err != nil {
+				if cerr := ctx.Err(); cerr != nil {
+					// database/sql closes a transaction's statements when its context
+					// ends, racing the insert: "statement is closed" means cancelled.
+					err = cerr
+				}
 				return "", 0, fmt.Errorf("store the list: %w", err)
 			}
 		}

@@ -178,4 +178,36 @@ var migrations = []string{
 		doc    BLOB NOT NULL,
 		PRIMARY KEY (run_id, name)
 	) WITHOUT ROWID;`,
+	// 8: vantage points (issue 11): a run's probes and name server checks may be taken
+	// from several vantages, so the vantage that took a measurement is part of its key
+	// (the DNS stage, the targets and the summary stay the run's). Existing rows get
+	// their run's vantage. A new primary key needs a new table: one INSERT ... SELECT,
+	// in the old key's order, which is the new one's too (a run has one vantage so
+	// far), so the copy only appends. A row of no run keeps vantage ''.
+	`CREATE TABLE measurements_v8 (
+		run_id  INTEGER NOT NULL REFERENCES runs(id),
+		vantage TEXT NOT NULL,
+		ip      TEXT NOT NULL,
+		kind    TEXT NOT NULL,
+		data    TEXT NOT NULL,
+		PRIMARY KEY (run_id, vantage, ip, kind)
+	) WITHOUT ROWID;
+	INSERT INTO measurements_v8 (run_id, vantage, ip, kind, data)
+		SELECT m.run_id, coalesce(r.vantage, ''), m.ip, m.kind, m.data
+		FROM measurements m LEFT JOIN runs r ON r.id = m.run_id ORDER BY m.run_id, m.ip, m.kind;
+	DROP TABLE measurements;
+	ALTER TABLE measurements_v8 RENAME TO measurements;
+	CREATE TABLE ns_checks_v8 (
+		run_id  INTEGER NOT NULL REFERENCES runs(id),
+		vantage TEXT NOT NULL,
+		domain  TEXT NOT NULL,
+		ip      TEXT NOT NULL,
+		data    TEXT NOT NULL,
+		PRIMARY KEY (run_id, vantage, domain, ip)
+	) WITHOUT ROWID;
+	INSERT INTO ns_checks_v8 (run_id, vantage, domain, ip, data)
+		SELECT c.run_id, coalesce(r.vantage, ''), c.domain, c.ip, c.data
+		FROM ns_checks c LEFT JOIN runs r ON r.id = c.run_id ORDER BY c.run_id, c.domain, c.ip;
+	DROP TABLE ns_checks;
+	ALTER TABLE ns_checks_v8 RENAME TO ns_checks;`,
 }

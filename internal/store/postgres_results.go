@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -107,11 +108,15 @@ func (s *Postgres) saveTargets(ctx context.Context, tx pgx.Tx, q *batch, run int
 	return nil
 }
 
-// Targets pages through the run's targets with the kinds already measured.
-func (s *Postgres) Targets(ctx context.Context, run int64, after string, limit int) ([]Target, error) {
+// Targets pages through the run's targets with the kinds a vantage already measured.
+func (s *Postgres) Targets(ctx context.Context, run int64, vantage, after string, limit int) ([]Target, error) {
+	v, err := s.vantage(ctx, run, vantage)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := s.pool.Query(ctx, `SELECT `+targetColumns+`,
-		coalesce((SELECT string_agg(kind, ' ') FROM measurements m WHERE m.run_id = t.run_id AND m.ip = t.ip), '')
-		FROM targets t WHERE run_id = $1 AND ip > $2 ORDER BY ip LIMIT $3`, run, after, limit)
+		coalesce((SELECT string_agg(kind, ' ') FROM measurements m WHERE m.run_id = t.run_id AND m.vantage = $4 AND m.ip = t.ip), '')
+		FROM targets t WHERE run_id = $1 AND ip > $2 ORDER BY ip LIMIT $3`, run, after, limit, v)
 	if err != nil {
 		return nil, fmt.Errorf("read targets: %w", err)
 	}
@@ -119,12 +124,26 @@ func (s *Postgres) Targets(ctx context.Context, run int64, after string, limit i
 	return collect(rows, scanPendingTarget)
 }
 
-// PendingNSTargets pages through the name server pairs without a check.
-func (s *Postgres) PendingNSTargets(ctx context.Context, run int64, after NSCursor, limit int) ([]NSTarget, error) {
+// PendingNSTargets pages through the name server pairs without a check from a vantage.
+func (s *Postgres) PendingNSTargets(ctx context.Context, run int64, vantage string, after NSCursor, limit int) ([]NSTarget, error) {
+	v, err := s.vantage(ctx, run, vantage)
+	if err != nil {
+		return nil, err
+	}
+	return s.nsTargets(ctx, run, after, limit, nsUnchecked("$5"), v)
+}
+
+// NSTargets pages through every name server pair of the run, checked or not.
+func (s *Postgres) NSTargets(ctx context.Context, run int64, after NSCursor, limit int) ([]NSTarget, error) {
+	return s.nsTargets(ctx, run, after, limit, "")
+}
+
+// nsTargets pages through the name server pairs that meet cond (a constant, whose
+// parameters, $5 on, are condArgs).
+func (s *Postgres) nsTargets(ctx context.Context, run int64, after NSCursor, limit int, cond string, condArgs ...any) ([]NSTarget, error) {
 	rows, err := s.pool.Query(ctx, `SELECT domain, ip, host FROM ns_targets n
-		WHERE run_id = $1 AND (domain, ip) > ($2, $3)
-		AND NOT EXISTS (SELECT 1 FROM ns_checks c WHERE c.run_id = n.run_id AND c.domain = n.domain AND c.ip = n.ip)
-		ORDER BY domain, ip LIMIT $4`, run, after.Domain, after.IP, limit)
+		WHERE run_id = $1 AND (domain, ip) > ($2, $3)`+cond+` ORDER BY domain, ip LIMIT $4`,
+		append([]any{run, after.Domain, after.IP, limit}, condArgs...)...)
 	if err != nil {
 		return nil, fmt.Errorf("read name server targets: %w", err)
 	}
@@ -167,39 +186,51 @@ func columns(rows [][]any) []any {
 }
 
 // SaveMeasurements writes measurements in one transaction, the rows as arrays; a kind
-// measured again replaces the earlier value.
+// measured again from the same vantage replaces the earlier value.
 func (s *Postgres) SaveMeasurements(ctx context.Context, run int64, ms []Measurement) error {
+	own, err := s.vantage(ctx, run, "")
+	if err != nil {
+		return err
+	}
 	var rows, checks [][]any
-	for _, m := range lastOf(ms, func(m *Measurement) string { return m.Domain + " " + m.IP.String() + " " + m.Kind }) {
+	key := func(m *Measurement) string {
+		return cmp.Or(m.Vantage, own) + " " + m.Domain + " " + m.IP.String() + " " + m.Kind
+	}
+	for _, m := range lastOf(ms, key) {
 		js, err := json.Marshal(m.Value)
 		if err != nil {
 			return fmt.Errorf("save %s of %s: %w", m.Kind, m.IP, err)
 		}
+		v := cmp.Or(m.Vantage, own)
 		if m.Domain != "" {
-			checks = append(checks, []any{m.Domain, m.IP.String(), string(js)})
+			checks = append(checks, []any{v, m.Domain, m.IP.String(), string(js)})
 		} else {
-			rows = append(rows, []any{m.IP.String(), m.Kind, string(js)})
+			rows = append(rows, []any{v, m.IP.String(), m.Kind, string(js)})
 		}
 	}
 	return s.inTx(ctx, "save measurements", func(tx pgx.Tx) error {
 		var q batch
 		if len(rows) > 0 {
-			q.add(fmt.Sprintf("save %d measurements", len(rows)), `INSERT INTO measurements (run_id, ip, kind, data)
-				SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])
-				ON CONFLICT (run_id, ip, kind) DO UPDATE SET data = excluded.data`, append([]any{run}, columns(rows)...)...)
+			q.add(fmt.Sprintf("save %d measurements", len(rows)), `INSERT INTO measurements (run_id, vantage, ip, kind, data)
+				SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])
+				ON CONFLICT (run_id, vantage, ip, kind) DO UPDATE SET data = excluded.data`, append([]any{run}, columns(rows)...)...)
 		}
 		if len(checks) > 0 {
-			q.add(fmt.Sprintf("save %d name server checks", len(checks)), `INSERT INTO ns_checks (run_id, domain, ip, data)
-				SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])
-				ON CONFLICT (run_id, domain, ip) DO UPDATE SET data = excluded.data`, append([]any{run}, columns(checks)...)...)
+			q.add(fmt.Sprintf("save %d name server checks", len(checks)), `INSERT INTO ns_checks (run_id, vantage, domain, ip, data)
+				SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])
+				ON CONFLICT (run_id, vantage, domain, ip) DO UPDATE SET data = excluded.data`, append([]any{run}, columns(checks)...)...)
 		}
 		return q.run(ctx, tx)
 	})
 }
 
-// Measured returns, per address, the kinds already measured in the run.
-func (s *Postgres) Measured(ctx context.Context, run int64) (map[netip.Addr]map[string]bool, error) {
-	rows, err := s.pool.Query(ctx, `SELECT ip, kind FROM measurements WHERE run_id = $1`, run)
+// Measured returns, per address, the kinds a vantage already measured in the run.
+func (s *Postgres) Measured(ctx context.Context, run int64, vantage string) (map[netip.Addr]map[string]bool, error) {
+	v, err := s.vantage(ctx, run, vantage)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT ip, kind FROM measurements WHERE run_id = $1 AND vantage = $2`, run, v)
 	if err != nil {
 		return nil, fmt.Errorf("read measurements: %w", err)
 	}
@@ -207,10 +238,14 @@ func (s *Postgres) Measured(ctx context.Context, run int64) (map[netip.Addr]map[
 	return readMeasured(rows)
 }
 
-// NSChecked returns, per domain, the name server addresses whose SOA check the run
+// NSChecked returns, per domain, the name server addresses whose SOA check a vantage
 // already has.
-func (s *Postgres) NSChecked(ctx context.Context, run int64) (map[string]map[netip.Addr]bool, error) {
-	rows, err := s.pool.Query(ctx, `SELECT domain, ip FROM ns_checks WHERE run_id = $1`, run)
+func (s *Postgres) NSChecked(ctx context.Context, run int64, vantage string) (map[string]map[netip.Addr]bool, error) {
+	v, err := s.vantage(ctx, run, vantage)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT domain, ip FROM ns_checks WHERE run_id = $1 AND vantage = $2`, run, v)
 	if err != nil {
 		return nil, fmt.Errorf("read name server checks: %w", err)
 	}
@@ -218,11 +253,15 @@ func (s *Postgres) NSChecked(ctx context.Context, run int64) (map[string]map[net
 	return readNSChecked(rows)
 }
 
-// MeasuredKinds returns the kinds that have at least one measurement in the run (dns53
-// when a name server check was saved).
-func (s *Postgres) MeasuredKinds(ctx context.Context, run int64) (map[string]bool, error) {
-	rows, err := s.pool.Query(ctx, `SELECT DISTINCT kind FROM measurements WHERE run_id = $1
-		UNION SELECT 'dns53' FROM ns_checks WHERE run_id = $1`, run)
+// MeasuredKinds returns the kinds that have at least one measurement of a vantage in
+// the run (dns53 when a name server check was saved).
+func (s *Postgres) MeasuredKinds(ctx context.Context, run int64, vantage string) (map[string]bool, error) {
+	v, err := s.vantage(ctx, run, vantage)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT kind FROM measurements WHERE run_id = $1 AND vantage = $2
+		UNION SELECT 'dns53' FROM ns_checks WHERE run_id = $1 AND vantage = $2`, run, v)
 	if err != nil {
 		return nil, fmt.Errorf("read measurement kinds: %w", err)
 	}
@@ -230,24 +269,66 @@ func (s *Postgres) MeasuredKinds(ctx context.Context, run int64) (map[string]boo
 	return readKinds(rows)
 }
 
-// Details calls fn for every domain of the run, in (rank, name) order, a page at a time.
-func (s *Postgres) Details(ctx context.Context, run int64, fn func(Detail) error) error {
+// Vantages lists the run's vantages, its own first.
+func (s *Postgres) Vantages(ctx context.Context, run int64) ([]string, error) {
+	return vantages(ctx, s.rows, &postgresVantages, run)
+}
+
+// VantageResults compares two vantages' results (Store.VantageResults).
+func (s *Postgres) VantageResults(ctx context.Context, run int64, a, b string, kinds []string, after string, fn func(VantagePair) bool) error {
+	return vantageResults(ctx, s.rows, &postgresVantages, run, a, b, kinds, after, fn)
+}
+
+// vantage returns v, or the run's own vantage when v is "".
+func (s *Postgres) vantage(ctx context.Context, run int64, v string) (string, error) {
+	return vantageOf(ctx, s.rows, &postgresVantages, run, v)
+}
+
+// rows runs a read query (a queryFunc).
+func (s *Postgres) rows(ctx context.Context, sql string, args ...any) (rowIter, func(), error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rows, rows.Close, nil
+}
+
+// postgresVantages are the vantage queries (see sqliteVantages).
+var postgresVantages = vantageQueries{
+	own: `SELECT vantage FROM runs WHERE id = $1`,
+	others: `WITH RECURSIVE
+		m(v) AS (SELECT min(vantage) FROM measurements WHERE run_id = $1
+			UNION ALL SELECT (SELECT min(vantage) FROM measurements WHERE run_id = $1 AND vantage > m.v) FROM m WHERE m.v IS NOT NULL),
+		c(v) AS (SELECT min(vantage) FROM ns_checks WHERE run_id = $1
+			UNION ALL SELECT (SELECT min(vantage) FROM ns_checks WHERE run_id = $1 AND vantage > c.v) FROM c WHERE c.v IS NOT NULL)
+		SELECT v FROM m WHERE v IS NOT NULL AND v <> $2 UNION SELECT v FROM c WHERE v IS NOT NULL AND v <> $2 ORDER BY 1`,
+	pairs: `SELECT a.ip, a.kind, a.data, b.data FROM measurements a
+		LEFT JOIN measurements b ON b.run_id = a.run_id AND b.vantage = $3 AND b.ip = a.ip AND b.kind = a.kind
+		WHERE a.run_id = $1 AND a.vantage = $2 AND a.ip > $4 AND a.kind = ANY($5::text[])
+		ORDER BY a.ip, a.kind`,
+	results: `SELECT ip, kind, data, NULL::text FROM measurements
+		WHERE run_id = $1 AND vantage = $2 AND ip > $3 AND kind = ANY($4::text[])
+		ORDER BY ip, kind`,
+	list: func(kinds []string) any { return kinds },
+}
+
+// Details calls fn for every domain of the run, in (rank, name) order, a page at a time,
+// with a vantage's measurements.
+func (s *Postgres) Details(ctx context.Context, run int64, vantage string, fn func(Detail) error) error {
+	v, err := s.vantage(ctx, run, vantage)
+	if err != nil {
+		return err
+	}
 	return eachDetail(fn, func(after Cursor) ([]Detail, error) {
-		return s.details(ctx, run, `(rank, name) > ($2, $3) ORDER BY rank, name LIMIT $4`, after.Rank, after.Name, detailPage)
+		return s.details(ctx, run, v, `(rank, name) > ($2, $3) ORDER BY rank, name LIMIT $4`, after.Rank, after.Name, detailPage)
 	})
 }
 
 // details reads the domains that the condition (a fixed SQL text with $2... for the
-// arguments, never input) selects, with their hosts and addresses.
-func (s *Postgres) details(ctx context.Context, run int64, cond string, args ...any) ([]Detail, error) {
-	q := func(ctx context.Context, sql string, args ...any) (rowIter, func(), error) {
-		rows, err := s.pool.Query(ctx, sql, args...)
-		if err != nil {
-			return nil, nil, err
-		}
-		return rows, rows.Close, nil
-	}
-	return readDetails(ctx, q, &postgresDetails, run, cond, args...)
+// arguments, never input) selects, with their hosts and addresses and the measurements
+// of vantage v (not "").
+func (s *Postgres) details(ctx context.Context, run int64, v, cond string, args ...any) ([]Detail, error) {
+	return readDetails(ctx, s.rows, &postgresDetails, run, v, cond, args...)
 }
 
 // postgresDetails are the queries of details. A list is a text array joined as a
@@ -259,9 +340,9 @@ var postgresDetails = detailQueries{
 		JOIN hosts h ON h.run_id = $1 AND h.name = u.name`,
 	addresses: `SELECT a.ip, a.valid, a.class, a.prefixid, a.iid FROM unnest($2::text[]) AS u(ip)
 		JOIN addresses a ON a.run_id = $1 AND a.ip = u.ip`,
-	measurements: `SELECT m.ip, m.kind, m.data FROM unnest($2::text[]) AS u(ip)
-		JOIN measurements m ON m.run_id = $1 AND m.ip = u.ip`,
-	nsChecks: `SELECT c.domain, c.ip, c.data FROM unnest($2::text[]) AS u(domain)
-		JOIN ns_checks c ON c.run_id = $1 AND c.domain = u.domain`,
+	measurements: `SELECT m.ip, m.kind, m.data FROM unnest($3::text[]) AS u(ip)
+		JOIN measurements m ON m.run_id = $1 AND m.vantage = $2 AND m.ip = u.ip`,
+	nsChecks: `SELECT c.domain, c.ip, c.data FROM unnest($3::text[]) AS u(domain)
+		JOIN ns_checks c ON c.run_id = $1 AND c.vantage = $2 AND c.domain = u.domain`,
 	list: func(names []string) any { return names },
 }

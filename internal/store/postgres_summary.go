@@ -282,9 +282,13 @@ func (s *Postgres) Changes(ctx context.Context, a, b int64, role result.Role, ch
 	return collect(rows, changeRow(role, change))
 }
 
-// Domain returns one domain with its hosts and addresses.
-func (s *Postgres) Domain(ctx context.Context, run int64, name string) (Detail, error) {
-	page, err := s.details(ctx, run, `name = $2`, name)
+// Domain returns one domain with its hosts and addresses, and a vantage's measurements.
+func (s *Postgres) Domain(ctx context.Context, run int64, vantage, name string) (Detail, error) {
+	v, err := s.vantage(ctx, run, vantage)
+	if err != nil {
+		return Detail{}, err
+	}
+	page, err := s.details(ctx, run, v, `name = $2`, name)
 	if err != nil {
 		return Detail{}, err
 	}

@@ -150,14 +150,22 @@ func addMeasurement(addrs map[netip.Addr]result.Address, ip, kind, data string) 
 	if !ok {
 		ad = result.Address{IP: a}
 	}
+	if err := decodeMeasurement(&ad, kind, data); err != nil {
+		return err
+	}
+	addrs[a] = ad
+	return nil
+}
+
+// decodeMeasurement decodes a measurement of kind into its field of the address.
+func decodeMeasurement(ad *result.Address, kind, data string) error {
 	field := ad.Measurement(kind)
 	if field == nil {
 		return nil // a kind this version does not know: kept in the store, not shown
 	}
 	if err := json.Unmarshal([]byte(data), field); err != nil {
-		return fmt.Errorf("address %s: damaged %s measurement: %w", ip, kind, err)
+		return fmt.Errorf("address %s: damaged %s measurement: %w", ad.IP, kind, err)
 	}
-	addrs[a] = ad
 	return nil
 }
 

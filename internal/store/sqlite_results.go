@@ -112,24 +112,22 @@ func splitAddrs(s string) ([]netip.Addr, error) {
 }
 
 // Details calls fn for every domain of the run, in (rank, name) order, with its hosts
-// and addresses. Memory stays bounded by the page size.
-func (s *SQLite) Details(ctx context.Context, run int64, fn func(Detail) error) error {
+// and addresses and a vantage's measurements. Memory stays bounded by the page size.
+func (s *SQLite) Details(ctx context.Context, run int64, vantage string, fn func(Detail) error) error {
+	v, err := s.vantage(ctx, run, vantage)
+	if err != nil {
+		return err
+	}
 	return eachDetail(fn, func(after Cursor) ([]Detail, error) {
-		return s.details(ctx, run, `(rank, name) > (?, ?) ORDER BY rank, name LIMIT ?`, after.Rank, after.Name, detailPage)
+		return s.details(ctx, run, v, `(rank, name) > (?, ?) ORDER BY rank, name LIMIT ?`, after.Rank, after.Name, detailPage)
 	})
 }
 
 // details reads the domains that the condition (a fixed SQL text with ? for the
-// arguments, never input) selects, with their hosts and addresses.
-func (s *SQLite) details(ctx context.Context, run int64, cond string, args ...any) ([]Detail, error) {
-	q := func(ctx context.Context, sql string, args ...any) (rowIter, func(), error) {
-		rows, err := s.query(ctx, sql, args...)
-		if err != nil {
-			return nil, nil, err
-		}
-		return rows, func() { rows.Close() }, nil
-	}
-	return readDetails(ctx, q, &sqliteDetails, run, cond, args...)
+// arguments, never input) selects, with their hosts and addresses and the measurements
+// of vantage v (not "").
+func (s *SQLite) details(ctx context.Context, run int64, v, cond string, args ...any) ([]Detail, error) {
+	return readDetails(ctx, s.rows, &sqliteDetails, run, v, cond, args...)
 }
 
 // sqliteDetails are the queries of details; a list is a JSON array (json_each).
@@ -140,9 +138,9 @@ var sqliteDetails = detailQueries{
 	addresses: `SELECT ip, valid, class, prefixid, iid FROM addresses
 		WHERE run_id = ? AND ip IN (SELECT value FROM json_each(?))`,
 	measurements: `SELECT ip, kind, data FROM measurements
-		WHERE run_id = ? AND ip IN (SELECT value FROM json_each(?))`,
+		WHERE run_id = ? AND vantage = ? AND ip IN (SELECT value FROM json_each(?))`,
 	nsChecks: `SELECT domain, ip, data FROM ns_checks
-		WHERE run_id = ? AND domain IN (SELECT value FROM json_each(?))`,
+		WHERE run_id = ? AND vantage = ? AND domain IN (SELECT value FROM json_each(?))`,
 	list: func(names []string) any {
 		js, _ := json.Marshal(names)
 		return string(js)
@@ -194,11 +192,15 @@ func (s *SQLite) saveTargets(ctx context.Context, tx *sql.Tx, run int64, b Batch
 	return nil
 }
 
-// Targets pages through the run's targets with the kinds already measured.
-func (s *SQLite) Targets(ctx context.Context, run int64, after string, limit int) ([]Target, error) {
+// Targets pages through the run's targets with the kinds a vantage already measured.
+func (s *SQLite) Targets(ctx context.Context, run int64, vantage, after string, limit int) ([]Target, error) {
+	v, err := s.vantage(ctx, run, vantage)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := s.db.QueryContext(ctx, `SELECT `+targetColumns+`,
-		coalesce((SELECT group_concat(kind, ' ') FROM measurements m WHERE m.run_id = t.run_id AND m.ip = t.ip), '')
-		FROM targets t WHERE run_id = ? AND ip > ? ORDER BY ip LIMIT ?`, run, after, limit)
+		coalesce((SELECT group_concat(kind, ' ') FROM measurements m WHERE m.run_id = t.run_id AND m.vantage = ? AND m.ip = t.ip), '')
+		FROM targets t WHERE run_id = ? AND ip > ? ORDER BY ip LIMIT ?`, v, run, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read targets: %w", err)
 	}
@@ -206,12 +208,26 @@ func (s *SQLite) Targets(ctx context.Context, run int64, after string, limit int
 	return collect(rows, scanPendingTarget)
 }
 
-// PendingNSTargets pages through the name server pairs without a check.
-func (s *SQLite) PendingNSTargets(ctx context.Context, run int64, after NSCursor, limit int) ([]NSTarget, error) {
+// PendingNSTargets pages through the name server pairs without a check from a vantage.
+func (s *SQLite) PendingNSTargets(ctx context.Context, run int64, vantage string, after NSCursor, limit int) ([]NSTarget, error) {
+	v, err := s.vantage(ctx, run, vantage)
+	if err != nil {
+		return nil, err
+	}
+	return s.nsTargets(ctx, run, after, limit, nsUnchecked("?"), v)
+}
+
+// NSTargets pages through every name server pair of the run, checked or not.
+func (s *SQLite) NSTargets(ctx context.Context, run int64, after NSCursor, limit int) ([]NSTarget, error) {
+	return s.nsTargets(ctx, run, after, limit, "")
+}
+
+// nsTargets pages through the name server pairs that meet cond (a constant, whose
+// parameters are condArgs).
+func (s *SQLite) nsTargets(ctx context.Context, run int64, after NSCursor, limit int, cond string, condArgs ...any) ([]NSTarget, error) {
+	args := append(append([]any{run, after.Domain, after.IP}, condArgs...), limit)
 	rows, err := s.db.QueryContext(ctx, `SELECT domain, ip, host FROM ns_targets n
-		WHERE run_id = ? AND (domain, ip) > (?, ?)
-		AND NOT EXISTS (SELECT 1 FROM ns_checks c WHERE c.run_id = n.run_id AND c.domain = n.domain AND c.ip = n.ip)
-		ORDER BY domain, ip LIMIT ?`, run, after.Domain, after.IP, limit)
+		WHERE run_id = ? AND (domain, ip) > (?, ?)`+cond+` ORDER BY domain, ip LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read name server targets: %w", err)
 	}

@@ -333,9 +333,13 @@ func (s *SQLite) Changes(ctx context.Context, a, b int64, role result.Role, chan
 	return collect(rows, changeRow(role, change))
 }
 
-// Domain returns one domain with its hosts and addresses.
-func (s *SQLite) Domain(ctx context.Context, run int64, name string) (Detail, error) {
-	page, err := s.details(ctx, run, `name = ?`, name)
+// Domain returns one domain with its hosts and addresses, and a vantage's measurements.
+func (s *SQLite) Domain(ctx context.Context, run int64, vantage, name string) (Detail, error) {
+	v, err := s.vantage(ctx, run, vantage)
+	if err != nil {
+		return Detail{}, err
+	}
+	page, err := s.details(ctx, run, v, `name = ?`, name)
 	if err != nil {
 		return Detail{}, err
 	}

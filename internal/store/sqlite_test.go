@@ -112,7 +112,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Errorf("counts %+v", c)
 	}
 	var got *result.Address
-	s.Details(ctx, run, func(d Detail) error {
+	s.Details(ctx, run, "", func(d Detail) error {
 		if d.Name == "a.uk" {
 			a := d.Addrs[ip]
 			got = &a

@@ -107,23 +107,38 @@ type Store interface {
 	// Save stores a batch and marks its domains done, atomically.
 	Save(ctx context.Context, run int64, b Batch) error
 
+	// The calls below that answer what is measured, or return results, answer for one
+	// vantage (Measurement.Vantage): "" is the run's own (Run.Vantage).
+
 	// Targets pages through the run's probe targets in address text order (after ""
-	// for the first page), each with the kinds already measured: the probe stage's
-	// input on resume, which keeps those with kinds left. PendingNSTargets pages
-	// through the name server pairs not yet checked.
-	Targets(ctx context.Context, run int64, after string, limit int) ([]Target, error)
-	PendingNSTargets(ctx context.Context, run int64, after NSCursor, limit int) ([]NSTarget, error)
+	// for the first page), each with the kinds the vantage already measured: the probe
+	// stage's input on resume, which keeps those with kinds left. PendingNSTargets pages
+	// through the name server pairs the vantage has not checked yet, NSTargets through
+	// all of them (store.Copy).
+	Targets(ctx context.Context, run int64, vantage, after string, limit int) ([]Target, error)
+	PendingNSTargets(ctx context.Context, run int64, vantage string, after NSCursor, limit int) ([]NSTarget, error)
+	NSTargets(ctx context.Context, run int64, after NSCursor, limit int) ([]NSTarget, error)
 
-	// SaveMeasurements writes per-address probe results; Measured and MeasuredKinds say
-	// what a run already has (resume, and which record files to export).
+	// SaveMeasurements writes per-address probe results, each under its vantage;
+	// Measured and MeasuredKinds say what a vantage of the run already has (resume, and
+	// which record files to export).
 	SaveMeasurements(ctx context.Context, run int64, ms []Measurement) error
-	Measured(ctx context.Context, run int64) (map[netip.Addr]map[string]bool, error)
-	MeasuredKinds(ctx context.Context, run int64) (map[string]bool, error)
-	// NSChecked says which (domain, name server address) SOA checks a run has.
-	NSChecked(ctx context.Context, run int64) (map[string]map[netip.Addr]bool, error)
+	Measured(ctx context.Context, run int64, vantage string) (map[netip.Addr]map[string]bool, error)
+	MeasuredKinds(ctx context.Context, run int64, vantage string) (map[string]bool, error)
+	// NSChecked says which (domain, name server address) SOA checks a vantage has.
+	NSChecked(ctx context.Context, run int64, vantage string) (map[string]map[netip.Addr]bool, error)
+	// Vantages lists the vantages that measured the run: its own first (even before
+	// it measured anything), then the others in name order.
+	Vantages(ctx context.Context, run int64) ([]string, error)
+	// VantageResults calls fn with each address that vantage a measured with one of
+	// kinds, in address text order after an address (after "" for the first): a's
+	// results of those kinds, and b's of the same kinds that a has. It stops when fn
+	// returns false. The website compares vantages with it.
+	VantageResults(ctx context.Context, run int64, a, b string, kinds []string, after string, fn func(VantagePair) bool) error
 
-	// Details calls fn for every domain of the run in (rank, name) order.
-	Details(ctx context.Context, run int64, fn func(Detail) error) error
+	// Details calls fn for every domain of the run in (rank, name) order, with the
+	// vantage's measurements.
+	Details(ctx context.Context, run int64, vantage string, fn func(Detail) error) error
 
 	Summaries
 

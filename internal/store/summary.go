@@ -43,11 +43,11 @@ type Summaries interface {
 	Diff(ctx context.Context, a, b int64) (DiffCounts, bool, error)
 	// Changes returns a page of the domains whose IPv6 on a role changed.
 	Changes(ctx context.Context, a, b int64, role result.Role, change string, after Cursor, limit int) ([]Change, error)
-	// Domain returns one domain with its hosts and addresses; ErrNotFound when the run
-	// does not list it.
-	Domain(ctx context.Context, run int64, name string) (Detail, error)
+	// Domain returns one domain with its hosts and addresses, with the measurements of
+	// a vantage ("" the run's own); ErrNotFound when the run does not list it.
+	Domain(ctx context.Context, run int64, vantage, name string) (Detail, error)
 	// SaveDocs stores each domain's document: its detail with only its own hosts,
-	// addresses and checks, as one row, so that a domain's page reads one row
+	// addresses and checks (the run's own vantage's: the summary's), as one row, so that a domain's page reads one row
 	// (DomainDoc) instead of the four tables Domain reads.
 	SaveDocs(ctx context.Context, run int64, ds []Detail) error
 	// DomainDoc returns the detail SaveDocs stored, equal to what Domain returns;

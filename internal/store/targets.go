@@ -56,6 +56,13 @@ type NSTarget struct {
 	IP     netip.Addr
 }
 
+// nsUnchecked is the condition on ns_targets rows (n) of the pairs without a check
+// from the vantage that the query parameter p holds (? or $N: the store's dialect).
+func nsUnchecked(p string) string {
+	return `
+		AND NOT EXISTS (SELECT 1 FROM ns_checks c WHERE c.run_id = n.run_id AND c.vantage = ` + p + ` AND c.domain = n.domain AND c.ip = n.ip)`
+}
+
 // NSCursor pages through a run's name server pairs in (domain, ip) order.
 type NSCursor struct {
 	Domain, IP string

@@ -59,7 +59,7 @@ func TargetsOf(d result.Domain, hosts []result.Host) ([]Target, []NSTarget) {
 // (migration 6): from every domain's hosts, in batches of about a thousand domains, as
 // the DNS stage would have. It does nothing when the run has targets, or no domain done.
 func BackfillTargets(ctx context.Context, st Store, run int64) error {
-	if ts, err := st.Targets(ctx, run, "", 1); err != nil || len(ts) > 0 {
+	if ts, err := st.Targets(ctx, run, "", "", 1); err != nil || len(ts) > 0 {
 		return err
 	}
 	if c, err := st.Counts(ctx, run); err != nil || c.Done == 0 {
@@ -72,7 +72,7 @@ func BackfillTargets(ctx context.Context, st Store, run int64) error {
 		return err
 	}
 	n := 0
-	err := st.Details(ctx, run, func(d Detail) error {
+	err := st.Details(ctx, run, "", func(d Detail) error {
 		hosts := make([]result.Host, 0, len(d.HostsByName))
 		for _, h := range d.HostsByName {
 			hosts = append(hosts, h)

@@ -37,7 +37,7 @@ func TestPostgresWithin(t *testing.T) {
 	}
 	measured := func() int {
 		t.Helper()
-		m, err := pg.Measured(ctx, run)
+		m, err := pg.Measured(ctx, run, "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -172,7 +172,7 @@ func Build(ctx context.Context, st store.Store, run int64, log *slog.Logger) err
 			return saveCtx.Err()
 		}
 	}
-	err := st.Details(saveCtx, run, func(d store.Detail) error {
+	err := st.Details(saveCtx, run, "", func(d store.Detail) error {
 		s := Of(&d)
 		b.add(&d, &s)
 		cur.sums, cur.docs = append(cur.sums, s), append(cur.docs, d)
@@ -223,7 +223,7 @@ func BuildDocs(ctx context.Context, st store.Store, run int64, log *slog.Logger)
 	start := time.Now()
 	var docs []store.Detail
 	n := 0
-	err := st.Details(ctx, run, func(d store.Detail) error {
+	err := st.Details(ctx, run, "", func(d store.Detail) error {
 		docs = append(docs, d)
 		n++
 		if len(docs) < batch {

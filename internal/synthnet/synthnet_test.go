@@ -101,7 +101,7 @@ func checkCrawl(t *testing.T, db string, data Data) {
 	}
 	domains := 0
 	probed := map[netip.Addr]bool{}
-	err = st.Details(ctx, run.ID, func(d store.Detail) error {
+	err = st.Details(ctx, run.ID, "", func(d store.Detail) error {
 		domains++
 		var got []netip.Addr
 		for _, ref := range d.Hosts {

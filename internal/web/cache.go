@@ -199,7 +199,8 @@ func (s *Server) cachedHandler(h http.Handler) http.Handler {
 	})
 }
 
-// storeVersion fingerprints the runs: their states, ends and summaries.
+// storeVersion fingerprints the runs: their states, ends, summaries and how many
+// vantages measured them.
 func (s *Server) storeVersion(ctx context.Context) (string, error) {
 	runs, err := s.st.ListRuns(ctx)
 	if err != nil {
@@ -211,7 +212,13 @@ func (s *Server) storeVersion(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		fmt.Fprintf(h, "%d %s %d %d;", r.ID, r.State, r.Finished.UnixNano(), built.UnixNano())
+		// A second vantage measures a finished run: the runs page links to the
+		// comparison once it has more than one.
+		vs, err := s.st.Vantages(ctx, r.ID)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%d %s %d %d %d;", r.ID, r.State, r.Finished.UnixNano(), built.UnixNano(), len(vs))
 		if r.State != store.RunDone && r.State != store.RunFailed {
 			// A run in progress changes its counts: its answers are kept 10 s at most.
 			fmt.Fprintf(h, "%d;", time.Now().Unix()/10)

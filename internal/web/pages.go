@@ -369,7 +369,7 @@ func (s *Server) domainData(r *http.Request, runArg string) (domainData, error) 
 		return dd, err
 	}
 	if !documented {
-		if dd.detail, err = s.st.Domain(ctx, dd.run.ID, name); errors.Is(err, store.ErrNotFound) {
+		if dd.detail, err = s.st.Domain(ctx, dd.run.ID, "", name); errors.Is(err, store.ErrNotFound) {
 			return dd, notFound("%s is not in run %d", name, dd.run.ID)
 		} else if err != nil {
 			return dd, err
@@ -462,6 +462,7 @@ type runRow struct {
 	Duration   string `json:"duration"`
 	State      string `json:"state"`
 	Vantage    string `json:"vantage"`
+	Vantages   int    `json:"vantages"` // how many vantages measured it (its own included)
 	List       string `json:"list"`
 	Domains    int    `json:"domains"`
 	Done       int    `json:"done"`
@@ -485,6 +486,11 @@ func (s *Server) runRows(r *http.Request) ([]runRow, error) {
 		if !x.Finished.IsZero() {
 			row.Duration = x.Finished.Sub(x.Started).Round(1e9).String()
 		}
+		vs, err := s.st.Vantages(r.Context(), x.ID)
+		if err != nil {
+			return nil, err
+		}
+		row.Vantages = len(vs)
 		built, err := s.st.Summarised(r.Context(), x.ID)
 		if err != nil {
 			return nil, err

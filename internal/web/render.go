@@ -47,6 +47,7 @@ var funcs = template.FuncMap{
 		return result.Roles
 	},
 	"at":    func(a [4]int, i int) int { return a[i] },
+	"sub":   func(a, b int) int { return a - b },
 	"upper": strings.ToUpper,
 	"date": func(t time.Time) string {
 		if t.IsZero() {

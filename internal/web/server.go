@@ -54,10 +54,12 @@ type Server struct {
 	assets   map[string]asset
 	names    map[string]string // country code -> name, from the map's GeoJSON
 
-	mu        sync.Mutex
-	counts    map[int64]countsEntry // Counts of unfinished runs, briefly cached
-	cache     *responseCache
-	latestRun latestEntry // the latest run under the cache's store version
+	mu     sync.Mutex
+	counts map[int64]countsEntry // Counts of unfinished runs, briefly cached
+	// vantageCounts are the vantages' counts (vantageCount), by "run vantage".
+	vantageCounts map[string]vantageCountEntry
+	cache         *responseCache
+	latestRun     latestEntry // the latest run under the cache's store version
 }
 
 type countsEntry struct {
@@ -82,7 +84,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Info.Logger = cfg.Logger
 	}
 	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, info: infopage.New(cfg.Info), mux: http.NewServeMux(), reg: reg,
-		counts: map[int64]countsEntry{}}
+		counts: map[int64]countsEntry{}, vantageCounts: map[string]vantageCountEntry{}}
 	s.cache = newResponseCache(cacheBytes, s.storeVersion)
 	s.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "v6matrix_http_request_duration_seconds",
@@ -135,6 +137,7 @@ func (s *Server) routes() []route {
 		{"GET /domain/{name}", "domain", s.domainPage, false, false},
 		{"GET /runs", "runs", s.runsPage, false, false},
 		{"GET /runs/{a}/diff/{b}", "diff", s.diffPage, false, false},
+		{"GET /runs/{run}/vantages", "vantages", s.vantagesPage, false, false},
 		{"GET /search", "search", s.searchPage, false, false},
 		{"GET /about", "about", s.aboutPage, false, true},
 		{"POST /about", "optout", s.optOut, false, true},
@@ -149,6 +152,7 @@ func (s *Server) routes() []route {
 		{"GET /api/v1/runs/{run}/domains/{name}", "api_domain", s.apiDomain, true, false},
 		{"GET /api/v1/runs/{run}/countries", "api_countries", s.apiCountries, true, false},
 		{"GET /api/v1/runs/{run}/diff/{other}", "api_diff", s.apiDiff, true, false},
+		{"GET /api/v1/runs/{run}/vantages", "api_vantages", s.apiVantages, true, false},
 		{"GET /api/v1/runs/{run}/export/{file}", "api_export", s.apiExport, true, false},
 	}
 }
@@ -166,8 +170,11 @@ func (s *Server) handle(rt route) {
 }
 
 // uncached are the routes whose answers are not kept: the form (its token changes),
-// static files (served from memory already) and bulk downloads (streamed).
-var uncached = map[string]bool{"about": true, "optout": true, "static": true, "api_export": true}
+// static files (served from memory already), bulk downloads (streamed), and the
+// comparison of vantages (a second vantage measures a finished run, which the store's
+// version does not see; its counts are kept a minute, its pages are bounded).
+var uncached = map[string]bool{"about": true, "optout": true, "static": true, "api_export": true,
+	"vantages": true, "api_vantages": true}
 
 // cacheBytes bounds the response cache.
 const cacheBytes = 64 << 20

@@ -99,7 +99,7 @@ func TestDomainFromDocument(t *testing.T) {
 			t.Fatal(err)
 		}
 		tables := dd
-		if tables.detail, err = f.st.Domain(ctx, dd.run.ID, name); err != nil {
+		if tables.detail, err = f.st.Domain(ctx, dd.run.ID, "", name); err != nil {
 			t.Fatal(err)
 		}
 		a, b := httptest.NewRecorder(), httptest.NewRecorder()

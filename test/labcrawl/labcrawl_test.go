@@ -17,6 +17,7 @@ import (
 	"github.com/v6matrix/v6matrix/internal/export"
 	"github.com/v6matrix/v6matrix/internal/geoip"
 	"github.com/v6matrix/v6matrix/internal/lab"
+	"github.com/v6matrix/v6matrix/internal/metrics/metricstest"
 	"github.com/v6matrix/v6matrix/internal/store"
 	"github.com/v6matrix/v6matrix/internal/store/pgtest"
 )
@@ -35,8 +36,13 @@ type crawlRun struct {
 	ca      string // the lab CA, PEM
 	city    string // GeoIP fixtures
 	asn     string
-	capture string // pcap of the vantage during the crawl
+	capture string   // pcap of the vantage during the crawl
+	metrics *scrapes // the crawl's /metrics, when crawled withMetrics
 }
+
+// withMetrics makes crawlLab serve and scrape the crawl's metrics (whose HTTP on the
+// vantage's loopback the capture would count as the crawl's own packets).
+const withMetrics = true
 
 // needLab skips unless this machine can build the lab and has the tools the test compares with.
 func needLab(t *testing.T) {
@@ -116,7 +122,8 @@ func (r *readySignal) String() string {
 
 // crawlLab runs one crawl of the lab, as the demo does, under tcpdump, then exports it.
 // db is the crawl's --db: empty for a SQLite file of the test, or a PostgreSQL URL.
-func crawlLab(t *testing.T, db string) *crawlRun {
+// metrics: scrape the crawl's /metrics meanwhile (watchMetrics).
+func crawlLab(t *testing.T, db string, metrics bool) *crawlRun {
 	t.Helper()
 	l := startLab(t)
 	dir := t.TempDir()
@@ -165,11 +172,32 @@ func crawlLab(t *testing.T, db string) *crawlRun {
 	argv := []string{bin, "crawl", "--db", db, "--resolver", l.ResolverAddr().String(),
 		"--allow-ranges", l.Scenario().AllowRangesArg(), "--tls-roots", r.ca, "--geoip-city", r.city,
 		"--geoip-asn", r.asn, "--ehlo-name", ehloName, list}
-	var out strings.Builder
+	if metrics {
+		argv = append(argv[:len(argv)-1], append(append([]string{"--vantage", "lab"}, metricsArgs...), list)...)
+	}
+	var out metricstest.Log
 	start := time.Now()
-	code, err := l.Exec(ctx, argv, nil, &out, &out)
-	if err != nil || code != 0 {
-		t.Fatalf("crawl in the vantage: exit %d, %v\n%s", code, err, out.String())
+	type exit struct {
+		code int
+		err  error
+	}
+	exited := make(chan exit, 1)
+	crawled := make(chan struct{})
+	go func() {
+		code, err := l.Exec(ctx, argv, nil, &out, &out)
+		exited <- exit{code, err}
+		close(crawled)
+	}()
+	var watchErr error
+	if metrics {
+		r.metrics, watchErr = watchMetrics(ctx, l, &out, crawled)
+	}
+	e := <-exited
+	if e.err != nil || e.code != 0 {
+		t.Fatalf("crawl in the vantage: exit %d, %v\n%s", e.code, e.err, out.String())
+	}
+	if watchErr != nil {
+		t.Errorf("metrics: %v", watchErr)
 	}
 	t.Logf("crawl of %d lab domains took %v", len(l.Scenario().Domains), time.Since(start).Round(time.Second))
 	time.Sleep(time.Second) // let the last replies reach the capture
@@ -199,7 +227,7 @@ func crawlLab(t *testing.T, db string) *crawlRun {
 // lab, compared with the scenario and with the standard tools from the same vantage.
 func TestLabCrawl(t *testing.T) {
 	needLab(t)
-	r := crawlLab(t, "")
+	r := crawlLab(t, "", !withMetrics)
 	docs, err := readJSONL(r.records)
 	if err != nil {
 		t.Fatal(err)
@@ -226,16 +254,31 @@ func TestLabCrawl(t *testing.T) {
 // TestLabCrawlPostgres crawls the lab into PostgreSQL, reached from the vantage's
 // network namespace through the test cluster's Unix socket (a filesystem socket crosses
 // network namespaces), and checks the records as TestLabCrawl does for what the store
-// could change: the DNS results, what was probed, address types and GeoIP. (The probe
+// could change: the DNS results, what was probed, address types and GeoIP. It also
+// scrapes the crawl's /metrics while it runs (checkMetrics: issue 11's "counters
+// moving during a lab crawl", ending at the store's counts). (The probe
 // results themselves do not pass through the store differently; TestLabCrawl compares
 // them with the tools.)
 func TestLabCrawlPostgres(t *testing.T) {
 	needLab(t)
-	r := crawlLab(t, pgtest.DSN(t))
+	dsn := pgtest.DSN(t)
+	r := crawlLab(t, dsn, withMetrics)
 	docs, err := readJSONL(r.records)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Run("metrics", func(t *testing.T) {
+		st, err := store.Open(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		run, err := st.LatestRun(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkMetrics(t, r, st, run)
+	})
 	t.Run("dns", func(t *testing.T) { checkDNS(t, r.lab.Scenario(), docs) })
 	t.Run("probed", func(t *testing.T) { checkProbed(t, docs) })
 	t.Run("ipv6type", func(t *testing.T) { checkIPv6Type(t, r) })

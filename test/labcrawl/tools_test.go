@@ -94,8 +94,9 @@ func (v vantage) digPTR(ctx context.Context, resolver netip.AddrPort, a netip.Ad
 // digSOA asks a name server directly for a domain's SOA (no recursion) and returns the
 // dns53 status word: authoritative, answered, refused, servfail, timeout or unreachable.
 func (v vantage) digSOA(ctx context.Context, server netip.Addr, domain string) (string, string, error) {
-	// dig's own wait (5 s): the lab's slow server answers after 3.5 s.
-	out, code, err := v.run(ctx, 15*time.Second, "dig", "+time=5", "+tries=1", "+norec", "+nocookie",
+	// dig's own wait (8 s): the lab's slow server answers after 3.5 s, which a loaded
+	// machine stretched past a 5 s wait once (the crawl got the answer; dig timed out).
+	out, code, err := v.run(ctx, 15*time.Second, "dig", "+time=8", "+tries=1", "+norec", "+nocookie",
 		"@"+server.String(), domain, "SOA")
 	if err != nil {
 		return "", out, err

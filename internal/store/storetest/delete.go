@@ -38,7 +38,7 @@ func testDelete(t *testing.T, s store.Store) {
 		t.Errorf("Counts of the deleted run = %+v, %v; want nothing", c, err)
 	}
 	n := 0
-	if err := s.Details(ctx, a, func(store.Detail) error { n++; return nil }); err != nil || n != 0 {
+	if err := s.Details(ctx, a, "", func(store.Detail) error { n++; return nil }); err != nil || n != 0 {
 		t.Errorf("Details of the deleted run: %d domains, %v", n, err)
 	}
 	if when, err := s.Summarised(ctx, a); err != nil || !when.IsZero() {

@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("targets", func(t *testing.T) { testTargets(t, open(t)) })
 	t.Run("summaries", func(t *testing.T) { testSummaries(t, open(t)) })
 	t.Run("delete", func(t *testing.T) { testDelete(t, open(t)) })
+	t.Run("vantages", func(t *testing.T) { testVantages(t, open(t)) })
 }
 
 func testRuns(t *testing.T, s store.Store) {
@@ -218,7 +219,7 @@ func testSave(t *testing.T, s store.Store) {
 	}
 
 	var got []store.Detail
-	if err := s.Details(ctx, run, func(d store.Detail) error { got = append(got, d); return nil }); err != nil {
+	if err := s.Details(ctx, run, "", func(d store.Detail) error { got = append(got, d); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	var names []string
@@ -256,11 +257,11 @@ func testSave(t *testing.T, s store.Store) {
 			t.Errorf("addresses with every measurement kind (-want +got):\n%s", diff)
 		}
 	}
-	one, err := s.Domain(ctx, run, "a.example")
+	one, err := s.Domain(ctx, run, "", "a.example")
 	if err != nil || one.Name != "a.example" || len(one.Addrs) != 3 {
 		t.Errorf("Domain(a.example) = %s with %d addresses, %v", one.Name, len(one.Addrs), err)
 	}
-	if _, err := s.Domain(ctx, run, "missing.example"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Domain(ctx, run, "", "missing.example"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Domain(missing) = %v, want ErrNotFound", err)
 	}
 	// A domain's document is what Domain returns, every measurement kind included,
@@ -272,7 +273,7 @@ func testSave(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	for _, d := range got {
-		want, err := s.Domain(ctx, run, d.Name)
+		want, err := s.Domain(ctx, run, "", d.Name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -284,7 +285,7 @@ func testSave(t *testing.T, s store.Store) {
 	if _, err := s.DomainDoc(ctx, run, "missing.example"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("DomainDoc(missing) = %v, want ErrNotFound", err)
 	}
-	measured, err := s.Measured(ctx, run)
+	measured, err := s.Measured(ctx, run, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,10 +297,10 @@ func testSave(t *testing.T, s store.Store) {
 	if diff := cmp.Diff(wantMeasured, measured, addrCmp); diff != "" {
 		t.Errorf("Measured (-want +got):\n%s", diff)
 	}
-	if got, err := s.MeasuredKinds(ctx, run); err != nil || !cmp.Equal(kinds, got) {
+	if got, err := s.MeasuredKinds(ctx, run, ""); err != nil || !cmp.Equal(kinds, got) {
 		t.Errorf("MeasuredKinds = %v, %v; want %v", got, err, kinds)
 	}
-	checked, err := s.NSChecked(ctx, run)
+	checked, err := s.NSChecked(ctx, run, "")
 	if diff := cmp.Diff(map[string]map[netip.Addr]bool{"a.example": {v4: true}}, checked, addrCmp); err != nil || diff != "" {
 		t.Errorf("NSChecked (%v) (-want +got):\n%s", err, diff)
 	}

@@ -98,8 +98,8 @@ func testSummaries(t *testing.T, s store.Store) {
 	}
 	// Build stored every domain's document: the same as its tables give.
 	n := 0
-	err = s.Details(ctx, b, func(d store.Detail) error {
-		want, err := s.Domain(ctx, b, d.Name)
+	err = s.Details(ctx, b, "", func(d store.Detail) error {
+		want, err := s.Domain(ctx, b, "", d.Name)
 		if err != nil {
 			return err
 		}
@@ -279,7 +279,7 @@ func Compare(t *testing.T, x, y store.Store) {
 	}
 	for _, n := range []string{"d0000001." + synthrun.SuffixOf(0), "d0000777." + synthrun.SuffixOf(776)} {
 		same("history of "+n, func(s store.Store) (any, error) { return s.History(ctx, n) })
-		same("domain "+n, func(s store.Store) (any, error) { return s.Domain(ctx, xb, n) })
+		same("domain "+n, func(s store.Store) (any, error) { return s.Domain(ctx, xb, "", n) })
 		same("summary of "+n, func(s store.Store) (any, error) { return s.DomainSummary(ctx, xb, n) })
 	}
 	for _, q := range []string{"d00002", "ns", "www.d0000", ""} {
@@ -300,8 +300,66 @@ func Compare(t *testing.T, x, y store.Store) {
 			same("changes", func(s store.Store) (any, error) { return changes(t, s, xa, xb, role, ch, 10), nil })
 		}
 	}
-	same("measured", func(s store.Store) (any, error) { return s.Measured(ctx, xb) })
+	same("measured", func(s store.Store) (any, error) { return s.Measured(ctx, xb, "") })
 	same("counts", func(s store.Store) (any, error) { return s.Counts(ctx, xb) })
+
+	// A second vantage: both stores answer for it alike and export it byte for byte.
+	addVantage(t, x, xb, "west")
+	addVantage(t, y, yb, "west")
+	same("vantages", func(s store.Store) (any, error) { return s.Vantages(ctx, xb) })
+	same("measured from west", func(s store.Store) (any, error) { return s.Measured(ctx, xb, "west") })
+	same("checked from west", func(s store.Store) (any, error) { return s.NSChecked(ctx, xb, "west") })
+	same("own and west", func(s store.Store) (any, error) {
+		var out []store.VantagePair
+		err := s.VantageResults(ctx, xb, "", "west", []string{result.KindPing, result.KindTCP443}, "", func(p store.VantagePair) bool {
+			out = append(out, p)
+			return true
+		})
+		return out, err
+	})
+	dx, dy := t.TempDir(), t.TempDir()
+	for _, d := range []struct {
+		s   store.Store
+		dir string
+	}{{x, dx}, {y, dy}} {
+		if _, err := export.WriteVantage(ctx, d.s, xb, "west", d.dir, []string{"csv", "jsonl"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	SameFiles(t, dx, dy)
+}
+
+// addVantage measures run again from vantage v: the run's own results of every
+// address, except that the addresses whose last byte is even no longer answer pings.
+func addVantage(t *testing.T, s store.Store, run int64, v string) {
+	t.Helper()
+	ctx := context.Background()
+	var ms []store.Measurement
+	err := s.Details(ctx, run, "", func(d store.Detail) error {
+		for ip, a := range d.Addrs {
+			if a.Ping == nil {
+				continue
+			}
+			p := *a.Ping
+			if ip.As16()[15]%2 == 0 {
+				p.Received, p.LossPercent, p.MinMillis, p.AvgMillis, p.MaxMillis, p.StdMillis = 0, 100, nil, nil, nil, nil
+			}
+			ms = append(ms, store.Measurement{IP: ip, Kind: result.KindPing, Value: &p, Vantage: v})
+			if a.TCP443 != nil {
+				ms = append(ms, store.Measurement{IP: ip, Kind: result.KindTCP443, Value: a.TCP443, Vantage: v})
+			}
+		}
+		for ip, c := range d.NSChecks {
+			ms = append(ms, store.Measurement{IP: ip, Kind: result.KindDNS53, Value: c, Domain: d.Name, Vantage: v})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveMeasurements(ctx, run, ms); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Same requires run's exports (CSV and JSON Lines) from two stores to be byte-identical.

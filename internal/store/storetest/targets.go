@@ -95,7 +95,7 @@ func testTargets(t *testing.T, s store.Store) {
 	}
 	var all []store.Target
 	for after := ""; ; {
-		page, err := s.Targets(ctx, run, after, 2)
+		page, err := s.Targets(ctx, run, "", after, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -119,7 +119,7 @@ func testTargets(t *testing.T, s store.Store) {
 	}
 	var ns []store.NSTarget
 	for after := (store.NSCursor{}); ; {
-		page, err := s.PendingNSTargets(ctx, run, after, 1)
+		page, err := s.PendingNSTargets(ctx, run, "", after, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,6 +133,15 @@ func testTargets(t *testing.T, s store.Store) {
 	if diff := cmp.Diff(wantNS, ns, addrCmp); diff != "" {
 		t.Errorf("PendingNSTargets (-want +got):\n%s", diff)
 	}
+	// NSTargets: every pair, the checked one too, after a cursor.
+	allNS, err := s.NSTargets(ctx, run, store.NSCursor{Domain: "a.example"}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAllNS := append([]store.NSTarget{{Domain: "b.example", Host: "ns.b.example", IP: ip2}}, wantNS...)
+	if diff := cmp.Diff(wantAllNS, allNS, addrCmp); diff != "" {
+		t.Errorf("NSTargets (-want +got):\n%s", diff)
+	}
 
 	// A batch that fails (a domain of another run's list is fine, a cancelled context is
 	// not) writes none of its targets.
@@ -142,7 +151,7 @@ func testTargets(t *testing.T, s store.Store) {
 	if err := s.Save(cctx, run, store.Batch{Targets: []store.Target{{IP: ip4, Roles: store.RoleAddr}}}); err == nil {
 		t.Error("Save with a cancelled context succeeded")
 	}
-	page, err := s.Targets(ctx, run, ip3.String(), 10)
+	page, err := s.Targets(ctx, run, "", ip3.String(), 10)
 	if err != nil {
 		t.Fatal(err)
 	}

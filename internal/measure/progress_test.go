@@ -1,0 +1,25 @@
+package measure
+
+import (
+	"testing"
+	"time"
+)
+
+// TestEfficiency: zero before the stage starts; the bound over the time so far while the
+// probes run; frozen at the probes' end.
+func TestEfficiency(t *testing.T) {
+	var p Progress
+	if e := p.Efficiency(); e != 0 {
+		t.Errorf("before the start: %v, want 0", e)
+	}
+	p.setBound(func() (time.Duration, string) { return 30 * time.Second, "test" })
+	start := time.Now().Add(-60 * time.Second)
+	p.start.Store(start.UnixNano())
+	if e := p.Efficiency(); e > 0.5 || e < 0.49 {
+		t.Errorf("running for 60 s with a 30 s bound: %v, want about 0.5", e)
+	}
+	p.end.Store(start.Add(40 * time.Second).UnixNano())
+	if e := p.Efficiency(); e != 0.75 {
+		t.Errorf("ended after 40 s with a 30 s bound: %v, want 0.75", e)
+	}
+}

@@ -1,0 +1,4 @@
+package polite
+
+// CheckAllowRangesIn is checkAllowRanges, for the external tests.
+var CheckAllowRangesIn = checkAllowRanges
