@@ -40,6 +40,7 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dist.register(fs)
 	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus metrics of the crawl on http://`address`/metrics (e.g. 127.0.0.1:9464)")
 	metricsLinger := fs.Duration("metrics-linger", 0, "with --metrics-listen: keep serving the metrics this long after the run ends, for a last scrape of the final counts")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole crawl to `file` (go tool pprof)")
 	o.register(fs)
 	lf.register(fs)
 	log, set, err := lf.parse(fs, args, stderr, parseInterleaved)
@@ -75,6 +76,13 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		return crawlDistributed(ctx, o, *dbPath, vantages, dist.shard, stdout, log)
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	var plan *crawlPlan
 	if !*resume {

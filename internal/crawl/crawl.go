@@ -38,10 +38,11 @@ type Config struct {
 	// Classify gives an address its type; nil leaves addresses unclassified.
 	Classify func(netip.Addr) result.Class
 	// OnSaved, when set, is called after each committed batch with the batch's probe
-	// targets (merged by Save: see store.Target's Added and Changed), from the writer's
-	// goroutine: it must not block for long. The probe stage
-	// uses it to start on addresses while the DNS stage goes on.
-	OnSaved func(targets []store.Target)
+	// targets (merged by Save: see store.Target's Added and Changed) and its (domain,
+	// name server address) pairs, from the writer's goroutine: it must not block for
+	// long. The probe stage uses it to start on addresses and name server checks while
+	// the DNS stage goes on.
+	OnSaved func(targets []store.Target, ns []store.NSTarget)
 	Logger  *slog.Logger
 }
 
@@ -196,7 +197,7 @@ func (c *Crawler) write(ctx context.Context, run int64, results <-chan outcome, 
 		}
 		p.Done.Add(int64(len(b.Domains)))
 		if c.cfg.OnSaved != nil {
-			c.cfg.OnSaved(b.Targets)
+			c.cfg.OnSaved(b.Targets, b.NSTargets)
 		}
 		return nil
 	})

@@ -40,6 +40,9 @@ func WriteNSDConfig(dir string, tld string, n int, listen netip.AddrPort) error 
 // WriteNSDZones writes each zone to dir/zones/<apex>.zone and dir/nsd.conf, so that
 // `nsd -d -c dir/nsd.conf` serves them on every listen address (all on one port) without
 // root, database or zone transfers. note goes into the configuration's first comment.
+// Response rate limiting is off: NSD stands in for the crawl's recursive resolver too,
+// and its default limit (200 answers per second of one kind, such as every NXDOMAIN of
+// a reverse zone, to one client network) would drop most of a crawl's PTR queries.
 func WriteNSDZones(dir, note string, listen []netip.AddrPort, zones iter.Seq[NSDZone]) error {
 	if len(listen) == 0 {
 		return fmt.Errorf("write nsd config %s: no listen address", dir)
@@ -77,6 +80,8 @@ server:
 	hide-version: yes
 	server-count: 1
 	zonefiles-check: no
+	rrl-ratelimit: 0
+	rrl-whitelist-ratelimit: 0
 
 remote-control:
 	control-enable: no

@@ -1,11 +1,15 @@
 package measure
 
 import (
-	"math/rand/v2"
+	"container/heap"
+	"context"
+	"math"
+	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/v6matrix/v6matrix/internal/polite"
-	"github.com/v6matrix/v6matrix/internal/result"
+	"github.com/v6matrix/v6matrix/internal/store"
 )
 
 // DefaultNSCheck returns the limits of the name server checks (docs/POLITENESS.md):
@@ -21,18 +25,207 @@ func DefaultNSCheck() polite.Config {
 	return c
 }
 
-// nsPlans makes one plan per (domain, name server address) pair, for the addresses
-// the gate allows, in a seeded random order so that the domains of a big provider do
-// not queue behind each other.
-func nsPlans(pairs []nsPair, gate *polite.Gate, seed int64) []plan {
-	var out []plan
+// nsPerAddr is how many checks of one address are queued in the checks' scheduler at
+// once: one running and the next ready, so that an address is never left waiting
+// for its next query while others take the window.
+const nsPerAddr = 2
+
+// nsChecks runs the name server checks of a stage beside its probes, as the DNS stage
+// finds (domain, name server address) pairs: under their own scheduler with the
+// limits of Config.NSCheck, which shares a polite.Exclusion with the probes' scheduler,
+// so that no address ever has a check and a probe in flight at once (docs/POLITENESS.md).
+// Pairs wait per address; the scheduler holds at most window of them, nsPerAddr per
+// address, taken from the addresses in the seeded random order of polite.Rank, so
+// that one provider's domains do not queue behind each other.
+type nsChecks struct {
+	sched   *polite.Scheduler
+	release func()
+	gate    *polite.Gate
+	seed    int64
+	window  int
+	task    func(t *target) polite.Task
+	p       *Progress
+
+	mu      sync.Mutex
+	addrs   map[netip.Addr]*nsAddr
+	ready   nsHeap // addresses with pairs waiting and room in the scheduler
+	inSched int
+	pending int // pairs not yet in the scheduler
+	checks  int // pairs known in this invocation (the bound)
+	most    *nsAddr
+	closed  bool
+	err     error
+}
+
+// nsAddr is one name server address and its pairs still to queue.
+type nsAddr struct {
+	ip      netip.Addr
+	rank    uint64
+	pairs   []nsPair
+	inSched int
+	known   int // its pairs known in this invocation (the bound)
+	idx     int // position in nsChecks.ready; -1 when absent
+}
+
+// newNSChecks makes the checks' scheduler; run starts it.
+func newNSChecks(cfg Config, x *polite.Exclusion, task func(t *target) polite.Task, p *Progress) (*nsChecks, error) {
+	sched, err := polite.New(cfg.NSCheck, nil)
+	if err != nil {
+		return nil, err
+	}
+	sched.Exclude(x)
+	return &nsChecks{sched: sched, release: sched.Hold(), gate: cfg.Gate, seed: cfg.NSCheck.Seed,
+		window: max(cfg.Window, 1), task: task, p: p, addrs: map[netip.Addr]*nsAddr{}}, nil
+}
+
+// add queues pairs whose address the gate allows (the others are not checked).
+func (n *nsChecks) add(ctx context.Context, pairs []store.NSTarget) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	for _, pr := range pairs {
-		if ok, _ := gate.Allowed(pr.ip); !ok {
+		if ok, _ := n.gate.Allowed(pr.IP); !ok {
 			continue
 		}
-		t := &target{ip: pr.ip, nsZone: pr.domain, host: pr.host}
-		out = append(out, plan{t: t, remote: []string{result.KindDNS53}})
+		ip := pr.IP.Unmap()
+		a := n.addrs[ip]
+		if a == nil {
+			a = &nsAddr{ip: ip, rank: polite.Rank(ip, n.seed), idx: -1}
+			n.addrs[ip] = a
+		}
+		a.pairs = append(a.pairs, nsPair{domain: pr.Domain, host: pr.Host, ip: pr.IP})
+		a.known++
+		if n.most == nil || a.known > n.most.known {
+			n.most = a
+		}
+		n.pending++
+		n.checks++
+		n.p.Total.Add(1)
+		n.fix(a)
 	}
-	rand.New(rand.NewPCG(uint64(seed), 0x6e73)).Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
-	return out
+	n.fill(ctx)
+}
+
+// fix puts a in ready, or takes it out.
+func (n *nsChecks) fix(a *nsAddr) {
+	want := len(a.pairs) > 0 && a.inSched < nsPerAddr
+	switch {
+	case want && a.idx < 0:
+		heap.Push(&n.ready, a)
+	case !want && a.idx >= 0:
+		heap.Remove(&n.ready, a.idx)
+	}
+}
+
+// fill moves pairs into the scheduler while the window has room, and lets the
+// scheduler finish once nothing more can come.
+func (n *nsChecks) fill(ctx context.Context) {
+	for n.err == nil && n.inSched < n.window && len(n.ready) > 0 {
+		a := n.ready[0]
+		pr := a.pairs[0]
+		a.pairs[0] = nsPair{}
+		a.pairs = a.pairs[1:]
+		if len(a.pairs) == 0 {
+			a.pairs = nil // let the drained backing array go
+		}
+		a.inSched++
+		n.inSched++
+		n.pending--
+		n.fix(a)
+		task := n.task(&target{ip: pr.ip, nsZone: pr.domain, host: pr.host})
+		probe := task.Run
+		task.Run = func(ctx context.Context) {
+			probe(ctx)
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			a.inSched--
+			n.inSched--
+			n.fix(a)
+			if ctx.Err() == nil {
+				n.fill(ctx)
+			}
+		}
+		if err := n.sched.Add(task); err != nil && ctx.Err() == nil {
+			n.err = err
+		}
+	}
+	if n.err != nil || (n.closed && n.pending == 0) {
+		n.release() // nothing more will be queued: the scheduler ends with what it has
+	}
+}
+
+// close says that no more pairs will come.
+func (n *nsChecks) close(ctx context.Context) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.closed = true
+	n.fill(ctx)
+}
+
+// run runs the checks until closed and done, or ctx ends.
+func (n *nsChecks) run(ctx context.Context) error {
+	err := n.sched.Run(ctx)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err == nil {
+		err = n.err
+	}
+	return err
+}
+
+// bound is the least time the checks known so far need at their limits: all of them
+// at the run's rate, and the address with the most at its gap.
+func (n *nsChecks) bound(cfg polite.Config) (time.Duration, *nsAddr) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var lb time.Duration
+	if !math.IsInf(cfg.Rate, 1) && n.checks > 0 {
+		lb = time.Duration(float64(n.checks-1) / cfg.Rate * float64(time.Second))
+	}
+	if a := n.most; a != nil {
+		if d := time.Duration(a.known-1) * cfg.AddrGap; d > lb {
+			return d, a
+		}
+	}
+	return lb, nil
+}
+
+// loadPending queues the pairs of the run not yet checked from vantage (a resume, or a
+// second vantage; a fresh run has none).
+func (n *nsChecks) loadPending(ctx context.Context, st store.Store, run int64, vantage string) error {
+	const page = 1000
+	for after := (store.NSCursor{}); ; {
+		ns, err := st.PendingNSTargets(ctx, run, vantage, after, page)
+		if err != nil {
+			return err
+		}
+		n.add(ctx, ns)
+		if len(ns) < page {
+			return nil
+		}
+		after = store.NSCursor{Domain: ns[len(ns)-1].Domain, IP: ns[len(ns)-1].IP.String()}
+	}
+}
+
+// nsHeap orders name server addresses by rank.
+type nsHeap []*nsAddr
+
+func (h nsHeap) Len() int           { return len(h) }
+func (h nsHeap) Less(i, j int) bool { return h[i].rank < h[j].rank }
+func (h nsHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].idx = i
+	h[j].idx = j
+}
+func (h *nsHeap) Push(x any) {
+	a := x.(*nsAddr)
+	a.idx = len(*h)
+	*h = append(*h, a)
+}
+func (h *nsHeap) Pop() any {
+	old := *h
+	a := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	a.idx = -1
+	return a
 }

@@ -43,6 +43,9 @@ type Stage struct {
 	writeErr chan error
 	schedErr chan error
 	release  func()
+	// ns runs the name server checks beside the probes (nil when dns53 is off).
+	ns    *nsChecks
+	nsErr chan error
 
 	mu      sync.Mutex
 	plan    *planner
@@ -50,8 +53,7 @@ type Stage struct {
 	local   []localJob              // PTR and GeoIP to do
 	wakeL   *sync.Cond
 	closed  bool
-	stopped bool              // Stop was called
-	nsSched *polite.Scheduler // the name server checks' scheduler, once they run
+	stopped bool // Stop was called
 	dnsEnd  time.Time
 	err     error
 	localWG sync.WaitGroup
@@ -82,15 +84,21 @@ func Start(ctx context.Context, cfg Config, st store.Store, run int64, p *Progre
 	if s.sched, err = polite.New(cfg.Polite, nil); err != nil {
 		return nil, err
 	}
-	if _, err := polite.New(cfg.NSCheck, nil); err != nil {
-		return nil, err
-	}
+	excl := polite.NewExclusion() // the probes and the checks: one in flight per address
+	s.sched.Exclude(excl)
 	cfg.Kinds = maps.Clone(cfg.Kinds) // newProbers may turn a kind off for this run
 	if s.pr, err = newProbers(cfg, s.log); err != nil {
 		return nil, err
 	}
 	s.cfg = s.pr.cfg
 	s.task = func(t *target, kind string) polite.Task { return s.pr.task(t, kind, s.results, s.p, s.log) }
+	if s.cfg.Kinds[result.KindDNS53] {
+		check := func(t *target) polite.Task { return s.pr.task(t, result.KindDNS53, s.results, s.p, s.log) }
+		if s.ns, err = newNSChecks(s.cfg, excl, check, p); err != nil {
+			s.pr.close()
+			return nil, err
+		}
+	}
 	every := &target{www: "w", mx: "m", ntp: true}
 	s.plan = newPlanner(cfg.Polite, cfg.Window, s.portOf, setOf(every.kinds(s.cfg.Kinds))&^localKinds)
 	s.wakeL = sync.NewCond(&s.mu)
@@ -103,6 +111,16 @@ func Start(ctx context.Context, cfg Config, st store.Store, run int64, p *Progre
 	if err := s.loadPending(ctx); err != nil {
 		s.closeEarly()
 		return nil, err
+	}
+	if s.ns != nil {
+		if part := s.cfg.Part; part != nil {
+			s.ns.add(ctx, part.NS)
+		} else if err := s.ns.loadPending(ctx, st, run, s.cfg.Vantage); err != nil {
+			s.closeEarly()
+			return nil, err
+		}
+		s.nsErr = make(chan error, 1)
+		go func() { s.nsErr <- s.ns.run(ctx) }()
 	}
 	s.release = s.sched.Hold()
 	s.schedErr = make(chan error, 1)
@@ -175,6 +193,15 @@ func (s *Stage) Add(ctx context.Context, ts []store.Target) {
 		}
 	}
 	s.fill(ctx)
+}
+
+// AddNS queues the name server checks of a saved batch's (domain, name server address)
+// pairs. Like Add, it is called from crawl.Config.OnSaved.
+func (s *Stage) AddNS(ctx context.Context, ns []store.NSTarget) {
+	if ctx.Err() != nil || s.ns == nil || len(ns) == 0 {
+		return // stopping: the store has them for the resume
+	}
+	s.ns.add(ctx, ns)
 }
 
 // targetOf is the probe stage's view of a stored target with the given roles.
@@ -309,12 +336,11 @@ var ErrStopped = errors.New("probe stage stopped")
 func (s *Stage) Stop() {
 	s.mu.Lock()
 	s.stopped = true
-	ns := s.nsSched
 	s.wakeL.Broadcast()
 	s.mu.Unlock()
 	s.sched.Stop()
-	if ns != nil {
-		ns.Stop()
+	if s.ns != nil {
+		s.ns.sched.Stop()
 	}
 }
 
@@ -328,7 +354,10 @@ func (s *Stage) Close(ctx context.Context) {
 	s.closed, s.dnsEnd = true, time.Now()
 	s.wakeL.Broadcast()
 	s.fill(ctx)
-	lb, why := s.plan.bound(s.dnsEnd.Sub(s.start))
+	if s.ns != nil {
+		s.ns.close(ctx)
+	}
+	lb, why := s.boundLocked()
 	s.log.Info("probe stage: every address known", "addresses", s.p.Addresses.Load(), "probes", s.p.Total.Load(),
 		"lower_bound", lb.Round(time.Second), "bound_by", why)
 }
@@ -337,11 +366,26 @@ func (s *Stage) Close(ctx context.Context) {
 func (s *Stage) bound() (time.Duration, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.boundLocked()
+}
+
+// boundLocked is bound with s.mu held: the probes' bound (planner.bound), or the name
+// server checks' when they need longer at their own limits.
+func (s *Stage) boundLocked() (time.Duration, string) {
 	dns := time.Since(s.start)
 	if s.closed {
 		dns = s.dnsEnd.Sub(s.start)
 	}
-	return s.plan.bound(dns)
+	lb, why := s.plan.bound(dns)
+	if s.ns != nil {
+		if d, a := s.ns.bound(s.cfg.NSCheck); d > lb {
+			lb, why = d, fmt.Sprintf("%d name server checks at --ns-check-rate %g/s", s.ns.checks, s.cfg.NSCheck.Rate)
+			if a != nil {
+				why = fmt.Sprintf("name server %s has %d checks %v apart", a.ip, a.known, s.cfg.NSCheck.AddrGap)
+			}
+		}
+	}
+	return lb, why
 }
 
 // Wait returns when the probes and then the name server checks are done, or ctx ended
@@ -349,6 +393,11 @@ func (s *Stage) bound() (time.Duration, string) {
 func (s *Stage) Wait(ctx context.Context) error {
 	defer s.pr.close()
 	err := <-s.schedErr
+	if s.ns != nil {
+		if nerr := <-s.nsErr; err == nil {
+			err = nerr
+		}
+	}
 	if ctx.Err() != nil {
 		s.mu.Lock()
 		s.wakeL.Broadcast()
@@ -367,9 +416,6 @@ func (s *Stage) Wait(ctx context.Context) error {
 		err = s.err
 	}
 	s.mu.Unlock()
-	if err == nil {
-		err = s.nsChecks(ctx)
-	}
 	if errors.Is(err, polite.ErrStopped) {
 		err = ErrStopped
 	}
@@ -378,69 +424,4 @@ func (s *Stage) Wait(ctx context.Context) error {
 		return werr
 	}
 	return err
-}
-
-// nsChecks runs the name server checks not yet done, after the probes, under their own
-// scheduler: beside the probes, a name server address would have a probe in flight
-// from each scheduler at once, which docs/POLITENESS.md allows no address, and its
-// ping RTTs would be disturbed.
-func (s *Stage) nsChecks(ctx context.Context) error {
-	if !s.cfg.Kinds[result.KindDNS53] {
-		return nil
-	}
-	pairs, err := s.pendingNS(ctx)
-	if err != nil {
-		return err
-	}
-	plans := nsPlans(pairs, s.cfg.Gate, s.cfg.NSCheck.Seed)
-	if len(plans) == 0 {
-		return nil
-	}
-	s.p.Total.Add(int64(len(plans)))
-	sched, err := polite.New(s.cfg.NSCheck, nil)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.nsSched = sched
-	stopped := s.stopped
-	s.mu.Unlock()
-	if stopped {
-		return ErrStopped
-	}
-	f := &feeder{plans: plans, sched: sched, pr: s.pr, results: s.results, p: s.p, log: s.log}
-	if err := f.start(ctx, max(s.cfg.Window, 1)); err != nil {
-		return err
-	}
-	if err := sched.Run(ctx); err != nil {
-		return err
-	}
-	return f.failed()
-}
-
-// pendingNS returns the name server pairs to check: the Part's, or every pair of the
-// run not yet checked.
-func (s *Stage) pendingNS(ctx context.Context) ([]nsPair, error) {
-	var pairs []nsPair
-	add := func(ns []store.NSTarget) {
-		for _, n := range ns {
-			pairs = append(pairs, nsPair{domain: n.Domain, host: n.Host, ip: n.IP})
-		}
-	}
-	if s.cfg.Part != nil {
-		add(s.cfg.Part.NS)
-		return pairs, nil
-	}
-	const page = 1000
-	for after := (store.NSCursor{}); ; {
-		ns, err := s.st.PendingNSTargets(ctx, s.run, s.cfg.Vantage, after, page)
-		if err != nil {
-			return nil, err
-		}
-		add(ns)
-		if len(ns) < page {
-			return pairs, nil
-		}
-		after = store.NSCursor{Domain: ns[len(ns)-1].Domain, IP: ns[len(ns)-1].IP.String()}
-	}
 }

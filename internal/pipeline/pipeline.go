@@ -49,7 +49,10 @@ func Run(ctx context.Context, st store.Store, run int64, cfg Config, p *Progress
 		return err
 	}
 	dns := cfg.DNS
-	dns.OnSaved = func(ts []store.Target) { stage.Add(pctx, ts) }
+	dns.OnSaved = func(ts []store.Target, ns []store.NSTarget) {
+		stage.Add(pctx, ts)
+		stage.AddNS(pctx, ns)
+	}
 	err = crawl.New(dns, cfg.Client, st).Run(ctx, run, &p.DNS)
 	if err == nil {
 		err = done(cfg)

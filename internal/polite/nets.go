@@ -189,3 +189,11 @@ func popAddr(n *netState, fromActive bool) *addrState {
 	}
 	return heap.Pop(&n.fresh).(*addrState)
 }
+
+// peekAddr returns n's first address of the heap named by fromActive.
+func peekAddr(n *netState, fromActive bool) *addrState {
+	if fromActive {
+		return n.active[0]
+	}
+	return n.fresh[0]
+}

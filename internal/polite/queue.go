@@ -43,6 +43,8 @@ type addrState struct {
 	index int           // position in net.active or net.fresh; -1 if in neither
 	cur   job           // the job in flight when busy
 	busy  bool
+	// parked: set aside while another scheduler has the address in flight (Exclusion).
+	parked bool
 }
 
 // netState is one network (/24, /48): its addresses waiting to start.
@@ -53,6 +55,9 @@ type netState struct {
 	active addrHeap
 	fresh  addrHeap
 	idx    [2]int // position in Scheduler.active and .touched; -1 if absent
+	// away: out of the untouched queue, though never started, because its only
+	// address waiting is parked.
+	away bool
 }
 
 // Rank is the random rank of an address under a seed, the keyed hash that orders

@@ -73,7 +73,10 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.state = stateFinished // from now on Add fails: nothing is lost
 		}
 		stopped := s.stopped
+		freed := s.freed
+		s.freed = nil
 		s.mu.Unlock()
+		handBack(freed)
 
 		if stopped && !finished {
 			for ; inflight > 0; inflight-- {
@@ -153,6 +156,10 @@ func (s *Scheduler) next(now time.Duration) (at time.Duration, n *netState, from
 // computation of its key and its start, but requeueing keeps the limits
 // safe if it ever did.
 func (s *Scheduler) start(n *netState, fromActive bool, now time.Duration) (*addrState, job, bool) {
+	if s.excl != nil && !s.excl.acquire(s, peekAddr(n, fromActive)) {
+		s.park(n, fromActive) // in flight in another scheduler
+		return nil, job{}, false
+	}
 	if n.last == never {
 		s.untouched.pop(n)
 	}
@@ -162,6 +169,9 @@ func (s *Scheduler) start(n *netState, fromActive bool, now time.Duration) (*add
 		a.key = a.eligible(now, &s.cfg)
 		heap.Push(&n.active, a)
 		s.fixNet(n)
+		if s.excl != nil {
+			s.freed = append(s.freed, s.excl.release(a.addr)...)
+		}
 		return nil, job{}, false
 	}
 	a.busy = true
@@ -176,6 +186,9 @@ func (s *Scheduler) start(n *netState, fromActive bool, now time.Duration) (*add
 
 // finish records that a's probe returned.
 func (s *Scheduler) finish(a *addrState) {
+	if s.excl != nil {
+		defer handBack(s.excl.release(a.addr)) // after the unlock below
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()

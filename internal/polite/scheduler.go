@@ -86,9 +86,13 @@ type Scheduler struct {
 	netChunk  []netState
 	last      time.Duration // latest start of any probe
 	queued    int           // tasks not started
-	holds     int           // Hold calls not released: Run waits for more tasks
-	stopped   bool          // Stop was called: Run starts nothing more
-	state     int           // idle, running, finished
+	// excl, when set, is shared with other schedulers (Exclude); freed holds the
+	// addresses of theirs to hand back once s's lock is released.
+	excl    *Exclusion
+	freed   []parked
+	holds   int  // Hold calls not released: Run waits for more tasks
+	stopped bool // Stop was called: Run starts nothing more
+	state   int  // idle, running, finished
 
 	done, inflight, total atomic.Int64
 }
@@ -178,7 +182,8 @@ func (s *Scheduler) Add(t Task) error {
 			rank: rank, index: -1}
 		s.addrs[addr] = a
 		heap.Push(&a.net.fresh, a)
-	case a.last == never || a.busy: // waiting in fresh, or in flight
+		s.comeBack(a.net, rank)
+	case a.last == never || a.busy || a.parked: // waiting in fresh, in flight or parked
 		a.jobs = append(a.jobs, j)
 	default: // under way and idle: its eligible time may change
 		a.jobs = append(a.jobs, j)

@@ -88,11 +88,13 @@ func (s *Postgres) saveTargets(ctx context.Context, tx pgx.Tx, q *batch, run int
 		for _, t := range mergeTargets(b.Targets, old) {
 			ts = append(ts, targetArgs(&t))
 		}
-		q.add(fmt.Sprintf("save %d targets", len(ts)), `INSERT INTO targets (run_id, `+targetColumns+`)
+		if len(ts) > 0 { // every row unchanged: nothing to write
+			q.add(fmt.Sprintf("save %d targets", len(ts)), `INSERT INTO targets (run_id, `+targetColumns+`)
 			SELECT $1, * FROM unnest($2::text[], $3::int[], $4::text[], $5::bigint[], $6::text[], $7::bigint[], $8::text[], $9::bigint[])
 			ON CONFLICT (run_id, ip) DO UPDATE SET roles = excluded.roles, www = excluded.www, www_rank = excluded.www_rank,
 			mx = excluded.mx, mx_rank = excluded.mx_rank, host = excluded.host, host_rank = excluded.host_rank`,
-			append([]any{run}, columns(ts)...)...)
+				append([]any{run}, columns(ts)...)...)
+		}
 	}
 	var ns [][]any
 	for _, n := range lastOf(b.NSTargets, func(n *NSTarget) string { return n.Domain + " " + n.IP.String() }) {

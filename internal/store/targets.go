@@ -95,8 +95,8 @@ func merge(cur *Target, t Target) (added Roles, changed bool) {
 }
 
 // mergeTargets folds a batch's targets into the rows the run has for their addresses:
-// it returns the rows to write, one per address, and leaves each merged row, with
-// Added and Changed on an address's first entry, in ts.
+// it returns the rows to write, one per address whose row changed, and leaves each
+// merged row, with Added and Changed on an address's first entry, in ts.
 func mergeTargets(ts []Target, rowsHad []Target) []Target {
 	old := make(map[netip.Addr]Target, len(rowsHad))
 	for _, t := range rowsHad {
@@ -114,19 +114,21 @@ func mergeTargets(ts []Target, rowsHad []Target) []Target {
 		}
 		merge(r, t)
 	}
-	seen := map[netip.Addr]bool{}
+	changed := map[netip.Addr]bool{}
 	for i := range ts {
 		ip := ts[i].IP
 		ts[i] = *rows[ip]
-		if !seen[ip] {
-			seen[ip] = true
+		if _, seen := changed[ip]; !seen {
 			o := old[ip]
 			ts[i].Added, ts[i].Changed = merge(&o, *rows[ip])
+			changed[ip] = ts[i].Changed
 		}
 	}
-	out := make([]Target, len(order))
-	for i, r := range order {
-		out[i] = *r
+	out := make([]Target, 0, len(order))
+	for _, r := range order {
+		if changed[r.IP] { // an unchanged row (a shared name server's, mostly) is not written again
+			out = append(out, *r)
+		}
 	}
 	return out
 }

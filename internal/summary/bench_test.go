@@ -2,6 +2,7 @@ package summary_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -31,4 +32,25 @@ func BenchmarkBuild(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(domains*b.N)/b.Elapsed().Seconds(), "domains/s")
+}
+
+// BenchmarkBuildStore summarises run 1 of the SQLite store named by
+// V6MATRIX_BENCH_DB (e.g. a bench-net --keep crawl.db; it is rewritten), to profile
+// the summary of a real crawl's data.
+func BenchmarkBuildStore(b *testing.B) {
+	path := os.Getenv("V6MATRIX_BENCH_DB")
+	if path == "" {
+		b.Skip("V6MATRIX_BENCH_DB is not set")
+	}
+	ctx := context.Background()
+	st, err := store.OpenSQLite(ctx, path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	for b.Loop() {
+		if err := summary.Build(ctx, st, 1, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

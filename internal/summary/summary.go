@@ -140,29 +140,53 @@ func Build(ctx context.Context, st store.Store, run int64, log *slog.Logger) err
 		return fmt.Errorf("summarise run %d: %w", run, err)
 	}
 	b := newBuilder()
-	var pending []result.DomainSummary
-	var docs []store.Detail
-	save := func() error {
-		if err := st.SaveSummaries(ctx, run, pending); err != nil {
-			return err
+	// One goroutine reads and summarises the domains while another encodes and saves
+	// the batch before: reading and saving each take about half of the work, and a
+	// loaded machine gives a process about one share of a core per busy thread.
+	saveCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	batches := make(chan saved, 1)
+	saveErr := make(chan error, 1)
+	go func() {
+		var err error
+		for sv := range batches {
+			if err == nil {
+				err = st.SaveSummaries(saveCtx, run, sv.sums)
+			}
+			if err == nil {
+				err = st.SaveDocs(saveCtx, run, sv.docs)
+			}
+			if err != nil {
+				stop() // the reader stops at its next batch
+			}
 		}
-		if err := st.SaveDocs(ctx, run, docs); err != nil {
-			return err
+		saveErr <- err
+	}()
+	var cur saved
+	send := func() error {
+		select {
+		case batches <- cur:
+			cur = saved{}
+			return nil
+		case <-saveCtx.Done():
+			return saveCtx.Err()
 		}
-		pending, docs = pending[:0], docs[:0]
-		return nil
 	}
-	err := st.Details(ctx, run, "", func(d store.Detail) error {
+	err := st.Details(saveCtx, run, "", func(d store.Detail) error {
 		s := Of(&d)
 		b.add(&d, &s)
-		pending, docs = append(pending, s), append(docs, d)
-		if len(pending) == batch {
-			return save()
+		cur.sums, cur.docs = append(cur.sums, s), append(cur.docs, d)
+		if len(cur.sums) == batch {
+			return send()
 		}
 		return nil
 	})
-	if err == nil && len(pending) > 0 {
-		err = save()
+	if err == nil && len(cur.sums) > 0 {
+		err = send()
+	}
+	close(batches)
+	if serr := <-saveErr; serr != nil {
+		err = serr // the saver's error, not the cancellation it caused
 	}
 	if err == nil {
 		err = st.SaveAggregates(ctx, run, b.aggregates(), b.addresses())
@@ -182,6 +206,12 @@ func Build(ctx context.Context, st store.Store, run int64, log *slog.Logger) err
 	log.Info("run summarised", "run", run, "domains", b.run.Domains, "addresses", len(b.addrs),
 		"tlds", len(b.tlds), "countries", len(b.countries), "previous", prev, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// saved is one batch of domain summaries and their documents to save.
+type saved struct {
+	sums []result.DomainSummary
+	docs []store.Detail
 }
 
 // BuildDocs stores the domain documents of a run summarised by a v6matrix that did
