@@ -275,5 +275,7 @@ func newScheduled(ctx context.Context, spec, dbPath, vantage string, crawlArgs [
 		}
 		return id, nil
 	}
-	return scheduled{schedule: s, name: s.String() + " " + strings.Join(crawlArgs, " "), start: start}, nil
+	// The spec alone names the schedule: a worker restarted with other crawl flags (a
+	// new --resolver) starts no second run of the month.
+	return scheduled{schedule: s, name: s.String(), start: start}, nil
 }
