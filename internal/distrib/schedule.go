@@ -116,7 +116,9 @@ type scheduledWorker struct {
 func (s *scheduledWorker) Work(ctx context.Context, job *river.Job[ScheduledArgs]) error {
 	w, a := s.w, job.Args
 	if w.cfg.StartRun == nil {
-		return errors.New("this worker has no schedule: start it with the schedule's crawl")
+		// A worker without the schedule: one that has it takes the job later.
+		w.log.Warn("a scheduled run's job on a worker without --schedule: give every worker the same", "period", a.Period)
+		return river.JobSnooze(10 * time.Second)
 	}
 	pool := w.pg.Pool()
 	var claimed bool
