@@ -54,6 +54,9 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if set["metrics-linger"] && (*metricsAddr == "" || *metricsLinger < 0) {
 		return usagef("--metrics-linger %v: want a duration of 0 or more, with --metrics-listen", *metricsLinger)
 	}
+	if dist.check && (!dist.on || *resume) {
+		return usagef("--check needs --distributed, without --resume")
+	}
 	if !*resume {
 		if set["run"] {
 			return usagef("--run needs --resume")
@@ -74,6 +77,9 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		vantages, err := checkDistributed(*dbPath, *vantage, dist.shard)
 		if err != nil {
 			return err
+		}
+		if dist.check {
+			return checkPlan(o, log)
 		}
 		return crawlDistributed(ctx, o, *dbPath, vantages, dist.shard, stdout, log)
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/v6matrix/v6matrix/internal/distrib"
@@ -21,11 +22,13 @@ import (
 type distribFlags struct {
 	on    bool
 	shard int
+	check bool
 }
 
 func (d *distribFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&d.on, "distributed", false, "with --db postgres://...: store the run and enqueue its work for `v6matrix worker`s, then return (--vantage: the vantages it is measured from, comma separated)")
 	fs.IntVar(&d.shard, "shard", distrib.DefaultShard, "with --distributed: domains per DNS job")
+	fs.BoolVar(&d.check, "check", false, "with --distributed: check the settings and the files they name, then return without a run (what worker --schedule does when it starts)")
 }
 
 // checkDistributed checks a distributed crawl's database and vantages before anything
@@ -151,7 +154,7 @@ func printQueued(w io.Writer, id int64, dbPath string, vantages []string, what s
 var workerApplies = resumeApplies
 
 func cmdWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("worker", "--db postgres://... --vantage NAME [flags]", stdout)
+	fs := newFlagSet("worker", "--db postgres://... --vantage NAME [flags] [--schedule SPEC -- CRAWL-FLAGS LIST]", stdout)
 	var o crawlOptions
 	var lf logFlags
 	dbPath := fs.String("db", "", "the distributed runs' database: a postgres:// URL")
@@ -160,6 +163,7 @@ func cmdWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	probeJobs := fs.Int("probe-jobs", 8, "probe jobs (networks) worked on at once; each takes an equal share of this worker's part of --rate")
 	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus metrics of this worker's jobs on http://`address`/metrics (e.g. 127.0.0.1:9464)")
 	lease := fs.Duration("lease", distrib.DefaultLease, "how long a job may run before another worker takes it over (a dead worker's jobs wait this long)")
+	schedule := fs.String("schedule", "", "start a distributed run on a schedule: `monthly@DTHH:MM` (day D, 1 to 28, of every month at HH:MM UTC), of the crawl after -- (crawl --distributed's flags and LIST; --db is the worker's, --vantage defaults to the worker's); one run per period whichever workers have it")
 	// crawl's flags that a worker may change: every other setting is the run's own.
 	all := flag.NewFlagSet("crawl", flag.ContinueOnError)
 	o.register(all)
@@ -174,8 +178,10 @@ func cmdWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	switch {
-	case fs.NArg() > 0:
+	case fs.NArg() > 0 && !set["schedule"]:
 		return usagef("unexpected argument %q", fs.Arg(0))
+	case set["schedule"] && fs.NArg() == 0:
+		return usagef("--schedule %s: give the crawl to start after --: v6matrix worker ... --schedule %s -- [crawl flags] LIST", *schedule, *schedule)
 	case !store.IsPostgres(*dbPath):
 		return usagef("--db: want the distributed runs' postgres:// URL, got %q", *dbPath)
 	case *dnsJobs < 1 || *probeJobs < 1:
@@ -185,6 +191,12 @@ func cmdWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if err := distrib.CheckVantage(*vantage); err != nil {
 		return usagef("--vantage: %v", err)
+	}
+	var sched scheduled
+	if set["schedule"] {
+		if sched, err = newScheduled(ctx, *schedule, *dbPath, *vantage, fs.Args(), stderr); err != nil {
+			return err
+		}
 	}
 	pg, err := store.OpenPostgres(ctx, *dbPath)
 	if err != nil {
@@ -202,6 +214,7 @@ func cmdWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	w, err := distrib.New(pg, distrib.Config{Vantage: *vantage, DNSJobs: *dnsJobs, ProbeJobs: *probeJobs, Lease: *lease, Logger: log, Progress: progress,
+		Schedule: sched.schedule, ScheduleName: sched.name, StartRun: sched.start,
 		Setup: func(ctx context.Context, r store.Run) (*distrib.Setup, error) {
 			ro, err := resumeOptions(r, o, fs, set, log)
 			if err != nil {
@@ -222,4 +235,47 @@ func cmdWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return nil
 	}
 	return err
+}
+
+// scheduled is a worker's --schedule: the crawl --distributed it starts every period.
+type scheduled struct {
+	schedule distrib.Schedule // nil: none
+	name     string
+	start    func(ctx context.Context, period time.Time) (int64, error)
+}
+
+// newScheduled checks a worker's schedule and its crawl (crawl --distributed --check:
+// the same flags, files and list as the runs it starts) before the worker starts.
+func newScheduled(ctx context.Context, spec, dbPath, vantage string, crawlArgs []string, stderr io.Writer) (scheduled, error) {
+	s, err := distrib.ParseSchedule(spec)
+	if err != nil {
+		return scheduled{}, usagef("--schedule: %v", err)
+	}
+	for _, a := range crawlArgs {
+		if name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && (name == "db" || name == "resume" || name == "run") {
+			return scheduled{}, usagef("--schedule: the crawl after -- takes no %s: the runs are new, in the worker's --db", a)
+		}
+		if a == "--" {
+			break
+		}
+	}
+	// The worker's vantage comes first: the crawl's own --vantage, later, overrides it.
+	args := append([]string{"--db", dbPath, "--distributed", "--vantage", vantage}, crawlArgs...)
+	if err := cmdCrawl(ctx, append([]string{"--check"}, args...), io.Discard, stderr); err != nil {
+		return scheduled{}, fmt.Errorf("--schedule: the crawl after --: %w", err)
+	}
+	start := func(ctx context.Context, period time.Time) (int64, error) {
+		var out strings.Builder
+		if err := cmdCrawl(ctx, args, &out, stderr); err != nil {
+			return 0, err
+		}
+		var id int64
+		if _, err := fmt.Sscanf(out.String(), "run %d:", &id); err != nil {
+			return 0, fmt.Errorf("started a run, but which: %q", out.String())
+		}
+		return id, nil
+	}
+	// The spec alone names the schedule: a worker restarted with other crawl flags (a
+	// new --resolver) starts no second run of the month.
+	return scheduled{schedule: s, name: s.String(), start: start}, nil
 }

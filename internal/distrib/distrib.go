@@ -228,6 +228,10 @@ func Migrate(ctx context.Context, pg *store.Postgres) error {
 		id TEXT PRIMARY KEY, vantage TEXT NOT NULL, host TEXT NOT NULL, seen TIMESTAMPTZ NOT NULL)`); err != nil {
 		return fmt.Errorf("workers table: %w", err)
 	}
+	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS v6matrix_schedule (
+		name TEXT NOT NULL, period TIMESTAMPTZ NOT NULL, job BIGINT NOT NULL, run BIGINT, PRIMARY KEY (name, period))`); err != nil {
+		return fmt.Errorf("schedule table: %w", err)
+	}
 	return nil
 }
 

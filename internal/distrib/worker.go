@@ -58,6 +58,14 @@ type Config struct {
 	// Progress.DNS (Done, Errors).
 	Progress *pipeline.Progress
 
+	// Schedule, when set, starts runs on it: River's elected leader enqueues a job per
+	// period (ScheduledArgs, unique by ScheduleName and period), which StartRun does,
+	// once. Give every worker of the database the same schedule.
+	Schedule     Schedule
+	ScheduleName string
+	// StartRun starts the scheduled run of the period and returns its id.
+	StartRun func(ctx context.Context, period time.Time) (int64, error)
+
 	// beforeCommit, when set (tests), is called before a job's results are committed;
 	// an error rolls them back, as a crash there would.
 	beforeCommit func(kind string, attempt int) error
@@ -95,6 +103,9 @@ func New(pg *store.Postgres, cfg Config) (*Worker, error) {
 	}
 	if cfg.Setup == nil {
 		return nil, errors.New("distrib: no Setup")
+	}
+	if cfg.Schedule != nil && (cfg.StartRun == nil || cfg.ScheduleName == "") {
+		return nil, errors.New("distrib: a Schedule needs a ScheduleName and StartRun")
 	}
 	if cfg.Lease <= 0 {
 		cfg.Lease = DefaultLease
@@ -144,8 +155,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	river.AddWorker(workers, &nsPlanWorker{w: w})
 	river.AddWorker(workers, &nsWorker{w: w})
 	river.AddWorker(workers, &finishWorker{w: w})
+	river.AddWorker(workers, &scheduledWorker{w: w})
+	var periodic []*river.PeriodicJob
+	if w.cfg.Schedule != nil {
+		periodic = append(periodic, w.periodicJob())
+	}
 	client, err := river.NewClient(riverpgxv5.New(w.pg.Pool()), &river.Config{
-		ID: w.id,
+		PeriodicJobs: periodic,
+		ID:           w.id,
 		Queues: map[string]river.QueueConfig{
 			DNSQueue:                    {MaxWorkers: w.cfg.DNSJobs},
 			VantageQueue(w.cfg.Vantage): {MaxWorkers: w.cfg.ProbeJobs},
