@@ -50,7 +50,7 @@ func printDist(w io.Writer, rep synthnet.Report, dist, single float64) {
 	case d.Compared == 0:
 		fmt.Fprintln(w, "exports not compared (no single-process crawl)")
 	case len(d.ExportDiffs) == 0:
-		fmt.Fprintf(w, "exports identical: %d CSV rows (ping RTTs left out)\n", d.Compared)
+		fmt.Fprintf(w, "exports identical: %d CSV rows (ping RTTs and loss, NTP offsets left out)\n", d.Compared)
 	default:
 		fmt.Fprintf(w, "EXPORTS DIFFER (%d CSV rows compared):\n", d.Compared)
 		for _, l := range d.ExportDiffs {

@@ -17,9 +17,11 @@ import (
 const exportDistributed = "export-distributed"
 
 // volatile are the CSV columns that differ between two crawls of the same synthetic
-// Internet without either being wrong: round-trip times on a shared machine.
+// Internet without either being wrong: round-trip times, echoes lost and clock offsets
+// on a shared, loaded machine.
 var volatile = map[string][]string{
-	"ping.csv": {"min", "avg", "max", "std", "min6", "avg6", "max6", "std6"},
+	"ping.csv":   {"min", "avg", "max", "std", "min6", "avg6", "max6", "std6", "loss", "loss6"},
+	"ntp123.csv": {"offset_ms", "offset6_ms"},
 }
 
 // export writes the latest run of db as CSV into dir (v6matrix export, in the host
