@@ -33,9 +33,9 @@ func printDist(w io.Writer, rep synthnet.Report, dist, single float64) {
 	fmt.Fprintf(w, "PostgreSQL: %d commits, %d rollbacks, %.1fs in statements, %.1fs idle in transactions, database %d MiB\n",
 		d.Commits, d.Rollbacks, d.Active.Seconds(), d.IdleInTx.Seconds(), d.SizeBytes>>20)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "table\tinserted\tupdated\tlive\t")
+	fmt.Fprintln(tw, "table\tinserted\tupdated\tlive\tsize\t")
 	for _, t := range d.Tables {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t\n", t.Name, t.Inserted, t.Updated, t.Live)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f MiB\t\n", t.Name, t.Inserted, t.Updated, t.Live, float64(t.SizeBytes)/(1<<20))
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "statements by time (pg_stat_statements):")

@@ -61,10 +61,11 @@ type JobStats struct {
 	Span time.Duration
 }
 
-// TableStats are the rows written to a table.
+// TableStats are the rows written to a table and its size (indexes included).
 type TableStats struct {
 	Name                    string
 	Inserted, Updated, Live int64
+	SizeBytes               int64
 }
 
 // StatementStats are one statement's calls and time.
@@ -242,14 +243,14 @@ func (ds *DistStats) query(ctx context.Context, conn *pgx.Conn) error {
 		return err
 	}
 	ds.Active, ds.IdleInTx = secs(active/1000), secs(idle/1000)
-	rows, err = conn.Query(ctx, `SELECT relname, n_tup_ins, n_tup_upd, n_live_tup FROM pg_stat_user_tables
+	rows, err = conn.Query(ctx, `SELECT relname, n_tup_ins, n_tup_upd, n_live_tup, pg_total_relation_size(relid) FROM pg_stat_user_tables
 		WHERE n_tup_ins + n_tup_upd > 0 ORDER BY n_tup_ins + n_tup_upd DESC`)
 	if err != nil {
 		return err
 	}
 	for rows.Next() {
 		var t TableStats
-		if err := rows.Scan(&t.Name, &t.Inserted, &t.Updated, &t.Live); err != nil {
+		if err := rows.Scan(&t.Name, &t.Inserted, &t.Updated, &t.Live, &t.SizeBytes); err != nil {
 			return err
 		}
 		ds.Tables = append(ds.Tables, t)
