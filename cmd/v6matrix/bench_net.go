@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -23,6 +24,10 @@ type benchNetOptions struct {
 	keep           bool
 	prefix         string
 	timeline       string
+	distributed    int
+	shard          int
+	workerArgs     string
+	distFirst      bool
 	// refChild is the hidden child mode: run the reference crawler on this list.
 	refChild bool
 	refDNS   bool // the child resolves only
@@ -45,6 +50,10 @@ func cmdBenchNet(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.BoolVar(&o.keep, "keep", false, "keep the directory with zones, databases and logs and print its path")
 	fs.StringVar(&o.prefix, "prefix", "", "namespace name prefix (default sn<pid>-)")
 	fs.StringVar(&o.timeline, "timeline", "", "write the packets sent per second of every run to this CSV `file`")
+	fs.IntVar(&o.distributed, "distributed", 0, "also run a distributed crawl with this many `workers` on a throw-away PostgreSQL cluster (needs PostgreSQL) and compare it with v6matrix crawl")
+	fs.IntVar(&o.shard, "shard", 0, "with --distributed: domains per DNS job (0: crawl's default)")
+	fs.StringVar(&o.workerArgs, "worker-args", "", "with --distributed: flags of every v6matrix worker, space separated, e.g. \"--probe-jobs 16\"")
+	fs.BoolVar(&o.distFirst, "distributed-first", false, "with --distributed: run the distributed crawl before v6matrix crawl")
 	fs.BoolVar(&o.refChild, "reference-child", false, "(internal) run the reference crawler on the list argument")
 	fs.BoolVar(&o.refDNS, "ref-dns-only", false, "(internal) the reference crawler resolves only")
 	lf.register(fs)
@@ -52,7 +61,9 @@ func cmdBenchNet(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(fs.Output(), "usage: v6matrix bench-net [flags] [-- crawl flags]\n\n"+
 			"Builds a synthetic Internet in network namespaces (needs root and nsd), runs v6matrix crawl\n"+
 			"and a plain reference crawler in its vantage, and prints wall time, domains/s, CPU, peak\n"+
-			"RSS and the seconds with nothing sent. Flags after -- go to v6matrix crawl, e.g.\n"+
+			"RSS and the seconds with nothing sent. --distributed N also runs crawl --distributed and N\n"+
+			"workers on a throw-away PostgreSQL cluster, prints its queue and store figures and\n"+
+			"compares its export with v6matrix crawl's. Flags after -- go to v6matrix crawl, e.g.\n"+
 			"-- --rate inf --addr-gap 0 --net-gap 0 --port-window 0 --workers 1024\n\nflags:\n")
 		printFlags(fs, hiddenBenchNetFlags)
 	}
@@ -64,6 +75,8 @@ func cmdBenchNet(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return usagef("--domains %d: want 1 to 10000000", o.data.Domains)
 	case o.data.HotShare < 0 || o.data.HotShare > 0.2:
 		return usagef("--hot-share %g: want 0 to 0.2", o.data.HotShare)
+	case o.distributed < 0 || o.distributed > 64 || o.shard < 0:
+		return usagef("--distributed %d, --shard %d: want 0 to 64 workers and a shard of 0 or more", o.distributed, o.shard)
 	case o.refConcurrency < 1 || o.refWorkers < 1:
 		return usagef("--ref-concurrency %d, --ref-workers %d: want at least 1", o.refConcurrency, o.refWorkers)
 	}
@@ -90,9 +103,13 @@ func cmdBenchNet(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}()
 	cfg := synthnet.Config{Data: o.data, Prefix: o.prefix, Dir: dir, CrawlArgs: fs.Args(),
 		Crawl: o.crawl, Reference: o.ref, DNSOnly: o.dnsOnly,
+		Distributed: o.distributed, Shard: o.shard, WorkerArgs: strings.Fields(o.workerArgs), DistributedFirst: o.distFirst,
 		RefConcurrency: o.refConcurrency, RefWorkers: o.refWorkers, Logger: log}
 	rep, err := synthnet.Run(ctx, cfg)
 	printBenchNet(stdout, rep)
+	if err == nil && rep.Dist != nil && len(rep.Dist.ExportDiffs) > 0 {
+		err = errors.New("bench-net: the distributed run's export differs from the single-process crawl's")
+	}
 	if o.timeline != "" {
 		if terr := writeTimeline(o.timeline, rep); terr != nil && err == nil {
 			err = terr
@@ -156,6 +173,9 @@ func printBenchNet(w io.Writer, rep synthnet.Report) {
 	}
 	if c, ref := rate[synthnet.NameCrawl], rate[synthnet.NameReference]; c > 0 && ref > 0 {
 		fmt.Fprintf(w, "v6matrix / reference: %.2f× domains/s\n", c/ref)
+	}
+	if rep.Dist != nil {
+		printDist(w, rep, rate[synthnet.NameDistributed], rate[synthnet.NameCrawl])
 	}
 }
 

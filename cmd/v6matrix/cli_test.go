@@ -143,6 +143,7 @@ func TestCLIErrors(t *testing.T) {
 			"v6matrix worker: --vantage: vantage \"Ams\": want lower-case letters and digits, with single - or _ between them (at most 100 characters)\n"},
 		{"bench-net domains 0", []string{"bench-net", "--domains", "0"}, 2, "v6matrix bench-net: --domains 0: want 1 to 10000000\n"},
 		{"bench-net hot share", []string{"bench-net", "--hot-share", "0.5"}, 2, "v6matrix bench-net: --hot-share 0.5: want 0 to 0.2\n"},
+		{"bench-net distributed", []string{"bench-net", "--distributed", "-1"}, 2, "v6matrix bench-net: --distributed -1, --shard 0: want 0 to 64 workers and a shard of 0 or more\n"},
 		{"bench-net argument", []string{"bench-net", "list.csv", "--rate", "inf"}, 2,
 			"v6matrix bench-net: takes no arguments; crawl flags go after --, got [\"list.csv\" \"--rate\" \"inf\"]\n"},
 		{"tld with a space", crawl("--tld", "u k", f.list), 2,

@@ -291,12 +291,24 @@ func commit[T river.JobArgs](ctx context.Context, w *Worker, job *river.Job[T], 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	client := river.ClientFromContext[pgx.Tx](ctx)
+	// A probe or name server job writes the rows of its own network only: it takes the
+	// run's lock after them, so that the lock is held for the completion and the stage
+	// check alone (bench-net --distributed: the lock held through the writes serialized
+	// the completions).
+	own := job.Kind == kindProbe || job.Kind == kindNS
 	err := pgx.BeginFunc(ctx, w.pg.Pool(), func(tx pgx.Tx) error {
-		if err := lockRun(ctx, tx, r.ID); err != nil {
-			return err
+		if !own {
+			if err := lockRun(ctx, tx, r.ID); err != nil {
+				return err
+			}
 		}
 		if save != nil {
 			if err := save(ctx, w.pg.Within(tx)); err != nil {
+				return err
+			}
+		}
+		if own {
+			if err := lockRun(ctx, tx, r.ID); err != nil {
 				return err
 			}
 		}
@@ -309,7 +321,7 @@ func commit[T river.JobArgs](ctx context.Context, w *Worker, job *river.Job[T], 
 					return err
 				}
 			}
-			if err := advance(ctx, tx, client, r); err != nil {
+			if err := advance(ctx, tx, client, r, job.JobRow); err != nil {
 				return err
 			}
 		}

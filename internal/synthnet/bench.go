@@ -25,6 +25,18 @@ type Config struct {
 	// Crawl runs v6matrix crawl; Reference the reference crawler; DNSOnly v6matrix crawl
 	// with --probes none.
 	Crawl, Reference, DNSOnly bool
+	// Distributed is the number of worker processes of a distributed crawl (0: none):
+	// crawl --distributed into a throw-away PostgreSQL cluster reached through its Unix
+	// socket, then that many `v6matrix worker`s in the vantage until the run is done; its
+	// export is compared with the single-process crawl's when both run.
+	Distributed int
+	// Shard is the distributed crawl's domains per DNS job (0: its default).
+	Shard int
+	// WorkerArgs are passed to every `v6matrix worker`.
+	WorkerArgs []string
+	// DistributedFirst runs the distributed crawl before the single-process one (to
+	// alternate their order between invocations).
+	DistributedFirst bool
 	// RefConcurrency and RefWorkers are the reference crawler's domains and probes at once.
 	RefConcurrency, RefWorkers int
 	Logger                     *slog.Logger
@@ -44,6 +56,8 @@ type Report struct {
 	Runs      []RunStats
 	// CrawlDB is the database of the v6matrix crawl (in Dir).
 	CrawlDB string
+	// Dist are the distributed run's queue and store figures (nil: none ran).
+	Dist *DistStats
 }
 
 // Run builds the synthetic Internet, runs what cfg asks in its vantage one after the
@@ -74,11 +88,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 		return rep, err
 	}
 	defer func() { err = errors.Join(err, w.Close()) }()
-	crawl := func(db string, extra ...string) []string {
-		argv := []string{cfg.Self, "crawl", "--db", db, "--resolver", ResolverAddr.String(),
-			"--allow-ranges", allowArg(), "--vantage", "synthnet", "--log-progress", "10s"}
-		return append(append(append(argv, extra...), cfg.CrawlArgs...), list)
-	}
+	crawl := func(db string, extra ...string) []string { return crawlArgv(cfg, db, list, extra...) }
 	type run struct {
 		on   bool
 		name string
@@ -87,12 +97,28 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 	rep.CrawlDB = filepath.Join(cfg.Dir, "crawl.db")
 	refArgv := []string{cfg.Self, "bench-net", "--reference-child", "--ref-concurrency",
 		strconv.Itoa(cfg.RefConcurrency), "--ref-workers", strconv.Itoa(cfg.RefWorkers), list}
-	for _, r := range []run{
+	runs := []run{
 		{cfg.Crawl, NameCrawl, crawl(rep.CrawlDB)},
+		{cfg.Distributed > 0, NameDistributed, nil},
 		{cfg.Reference, NameReference, refArgv},
 		{cfg.DNSOnly, NameDNSOnly, crawl(filepath.Join(cfg.Dir, "dns.db"), "--probes", "none")},
-	} {
+	}
+	if cfg.DistributedFirst {
+		runs[0], runs[1] = runs[1], runs[0]
+	}
+	for _, r := range runs {
 		if !r.on {
+			continue
+		}
+		if r.name == NameDistributed {
+			cfg.Logger.Info("run starts", "run", r.name, "workers", cfg.Distributed)
+			st, ds, err := w.runDistributed(ctx, cfg, list)
+			rep.Runs, rep.Dist = append(rep.Runs, st), ds
+			if err != nil {
+				return rep, fmt.Errorf("%s: %w", r.name, err)
+			}
+			cfg.Logger.Info("run done", "run", r.name, "wall", st.Wall.Round(1e6), "cpu", st.CPU.Round(1e6),
+				"postgres_cpu", ds.PGCPU.Round(1e6), "peak_rss_mib", st.PeakRSSKiB/1024)
 			continue
 		}
 		cfg.Logger.Info("run starts", "run", r.name, "argv", strings.Join(r.argv[1:], " "))
@@ -108,7 +134,19 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 		cfg.Logger.Info("run done", "run", r.name, "wall", st.Wall.Round(1e6), "cpu", st.CPU.Round(1e6),
 			"peak_rss_mib", st.PeakRSSKiB/1024)
 	}
+	if cfg.Crawl && rep.Dist != nil {
+		if err := rep.Dist.compare(ctx, cfg, rep.CrawlDB); err != nil {
+			return rep, fmt.Errorf("compare the exports: %w", err)
+		}
+	}
 	return rep, ctx.Err()
+}
+
+// crawlArgv is a v6matrix crawl of list into db, in the vantage.
+func crawlArgv(cfg Config, db, list string, extra ...string) []string {
+	argv := []string{cfg.Self, "crawl", "--db", db, "--resolver", ResolverAddr.String(),
+		"--allow-ranges", allowArg(), "--vantage", "synthnet", "--log-progress", "10s"}
+	return append(append(append(argv, extra...), cfg.CrawlArgs...), list)
 }
 
 func allowArg() string {

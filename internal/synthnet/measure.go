@@ -60,12 +60,30 @@ func (s RunStats) IdleSeconds() (total, longest, at int) {
 
 // RunInVantage runs argv in the vantage and measures it; its stderr is copied to logPath.
 func (w *World) RunInVantage(ctx context.Context, name string, argv []string, logPath string) (RunStats, error) {
-	st := RunStats{Name: name}
 	logf, err := os.Create(logPath)
+	if err != nil {
+		return RunStats{Name: name}, err
+	}
+	defer logf.Close()
+	var stdout bytes.Buffer
+	st, err := w.measure(ctx, name, func(ctx context.Context) (int, time.Time, error) {
+		code, err := w.Lab.Exec(ctx, argv, nil, &stdout, logf)
+		return code, time.Now(), err
+	})
+	st.Stdout = stdout.Bytes()
 	if err != nil {
 		return st, err
 	}
-	defer logf.Close()
+	logf.Seek(0, io.SeekStart)
+	st.LowerBound = lowerBound(logf)
+	return st, nil
+}
+
+// measure runs do, which starts processes in the vantage and waits for them, and
+// measures it: the wall time up to the end do returns, the CPU of the children it
+// waited for, the vantage's packets, its processes' peak RSS and the machine's load.
+func (w *World) measure(ctx context.Context, name string, do func(context.Context) (code int, end time.Time, err error)) (RunStats, error) {
+	st := RunStats{Name: name}
 	ns, err := netns.GetFromName(w.Lab.VantageNS())
 	if err != nil {
 		return st, fmt.Errorf("vantage namespace: %w", err)
@@ -87,20 +105,24 @@ func (w *World) RunInVantage(ctx context.Context, name string, argv []string, lo
 	if err != nil {
 		return st, err
 	}
-	var stdout bytes.Buffer
-	done := make(chan error, 1)
+	type result struct {
+		code int
+		end  time.Time
+		err  error
+	}
+	done := make(chan result, 1)
 	start := time.Now()
 	go func() {
-		code, err := w.Lab.Exec(ctx, argv, nil, &stdout, logf)
-		st.ExitCode = code
-		done <- err
+		code, end, err := do(ctx)
+		done <- result{code, end, err}
 	}()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	last := tx0
+	var res result
 	for {
 		select {
-		case err = <-done:
+		case res = <-done:
 		case <-tick.C:
 			tx, terr := txPackets(h)
 			if terr == nil {
@@ -112,7 +134,8 @@ func (w *World) RunInVantage(ctx context.Context, name string, argv []string, lo
 		}
 		break
 	}
-	st.Wall = time.Since(start)
+	st.ExitCode = res.code
+	st.Wall = res.end.Sub(start)
 	var after syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &after)
 	st.CPU = tvDur(after.Utime) - tvDur(before.Utime) + tvDur(after.Stime) - tvDur(before.Stime)
@@ -123,13 +146,7 @@ func (w *World) RunInVantage(ctx context.Context, name string, argv []string, lo
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		st.LoadAvg = strings.Join(strings.Fields(string(b))[:3], " ")
 	}
-	st.Stdout = stdout.Bytes()
-	if err != nil {
-		return st, err
-	}
-	logf.Seek(0, io.SeekStart)
-	st.LowerBound = lowerBound(logf)
-	return st, nil
+	return st, res.err
 }
 
 func tvDur(tv syscall.Timeval) time.Duration {

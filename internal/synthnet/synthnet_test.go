@@ -37,25 +37,35 @@ func needRoot(t *testing.T) {
 	}
 }
 
+// buildSelf builds v6matrix into a temporary directory, which it returns with the binary.
+func buildSelf(t *testing.T) (dir, bin string) {
+	t.Helper()
+	dir = t.TempDir()
+	bin = filepath.Join(dir, "v6matrix")
+	build := exec.Command("go", "build", "-o", bin, "../../cmd/v6matrix")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build v6matrix: %v\n%s", err, out)
+	}
+	return dir, bin
+}
+
+// lifted are the crawl flags of a benchmark with politeness lifted.
+var lifted = []string{"--rate", "inf", "--addr-gap", "0", "--net-gap", "0", "--port-window", "0", "--workers", "1024", "--ns-check-rate", "inf"}
+
 // TestCrawlSyntheticInternet builds a synthetic Internet of 200 domains, crawls it with
 // v6matrix crawl (politeness lifted) and the reference crawler, and checks that the crawl
 // found every domain's addresses and that the probes were answered: every address's
 // TCP 80 open and its ping answered. Run it under flock /tmp/v6matrix-lab.lock.
 func TestCrawlSyntheticInternet(t *testing.T) {
 	needRoot(t)
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "v6matrix")
-	build := exec.Command("go", "build", "-o", bin, "../../cmd/v6matrix")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build v6matrix: %v\n%s", err, out)
-	}
+	dir, bin := buildSelf(t)
 	data := Data{Domains: 200}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	prefix := "snt" + strconv.Itoa(os.Getpid()%10_000_000) + "-"
 	rep, err := Run(ctx, Config{Data: data, Dir: dir, Self: bin, Prefix: prefix, Crawl: true, Reference: true,
-		CrawlArgs:      []string{"--rate", "inf", "--addr-gap", "0", "--net-gap", "0", "--port-window", "0", "--workers", "1024"},
+		CrawlArgs:      lifted,
 		RefConcurrency: 50, RefWorkers: 256, Logger: log})
 	if err != nil {
 		t.Fatalf("bench: %v", err)

@@ -68,7 +68,7 @@ func TestMissing(t *testing.T) {
 func TestReap(t *testing.T) {
 	if os.Getenv("PGTEST_ORPHAN") == "1" {
 		DSN(t)
-		os.Stdout.WriteString("cluster=" + shared.dir + "\n")
+		os.Stdout.WriteString("cluster=" + shared.Dir + "\n")
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		return
 	}
