@@ -64,7 +64,22 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 	srv := make([]*udpServer, 0, len(qs))
 	trySrv := make([]int, len(qs)*tries)      // the resolver of each try
 	tryAt := make([]time.Time, len(qs)*tries) // when each try was sent (Answer.RTT)
-	flying, held := 0, 0                      // slots of c.slots: for tries in flight, taken for the next
+	// Slots of c.slots: flying for tries waiting for an answer (holding says which),
+	// held taken for the next. A try whose wait has ended hands its slot to the retry
+	// that follows it, and an answered or abandoned question gives its tries' slots
+	// back at once: otherwise tries whose answers were lost would hold every slot while
+	// their retries wait for one, and every batch of the client would stall.
+	flying, held := 0, 0
+	holding := make([]bool, len(qs)*tries)
+	release := func(i int) { // gives back the slots question i's tries hold
+		for t := i * tries; t < (i+1)*tries; t++ {
+			if holding[t] {
+				holding[t] = false
+				flying--
+				c.putSlots(1)
+			}
+		}
+	}
 	defer func() {
 		for i, p := range sent {
 			srv[i].release(p)
@@ -91,6 +106,12 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 				continue
 			}
 			due := !now.Before(st.next)
+			if due && st.tries > 0 && st.tries < tries && holding[i*tries+st.tries-1] {
+				// The last try's wait is over: its slot goes to the next try (or back).
+				holding[i*tries+st.tries-1] = false
+				flying--
+				held++
+			}
 			if due && st.tries < tries && !c.takeSlot(&held) {
 				saturated = true // the client is saturated: the loop waits for a slot
 				continue
@@ -101,6 +122,7 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 						return next, false, fmt.Errorf("query %s %s: %w", qs[i].Name, dns.TypeToString[qs[i].Type], st.lastErr)
 					}
 					st.done = true
+					release(i)
 					out[i] = Answer{Status: result.StatusTimeout}
 					continue
 				}
@@ -120,6 +142,7 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 				} else {
 					st.outstanding++
 					flying++
+					holding[i*tries+st.tries-1] = true
 					sent, srv = append(sent, p), append(srv, c.udp[si])
 				}
 			}
@@ -146,8 +169,11 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 			return false, nil
 		}
 		st.outstanding--
-		flying--
-		c.putSlots(1)
+		if holding[r.tag] {
+			holding[r.tag] = false
+			flying--
+			c.putSlots(1)
+		}
 		m, err := r.m, r.err
 		sent := tryAt[r.tag]
 		if err == nil && m.Truncated {
@@ -156,6 +182,7 @@ func (c *Client) QueryAll(ctx context.Context, qs []Question) ([]Answer, error) 
 		}
 		if err == nil {
 			st.done = true
+			release(i) // its earlier tries, still open, wait for nothing now
 			out[i] = Answer{Status: rcodeStatus(m), Msg: m, RTT: time.Since(sent)}
 			return qs[i].Decides && decisive(out[i].Status), nil
 		}

@@ -30,9 +30,11 @@ type Config struct {
 	Timeout time.Duration
 	Retries int    // further tries after a timeout, each to the next server
 	UDPSize uint16 // EDNS0 buffer size advertised (0 = no EDNS0)
-	// MaxInFlight bounds the tries waiting for an answer across the client (0: no
-	// bound): batches send several queries at once, and a resolver that drops bursts
-	// must not see more than a sequential crawl of the same concurrency would send.
+	// MaxInFlight bounds the tries waiting for an answer within their own wait across
+	// the client (0: no bound): batches send several queries at once, and a resolver
+	// that drops bursts must not see more than a sequential crawl of the same
+	// concurrency would send. A try whose wait ended hands its slot to its retry (its
+	// answer is still taken if it comes).
 	MaxInFlight int
 }
 

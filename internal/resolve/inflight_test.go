@@ -69,3 +69,56 @@ func TestMaxInFlight(t *testing.T) {
 		t.Errorf("sent %d queries, want 24", c.Queries())
 	}
 }
+
+// TestMaxInFlightLostAnswers: tries whose answers are lost must not hold every slot
+// while their retries wait for one. Two batches of 3 questions share 2 slots with a
+// server that never answers: each question ends as a timeout after its last wait,
+// with every try sent (3 per question), instead of the batches stalling until their
+// context ends (as they did when a lost try kept its slot to the end of its batch).
+func TestMaxInFlightLostAnswers(t *testing.T) {
+	var mu sync.Mutex
+	got := 0
+	addr := udpResponder(t, func(q *dns.Msg, send func(*dns.Msg)) {
+		mu.Lock()
+		got++
+		mu.Unlock()
+	})
+	cfg := DefaultConfig()
+	cfg.Servers, cfg.Timeout, cfg.Retries, cfg.MaxInFlight = []netip.AddrPort{addr}, 20*time.Millisecond, 2, 2
+	c, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for b := range 2 {
+		wg.Go(func() {
+			qs := []Question{{Name: string(rune('a'+b)) + "1.test", Type: dns.TypeA},
+				{Name: string(rune('a'+b)) + "2.test", Type: dns.TypeA}, {Name: string(rune('a'+b)) + "3.test", Type: dns.TypeAAAA}}
+			as, err := c.QueryAll(ctx, qs)
+			if err != nil {
+				t.Errorf("batch %d: %v", b, err)
+				return
+			}
+			for i, a := range as {
+				if a.Status != result.StatusTimeout {
+					t.Errorf("batch %d question %d: %s, want timeout", b, i, a.Status)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		t.Fatal("the batches stalled until their context ended")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if c.Queries() != 18 || got != 18 {
+		t.Errorf("sent %d queries, the server saw %d, want 18 (3 tries of 6 questions)", c.Queries(), got)
+	}
+	if n := len(c.slots); n != 0 {
+		t.Errorf("%d slots still taken after both batches ended", n)
+	}
+}
