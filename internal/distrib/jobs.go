@@ -196,12 +196,15 @@ func netJob[T river.JobArgs](ctx context.Context, w *Worker, job *river.Job[T], 
 }
 
 // probeConfig is the run's probe configuration for one job of the vantage: its share of
-// the vantage's rates.
+// the vantage's rates, and of the probes in flight the run allows one process
+// (--workers), divided among this worker's probe jobs.
 func (w *Worker) probeConfig(run *measure.Config, vantage string) measure.Config {
 	cfg := *run
 	cfg.Kinds = maps.Clone(run.Kinds)
 	cfg.Polite.Rate = w.share(run.Polite.Rate)
 	cfg.NSCheck.Rate = w.share(run.NSCheck.Rate)
+	cfg.Polite.Workers = max(run.Polite.Workers/w.cfg.ProbeJobs, 1)
+	cfg.NSCheck.Workers = max(run.NSCheck.Workers/w.cfg.ProbeJobs, 1)
 	cfg.Logger = w.log
 	cfg.Vantage = vantage
 	return cfg
