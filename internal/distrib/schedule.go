@@ -132,6 +132,13 @@ func (s *scheduledWorker) Work(ctx context.Context, job *river.Job[ScheduledArgs
 		return fmt.Errorf("schedule table: %w", err)
 	}
 	id, err := w.cfg.StartRun(ctx, a.Period)
+	if err != nil && ctx.Err() != nil {
+		// The worker is stopping, perhaps after the run was created: the claim stays,
+		// so that the period is skipped rather than started twice (v6matrix runs shows
+		// a run left part queued; crawl --resume --run ID queues the rest).
+		w.log.Warn("scheduled run interrupted while starting: its period stays claimed", "schedule", a.Name, "period", a.Period, "err", err)
+		return err
+	}
 	if err != nil {
 		// Nothing started: the claim goes, River retries the job.
 		if _, derr := pool.Exec(context.WithoutCancel(ctx), `DELETE FROM v6matrix_schedule WHERE name = $1 AND period = $2`, a.Name, a.Period); derr != nil {
@@ -139,7 +146,7 @@ func (s *scheduledWorker) Work(ctx context.Context, job *river.Job[ScheduledArgs
 		}
 		return fmt.Errorf("scheduled run of %s: %w", a.Period.Format(time.RFC3339), err)
 	}
-	if _, err := pool.Exec(ctx, `UPDATE v6matrix_schedule SET run = $3 WHERE name = $1 AND period = $2`, a.Name, a.Period, id); err != nil {
+	if _, err := pool.Exec(context.WithoutCancel(ctx), `UPDATE v6matrix_schedule SET run = $3 WHERE name = $1 AND period = $2`, a.Name, a.Period, id); err != nil {
 		return fmt.Errorf("schedule table: run %d started: %w", id, err)
 	}
 	w.log.Info("scheduled run started", "schedule", a.Name, "period", a.Period, "run", id)
