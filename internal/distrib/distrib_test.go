@@ -210,6 +210,34 @@ func startWorkers(t *testing.T, pg *store.Postgres, n int, cfg Config) {
 	}
 }
 
+// pair runs the rig's list once in one process into refPG (whose fake probes are those
+// of run 0) and creates the same run in pg for the queue, returning the single-process
+// run, the distributed run's id and the queue. The single-process run takes meta's
+// vantage, without its options.
+func (r *rig) pair(t *testing.T, ctx context.Context, refPG, pg *store.Postgres, meta run.Meta) (run.Result, int64, *Queue) {
+	t.Helper()
+	s, err := r.setup(ctx, store.Run{ID: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := run.Start(ctx, refPG, r.runConfig(t, s), run.Meta{Vantage: meta.Vantage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err = r.setup(ctx, store.Run{ID: -1}); err != nil {
+		t.Fatal(err)
+	}
+	created, err := run.Create(ctx, pg, r.runConfig(t, s), meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := Open(ctx, pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref, created.Run.ID, q
+}
+
 // TestDistributedRun runs a list once in one process and once on the queue with two
 // workers, one of whose job commits "crashes" once (a DNS shard and a probe job): the
 // distributed run is done with the same exports, every stage's jobs completed, and no
@@ -220,29 +248,7 @@ func TestDistributedRun(t *testing.T) {
 	refPG, pg := openPG(t, ctx), openPG(t, ctx)
 	r := newRig(t, ctx)
 
-	// The single-process run's fake probes are those of run 0.
-	s, err := r.setup(ctx, store.Run{ID: 0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := run.Start(ctx, refPG, r.runConfig(t, s), run.Meta{Vantage: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	s, err = r.setup(ctx, store.Run{ID: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	created, err := run.Create(ctx, pg, r.runConfig(t, s), run.Meta{Vantage: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := created.Run.ID
-	q, err := Open(ctx, pg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref, id, q := r.pair(t, ctx, refPG, pg, run.Meta{Vantage: "test"})
 	shards, err := q.Enqueue(ctx, id, 7)
 	if err != nil {
 		t.Fatal(err)
@@ -371,27 +377,7 @@ func TestResume(t *testing.T) {
 	defer cancel()
 	refPG, pg := openPG(t, ctx), openPG(t, ctx)
 	r := newRig(t, ctx)
-	s, err := r.setup(ctx, store.Run{ID: 0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := run.Start(ctx, refPG, r.runConfig(t, s), run.Meta{Vantage: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err = r.setup(ctx, store.Run{ID: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	created, err := run.Create(ctx, pg, r.runConfig(t, s), run.Meta{Vantage: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := created.Run.ID
-	q, err := Open(ctx, pg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref, id, q := r.pair(t, ctx, refPG, pg, run.Meta{Vantage: "test"})
 	if _, err := q.Enqueue(ctx, id, 10); err != nil {
 		t.Fatal(err)
 	}
@@ -443,27 +429,7 @@ func TestTwoVantages(t *testing.T) {
 	defer cancel()
 	refPG, pg := openPG(t, ctx), openPG(t, ctx)
 	r := newRig(t, ctx)
-	s, err := r.setup(ctx, store.Run{ID: 0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := run.Start(ctx, refPG, r.runConfig(t, s), run.Meta{Vantage: "ams"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err = r.setup(ctx, store.Run{ID: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	created, err := run.Create(ctx, pg, r.runConfig(t, s), run.Meta{Vantage: "ams", Options: `{"vantages":["ams","nyc"]}`})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := created.Run.ID
-	q, err := Open(ctx, pg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref, id, q := r.pair(t, ctx, refPG, pg, run.Meta{Vantage: "ams", Options: `{"vantages":["ams","nyc"]}`})
 	if _, err := q.Enqueue(ctx, id, 20); err != nil {
 		t.Fatal(err)
 	}
