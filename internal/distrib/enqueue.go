@@ -122,11 +122,17 @@ func (q *Queue) advance(ctx context.Context, run int64) error {
 	if err != nil {
 		return err
 	}
-	return pgx.BeginFunc(ctx, q.pg.Pool(), func(tx pgx.Tx) error {
-		if err := lockRun(ctx, tx, run); err != nil {
+	return advanceLocked(ctx, q.pg, q.client, r)
+}
+
+// advanceLocked enqueues the run's stage that is due in a transaction of its own,
+// under the run's lock.
+func advanceLocked(ctx context.Context, pg *store.Postgres, client *river.Client[pgx.Tx], r store.Run) error {
+	return pgx.BeginFunc(ctx, pg.Pool(), func(tx pgx.Tx) error {
+		if err := lockRun(ctx, tx, r.ID); err != nil {
 			return err
 		}
-		return advance(ctx, tx, q.client, r, nil)
+		return advance(ctx, tx, client, r, nil)
 	})
 }
 
@@ -142,23 +148,27 @@ func (q *Queue) advance(ctx context.Context, run int64) error {
 // before (bench-net --distributed: O(jobs) per completion, under the run's lock).
 func advance(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], r store.Run, done *rivertype.JobRow) error {
 	if done != nil && (done.Kind == kindDNS || done.Kind == kindProbe || done.Kind == kindNS) {
-		var open bool
-		err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM river_job j
-			WHERE j.state IN ('available', 'running', 'retryable', 'scheduled', 'pending') AND j.kind = $1
-			AND (j.args->>'run')::bigint = $2 AND j.id <> $3
-			AND j.args->>'vantage' IS NOT DISTINCT FROM (SELECT args->>'vantage' FROM river_job WHERE id = $3))`,
-			done.Kind, r.ID, done.ID).Scan(&open)
-		if err != nil {
-			return fmt.Errorf("run %d: open jobs: %w", r.ID, err)
-		}
-		if open {
-			return nil
+		open, err := othersOpen(ctx, tx, r.ID, done)
+		if err != nil || open {
+			return err
 		}
 	}
 	c, err := jobCounts(ctx, tx, r.ID)
 	if err != nil {
 		return err
 	}
+	next := due(c, r)
+	if len(next) == 0 {
+		return nil
+	}
+	_, err = client.InsertManyTx(ctx, tx, next)
+	return err
+}
+
+// due returns the jobs of the stage that is due given the run's jobs: the plan once
+// no DNS shard is left, a vantage's name server plan once its probes are done, the
+// finish once nothing else is left; none while a stage is still open.
+func due(c counts, r store.Run) []river.InsertManyParams {
 	var next []river.InsertManyParams
 	switch {
 	case c.open(kindDNS, "") > 0:
@@ -177,16 +187,28 @@ func advance(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], r sto
 			next = append(next, river.InsertManyParams{Args: FinishArgs{Run: r.ID}})
 		}
 	}
-	if len(next) == 0 {
-		return nil
-	}
-	_, err = client.InsertManyTx(ctx, tx, next)
-	return err
+	return next
 }
 
-// querier is what jobCounts reads with: a pool or a transaction.
+// othersOpen reports whether a job of done's stage (and vantage) other than done is
+// still open, by River's index on state.
+func othersOpen(ctx context.Context, db querier, run int64, done *rivertype.JobRow) (bool, error) {
+	var open bool
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM river_job j
+		WHERE j.state IN ('available', 'running', 'retryable', 'scheduled', 'pending') AND j.kind = $1
+		AND (j.args->>'run')::bigint = $2 AND j.id <> $3
+		AND j.args->>'vantage' IS NOT DISTINCT FROM (SELECT args->>'vantage' FROM river_job WHERE id = $3))`,
+		done.Kind, run, done.ID).Scan(&open)
+	if err != nil {
+		return false, fmt.Errorf("run %d: open jobs: %w", run, err)
+	}
+	return open, nil
+}
+
+// querier is what jobCounts and othersOpen read with: a pool or a transaction.
 type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
 // JobCount is how many jobs of one stage (and vantage) of a run are in one state.
