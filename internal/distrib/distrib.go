@@ -8,13 +8,13 @@
 //
 //   - dns: one per shard of the run's domains in rank order (Enqueue), on the DNS queue;
 //   - plan: when every shard is done, groups the run's probe targets by network (a /24
-//     or /48: polite.Config.Network) and enqueues one probe job per network and vantage,
-//     largest networks first;
-//   - probe: one network's addresses measured by the probe stage (measure.Part), on the
-//     vantage's queue, so that the per-address and per-network limits of
+//     or /48: polite.Config.Network) and enqueues probe jobs of whole networks for each
+//     vantage: a network of at least packAddrs addresses alone, smaller ones packed
+//     together up to that size, largest first;
+//   - probe: its networks' addresses measured by the probe stage (measure.Part), with
+//     the name server checks of those addresses beside the probes as in one process, on
+//     the vantage's queue, so that the per-address and per-network limits of
 //     docs/POLITENESS.md hold wherever the job runs;
-//   - ns-plan, then ns: when a vantage's probes are done, its name server checks,
-//     grouped by the network of the name server address likewise;
 //   - finish: when nothing else is left, builds the run's summary and records it done.
 //
 // A job's results are written in the transaction that completes it (river.JobCompleteTx)
@@ -44,7 +44,7 @@ import (
 // DNSQueue is the queue of the DNS shards and of the jobs that plan the next stages.
 const DNSQueue = "v6matrix_dns"
 
-// VantageQueue is the queue of a vantage's probe and name server check jobs.
+// VantageQueue is the queue of a vantage's probe jobs.
 func VantageQueue(vantage string) string { return "v6matrix_probe_" + vantage }
 
 // vantageRE is what a vantage name may be: the rest of a River queue name.
@@ -87,14 +87,12 @@ const (
 	kindDNS    = "v6matrix_dns"
 	kindPlan   = "v6matrix_plan"
 	kindProbe  = "v6matrix_probe"
-	kindNSPlan = "v6matrix_ns_plan"
-	kindNS     = "v6matrix_ns"
 	kindFinish = "v6matrix_finish"
 )
 
 // Stages names the job kinds as `v6matrix runs` shows them, in the order they run.
 var Stages = []struct{ Kind, Name string }{
-	{kindDNS, "dns"}, {kindPlan, "plan"}, {kindProbe, "probe"}, {kindNSPlan, "ns-plan"}, {kindNS, "ns"}, {kindFinish, "finish"},
+	{kindDNS, "dns"}, {kindPlan, "plan"}, {kindProbe, "probe"}, {kindFinish, "finish"},
 }
 
 // unique makes a job's arguments its identity: the same job enqueued twice (a retried
@@ -146,48 +144,20 @@ func (FinishArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: DNSQueue, UniqueOpts: unique, Priority: 1}
 }
 
-// NSPlanArgs plans the name server check jobs of a vantage whose probes are done.
-type NSPlanArgs struct {
-	Run     int64  `json:"run"`
-	Vantage string `json:"vantage"`
+// ProbeArgs is a probe job: whole networks' addresses, probed (with their name server
+// checks) from a vantage.
+type ProbeArgs struct {
+	Run      int64          `json:"run"`
+	Vantage  string         `json:"vantage"`
+	Networks []netip.Prefix `json:"networks"`
+	IPs      []netip.Addr   `json:"ips"`
 }
-
-// Kind is the job kind.
-func (NSPlanArgs) Kind() string { return kindNSPlan }
-
-// InsertOpts puts the job on the vantage's queue, once.
-func (a NSPlanArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: VantageQueue(a.Vantage), UniqueOpts: unique, Priority: 1}
-}
-
-// NetArgs is one network's share of a vantage's probes (ProbeArgs) or name server
-// checks (NSArgs): the addresses of the network.
-type NetArgs struct {
-	Run     int64        `json:"run"`
-	Vantage string       `json:"vantage"`
-	Network netip.Prefix `json:"network"`
-	IPs     []netip.Addr `json:"ips"`
-}
-
-// ProbeArgs probes one network's addresses from a vantage.
-type ProbeArgs NetArgs
 
 // Kind is the job kind.
 func (ProbeArgs) Kind() string { return kindProbe }
 
 // InsertOpts puts the job on the vantage's queue, once.
 func (a ProbeArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: VantageQueue(a.Vantage), UniqueOpts: unique}
-}
-
-// NSArgs checks the name server pairs of one network's addresses from a vantage.
-type NSArgs NetArgs
-
-// Kind is the job kind.
-func (NSArgs) Kind() string { return kindNS }
-
-// InsertOpts puts the job on the vantage's queue, once.
-func (a NSArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: VantageQueue(a.Vantage), UniqueOpts: unique}
 }
 

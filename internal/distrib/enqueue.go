@@ -136,10 +136,9 @@ func advanceLocked(ctx context.Context, pg *store.Postgres, client *river.Client
 	})
 }
 
-// advance enqueues the run's next stage when the one before is over: the plan once
-// no DNS shard is left, a vantage's name server checks once its probes are done, the
-// finish once nothing else is left. Called with the run locked (lockRun), after the
-// caller's job is completed in tx, it sees every other completion. A job that River
+// advance enqueues the run's next stage when the one before is over (due). Called
+// with the run locked (lockRun), after the caller's job is completed in tx, it sees
+// every other completion. A job that River
 // discarded counts as not done: the stage waits for crawl --resume to retry it.
 //
 // done is the job just completed (nil: none). While another job of its stage (and
@@ -147,7 +146,7 @@ func advanceLocked(ctx context.Context, pg *store.Postgres, client *river.Client
 // state) answers that without counting every job of the run, which each completion did
 // before (bench-net --distributed: O(jobs) per completion, under the run's lock).
 func advance(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], r store.Run, done *rivertype.JobRow) error {
-	if done != nil && (done.Kind == kindDNS || done.Kind == kindProbe || done.Kind == kindNS) {
+	if done != nil && (done.Kind == kindDNS || done.Kind == kindProbe) {
 		open, err := othersOpen(ctx, tx, r.ID, done)
 		if err != nil || open {
 			return err
@@ -166,8 +165,8 @@ func advance(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], r sto
 }
 
 // due returns the jobs of the stage that is due given the run's jobs: the plan once
-// no DNS shard is left, a vantage's name server plan once its probes are done, the
-// finish once nothing else is left; none while a stage is still open.
+// no DNS shard is left, the finish once nothing else is left (every vantage's probe
+// jobs done); none while a stage is still open.
 func due(c counts, r store.Run) []river.InsertManyParams {
 	var next []river.InsertManyParams
 	switch {
@@ -177,15 +176,8 @@ func due(c counts, r store.Run) []river.InsertManyParams {
 		next = append(next, river.InsertManyParams{Args: PlanArgs{Run: r.ID}})
 	case c.open(kindPlan, "") > 0:
 		return nil
-	default:
-		for _, v := range Vantages(r) {
-			if c.open(kindProbe, v) == 0 && c.total(kindNSPlan, v) == 0 {
-				next = append(next, river.InsertManyParams{Args: NSPlanArgs{Run: r.ID, Vantage: v}})
-			}
-		}
-		if len(next) == 0 && c.allOpen() == 0 && c.total(kindFinish, "") == 0 {
-			next = append(next, river.InsertManyParams{Args: FinishArgs{Run: r.ID}})
-		}
+	case c.allOpen() == 0 && c.total(kindFinish, "") == 0:
+		next = append(next, river.InsertManyParams{Args: FinishArgs{Run: r.ID}})
 	}
 	return next
 }

@@ -95,31 +95,39 @@ func (pw *planWorker) Work(ctx context.Context, job *river.Job[PlanArgs]) error 
 	if over(r) {
 		return commit(ctx, w, job, r, true, 0, nil, nil)
 	}
-	var nets []NetArgs
+	var jobs []ProbeArgs
 	if s.Probe != nil {
-		if nets, err = networks(ctx, s.Probe, func(after string) ([]netip.Addr, error) {
+		nets, err := networks(ctx, s.Probe, func(after string) ([]netip.Addr, error) {
 			ts, err := w.pg.Targets(ctx, r.ID, "", after, 1000)
 			ips := make([]netip.Addr, len(ts))
 			for i, t := range ts {
 				ips[i] = t.IP
 			}
 			return ips, err
-		}); err != nil {
+		})
+		if err != nil {
 			return err
 		}
+		jobs = pack(nets, cmp.Or(w.cfg.packAddrs, packAddrs))
 	}
 	r.State = store.RunProbing
-	w.log.Info("DNS stage done: probe jobs enqueued", "run", r.ID, "networks", len(nets), "vantages", Vantages(r))
+	w.log.Info("DNS stage done: probe jobs enqueued", "run", r.ID, "jobs", len(jobs), "vantages", Vantages(r))
 	return commit(ctx, w, job, r, true, 0, func(ctx context.Context, st *store.Postgres) error {
 		return st.UpdateRun(ctx, r)
 	}, func(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx]) error {
-		return insertNets(ctx, tx, client, r, nets, func(a NetArgs) river.JobArgs { return ProbeArgs(a) })
+		return insertProbes(ctx, tx, client, r, jobs)
 	})
+}
+
+// network is one network's addresses.
+type network struct {
+	prefix netip.Prefix
+	ips    []netip.Addr
 }
 
 // networks pages through addresses (page returns those after the text given, 1000 at
 // most, in text order) and groups them by network, the largest first.
-func networks(ctx context.Context, cfg *measure.Config, page func(after string) ([]netip.Addr, error)) ([]NetArgs, error) {
+func networks(ctx context.Context, cfg *measure.Config, page func(after string) ([]netip.Addr, error)) ([]network, error) {
 	by := map[netip.Prefix][]netip.Addr{}
 	for after := ""; ; {
 		ips, err := page(after)
@@ -135,22 +143,47 @@ func networks(ctx context.Context, cfg *measure.Config, page func(after string) 
 		}
 		after = ips[len(ips)-1].String()
 	}
-	out := make([]NetArgs, 0, len(by))
+	out := make([]network, 0, len(by))
 	for _, n := range slices.SortedFunc(maps.Keys(by), func(a, b netip.Prefix) int { return cmp.Compare(a.String(), b.String()) }) {
-		out = append(out, NetArgs{Network: n, IPs: by[n]})
+		out = append(out, network{prefix: n, ips: by[n]})
 	}
-	// Longest-processing-time first: River takes jobs of one priority in insert order.
-	slices.SortStableFunc(out, func(a, b NetArgs) int { return cmp.Compare(len(b.IPs), len(a.IPs)) })
+	slices.SortStableFunc(out, func(a, b network) int { return cmp.Compare(len(b.ips), len(a.ips)) })
 	return out, ctx.Err()
 }
 
-// insertNets enqueues one job per network and vantage of the run.
-func insertNets(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], r store.Run, nets []NetArgs, args func(NetArgs) river.JobArgs) error {
+// packAddrs is the size of a probe job: a network of at least this many addresses is
+// a job of its own; smaller ones share jobs up to it. A job of one address is mostly
+// waiting (one probe at a time per address, a ping alone lasts a second): with a
+// network per job, the 12,258 jobs of bench-net's 100k run each had one or two
+// addresses and the workers' job slots, not their probes in flight, bounded the stage.
+const packAddrs = 64
+
+// pack makes probe jobs of whole networks (nets largest first): a large network
+// alone, the smaller ones together, each job up to max addresses, largest jobs first
+// (River takes jobs of one priority in insert order: longest-processing-time first).
+// A network is never split, so its per-network limit holds within one job.
+func pack(nets []network, max int) []ProbeArgs {
+	var out []ProbeArgs
+	var cur *ProbeArgs
+	for _, n := range nets {
+		if cur == nil || len(cur.IPs)+len(n.ips) > max {
+			out = append(out, ProbeArgs{})
+			cur = &out[len(out)-1]
+		}
+		cur.Networks = append(cur.Networks, n.prefix)
+		cur.IPs = append(cur.IPs, n.ips...)
+	}
+	slices.SortStableFunc(out, func(a, b ProbeArgs) int { return cmp.Compare(len(b.IPs), len(a.IPs)) })
+	return out
+}
+
+// insertProbes enqueues the probe jobs for each vantage of the run.
+func insertProbes(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], r store.Run, jobs []ProbeArgs) error {
 	var ps []river.InsertManyParams
 	for _, v := range Vantages(r) {
-		for _, n := range nets {
-			n.Run, n.Vantage = r.ID, v
-			ps = append(ps, river.InsertManyParams{Args: args(n)})
+		for _, a := range jobs {
+			a.Run, a.Vantage = r.ID, v
+			ps = append(ps, river.InsertManyParams{Args: a})
 		}
 	}
 	for len(ps) > 0 {
@@ -163,24 +196,14 @@ func insertNets(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], r 
 	return nil
 }
 
-// probeWorker probes one network's addresses.
+// probeWorker probes a job's addresses and checks their name server pairs.
 type probeWorker struct {
 	river.WorkerDefaults[ProbeArgs]
 	w *Worker
 }
 
 func (pw *probeWorker) Work(ctx context.Context, job *river.Job[ProbeArgs]) error {
-	return netJob(ctx, pw.w, job, NetArgs(job.Args), func(ctx context.Context, r store.Run, cfg *measure.Config) error {
-		ts, err := pw.w.pg.TargetsAt(ctx, r.ID, job.Args.Vantage, job.Args.IPs)
-		delete(cfg.Kinds, result.KindDNS53) // the name server checks come after every probe
-		cfg.Part = &measure.Part{Targets: ts}
-		return err
-	})
-}
-
-// netJob runs a network's job (probes, or name server checks): part sets the probe
-// stage's configuration up for it.
-func netJob[T river.JobArgs](ctx context.Context, w *Worker, job *river.Job[T], a NetArgs, part func(context.Context, store.Run, *measure.Config) error) error {
+	w, a := pw.w, job.Args
 	r, s, err := w.setup(ctx, a.Run)
 	if err != nil {
 		return err
@@ -189,9 +212,16 @@ func netJob[T river.JobArgs](ctx context.Context, w *Worker, job *river.Job[T], 
 		return commit(ctx, w, job, r, true, 0, nil, nil)
 	}
 	cfg := w.probeConfig(s.Probe, a.Vantage)
-	if err := part(ctx, r, &cfg); err != nil {
+	part := &measure.Part{}
+	if part.Targets, err = w.pg.TargetsAt(ctx, r.ID, a.Vantage, a.IPs); err != nil {
 		return err
 	}
+	if cfg.Kinds[result.KindDNS53] {
+		if part.NS, err = w.pg.PendingNSTargetsAt(ctx, r.ID, a.Vantage, a.IPs); err != nil {
+			return err
+		}
+	}
+	cfg.Part = part
 	return runStage(ctx, w, job, r, cfg)
 }
 
@@ -237,54 +267,6 @@ func runStage[T river.JobArgs](ctx context.Context, w *Worker, job *river.Job[T]
 		}
 		return st.SaveMeasurements(ctx, r.ID, ms)
 	}, nil)
-}
-
-// nsPlanWorker groups a vantage's pending name server pairs by network into jobs.
-type nsPlanWorker struct {
-	river.WorkerDefaults[NSPlanArgs]
-	w *Worker
-}
-
-// Timeout lets the job run to its end: it reads or writes the whole run and cannot stop
-// part way (the lease must be longer than it takes).
-func (*nsPlanWorker) Timeout(*river.Job[NSPlanArgs]) time.Duration { return -1 }
-
-func (pw *nsPlanWorker) Work(ctx context.Context, job *river.Job[NSPlanArgs]) error {
-	w := pw.w
-	r, s, err := w.setup(ctx, job.Args.Run)
-	if err != nil {
-		return err
-	}
-	if over(r) || s.Probe == nil || !s.Probe.Kinds[result.KindDNS53] {
-		return commit(ctx, w, job, r, true, 0, nil, nil)
-	}
-	nets, err := networks(ctx, s.Probe, func(after string) ([]netip.Addr, error) {
-		return w.pg.NSTargetAddrs(ctx, r.ID, job.Args.Vantage, after, 1000)
-	})
-	if err != nil {
-		return err
-	}
-	w.log.Info("probes done: name server check jobs enqueued", "run", r.ID, "vantage", job.Args.Vantage, "networks", len(nets))
-	one := r
-	one.Vantage = job.Args.Vantage
-	return commit(ctx, w, job, r, true, 0, nil, func(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx]) error {
-		return insertNets(ctx, tx, client, one, nets, func(a NetArgs) river.JobArgs { return NSArgs(a) })
-	})
-}
-
-// nsWorker checks the name server pairs of one network's addresses.
-type nsWorker struct {
-	river.WorkerDefaults[NSArgs]
-	w *Worker
-}
-
-func (nw *nsWorker) Work(ctx context.Context, job *river.Job[NSArgs]) error {
-	return netJob(ctx, nw.w, job, NetArgs(job.Args), func(ctx context.Context, r store.Run, cfg *measure.Config) error {
-		pairs, err := nw.w.pg.PendingNSTargetsAt(ctx, r.ID, job.Args.Vantage, job.Args.IPs)
-		cfg.Kinds = map[string]bool{result.KindDNS53: true}
-		cfg.Part = &measure.Part{NS: pairs}
-		return err
-	})
 }
 
 // finishWorker builds the finished run's summary and records it done.

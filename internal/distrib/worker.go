@@ -70,6 +70,8 @@ type Config struct {
 	// beforeCommit, when set (tests), is called before a job's results are committed;
 	// an error rolls them back, as a crash there would.
 	beforeCommit func(kind string, attempt int) error
+	// packAddrs, when set (tests), replaces packAddrs, the addresses of a probe job.
+	packAddrs int
 	// lostAfterCommit, when set (tests), says which kinds of job skip advanceAfter once
 	// their completion has committed, as a worker dying there would.
 	lostAfterCommit func(kind string) bool
@@ -156,8 +158,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	river.AddWorker(workers, &dnsWorker{w: w})
 	river.AddWorker(workers, &planWorker{w: w})
 	river.AddWorker(workers, &probeWorker{w: w})
-	river.AddWorker(workers, &nsPlanWorker{w: w})
-	river.AddWorker(workers, &nsWorker{w: w})
 	river.AddWorker(workers, &finishWorker{w: w})
 	river.AddWorker(workers, &scheduledWorker{w: w})
 	var periodic []*river.PeriodicJob
@@ -338,7 +338,7 @@ func commit[T river.JobArgs](ctx context.Context, w *Worker, job *river.Job[T], 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	client := river.ClientFromContext[pgx.Tx](ctx)
-	own := job.Kind == kindProbe || job.Kind == kindNS
+	own := job.Kind == kindProbe
 	err := pgx.BeginFunc(ctx, w.pg.Pool(), func(tx pgx.Tx) error {
 		if !own {
 			if err := lockRun(ctx, tx, r.ID); err != nil {
