@@ -12,6 +12,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/v6matrix/v6matrix/internal/distrib"
 	"github.com/v6matrix/v6matrix/internal/infopage"
 	"github.com/v6matrix/v6matrix/internal/polite"
 	"github.com/v6matrix/v6matrix/internal/probe/path"
@@ -65,6 +66,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer st.Close()
 		cfg.Store = st
+		if pg, ok := st.(*store.Postgres); ok {
+			cfg.Jobs = func(ctx context.Context, run int64) ([]store.JobCount, error) { return distrib.Progress(ctx, pg, run) }
+		}
 	}
 	return serveHTTP(ctx, cfg, *listen, stdout, log)
 }

@@ -204,12 +204,7 @@ type querier interface {
 }
 
 // JobCount is how many jobs of one stage (and vantage) of a run are in one state.
-type JobCount struct {
-	Stage   string // Stages' name
-	Vantage string // "" for the stages of the whole run
-	State   string // River's: available, running, retryable, scheduled, completed, discarded, ...
-	Jobs    int
-}
+type JobCount = store.JobCount
 
 // counts are a run's jobs by kind, vantage and state.
 type counts []JobCount

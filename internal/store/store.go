@@ -53,6 +53,16 @@ type Counts struct {
 	Addresses   int
 }
 
+// JobCount is how many jobs of one stage (and vantage) of a distributed run are in one
+// state: its progress as internal/distrib reads it from the job queue's table, for the
+// views that show it (the runs command, the website).
+type JobCount struct {
+	Stage   string // distrib.Stages' name
+	Vantage string // "" for the stages of the whole run
+	State   string // River's: available, running, retryable, scheduled, completed, discarded, ...
+	Jobs    int
+}
+
 // Cursor pages through a run's domains in (rank, name) order.
 type Cursor struct {
 	Rank int

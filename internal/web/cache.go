@@ -146,8 +146,10 @@ func (r *recorder) Write(b []byte) (int, error) {
 	return r.buf.Write(b)
 }
 
-// cachedHandler serves h through the cache: GET answers of 200 or 404 are kept.
-func (s *Server) cachedHandler(h http.Handler) http.Handler {
+// cachedHandler serves h through the cache: GET answers of 200 or 404 are kept. The
+// answers of a route that shows the progress of distributed runs (withJobs) are kept
+// under that progress too (jobsKey), which changes while the store's version does not.
+func (s *Server) cachedHandler(h http.Handler, withJobs bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			h.ServeHTTP(w, r)
@@ -159,6 +161,16 @@ func (s *Server) cachedHandler(h http.Handler) http.Handler {
 			return
 		}
 		key := r.URL.RequestURI()
+		if withJobs {
+			jobs, err := s.jobsKey(r.Context())
+			if err != nil {
+				h.ServeHTTP(w, r)
+				return
+			}
+			if jobs != "" {
+				key += " jobs " + jobs
+			}
+		}
 		e := s.cache.get(key)
 		if e == nil || e.version != version {
 			rec := &recorder{header: http.Header{}}
@@ -200,13 +212,14 @@ func (s *Server) cachedHandler(h http.Handler) http.Handler {
 }
 
 // storeVersion fingerprints the runs: their states, ends, summaries and how many
-// vantages measured them.
+// vantages measured them. It keeps the runs not done, whose jobs jobsKey reads.
 func (s *Server) storeVersion(ctx context.Context) (string, error) {
 	runs, err := s.st.ListRuns(ctx)
 	if err != nil {
 		return "", err
 	}
 	h := fnv.New64a()
+	var open []store.Run
 	for _, r := range runs {
 		built, err := s.st.Summarised(ctx, r.ID)
 		if err != nil {
@@ -219,10 +232,14 @@ func (s *Server) storeVersion(ctx context.Context) (string, error) {
 			return "", err
 		}
 		fmt.Fprintf(h, "%d %s %d %d %d;", r.ID, r.State, r.Finished.UnixNano(), built.UnixNano(), len(vs))
-		if r.State != store.RunDone && r.State != store.RunFailed {
+		if active(r) {
 			// A run in progress changes its counts: its answers are kept 10 s at most.
 			fmt.Fprintf(h, "%d;", time.Now().Unix()/10)
+			open = append(open, r)
 		}
 	}
+	s.mu.Lock()
+	s.activeRuns = open
+	s.mu.Unlock()
 	return strconv.FormatUint(h.Sum64(), 36), nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/v6matrix/v6matrix/internal/export"
 	"github.com/v6matrix/v6matrix/internal/infopage"
 	"github.com/v6matrix/v6matrix/internal/store"
+	"github.com/v6matrix/v6matrix/internal/store/pgtest"
 	"github.com/v6matrix/v6matrix/internal/summary"
 	"github.com/v6matrix/v6matrix/internal/synthrun"
 )
@@ -88,7 +89,7 @@ func newFixture() (*fixture, error) {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := pgtest.Run(m) // the PostgreSQL cluster of the distributed runs' tests
 	if fix != nil {
 		fix.srv.Close()
 		fix.st.Close()

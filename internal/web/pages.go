@@ -469,6 +469,8 @@ type runRow struct {
 	Addresses  int    `json:"addresses"`
 	Summarised bool   `json:"summarised"`
 	Previous   int64  `json:"previous"` // the finished run before, for the diff
+	// Jobs is the progress of a distributed run not yet done, by stage and vantage.
+	Jobs runJobs `json:"jobs"`
 }
 
 // runRows lists the runs, newest first: summarised runs from their aggregate, the
@@ -514,6 +516,9 @@ func (s *Server) runRows(r *http.Request) ([]runRow, error) {
 				return nil, err
 			}
 			row.Domains, row.Done, row.Addresses = c.Total, c.Done, c.Addresses
+		}
+		if row.Jobs, err = s.runJobs(r.Context(), x); err != nil {
+			return nil, err
 		}
 		if x.State == store.RunDone && row.Summarised {
 			row.Previous = prev

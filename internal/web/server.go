@@ -40,6 +40,10 @@ type Config struct {
 	Registry *prometheus.Registry
 	// InfoOnly serves just the crawler's info page (for port 80 of the crawl host).
 	InfoOnly bool
+	// Jobs, if set, reads a distributed run's jobs by stage, vantage and state
+	// (distrib.Progress; serve sets it for a PostgreSQL store): /runs and /api/v1/runs
+	// show the progress of the runs not yet done.
+	Jobs func(ctx context.Context, run int64) ([]store.JobCount, error)
 }
 
 // Server serves the site, the API and /metrics.
@@ -59,7 +63,9 @@ type Server struct {
 	// vantageCounts are the vantages' counts (vantageCount), by "run vantage".
 	vantageCounts map[string]vantageCountEntry
 	cache         *responseCache
-	latestRun     latestEntry // the latest run under the cache's store version
+	latestRun     latestEntry         // the latest run under the cache's store version
+	jobs          map[int64]jobsEntry // the progress of distributed runs, briefly cached
+	activeRuns    []store.Run         // the runs not done, as of the store's version
 }
 
 type countsEntry struct {
@@ -84,7 +90,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Info.Logger = cfg.Logger
 	}
 	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, info: infopage.New(cfg.Info), mux: http.NewServeMux(), reg: reg,
-		counts: map[int64]countsEntry{}, vantageCounts: map[string]vantageCountEntry{}}
+		counts: map[int64]countsEntry{}, vantageCounts: map[string]vantageCountEntry{}, jobs: map[int64]jobsEntry{}}
 	s.cache = newResponseCache(cacheBytes, s.storeVersion)
 	s.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "v6matrix_http_request_duration_seconds",
@@ -164,7 +170,7 @@ func (s *Server) handle(rt route) {
 		}
 	})
 	if !uncached[rt.name] && !s.cfg.InfoOnly {
-		h = s.cachedHandler(h)
+		h = s.cachedHandler(h, rt.name == "runs" || rt.name == "api_runs")
 	}
 	s.mux.Handle(rt.pattern, s.instrument(rt.name, h))
 }
