@@ -46,8 +46,8 @@ var (
 )
 
 // memberCacheSize bounds the addresses' and the hosts' JSON a docEncoder keeps (a
-// generation of genCache; an address's JSON is about a kilobyte, a host's a tenth).
-const memberCacheSize = 16384
+// generation of genCache; an address's JSON is about 1.1 KB, a host's a tenth).
+const memberCacheSize = 8192
 
 // docEncoder encodes domain documents. A run's name servers are in the documents of
 // many domains: a crawl of 100,000 domains had 692,562 addresses in its documents, of
