@@ -23,6 +23,7 @@ type Postgres struct {
 	pool pgDB          // the pool, or the transaction of a Within view
 	own  *pgxpool.Pool // the pool Close closes; nil in a Within view
 	name string        // the DSN without its password, for errors
+	docs *docEncoder
 }
 
 // pgDB is what the store asks of a connection pool, and what a transaction also does
@@ -40,7 +41,7 @@ type pgDB interface {
 // back with tx. The job queue uses it to save a job's results in the transaction that
 // completes the job. The view must not be used once tx ends; closing it does nothing.
 func (s *Postgres) Within(tx pgx.Tx) *Postgres {
-	return &Postgres{pool: tx, name: s.name}
+	return &Postgres{pool: tx, name: s.name, docs: s.docs}
 }
 
 // Pool returns the store's connection pool (nil for a Within view), for the job queue
@@ -121,7 +122,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %w", name, err)
 	}
-	s := &Postgres{pool: pool, own: pool, name: name}
+	s := &Postgres{pool: pool, own: pool, name: name, docs: newDocEncoder()}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("database %s: %w", name, err)
@@ -132,6 +133,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 // Close closes the pool (a Within view has none to close).
 func (s *Postgres) Close() error {
 	if s.own != nil {
+		s.docs.drop.Stop()
 		s.own.Close()
 	}
 	return nil

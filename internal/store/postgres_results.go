@@ -319,16 +319,17 @@ func (s *Postgres) Details(ctx context.Context, run int64, vantage string, fn fu
 	if err != nil {
 		return err
 	}
+	cache := newAddrCache()
 	return eachDetail(fn, func(after Cursor) ([]Detail, error) {
-		return s.details(ctx, run, v, `(rank, name) > ($2, $3) ORDER BY rank, name LIMIT $4`, after.Rank, after.Name, detailPage)
+		return s.details(ctx, run, v, cache, `(rank, name) > ($2, $3) ORDER BY rank, name LIMIT $4`, after.Rank, after.Name, detailPage)
 	})
 }
 
 // details reads the domains that the condition (a fixed SQL text with $2... for the
 // arguments, never input) selects, with their hosts and addresses and the measurements
-// of vantage v (not "").
-func (s *Postgres) details(ctx context.Context, run int64, v, cond string, args ...any) ([]Detail, error) {
-	return readDetails(ctx, s.rows, &postgresDetails, run, v, cond, args...)
+// of vantage v (not ""); cache (or nil) keeps the addresses across calls.
+func (s *Postgres) details(ctx context.Context, run int64, v string, cache *genCache[netip.Addr, result.Address], cond string, args ...any) ([]Detail, error) {
+	return readDetails(ctx, s.rows, &postgresDetails, cache, run, v, cond, args...)
 }
 
 // postgresDetails are the queries of details. A list is a text array joined as a

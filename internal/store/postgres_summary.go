@@ -288,7 +288,7 @@ func (s *Postgres) Domain(ctx context.Context, run int64, vantage, name string) 
 	if err != nil {
 		return Detail{}, err
 	}
-	page, err := s.details(ctx, run, v, `name = $2`, name)
+	page, err := s.details(ctx, run, v, nil, `name = $2`, name)
 	if err != nil {
 		return Detail{}, err
 	}
@@ -300,18 +300,19 @@ func (s *Postgres) Domain(ctx context.Context, run int64, vantage, name string) 
 
 // SaveDocs writes domain documents in one statement.
 func (s *Postgres) SaveDocs(ctx context.Context, run int64, ds []Detail) error {
+	last := lastOf(ds, func(d *Detail) string { return d.Name })
+	docs, err := s.docs.encodeAll(last)
+	if err != nil {
+		return err
+	}
 	var rows [][]any
-	for _, d := range lastOf(ds, func(d *Detail) string { return d.Name }) {
-		doc, err := encodeDoc(d)
-		if err != nil {
-			return err
-		}
-		rows = append(rows, []any{d.Name, doc})
+	for i, d := range last {
+		rows = append(rows, []any{d.Name, docs[i]})
 	}
 	if len(rows) == 0 {
 		return nil
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO domain_docs (run_id, name, doc) SELECT $1, * FROM unnest($2::text[], $3::bytea[])
+	_, err = s.pool.Exec(ctx, `INSERT INTO domain_docs (run_id, name, doc) SELECT $1, * FROM unnest($2::text[], $3::bytea[])
 		ON CONFLICT (run_id, name) DO UPDATE SET doc = excluded.doc`, append([]any{run}, columns(rows)...)...)
 	if err != nil {
 		return fmt.Errorf("save %d domain documents: %w", len(rows), err)

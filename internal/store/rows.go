@@ -335,10 +335,10 @@ func readDomains(rs rowIter) ([]Detail, []string, error) {
 }
 
 // readHosts reads host rows (scanHost) and the addresses they hold.
-func readHosts(rs rowIter) (map[string]result.Host, []string, error) {
+func readHosts(rs rowIter) (map[string]result.Host, []netip.Addr, error) {
 	hosts := map[string]result.Host{}
 	seen := map[netip.Addr]bool{}
-	var ips []string
+	var ips []netip.Addr
 	for rs.Next() {
 		h, err := scanHost(rs)
 		if err != nil {
@@ -347,7 +347,7 @@ func readHosts(rs rowIter) (map[string]result.Host, []string, error) {
 		for _, a := range append(h.V4[:len(h.V4):len(h.V4)], h.V6...) {
 			if !seen[a] {
 				seen[a] = true
-				ips = append(ips, a.String())
+				ips = append(ips, a)
 			}
 		}
 		hosts[h.Name] = h

@@ -23,6 +23,7 @@ type SQLite struct {
 	db    *sql.DB
 	path  string
 	stmts sync.Map // query text -> *sql.Stmt, for the read paths the website repeats
+	docs  *docEncoder
 }
 
 // query runs a read query through a prepared statement kept for its text (the text
@@ -75,7 +76,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		return nil, fmt.Errorf("database %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(4)
-	s := &SQLite{db: db, path: path}
+	s := &SQLite{db: db, path: path, docs: newDocEncoder()}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("database %s: %w", path, err)
@@ -138,7 +139,7 @@ func openReadOnly(ctx context.Context, path, mode string) (*SQLite, error) {
 		return nil, err
 	}
 	db.SetMaxOpenConns(4)
-	s := &SQLite{db: db, path: path}
+	s := &SQLite{db: db, path: path, docs: newDocEncoder()}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -171,6 +172,7 @@ func dsn(path string, extra ...string) string {
 
 // Close closes the database.
 func (s *SQLite) Close() error {
+	s.docs.drop.Stop()
 	s.stmts.Range(func(_, st any) bool {
 		st.(*sql.Stmt).Close()
 		return true

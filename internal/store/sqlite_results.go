@@ -112,22 +112,24 @@ func splitAddrs(s string) ([]netip.Addr, error) {
 }
 
 // Details calls fn for every domain of the run, in (rank, name) order, with its hosts
-// and addresses and a vantage's measurements. Memory stays bounded by the page size.
+// and addresses and a vantage's measurements. Memory stays bounded by the page size and
+// the cache of addresses (addrCacheSize).
 func (s *SQLite) Details(ctx context.Context, run int64, vantage string, fn func(Detail) error) error {
 	v, err := s.vantage(ctx, run, vantage)
 	if err != nil {
 		return err
 	}
+	cache := newAddrCache()
 	return eachDetail(fn, func(after Cursor) ([]Detail, error) {
-		return s.details(ctx, run, v, `(rank, name) > (?, ?) ORDER BY rank, name LIMIT ?`, after.Rank, after.Name, detailPage)
+		return s.details(ctx, run, v, cache, `(rank, name) > (?, ?) ORDER BY rank, name LIMIT ?`, after.Rank, after.Name, detailPage)
 	})
 }
 
 // details reads the domains that the condition (a fixed SQL text with ? for the
 // arguments, never input) selects, with their hosts and addresses and the measurements
-// of vantage v (not "").
-func (s *SQLite) details(ctx context.Context, run int64, v, cond string, args ...any) ([]Detail, error) {
-	return readDetails(ctx, s.rows, &sqliteDetails, run, v, cond, args...)
+// of vantage v (not ""); cache (or nil) keeps the addresses across calls.
+func (s *SQLite) details(ctx context.Context, run int64, v string, cache *genCache[netip.Addr, result.Address], cond string, args ...any) ([]Detail, error) {
+	return readDetails(ctx, s.rows, &sqliteDetails, cache, run, v, cond, args...)
 }
 
 // sqliteDetails are the queries of details; a list is a JSON array (json_each).

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/v6matrix/v6matrix/internal/result"
@@ -42,20 +43,55 @@ func (s *SQLite) SaveSummaries(ctx context.Context, run int64, ss []result.Domai
 		return err
 	}
 	defer tx.Rollback()
-	st, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO domain_summary (run_id, name, tld, rank, status,
-		ns, mx, www, ntp, ns_reach, mx_reach, www_reach, ntp_reach, broken, k_ns, k_mx, k_www, k_ntp)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	err = insertRows(ctx, tx, `INSERT OR REPLACE INTO domain_summary (run_id, name, tld, rank, status,
+		ns, mx, www, ntp, ns_reach, mx_reach, www_reach, ntp_reach, broken, k_ns, k_mx, k_www, k_ntp) VALUES `,
+		len(ss), func(i int) []any { return append([]any{run}, summaryArgs(&ss[i])...) })
 	if err != nil {
-		return err
-	}
-	defer st.Close()
-	for i := range ss {
-		d := &ss[i]
-		if _, err := st.ExecContext(ctx, append([]any{run}, summaryArgs(d)...)...); err != nil {
-			return fmt.Errorf("save summary of %s: %w", d.Name, err)
-		}
+		return fmt.Errorf("save %d summaries: %w", len(ss), err)
 	}
 	return tx.Commit()
+}
+
+// insertRowsAtOnce is how many rows insertRows writes with one statement.
+const insertRowsAtOnce = 250
+
+// insertRows runs insert (an INSERT's text up to its VALUES) for n rows, whose values
+// row(i) returns, insertRowsAtOnce rows a statement, in order (a later row replaces an
+// earlier one as it would one statement each). A statement a row cost SQLite a copy
+// of every index page it changed to the statement journal, again for every row: with
+// domain_summary's eight indexes, half of saving a summary.
+func insertRows(ctx context.Context, tx *sql.Tx, insert string, n int, row func(int) []any) error {
+	var full *sql.Stmt
+	for start := 0; start < n; start += insertRowsAtOnce {
+		end := min(start+insertRowsAtOnce, n)
+		var args []any
+		for i := start; i < end; i++ {
+			args = append(args, row(i)...)
+		}
+		text := insert + valuesList(end-start, len(args)/(end-start))
+		var err error
+		if end-start < insertRowsAtOnce {
+			_, err = tx.ExecContext(ctx, text, args...)
+		} else {
+			if full == nil {
+				if full, err = tx.PrepareContext(ctx, text); err != nil {
+					return err
+				}
+				defer full.Close()
+			}
+			_, err = full.ExecContext(ctx, args...)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// valuesList returns the VALUES of rows rows of cols parameters: (?, ?), (?, ?).
+func valuesList(rows, cols int) string {
+	one := "(" + strings.Repeat("?, ", cols-1) + "?)"
+	return strings.Repeat(one+", ", rows-1) + one
 }
 
 // SaveAggregates writes the aggregates and located addresses and marks the run summarised.
@@ -339,7 +375,7 @@ func (s *SQLite) Domain(ctx context.Context, run int64, vantage, name string) (D
 	if err != nil {
 		return Detail{}, err
 	}
-	page, err := s.details(ctx, run, v, `name = ?`, name)
+	page, err := s.details(ctx, run, v, nil, `name = ?`, name)
 	if err != nil {
 		return Detail{}, err
 	}
@@ -351,24 +387,23 @@ func (s *SQLite) Domain(ctx context.Context, run int64, vantage, name string) (D
 
 // SaveDocs writes domain documents in one transaction.
 func (s *SQLite) SaveDocs(ctx context.Context, run int64, ds []Detail) error {
+	ptrs := make([]*Detail, len(ds))
+	for i := range ds {
+		ptrs[i] = &ds[i]
+	}
+	docs, err := s.docs.encodeAll(ptrs)
+	if err != nil {
+		return err
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	st, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO domain_docs (run_id, name, doc) VALUES (?, ?, ?)`)
+	err = insertRows(ctx, tx, `INSERT OR REPLACE INTO domain_docs (run_id, name, doc) VALUES `, len(ds),
+		func(i int) []any { return []any{run, ds[i].Name, docs[i]} })
 	if err != nil {
-		return err
-	}
-	defer st.Close()
-	for i := range ds {
-		doc, err := encodeDoc(&ds[i])
-		if err != nil {
-			return err
-		}
-		if _, err := st.ExecContext(ctx, run, ds[i].Name, doc); err != nil {
-			return fmt.Errorf("save the document of %s: %w", ds[i].Name, err)
-		}
+		return fmt.Errorf("save %d domain documents: %w", len(ds), err)
 	}
 	return tx.Commit()
 }
