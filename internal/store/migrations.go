@@ -209,7 +209,8 @@ var migrations = []string{
 		SELECT c.run_id, coalesce(r.vantage, ''), c.domain, c.ip, c.data
 		FROM ns_checks c LEFT JOIN runs r ON r.id = c.run_id ORDER BY c.run_id, c.domain, c.ip;
 	DROP TABLE ns_checks;
-	ALTER TABLE ns_checks_v8 RENAME TO ns_checks;`,	// 9: nothing here. PostgreSQL's migration 9 indexes ns_targets by address for the
+	ALTER TABLE ns_checks_v8 RENAME TO ns_checks;`,
+	// 9: nothing here. PostgreSQL's migration 9 indexes ns_targets by address for the
 	// distributed probe jobs; SQLite never reads them so (an index would only slow the
 	// DNS stage's writes).
 	`SELECT 1;`,

@@ -203,7 +203,8 @@ var pgMigrations = []string{
 	DROP TABLE ns_checks;
 	ALTER TABLE ns_checks_v8 RENAME TO ns_checks;
 	ALTER TABLE ns_checks ADD PRIMARY KEY (run_id, vantage, domain, ip),
-		ADD FOREIGN KEY (run_id) REFERENCES runs(id);`,	// 9: a distributed probe job reads the name server pairs of its addresses
+		ADD FOREIGN KEY (run_id) REFERENCES runs(id);`,
+	// 9: a distributed probe job reads the name server pairs of its addresses
 	// (PendingNSTargetsAt): without this index each read scanned the run's pairs
 	// (bench-net --distributed at 100k: 1.3 s per job, 947 s of 1,041 s in statements).
 	`CREATE INDEX ns_targets_ip ON ns_targets (run_id, ip);`,

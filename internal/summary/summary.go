@@ -125,7 +125,7 @@ func Broken(a *result.Address) result.Broken {
 }
 
 // batch is how many domain summaries are saved per transaction.
-const batch = 2000
+const batch = 1000
 
 // Build summarises a run into the store, replacing an earlier summary of it, with each
 // domain's document (store.SaveDocs), and records the changes against the latest
