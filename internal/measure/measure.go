@@ -8,6 +8,7 @@ package measure
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"sync/atomic"
@@ -103,6 +104,7 @@ type Progress struct {
 	InFlight  atomic.Int64 // probes running now
 
 	bound      atomic.Pointer[func() (time.Duration, string)]
+	unfinished atomic.Pointer[func(context.Context) (*Unfinished, error)]
 	start, end atomic.Int64        // the stage's start and the probes' end, Unix nanoseconds (0: not yet)
 	kinds      [maxKinds]kindCount // by index in result.Kinds
 }
@@ -157,6 +159,21 @@ func (p *Progress) Bound() (time.Duration, string) {
 }
 
 func (p *Progress) setBound(f func() (time.Duration, string)) { p.bound.Store(&f) }
+
+// Unfinished reads from the store what the run still has to measure (see Unfinished):
+// a run's summary is built early for the domains that are final. An error before the
+// stage starts, or for a part of a run.
+func (p *Progress) Unfinished(ctx context.Context) (*Unfinished, error) {
+	f := p.unfinished.Load()
+	if f == nil {
+		return nil, errors.New("measure: the probe stage has not started")
+	}
+	return (*f)(ctx)
+}
+
+func (p *Progress) setUnfinished(f func(context.Context) (*Unfinished, error)) {
+	p.unfinished.Store(&f)
+}
 
 // Efficiency is the lower bound (Bound) over the probes' wall time from the stage's
 // start, until now or until the probes ended: 1 when the probes ran as fast as the

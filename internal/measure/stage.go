@@ -103,6 +103,7 @@ func Start(ctx context.Context, cfg Config, st store.Store, run int64, p *Progre
 	s.plan = newPlanner(cfg.Polite, cfg.Window, s.portOf, setOf(every.kinds(s.cfg.Kinds))&^localKinds)
 	s.wakeL = sync.NewCond(&s.mu)
 	p.setBound(s.bound)
+	p.setUnfinished(s.unfinished)
 	p.start.Store(s.start.UnixNano())
 
 	s.results = make(chan store.Measurement, 256)

@@ -23,7 +23,6 @@ import (
 	"github.com/v6matrix/v6matrix/internal/pipeline"
 	"github.com/v6matrix/v6matrix/internal/resolve"
 	"github.com/v6matrix/v6matrix/internal/store"
-	"github.com/v6matrix/v6matrix/internal/summary"
 )
 
 // Config is what a run is made with: the stages' configurations, where the list comes
@@ -42,7 +41,12 @@ type Config struct {
 	Top  int
 	// SkipSummary leaves out the website's summary of the finished run (bench).
 	SkipSummary bool
-	Logger      *slog.Logger
+	// EarlySummary is the share of the probes and name server checks left (of those
+	// known), once the DNS stage is done, under which the summary of the domains whose
+	// measurements are final is built while the rest run; 0: 0.1, below 0: never (the
+	// whole summary is built at the end).
+	EarlySummary float64
+	Logger       *slog.Logger
 	// Watch, if set, is called as a stage starts (store.RunCrawling for the DNS stage,
 	// store.RunProbing for the probe stage) with the run's counters; the function it
 	// returns is called when the stage ends. A progress bar hangs here.
@@ -222,6 +226,8 @@ type runner struct {
 	run  store.Run
 	prog *Progress
 	res  Result
+	// early is the summary begun while the last probes run (nil: none).
+	early *early
 }
 
 func newRunner(st store.Store, cfg Config) *runner {
@@ -250,6 +256,7 @@ func (r *runner) finish(ctx context.Context) (Result, error) {
 		return r.result(), err
 	}
 	start := time.Now()
+	defer func() { r.early.stop() }() // a summary begun and not finished (an error below)
 	err := r.stages(ctx)
 	if stopped(ctx, err) {
 		stage := r.run.State
@@ -265,7 +272,7 @@ func (r *runner) finish(ctx context.Context) (Result, error) {
 		return r.result(), err
 	}
 	if !r.cfg.SkipSummary {
-		if err := summary.Build(ctx, r.st, r.run.ID, r.log); err != nil {
+		if err := r.summarise(ctx); err != nil {
 			r.log.Warn("the run's summary for the website was not built; v6matrix serve builds it when it starts", "run", r.run.ID, "err", err)
 		}
 	}

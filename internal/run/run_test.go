@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/netip"
 	"os"
@@ -24,10 +26,12 @@ import (
 	"github.com/v6matrix/v6matrix/internal/domains"
 	"github.com/v6matrix/v6matrix/internal/export"
 	"github.com/v6matrix/v6matrix/internal/measure"
+	"github.com/v6matrix/v6matrix/internal/metrics/metricstest"
 	"github.com/v6matrix/v6matrix/internal/polite"
 	"github.com/v6matrix/v6matrix/internal/resolve"
 	"github.com/v6matrix/v6matrix/internal/result"
 	"github.com/v6matrix/v6matrix/internal/store"
+	"github.com/v6matrix/v6matrix/internal/summary"
 )
 
 // soaCounter counts the SOA queries per name that reach the server it wraps: the DNS
@@ -407,10 +411,11 @@ www   IN A  127.77.5.1
 // TestProbeStage runs both stages on a domain whose hosts are on loopback (the gate
 // allows 127.0.0.0/8 only): the run goes through loading, crawling, probing and done,
 // and every address the DNS stage found is measured with every probe enabled.
-func TestProbeStage(t *testing.T) {
-	ctx := timeout(t)
+// probeConfig is the configuration of a run of lo.test (from standard input) in the
+// loopback tree with TCP 80, TCP 25 and PTR probes, politeness lifted.
+func probeConfig(t *testing.T) Config {
+	t.Helper()
 	tree := loopbackTree(t)
-	st := openStore(t, "probe.db")
 	cfg := dnsConfig(t, tree.RecursorAddr, "-")
 	cfg.Stdin = strings.NewReader("1,lo.test\n")
 	mc := measure.DefaultConfig()
@@ -423,6 +428,13 @@ func TestProbeStage(t *testing.T) {
 	mc.Polite.AddrGap, mc.Polite.NetGap, mc.Polite.PortWindow, mc.Polite.Rate = 0, 0, 0, math.Inf(1)
 	mc.TCPTimeout = time.Second
 	cfg.Probe = &mc
+	return cfg
+}
+
+func TestProbeStage(t *testing.T) {
+	ctx := timeout(t)
+	st := openStore(t, "probe.db")
+	cfg := probeConfig(t)
 	var watched []store.RunState
 	cfg.Watch = func(stage store.RunState, p *Progress) func() {
 		watched = append(watched, stage)
@@ -535,4 +547,59 @@ func TestInterruptedBeforeCrawling(t *testing.T) {
 			t.Errorf("resumed run %+v, want the list, skipped lines and duplicates of %+v", got.Run, want.Run)
 		}
 	})
+}
+
+// TestEarlySummary: a run whose summary starts when its DNS stage ends (EarlySummary 1)
+// leaves the domain whose probes are not done to the run's end, and writes the summary
+// that a summary built after the run writes.
+func TestEarlySummary(t *testing.T) {
+	ctx := timeout(t)
+	st := openStore(t, "early.db")
+	cfg := probeConfig(t)
+	cfg.EarlySummary = 1
+	var logs metricstest.Log // any locked log will do
+	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	res, err := Start(ctx, st, cfg, Meta{Vantage: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), `"msg":"summary: the final domains while the last probes run"`) ||
+		!strings.Contains(logs.String(), `"deferred":1,`) {
+		t.Fatalf("no early summary leaving lo.test to the end in the log:\n%s", logs.String())
+	}
+	snapshot := func() string {
+		s, err := st.DomainSummary(ctx, res.Run.ID, "lo.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		fmt.Fprintf(&out, "%+v\n", s)
+		for _, kind := range []string{"run", "tld"} {
+			gs, err := st.Aggregates(ctx, res.Run.ID, kind)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&out, "%+v\n", gs)
+		}
+		d, err := st.Domain(ctx, res.Run.ID, "", "lo.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, err := json.Marshal(d.Addrs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.Write(js)
+		return out.String()
+	}
+	early := snapshot()
+	if !strings.Contains(early, "Measured:1") {
+		t.Errorf("the early summary's run aggregate does not count lo.test measured:\n%s", early)
+	}
+	if err := summary.Build(ctx, st, res.Run.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(snapshot(), early); diff != "" {
+		t.Errorf("summary of the run (-rebuilt +early):\n%s", diff)
+	}
 }

@@ -18,6 +18,8 @@ func (r *runner) stages(ctx context.Context) error {
 	}
 	stop := r.watch(store.RunCrawling)
 	start := time.Now()
+	end := make(chan struct{}) // the probe stage ended
+	early := r.cfg.Probe != nil && !r.cfg.SkipSummary && r.cfg.EarlySummary >= 0
 	cfg := pipeline.Config{DNS: r.cfg.DNS, Client: r.cfg.Client, Probe: r.cfg.Probe,
 		DNSDone: func() error {
 			r.res.DNS = time.Since(start)
@@ -34,9 +36,17 @@ func (r *runner) stages(ctx context.Context) error {
 				return err
 			}
 			stop = r.watch(store.RunProbing)
+			if early {
+				r.early = r.startEarly(ctx, end)
+			}
 			return nil
 		}}
 	err := pipeline.Run(ctx, r.st, r.run.ID, cfg, r.prog)
+	close(end)
+	if err != nil {
+		r.early.stop() // nothing is summarised of a run that did not finish
+		r.early = nil
+	}
 	stop()
 	r.res.HostLookups = r.prog.DNS.HostLookups.Load()
 	if r.cfg.Probe != nil {

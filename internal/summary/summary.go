@@ -132,17 +132,111 @@ const batch = 1000
 // earlier finished run. Memory grows with the run's unique addresses (about 150 bytes
 // each), not with its domains.
 func Build(ctx context.Context, st store.Store, run int64, log *slog.Logger) error {
+	p, err := Begin(ctx, st, run, log)
+	if err != nil {
+		return err
+	}
+	if err := p.First(ctx, nil); err != nil {
+		return err
+	}
+	return p.Finish(ctx)
+}
+
+// Partial is a summary built in two parts, so that most of it is built while a run's
+// last probes go on: First summarises the domains whose measurements are final, Finish
+// the others once the run is done, then the aggregates. The rows it writes are those
+// Build writes (which is Begin, First of every domain, Finish).
+type Partial struct {
+	st    store.Store
+	run   int64
+	log   *slog.Logger
+	b     *builder
+	start time.Time
+	// deferred are the domains First left to Finish, in (rank, name) order.
+	deferred []store.Cursor
+	first    time.Duration // First's duration
+}
+
+// Begin starts a run's summary, clearing an earlier one.
+func Begin(ctx context.Context, st store.Store, run int64, log *slog.Logger) (*Partial, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	start := time.Now()
+	p := &Partial{st: st, run: run, log: log, b: newBuilder(), start: time.Now()}
 	if err := st.ClearSummary(ctx, run); err != nil {
-		return fmt.Errorf("summarise run %d: %w", run, err)
+		return nil, fmt.Errorf("summarise run %d: %w", run, err)
 	}
-	b := newBuilder()
-	// One goroutine reads and summarises the domains while another encodes and saves
-	// the batch before: reading and saving each take about half of the work, and a
-	// loaded machine gives a process about one share of a core per busy thread.
+	return p, nil
+}
+
+// First summarises every domain of the run but those that later reports as not final
+// (later nil: every domain), which it keeps for Finish. The run's domains must all be
+// saved (its DNS stage done).
+func (p *Partial) First(ctx context.Context, later func(*store.Detail) bool) error {
+	t0 := time.Now()
+	err := p.save(ctx, func(fn func(store.Detail) error) error {
+		return p.st.Details(ctx, p.run, "", func(d store.Detail) error {
+			if later != nil && later(&d) {
+				p.deferred = append(p.deferred, store.Cursor{Rank: d.Rank, Name: d.Name})
+				return nil
+			}
+			return fn(d)
+		})
+	})
+	p.first = time.Since(t0)
+	if err != nil {
+		return fmt.Errorf("summarise run %d: %w", p.run, err)
+	}
+	return nil
+}
+
+// Deferred returns how many domains First left to Finish.
+func (p *Partial) Deferred() int { return len(p.deferred) }
+
+// Finish summarises the domains First left, then the run's aggregates, and records the
+// changes against the run before.
+func (p *Partial) Finish(ctx context.Context) error {
+	t0 := time.Now()
+	err := p.save(ctx, func(fn func(store.Detail) error) error {
+		for _, c := range p.deferred {
+			d, err := p.st.Domain(ctx, p.run, "", c.Name)
+			if err != nil {
+				return err
+			}
+			if err := fn(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = p.st.SaveAggregates(ctx, p.run, p.b.aggregates(), p.b.addresses())
+	}
+	if err != nil {
+		return fmt.Errorf("summarise run %d: %w", p.run, err)
+	}
+	prev, err := previous(ctx, p.st, p.run)
+	if err != nil {
+		return fmt.Errorf("summarise run %d: %w", p.run, err)
+	}
+	if prev != 0 {
+		if err := p.st.BuildDiff(ctx, prev, p.run); err != nil {
+			return fmt.Errorf("summarise run %d: %w", p.run, err)
+		}
+	}
+	b := p.b
+	p.log.Info("run summarised", "run", p.run, "domains", b.run.Domains, "addresses", len(b.addrs),
+		"tlds", len(b.tlds), "countries", len(b.countries), "previous", prev, "took", time.Since(p.start).Round(time.Millisecond),
+		"first_part", p.first.Round(time.Millisecond), "deferred", len(p.deferred), "last_part", time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// save summarises the domains that each gives (in (rank, name) order) and saves their
+// summaries and documents in batches: one goroutine reads and summarises the domains
+// while another encodes and saves the batch before (reading and saving each take about
+// half of the work, and a loaded machine gives a process about one share of a core per
+// busy thread).
+func (p *Partial) save(ctx context.Context, each func(fn func(store.Detail) error) error) error {
 	saveCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	batches := make(chan saved, 1)
@@ -151,10 +245,10 @@ func Build(ctx context.Context, st store.Store, run int64, log *slog.Logger) err
 		var err error
 		for sv := range batches {
 			if err == nil {
-				err = st.SaveSummaries(saveCtx, run, sv.sums)
+				err = p.st.SaveSummaries(saveCtx, p.run, sv.sums)
 			}
 			if err == nil {
-				err = st.SaveDocs(saveCtx, run, sv.docs)
+				err = p.st.SaveDocs(saveCtx, p.run, sv.docs)
 			}
 			if err != nil {
 				stop() // the reader stops at its next batch
@@ -172,9 +266,12 @@ func Build(ctx context.Context, st store.Store, run int64, log *slog.Logger) err
 			return saveCtx.Err()
 		}
 	}
-	err := st.Details(saveCtx, run, "", func(d store.Detail) error {
+	err := each(func(d store.Detail) error {
+		if err := saveCtx.Err(); err != nil {
+			return err
+		}
 		s := Of(&d)
-		b.add(&d, &s)
+		p.b.add(&d, &s)
 		cur.sums, cur.docs = append(cur.sums, s), append(cur.docs, d)
 		if len(cur.sums) == batch {
 			return send()
@@ -188,24 +285,7 @@ func Build(ctx context.Context, st store.Store, run int64, log *slog.Logger) err
 	if serr := <-saveErr; serr != nil {
 		err = serr // the saver's error, not the cancellation it caused
 	}
-	if err == nil {
-		err = st.SaveAggregates(ctx, run, b.aggregates(), b.addresses())
-	}
-	if err != nil {
-		return fmt.Errorf("summarise run %d: %w", run, err)
-	}
-	prev, err := previous(ctx, st, run)
-	if err != nil {
-		return fmt.Errorf("summarise run %d: %w", run, err)
-	}
-	if prev != 0 {
-		if err := st.BuildDiff(ctx, prev, run); err != nil {
-			return fmt.Errorf("summarise run %d: %w", run, err)
-		}
-	}
-	log.Info("run summarised", "run", run, "domains", b.run.Domains, "addresses", len(b.addrs),
-		"tlds", len(b.tlds), "countries", len(b.countries), "previous", prev, "took", time.Since(start).Round(time.Millisecond))
-	return nil
+	return err
 }
 
 // saved is one batch of domain summaries and their documents to save.
@@ -281,6 +361,7 @@ func previous(ctx context.Context, st store.Store, run int64) (int64, error) {
 // addrAcc is what the builder keeps per unique address.
 type addrAcc struct {
 	result.AddressSummary
+	rank int // of AddressSummary.Domain
 }
 
 // builder accumulates the aggregates while Build reads the run.
@@ -354,7 +435,7 @@ func (b *builder) add(d *store.Detail, s *result.DomainSummary) {
 			acc := b.addrs[ip]
 			if acc == nil {
 				acc = &addrAcc{AddressSummary: result.AddressSummary{IP: ip.String(), Family: a.Family(),
-					Reachable: Reach(&a), Domain: d.Name, Host: ref.Name, Role: ref.Role}}
+					Reachable: Reach(&a), Domain: d.Name, Host: ref.Name, Role: ref.Role}, rank: d.Rank}
 				if g := a.Geo; g != nil {
 					acc.CountryCode, acc.City, acc.ASOrg = g.CountryCode, g.City, g.ASOrg
 					if g.ASN != nil {
@@ -363,6 +444,10 @@ func (b *builder) add(d *store.Detail, s *result.DomainSummary) {
 				}
 				b.addrs[ip] = acc
 				b.located(acc)
+			} else if d.Rank < acc.rank || d.Rank == acc.rank && d.Name < acc.Domain {
+				// Finish's domains come after First's: the address is the best-ranked
+				// domain's, as in one pass.
+				acc.Domain, acc.Host, acc.Role, acc.rank = d.Name, ref.Name, ref.Role, d.Rank
 			}
 			if acc.CountryCode != "" && !ccs[acc.CountryCode] {
 				ccs[acc.CountryCode] = true

@@ -6,9 +6,11 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"testing"
 
+	"github.com/v6matrix/v6matrix/internal/result"
 	"github.com/v6matrix/v6matrix/internal/store"
 	"github.com/v6matrix/v6matrix/internal/summary"
 	"github.com/v6matrix/v6matrix/internal/synthrun"
@@ -58,22 +60,31 @@ func tablesDigest(t testing.TB, path string, run int64) (string, int) {
 	return hex.EncodeToString(h.Sum(nil)), n
 }
 
-// TestBuildTables: the rows Build writes for a synthetic run of 3,000 domains (six
-// pages of Details, name servers shared across them) are those the v6matrix before the
-// summary's caches wrote, byte for byte (the digest below was taken with it), so that
-// the website and the export read the same tables.
-func TestBuildTables(t *testing.T) {
+// filled returns a SQLite store (and its file) holding a synthetic run of 3,000
+// domains (six pages of Details, name servers shared across them).
+func filled(t *testing.T) (*store.SQLite, string, int64) {
+	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "s.db")
 	st, err := store.OpenSQLite(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	run, err := synthrun.Fill(ctx, st, synthrun.Config{Domains: 3000, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st, path, run
+}
+
+// TestBuildTables: the rows Build writes for a synthetic run of 3,000 domains (six
+// pages of Details, name servers shared across them) are those the v6matrix before the
+// summary's caches wrote, byte for byte (the digest below was taken with it), so that
+// the website and the export read the same tables.
+func TestBuildTables(t *testing.T) {
+	ctx := context.Background()
+	st, path, run := filled(t)
 	for range 2 { // a second build replaces the first
 		if err := summary.Build(ctx, st, run, nil); err != nil {
 			t.Fatal(err)
@@ -83,5 +94,52 @@ func TestBuildTables(t *testing.T) {
 	got, n := tablesDigest(t, path, run)
 	if got != want {
 		t.Errorf("summary rows (%d) digest %s, want %s", n, got, want)
+	}
+}
+
+// TestPartialTables: a summary built in two parts, a third of the domains (every third
+// rank, so that many shared addresses' best-ranked domain comes in the second part) and
+// those of one name server address left to Finish, writes the rows Build writes.
+func TestPartialTables(t *testing.T) {
+	ctx := context.Background()
+	st, path, run := filled(t)
+	if err := summary.Build(ctx, st, run, nil); err != nil {
+		t.Fatal(err)
+	}
+	want, n := tablesDigest(t, path, run)
+
+	p, err := summary.Begin(ctx, st, run, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ns netip.Addr // the first name server address seen: its domains wait too
+	later := func(d *store.Detail) bool {
+		for _, ref := range d.Hosts {
+			if ref.Role != result.RoleNS {
+				continue
+			}
+			h := d.HostsByName[ref.Name]
+			for _, ip := range h.V4 {
+				if !ns.IsValid() {
+					ns = ip
+				}
+				if ip == ns {
+					return true
+				}
+			}
+		}
+		return d.Rank%3 == 0
+	}
+	if err := p.First(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	if p.Deferred() < 1000 || p.Deferred() > 2000 {
+		t.Fatalf("%d domains deferred, want a third and those of one name server", p.Deferred())
+	}
+	if err := p.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, m := tablesDigest(t, path, run); got != want || m != n {
+		t.Errorf("two-part summary rows (%d) digest %s, want Build's (%d) %s", m, got, n, want)
 	}
 }
