@@ -244,7 +244,8 @@ func watchStage(stderr io.Writer, log *slog.Logger, lf logFlags, stage store.Run
 		})
 	case store.RunProbing:
 		return showProgress(stderr, log, lf, "probe", func() progress.Counts {
-			return progress.Counts{Done: p.Probe.Done.Load(), Total: p.Probe.Total.Load(), Errors: p.Probe.Failed.Load(), Note: boundNote(&p.Probe)}
+			return progress.Counts{Done: p.Probe.Done.Load(), Total: p.Probe.Total.Load(), Errors: p.Probe.Failed.Load(),
+				Note: boundNote(&p.Probe), Least: p.Probe.Left()}
 		})
 	}
 	return func() {}

@@ -194,6 +194,17 @@ func (p *Progress) Efficiency() float64 {
 	return lb.Seconds() / time.Duration(end-start).Seconds()
 }
 
+// Left is the least time the probes still take: the lower bound (Bound) less the time
+// since the stage started; zero before it starts and once the probes ended.
+func (p *Progress) Left() time.Duration {
+	start := p.start.Load()
+	if start == 0 || p.end.Load() != 0 {
+		return 0
+	}
+	lb, _ := p.Bound()
+	return max(lb-time.Since(time.Unix(0, start)), 0)
+}
+
 // flushEvery bounds how long a finished measurement waits before it is saved.
 const flushEvery = 500 * time.Millisecond
 

@@ -17,6 +17,10 @@ type Counts struct {
 	Done, Total, Errors int64
 	// Note is shown after the counts when set (the probe stage's lower bound).
 	Note string
+	// Least is the least time left whatever the rate (the probe stage's lower bound
+	// less the time spent): the ETA is never shorter. A polite crawl's last network
+	// goes at its own pace, far below the rate of the rest.
+	Least time.Duration
 }
 
 // Bar redraws itself until Stop.
@@ -90,10 +94,15 @@ func eta(c Counts, rate float64) string {
 	switch {
 	case c.Done >= c.Total && c.Total > 0:
 		return "0:00"
-	case rate <= 0 || c.Total < c.Done:
+	case c.Total < c.Done:
+		return "--:--"
+	case rate <= 0:
+		if c.Least > 0 {
+			return clock(c.Least)
+		}
 		return "--:--"
 	}
-	return clock(max(time.Duration(float64(c.Total-c.Done)/rate*float64(time.Second)), time.Second))
+	return clock(max(time.Duration(float64(c.Total-c.Done)/rate*float64(time.Second)), time.Second, c.Least))
 }
 
 // window is how far back the rate looks: the probe stage runs its fast probes (PTR,

@@ -15,11 +15,14 @@ func TestLine(t *testing.T) {
 		elapsed time.Duration
 		want    string
 	}{
-		{"start", Counts{0, 100, 0, ""}, 0, "crawl [>                       ] 0/100   0.0%      0/s ETA --:-- errors 0"},
-		{"half", Counts{50, 100, 3, ""}, 10 * time.Second, "crawl [============>           ] 50/100  50.0%      5/s ETA 0:10 errors 3"},
-		{"done", Counts{100, 100, 0, ""}, 10 * time.Second, "crawl [========================] 100/100 100.0%     10/s ETA 0:00 errors 0"},
-		{"hours", Counts{1, 10000, 0, ""}, time.Second, "crawl [>                       ] 1/10000   0.0%      1/s ETA 2:46:39 errors 0"},
-		{"note", Counts{1, 2, 0, "at least 23m0s: 2001:db8:ffdd::/48 has 876 addresses"}, time.Second, "crawl [============>           ] 1/2  50.0%      1/s ETA 0:01 errors 0  at least 23m0s: 2001:db8:ffdd::/48 has 876 addresses"},
+		{"start", Counts{0, 100, 0, "", 0}, 0, "crawl [>                       ] 0/100   0.0%      0/s ETA --:-- errors 0"},
+		{"half", Counts{50, 100, 3, "", 0}, 10 * time.Second, "crawl [============>           ] 50/100  50.0%      5/s ETA 0:10 errors 3"},
+		{"done", Counts{100, 100, 0, "", 0}, 10 * time.Second, "crawl [========================] 100/100 100.0%     10/s ETA 0:00 errors 0"},
+		{"hours", Counts{1, 10000, 0, "", 0}, time.Second, "crawl [>                       ] 1/10000   0.0%      1/s ETA 2:46:39 errors 0"},
+		{"note", Counts{1, 2, 0, "at least 23m0s: 2001:db8:ffdd::/48 has 876 addresses", 0}, time.Second, "crawl [============>           ] 1/2  50.0%      1/s ETA 0:01 errors 0  at least 23m0s: 2001:db8:ffdd::/48 has 876 addresses"},
+		// 2,437 probes left at 306/s, but the bound says 8 minutes more.
+		{"least", Counts{654985, 657422, 0, "", 8*time.Minute + 7*time.Second}, 12 * time.Minute, "crawl [=======================>] 654985/657422  99.6%    910/s ETA 8:07 errors 0"},
+		{"least, nothing moves", Counts{0, 5, 0, "", 90 * time.Second}, 0, "crawl [>                       ] 0/5   0.0%      0/s ETA 1:30 errors 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
