@@ -41,11 +41,14 @@ type Config struct {
 	Top  int
 	// SkipSummary leaves out the website's summary of the finished run (bench).
 	SkipSummary bool
-	// EarlySummary is the share of the probes and name server checks left (of those
-	// known), once the DNS stage is done, under which the summary of the domains whose
-	// measurements are final is built while the rest run; 0: 0.1, below 0: never (the
-	// whole summary is built at the end).
+	// EarlySummary and EarlyLeft say when the summary of the domains whose
+	// measurements are final is built while the last probes run: once the DNS stage is
+	// done, at most the share EarlySummary of the probes and checks (of those known) is
+	// left, and the politeness lower bound leaves at least EarlyLeft (the probes then
+	// wait on their limits, not on the processors). 0: 0.01 and a minute; below 0:
+	// never (EarlySummary), no minimum (EarlyLeft).
 	EarlySummary float64
+	EarlyLeft    time.Duration
 	Logger       *slog.Logger
 	// Watch, if set, is called as a stage starts (store.RunCrawling for the DNS stage,
 	// store.RunProbing for the probe stage) with the run's counters; the function it

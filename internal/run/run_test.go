@@ -549,14 +549,15 @@ func TestInterruptedBeforeCrawling(t *testing.T) {
 	})
 }
 
-// TestEarlySummary: a run whose summary starts when its DNS stage ends (EarlySummary 1)
+// TestEarlySummary: a run whose summary starts when its DNS stage ends (EarlySummary 1,
+// no EarlyLeft)
 // leaves the domain whose probes are not done to the run's end, and writes the summary
 // that a summary built after the run writes.
 func TestEarlySummary(t *testing.T) {
 	ctx := timeout(t)
 	st := openStore(t, "early.db")
 	cfg := probeConfig(t)
-	cfg.EarlySummary = 1
+	cfg.EarlySummary, cfg.EarlyLeft = 1, -1
 	var logs metricstest.Log // any locked log will do
 	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	res, err := Start(ctx, st, cfg, Meta{Vantage: "test"})
