@@ -119,6 +119,23 @@ func readList(ctx context.Context, q queryFunc, sql, what string, read func(rowI
 // memory on the 100k crawl than 1,000, for no measurable time.
 const detailPage = 1000
 
+// eachNamed calls fn for every domain that page gives for names, detailPage names at a
+// time.
+func eachNamed(names []string, fn func(Detail) error, page func(names []string) ([]Detail, error)) error {
+	for start := 0; start < len(names); start += detailPage {
+		ds, err := page(names[start:min(start+detailPage, len(names))])
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			if err := fn(d); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // eachDetail calls fn for every domain that pages of detailPage domains (in (rank, name)
 // order, after a cursor) give. Memory stays bounded by the page size.
 func eachDetail(fn func(Detail) error, page func(after Cursor) ([]Detail, error)) error {

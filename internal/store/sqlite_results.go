@@ -125,6 +125,18 @@ func (s *SQLite) Details(ctx context.Context, run int64, vantage string, fn func
 	})
 }
 
+// DetailsOf is Details of the named domains (names in (rank, name) order).
+func (s *SQLite) DetailsOf(ctx context.Context, run int64, vantage string, names []string, fn func(Detail) error) error {
+	v, err := s.vantage(ctx, run, vantage)
+	if err != nil {
+		return err
+	}
+	cache := newAddrCache()
+	return eachNamed(names, fn, func(names []string) ([]Detail, error) {
+		return s.details(ctx, run, v, cache, `name IN (SELECT value FROM json_each(?)) ORDER BY rank, name`, sqliteDetails.list(names))
+	})
+}
+
 // details reads the domains that the condition (a fixed SQL text with ? for the
 // arguments, never input) selects, with their hosts and addresses and the measurements
 // of vantage v (not ""); cache (or nil) keeps the addresses across calls.

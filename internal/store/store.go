@@ -149,6 +149,9 @@ type Store interface {
 	// Details calls fn for every domain of the run in (rank, name) order, with the
 	// vantage's measurements.
 	Details(ctx context.Context, run int64, vantage string, fn func(Detail) error) error
+	// DetailsOf is Details of the named domains only (names in (rank, name) order; a
+	// name the run lacks is left out), read a page at a time.
+	DetailsOf(ctx context.Context, run int64, vantage string, names []string, fn func(Detail) error) error
 
 	Summaries
 

@@ -153,7 +153,7 @@ type Partial struct {
 	b     *builder
 	start time.Time
 	// deferred are the domains First left to Finish, in (rank, name) order.
-	deferred []store.Cursor
+	deferred []string
 	first    time.Duration // First's duration
 }
 
@@ -177,7 +177,7 @@ func (p *Partial) First(ctx context.Context, later func(*store.Detail) bool) err
 	err := p.save(ctx, func(fn func(store.Detail) error) error {
 		return p.st.Details(ctx, p.run, "", func(d store.Detail) error {
 			if later != nil && later(&d) {
-				p.deferred = append(p.deferred, store.Cursor{Rank: d.Rank, Name: d.Name})
+				p.deferred = append(p.deferred, d.Name)
 				return nil
 			}
 			return fn(d)
@@ -198,16 +198,7 @@ func (p *Partial) Deferred() int { return len(p.deferred) }
 func (p *Partial) Finish(ctx context.Context) error {
 	t0 := time.Now()
 	err := p.save(ctx, func(fn func(store.Detail) error) error {
-		for _, c := range p.deferred {
-			d, err := p.st.Domain(ctx, p.run, "", c.Name)
-			if err != nil {
-				return err
-			}
-			if err := fn(d); err != nil {
-				return err
-			}
-		}
-		return nil
+		return p.st.DetailsOf(ctx, p.run, "", p.deferred, fn)
 	})
 	if err == nil {
 		err = p.st.SaveAggregates(ctx, p.run, p.b.aggregates(), p.b.addresses())

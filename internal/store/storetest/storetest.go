@@ -257,6 +257,24 @@ func testSave(t *testing.T, s store.Store) {
 			t.Errorf("addresses with every measurement kind (-want +got):\n%s", diff)
 		}
 	}
+	var some []string
+	if err := s.DetailsOf(ctx, run, "", []string{"a.example", "missing.example", "nomail.example"}, func(d store.Detail) error {
+		some = append(some, d.Name)
+		if d.Name == "a.example" && len(got) > 0 {
+			if diff := cmp.Diff(got[0].Addrs, d.Addrs, addrCmp); diff != "" {
+				t.Errorf("DetailsOf(a.example) addresses (-Details +DetailsOf):\n%s", diff)
+			}
+			if diff := cmp.Diff(got[0].NSChecks, d.NSChecks, addrCmp); diff != "" {
+				t.Errorf("DetailsOf(a.example) name server checks (-Details +DetailsOf):\n%s", diff)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"a.example", "nomail.example"}, some); diff != "" {
+		t.Errorf("DetailsOf the named domains the run has (-want +got):\n%s", diff)
+	}
 	one, err := s.Domain(ctx, run, "", "a.example")
 	if err != nil || one.Name != "a.example" || len(one.Addrs) != 3 {
 		t.Errorf("Domain(a.example) = %s with %d addresses, %v", one.Name, len(one.Addrs), err)
