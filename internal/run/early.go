@@ -31,8 +31,8 @@ type early struct {
 
 // startEarly watches the probes from the DNS stage's end: when at most the configured
 // share of them is left, and their lower bound leaves at least the configured time, it
-// summarises the final domains. end is closed when the probe
-// stage has ended (then it does nothing: the whole summary is built at once).
+// summarises the final domains. end is closed when the probe stage has ended (then it
+// does nothing: the whole summary is built at once).
 func (r *runner) startEarly(ctx context.Context, end <-chan struct{}) *early {
 	ctx, cancel := context.WithCancel(ctx)
 	e := &early{cancel: cancel, done: make(chan struct{})}
