@@ -12,7 +12,8 @@ import (
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // the database/sql driver "sqlite", pure Go
+	"modernc.org/sqlite" // the database/sql driver "sqlite", pure Go
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/v6matrix/v6matrix/internal/domains"
 	"github.com/v6matrix/v6matrix/internal/result"
@@ -71,6 +72,30 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return nil, fmt.Errorf("database %s: is a directory", path)
 	}
+	// Opening a new file while another process turns it to WAL can fail at once with
+	// SQLITE_BUSY, without waiting for busy_timeout (the journal mode's change needs the
+	// file to itself): try again a few times (seen with 8 openers on a loaded machine).
+	for wait := 20 * time.Millisecond; ; wait *= 2 {
+		s, err := openSQLite(ctx, path)
+		if err == nil || !isBusy(err) || wait > 2*time.Second {
+			return s, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// isBusy reports whether err is SQLite's "database is locked" (SQLITE_BUSY).
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
+// openSQLite is one attempt of OpenSQLite.
+func openSQLite(ctx context.Context, path string) (*SQLite, error) {
 	db, err := sql.Open("sqlite", dsn(path, "_txlock=immediate"))
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %w", path, err)
