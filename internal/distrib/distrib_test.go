@@ -275,7 +275,6 @@ func TestDistributedRun(t *testing.T) {
 		// No probe job looks whether its stage is over: the workers' sweep finds it.
 		lostAfterCommit: func(kind string) bool { return kind == kindProbe },
 		packAddrs:       1, // a job per network
-
 	}
 	var progress [2]pipeline.Progress
 	for i := range progress {

@@ -138,8 +138,8 @@ func advanceLocked(ctx context.Context, pg *store.Postgres, client *river.Client
 
 // advance enqueues the run's next stage when the one before is over (due). Called
 // with the run locked (lockRun), after the caller's job is completed in tx, it sees
-// every other completion. A job that River
-// discarded counts as not done: the stage waits for crawl --resume to retry it.
+// every other completion. A job that River discarded counts as not done: the stage
+// waits for crawl --resume to retry it.
 //
 // done is the job just completed (nil: none). While another job of its stage (and
 // vantage) is open, nothing can be due: a look at the open jobs (River's index on

@@ -241,7 +241,7 @@ func (w *Worker) probeConfig(run *measure.Config, vantage string) measure.Config
 }
 
 // runStage runs the probe stage on the job's part for a slice and commits what it saved.
-func runStage[T river.JobArgs](ctx context.Context, w *Worker, job *river.Job[T], r store.Run, cfg measure.Config) error {
+func runStage(ctx context.Context, w *Worker, job *river.Job[ProbeArgs], r store.Run, cfg measure.Config) error {
 	view := &measureView{Postgres: w.pg, checkpoint: checkpoint}
 	// The stage's counters are atomic sums: every job of the worker adds to them.
 	stage, err := measure.Start(ctx, cfg, view, r.ID, &w.cfg.Progress.Probe)

@@ -230,10 +230,7 @@ func (s *Stage) addLocked(ctx context.Context, t store.Target, added store.Roles
 	if w != nil { // still waiting: its probes will use the newest names
 		w.www, w.mx, w.host, w.ntp = tg.www, tg.mx, tg.host, tg.ntp
 	}
-	allowed, reason := s.cfg.Gate.Allowed(t.IP)
-	if measured&kindBit(result.KindSkipped) != 0 {
-		allowed = false
-	}
+	allowed, reason := s.allowed(t.IP, measured)
 	if !allowed {
 		if !first {
 			return
@@ -268,6 +265,15 @@ func (s *Stage) addLocked(ctx context.Context, t store.Target, added store.Roles
 	}
 	w = s.plan.add(waiting{ip: t.IP, kinds: remote, www: tg.www, mx: tg.mx, host: tg.host, ntp: tg.ntp}, first)
 	s.byIP[w.ip] = w
+}
+
+// allowed reports whether an address may be probed: the gate allows it and no skip of
+// it is recorded (measured); reason is the gate's when it refuses.
+func (s *Stage) allowed(ip netip.Addr, measured kindSet) (ok bool, reason string) {
+	if ok, reason = s.cfg.Gate.Allowed(ip); !ok || measured&kindBit(result.KindSkipped) == 0 {
+		return ok, reason
+	}
+	return false, ""
 }
 
 // fill moves addresses from their networks' queues into the scheduler's window while

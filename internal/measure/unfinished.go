@@ -83,8 +83,7 @@ func (s *Stage) unfinished(ctx context.Context) (*Unfinished, error) {
 func (s *Stage) left(t store.Target) kindSet {
 	measured := setOf(t.Measured)
 	kinds := setOf(targetOf(t, t.Roles).kinds(s.cfg.Kinds))
-	allowed, _ := s.cfg.Gate.Allowed(t.IP)
-	if !allowed || measured&kindBit(result.KindSkipped) != 0 {
+	if allowed, _ := s.allowed(t.IP, measured); !allowed {
 		kinds = kinds&kindBit(result.KindGeo) | kindBit(result.KindSkipped)
 	}
 	return kinds &^ measured

@@ -84,14 +84,12 @@ func (e *early) stop() {
 // began, or all of it.
 func (r *runner) summarise(ctx context.Context) error {
 	if e := r.early; e != nil {
-		<-e.done
 		r.early = nil
+		<-e.done
+		defer e.cancel()
 		if e.p != nil && e.err == nil {
-			err := e.p.Finish(ctx)
-			e.cancel()
-			return err
+			return e.p.Finish(ctx)
 		}
-		e.cancel()
 		if e.err != nil && ctx.Err() == nil {
 			r.log.Warn("the early part of the summary failed; building all of it", "run", r.run.ID, "err", e.err)
 		}

@@ -408,9 +408,6 @@ www   IN A  127.77.5.1
 	return tree
 }
 
-// TestProbeStage runs both stages on a domain whose hosts are on loopback (the gate
-// allows 127.0.0.0/8 only): the run goes through loading, crawling, probing and done,
-// and every address the DNS stage found is measured with every probe enabled.
 // probeConfig is the configuration of a run of lo.test (from standard input) in the
 // loopback tree with TCP 80, TCP 25 and PTR probes, politeness lifted.
 func probeConfig(t *testing.T) Config {
@@ -431,6 +428,9 @@ func probeConfig(t *testing.T) Config {
 	return cfg
 }
 
+// TestProbeStage runs both stages on a domain whose hosts are on loopback (the gate
+// allows 127.0.0.0/8 only): the run goes through loading, crawling, probing and done,
+// and every address the DNS stage found is measured with every probe enabled.
 func TestProbeStage(t *testing.T) {
 	ctx := timeout(t)
 	st := openStore(t, "probe.db")
@@ -550,9 +550,8 @@ func TestInterruptedBeforeCrawling(t *testing.T) {
 }
 
 // TestEarlySummary: a run whose summary starts when its DNS stage ends (EarlySummary 1,
-// no EarlyLeft)
-// leaves the domain whose probes are not done to the run's end, and writes the summary
-// that a summary built after the run writes.
+// no EarlyLeft) leaves the domain whose probes are not done to the run's end, and
+// writes the summary that a summary built after the run writes.
 func TestEarlySummary(t *testing.T) {
 	ctx := timeout(t)
 	st := openStore(t, "early.db")

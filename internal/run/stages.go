@@ -42,11 +42,7 @@ func (r *runner) stages(ctx context.Context) error {
 			return nil
 		}}
 	err := pipeline.Run(ctx, r.st, r.run.ID, cfg, r.prog)
-	close(end)
-	if err != nil {
-		r.early.stop() // nothing is summarised of a run that did not finish
-		r.early = nil
-	}
+	close(end) // a run that did not finish: finish stops its early summary
 	stop()
 	r.res.HostLookups = r.prog.DNS.HostLookups.Load()
 	if r.cfg.Probe != nil {

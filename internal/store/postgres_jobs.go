@@ -42,29 +42,6 @@ func (s *Postgres) PendingNSTargetsAt(ctx context.Context, run int64, vantage st
 	return collect(rows, scanNSTarget)
 }
 
-// NSTargetAddrs pages through the distinct addresses of the run's name server pairs
-// the vantage has not checked, in text order, after after.
-func (s *Postgres) NSTargetAddrs(ctx context.Context, run int64, vantage, after string, limit int) ([]netip.Addr, error) {
-	v, err := s.vantage(ctx, run, vantage)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := s.pool.Query(ctx, `SELECT DISTINCT ip FROM ns_targets n
-		WHERE run_id = $1 AND ip > $2`+nsUnchecked("$4")+`
-		ORDER BY ip LIMIT $3`, run, after, limit, v)
-	if err != nil {
-		return nil, fmt.Errorf("read name server addresses: %w", err)
-	}
-	defer rows.Close()
-	return collect(rows, func(sc rowScanner) (netip.Addr, error) {
-		var ip string
-		if err := sc.Scan(&ip); err != nil {
-			return netip.Addr{}, err
-		}
-		return netip.ParseAddr(ip)
-	})
-}
-
 // addrTexts returns addresses as the text the tables hold.
 func addrTexts(ips []netip.Addr) []string {
 	out := make([]string, len(ips))

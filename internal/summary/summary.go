@@ -174,7 +174,7 @@ func Begin(ctx context.Context, st store.Store, run int64, log *slog.Logger) (*P
 // saved (its DNS stage done).
 func (p *Partial) First(ctx context.Context, later func(*store.Detail) bool) error {
 	t0 := time.Now()
-	err := p.save(ctx, func(fn func(store.Detail) error) error {
+	err := p.save(ctx, func(ctx context.Context, fn func(store.Detail) error) error {
 		return p.st.Details(ctx, p.run, "", func(d store.Detail) error {
 			if later != nil && later(&d) {
 				p.deferred = append(p.deferred, d.Name)
@@ -197,7 +197,7 @@ func (p *Partial) Deferred() int { return len(p.deferred) }
 // changes against the run before.
 func (p *Partial) Finish(ctx context.Context) error {
 	t0 := time.Now()
-	err := p.save(ctx, func(fn func(store.Detail) error) error {
+	err := p.save(ctx, func(ctx context.Context, fn func(store.Detail) error) error {
 		return p.st.DetailsOf(ctx, p.run, "", p.deferred, fn)
 	})
 	if err == nil {
@@ -222,12 +222,13 @@ func (p *Partial) Finish(ctx context.Context) error {
 	return nil
 }
 
-// save summarises the domains that each gives (in (rank, name) order) and saves their
-// summaries and documents in batches: one goroutine reads and summarises the domains
-// while another encodes and saves the batch before (reading and saving each take about
-// half of the work, and a loaded machine gives a process about one share of a core per
-// busy thread).
-func (p *Partial) save(ctx context.Context, each func(fn func(store.Detail) error) error) error {
+// save summarises the domains that each gives (in (rank, name) order; it reads them
+// with the context it is given, which ends if saving fails) and saves their summaries
+// and documents in batches: one goroutine reads and summarises the domains while
+// another encodes and saves the batch before (reading and saving each take about half
+// of the work, and a loaded machine gives a process about one share of a core per busy
+// thread).
+func (p *Partial) save(ctx context.Context, each func(ctx context.Context, fn func(store.Detail) error) error) error {
 	saveCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	batches := make(chan saved, 1)
@@ -257,10 +258,7 @@ func (p *Partial) save(ctx context.Context, each func(fn func(store.Detail) erro
 			return saveCtx.Err()
 		}
 	}
-	err := each(func(d store.Detail) error {
-		if err := saveCtx.Err(); err != nil {
-			return err
-		}
+	err := each(saveCtx, func(d store.Detail) error {
 		s := Of(&d)
 		p.b.add(&d, &s)
 		cur.sums, cur.docs = append(cur.sums, s), append(cur.docs, d)
