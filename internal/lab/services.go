@@ -77,7 +77,12 @@ func (l *Lab) startService(ctx context.Context, s *servers, sv Service, ptr stri
 		if sv.Kind == "https" {
 			ln = tls.NewListener(ln, tlsConf)
 		}
-		hs := &http.Server{Handler: httpHandler(sv.BodyBytes), ReadHeaderTimeout: 10 * time.Second,
+		// The TLS handshake is read under ReadHeaderTimeout: it is twice the probe's TLS
+		// timeout (tlsprobe.DefaultTimeout) so that a handshake stuck behind the IPv6
+		// path-MTU black hole always ends with the crawler's timeout, never with the
+		// server closing first (equal, they raced: "EOF" in one crawl, "i/o timeout" in
+		// another, and TestLabDistributedKill's exports differed).
+		hs := &http.Server{Handler: httpHandler(sv.BodyBytes), ReadHeaderTimeout: 20 * time.Second,
 			ErrorLog:    slog.NewLogLogger(l.log.Handler(), slog.LevelDebug),
 			ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 30 * time.Second}
 		go func() { _ = hs.Serve(ln) }()
