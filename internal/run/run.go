@@ -206,6 +206,11 @@ func (r *runner) resumable(ctx context.Context, id int64, options string) error 
 		return err
 	}
 	r.run = run
+	// The run is crawled again: serve may summarise it provisionally again, until its
+	// final summary begins (a crawl killed during that summary left it begun).
+	if err := r.st.SetSummaryFinal(ctx, run.ID, false); err != nil {
+		return err
+	}
 	if r.cfg.List == "" {
 		r.cfg.List = run.ListName
 	}
@@ -271,13 +276,17 @@ func (r *runner) finish(ctx context.Context) (Result, error) {
 	if err != nil {
 		return r.result(), r.record(store.RunInterrupted, err)
 	}
-	if err := r.record(store.RunDone, nil); err != nil {
-		return r.result(), err
-	}
+	// The run is done once summarised (as a distributed run's finish job does): until
+	// then a serve beside it sees it in progress, whose provisional summary gives way
+	// to this one, rather than done without a summary, which it would build again.
+	r.run.Finished = time.Now()
 	if !r.cfg.SkipSummary {
 		if err := r.summarise(ctx); err != nil {
 			r.log.Warn("the run's summary for the website was not built; v6matrix serve builds it when it starts", "run", r.run.ID, "err", err)
 		}
+	}
+	if err := r.record(store.RunDone, nil); err != nil {
+		return r.result(), err
 	}
 	counts, err := r.st.Counts(ctx, r.run.ID)
 	if err != nil {
@@ -299,7 +308,7 @@ func (r *runner) setState(ctx context.Context, s store.RunState) error {
 // ctx has ended (the state of an interrupted run must be saved).
 func (r *runner) record(state store.RunState, cause error) error {
 	r.run.State = state
-	if state == store.RunDone || state == store.RunFailed {
+	if (state == store.RunDone || state == store.RunFailed) && r.run.Finished.IsZero() {
 		r.run.Finished = time.Now()
 	}
 	if err := r.st.UpdateRun(context.Background(), r.run); err != nil && cause == nil {

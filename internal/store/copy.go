@@ -139,14 +139,14 @@ func copyDocs(ctx context.Context, from, to Store, run, id int64, names []string
 			return err
 		}
 		if ds = append(ds, d); len(ds) == copyBatch {
-			if err := to.SaveDocs(ctx, id, ds); err != nil {
+			if err := to.SaveDocs(ctx, Claim{Run: id}, ds); err != nil {
 				return err
 			}
 			ds = ds[:0]
 		}
 	}
 	if len(ds) > 0 {
-		return to.SaveDocs(ctx, id, ds)
+		return to.SaveDocs(ctx, Claim{Run: id}, ds)
 	}
 	return nil
 }

@@ -214,4 +214,9 @@ var migrations = []string{
 	// distributed probe jobs; SQLite never reads them so (an index would only slow the
 	// DNS stage's writes).
 	`SELECT 1;`,
+	// 10: the runs whose final summary has begun (SetSummaryFinal): a provisional
+	// summary's writes (of a run still crawled, by serve) are refused from then on.
+	`CREATE TABLE summary_final (
+		run_id INTEGER PRIMARY KEY REFERENCES runs(id)
+	);`,
 }

@@ -208,4 +208,8 @@ var pgMigrations = []string{
 	// (PendingNSTargetsAt): without this index each read scanned the run's pairs
 	// (bench-net --distributed at 100k: 1.3 s per job, 947 s of 1,041 s in statements).
 	`CREATE INDEX ns_targets_ip ON ns_targets (run_id, ip);`,
+	// 10: the runs whose final summary has begun (see the SQLite store's migration 10).
+	`CREATE TABLE summary_final (
+		run_id BIGINT PRIMARY KEY REFERENCES runs(id)
+	);`,
 }

@@ -13,8 +13,59 @@ import (
 	"github.com/v6matrix/v6matrix/internal/result"
 )
 
+// summaryLock is the first key of the advisory lock of a run's summary ("v6ms"):
+// SetSummaryFinal holds it, a provisional summary's writes share it.
+const summaryLock = 0x76366d73
+
+// SetSummaryFinal records whether the run's final summary has begun. It waits for the
+// provisional writes in progress (they hold the run's summary lock shared).
+func (s *Postgres) SetSummaryFinal(ctx context.Context, run int64, final bool) error {
+	what := fmt.Sprintf("summary of run %d", run)
+	return s.inTx(ctx, what, func(tx pgx.Tx) error {
+		q := `DELETE FROM summary_final WHERE run_id = $1`
+		if final {
+			q = `INSERT INTO summary_final (run_id) VALUES ($1) ON CONFLICT DO NOTHING`
+		}
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1::int, $2::int)`, int32(summaryLock), int32(run)); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if _, err := tx.Exec(ctx, q, run); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	})
+}
+
+// summaryWrite runs fn, writes of c's summary, on s; a provisional summary's in one
+// transaction that holds the run's summary lock shared and fails with ErrSuperseded
+// when the run's final summary has begun.
+func (s *Postgres) summaryWrite(ctx context.Context, c Claim, what string, fn func(s *Postgres) error) error {
+	if !c.Provisional {
+		return fn(s)
+	}
+	return s.inTx(ctx, what, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1::int, $2::int)`, int32(summaryLock), int32(c.Run)); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		var final bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM summary_final WHERE run_id = $1)`, c.Run).Scan(&final); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if final {
+			return fmt.Errorf("%s: %w", what, ErrSuperseded)
+		}
+		return fn(s.Within(tx))
+	})
+}
+
 // ClearSummary removes a run's summary rows.
-func (s *Postgres) ClearSummary(ctx context.Context, run int64) error {
+func (s *Postgres) ClearSummary(ctx context.Context, c Claim) error {
+	run := c.Run
+	what := fmt.Sprintf("clear summary of run %d", run)
+	return s.summaryWrite(ctx, c, what, func(s *Postgres) error { return s.clearSummary(ctx, run) })
+}
+
+func (s *Postgres) clearSummary(ctx context.Context, run int64) error {
 	return s.inTx(ctx, fmt.Sprintf("clear summary of run %d", run), func(tx pgx.Tx) error {
 		var q batch
 		for _, sql := range []string{
@@ -33,7 +84,8 @@ func (s *Postgres) ClearSummary(ctx context.Context, run int64) error {
 }
 
 // SaveSummaries writes domain summaries in one statement, the rows as arrays.
-func (s *Postgres) SaveSummaries(ctx context.Context, run int64, ss []result.DomainSummary) error {
+func (s *Postgres) SaveSummaries(ctx context.Context, c Claim, ss []result.DomainSummary) error {
+	run := c.Run
 	var rows [][]any
 	for _, d := range lastOf(ss, func(d *result.DomainSummary) string { return d.Name }) {
 		rows = append(rows, summaryArgs(d))
@@ -41,7 +93,8 @@ func (s *Postgres) SaveSummaries(ctx context.Context, run int64, ss []result.Dom
 	if len(rows) == 0 {
 		return nil
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO domain_summary (run_id, name, tld, rank, status,
+	err := s.summaryWrite(ctx, c, "save summaries", func(s *Postgres) error {
+		_, err := s.pool.Exec(ctx, `INSERT INTO domain_summary (run_id, name, tld, rank, status,
 		ns, mx, www, ntp, ns_reach, mx_reach, www_reach, ntp_reach, broken, k_ns, k_mx, k_www, k_ntp)
 		SELECT $1, * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
 			$10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[])
@@ -49,7 +102,9 @@ func (s *Postgres) SaveSummaries(ctx context.Context, run int64, ss []result.Dom
 		ns = excluded.ns, mx = excluded.mx, www = excluded.www, ntp = excluded.ntp,
 		ns_reach = excluded.ns_reach, mx_reach = excluded.mx_reach, www_reach = excluded.www_reach, ntp_reach = excluded.ntp_reach,
 		broken = excluded.broken, k_ns = excluded.k_ns, k_mx = excluded.k_mx, k_www = excluded.k_www, k_ntp = excluded.k_ntp`,
-		append([]any{run}, columns(rows)...)...)
+			append([]any{run}, columns(rows)...)...)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("save %d summaries: %w", len(rows), err)
 	}
@@ -57,7 +112,11 @@ func (s *Postgres) SaveSummaries(ctx context.Context, run int64, ss []result.Dom
 }
 
 // SaveAggregates writes the aggregates and located addresses and marks the run summarised.
-func (s *Postgres) SaveAggregates(ctx context.Context, run int64, gs []result.Aggregate, as []result.AddressSummary) error {
+func (s *Postgres) SaveAggregates(ctx context.Context, c Claim, gs []result.Aggregate, as []result.AddressSummary) error {
+	return s.summaryWrite(ctx, c, "save aggregates", func(s *Postgres) error { return s.saveAggregates(ctx, c.Run, gs, as) })
+}
+
+func (s *Postgres) saveAggregates(ctx context.Context, run int64, gs []result.Aggregate, as []result.AddressSummary) error {
 	var aggs, addrs [][]any
 	for _, g := range lastOf(gs, func(g *result.Aggregate) string { return g.Kind + " " + g.Key }) {
 		js, _ := json.Marshal(g)
@@ -299,7 +358,8 @@ func (s *Postgres) Domain(ctx context.Context, run int64, vantage, name string) 
 }
 
 // SaveDocs writes domain documents in one statement.
-func (s *Postgres) SaveDocs(ctx context.Context, run int64, ds []Detail) error {
+func (s *Postgres) SaveDocs(ctx context.Context, c Claim, ds []Detail) error {
+	run := c.Run
 	last := lastOf(ds, func(d *Detail) string { return d.Name })
 	docs, err := s.docs.encodeAll(last)
 	if err != nil {
@@ -312,8 +372,11 @@ func (s *Postgres) SaveDocs(ctx context.Context, run int64, ds []Detail) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO domain_docs (run_id, name, doc) SELECT $1, * FROM unnest($2::text[], $3::bytea[])
-		ON CONFLICT (run_id, name) DO UPDATE SET doc = excluded.doc`, append([]any{run}, columns(rows)...)...)
+	err = s.summaryWrite(ctx, c, "save domain documents", func(s *Postgres) error {
+		_, err := s.pool.Exec(ctx, `INSERT INTO domain_docs (run_id, name, doc) SELECT $1, * FROM unnest($2::text[], $3::bytea[])
+			ON CONFLICT (run_id, name) DO UPDATE SET doc = excluded.doc`, append([]any{run}, columns(rows)...)...)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("save %d domain documents: %w", len(rows), err)
 	}

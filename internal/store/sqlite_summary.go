@@ -14,8 +14,9 @@ import (
 )
 
 // ClearSummary removes a run's summary rows.
-func (s *SQLite) ClearSummary(ctx context.Context, run int64) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+func (s *SQLite) ClearSummary(ctx context.Context, c Claim) error {
+	run := c.Run
+	tx, err := s.summaryTx(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -36,9 +37,43 @@ func (s *SQLite) ClearSummary(ctx context.Context, run int64) error {
 	return tx.Commit()
 }
 
-// SaveSummaries writes domain summaries in one transaction.
-func (s *SQLite) SaveSummaries(ctx context.Context, run int64, ss []result.DomainSummary) error {
+// SetSummaryFinal records whether the run's final summary has begun.
+func (s *SQLite) SetSummaryFinal(ctx context.Context, run int64, final bool) error {
+	q := `DELETE FROM summary_final WHERE run_id = ?`
+	if final {
+		q = `INSERT OR IGNORE INTO summary_final (run_id) VALUES (?)`
+	}
+	if _, err := s.db.ExecContext(ctx, q, run); err != nil {
+		return fmt.Errorf("summary of run %d: %w", run, err)
+	}
+	return nil
+}
+
+// summaryTx begins a transaction that writes c's summary. A provisional summary's
+// fails with ErrSuperseded when the run's final summary has begun; the transaction
+// holds the database's write lock from its start (_txlock=immediate), so that
+// SetSummaryFinal cannot come between the check and the writes.
+func (s *SQLite) summaryTx(ctx context.Context, c Claim) (*sql.Tx, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil || !c.Provisional {
+		return tx, err
+	}
+	var final bool
+	err = tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM summary_final WHERE run_id = ?)`, c.Run).Scan(&final)
+	if err == nil && final {
+		err = ErrSuperseded
+	}
+	if err != nil {
+		tx.Rollback()
+		return nil, fmt.Errorf("summary of run %d: %w", c.Run, err)
+	}
+	return tx, nil
+}
+
+// SaveSummaries writes domain summaries in one transaction.
+func (s *SQLite) SaveSummaries(ctx context.Context, c Claim, ss []result.DomainSummary) error {
+	run := c.Run
+	tx, err := s.summaryTx(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -95,8 +130,9 @@ func valuesList(rows, cols int) string {
 }
 
 // SaveAggregates writes the aggregates and located addresses and marks the run summarised.
-func (s *SQLite) SaveAggregates(ctx context.Context, run int64, gs []result.Aggregate, as []result.AddressSummary) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+func (s *SQLite) SaveAggregates(ctx context.Context, c Claim, gs []result.Aggregate, as []result.AddressSummary) error {
+	run := c.Run
+	tx, err := s.summaryTx(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -386,7 +422,8 @@ func (s *SQLite) Domain(ctx context.Context, run int64, vantage, name string) (D
 }
 
 // SaveDocs writes domain documents in one transaction.
-func (s *SQLite) SaveDocs(ctx context.Context, run int64, ds []Detail) error {
+func (s *SQLite) SaveDocs(ctx context.Context, c Claim, ds []Detail) error {
+	run := c.Run
 	ptrs := make([]*Detail, len(ds))
 	for i := range ds {
 		ptrs[i] = &ds[i]
@@ -395,7 +432,7 @@ func (s *SQLite) SaveDocs(ctx context.Context, run int64, ds []Detail) error {
 	if err != nil {
 		return err
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.summaryTx(ctx, c)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/v6matrix/v6matrix/internal/result"
@@ -10,12 +11,16 @@ import (
 // Summaries is the part of a store that keeps a run's summary (internal/summary builds
 // it) and answers the website's questions from it, without reading every domain.
 type Summaries interface {
+	// SetSummaryFinal records that the run's final summary has begun (final), or that
+	// the run is crawled again (a resumed crawl: not final). While it is, the writes of
+	// a provisional summary of the run fail with ErrSuperseded.
+	SetSummaryFinal(ctx context.Context, run int64, final bool) error
 	// ClearSummary removes a run's summary before it is built again.
-	ClearSummary(ctx context.Context, run int64) error
-	SaveSummaries(ctx context.Context, run int64, ss []result.DomainSummary) error
+	ClearSummary(ctx context.Context, c Claim) error
+	SaveSummaries(ctx context.Context, c Claim, ss []result.DomainSummary) error
 	// SaveAggregates stores the aggregates and located addresses and marks the run
 	// summarised.
-	SaveAggregates(ctx context.Context, run int64, gs []result.Aggregate, as []result.AddressSummary) error
+	SaveAggregates(ctx context.Context, c Claim, gs []result.Aggregate, as []result.AddressSummary) error
 	// BuildDiff records the domains whose IPv6 changed from run a to run b.
 	BuildDiff(ctx context.Context, a, b int64) error
 
@@ -49,7 +54,7 @@ type Summaries interface {
 	// SaveDocs stores each domain's document: its detail with only its own hosts,
 	// addresses and checks (the run's own vantage's: the summary's), as one row, so that a domain's page reads one row
 	// (DomainDoc) instead of the four tables Domain reads.
-	SaveDocs(ctx context.Context, run int64, ds []Detail) error
+	SaveDocs(ctx context.Context, c Claim, ds []Detail) error
 	// DomainDoc returns the detail SaveDocs stored, equal to what Domain returns;
 	// ErrNotFound when there is none (the run is not summarised, or was by an older
 	// v6matrix).
@@ -62,6 +67,21 @@ type Summaries interface {
 	// by an older v6matrix has none).
 	Documented(ctx context.Context, run int64) (bool, error)
 }
+
+// Claim names the run whose summary a builder writes, and whether the summary is
+// provisional: one of a run still being crawled (summary.KeepCurrent, in serve), which
+// another process's final summary (the crawl's own, begun beside its last probes, or a
+// finished run's) must not find cleared or overwritten. Every write of a provisional
+// summary fails with ErrSuperseded once the run's final summary has begun
+// (SetSummaryFinal), atomically with the write.
+type Claim struct {
+	Run         int64
+	Provisional bool
+}
+
+// ErrSuperseded is a provisional summary's write refused: the run's final summary has
+// begun.
+var ErrSuperseded = errors.New("the run's final summary has begun")
 
 // SortKey names an order of a TLD's domains.
 type SortKey string

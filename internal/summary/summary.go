@@ -8,6 +8,7 @@ package summary
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -149,6 +150,7 @@ func Build(ctx context.Context, st store.Store, run int64, log *slog.Logger) err
 type Partial struct {
 	st    store.Store
 	run   int64
+	claim store.Claim
 	log   *slog.Logger
 	b     *builder
 	start time.Time
@@ -157,16 +159,40 @@ type Partial struct {
 	first    time.Duration // First's duration
 }
 
-// Begin starts a run's summary, clearing an earlier one.
+// Begin starts a run's final summary, clearing an earlier one: its crawl's own (begun
+// beside the last probes, or once they are done) or a finished run's. From then on a
+// provisional summary of the run (Provisional) stops at its next write.
 func Begin(ctx context.Context, st store.Store, run int64, log *slog.Logger) (*Partial, error) {
+	if err := st.SetSummaryFinal(ctx, run, true); err != nil {
+		return nil, fmt.Errorf("summarise run %d: %w", run, err)
+	}
+	return begin(ctx, st, store.Claim{Run: run}, log)
+}
+
+func begin(ctx context.Context, st store.Store, c store.Claim, log *slog.Logger) (*Partial, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Partial{st: st, run: run, log: log, b: newBuilder(), start: time.Now()}
-	if err := st.ClearSummary(ctx, run); err != nil {
-		return nil, fmt.Errorf("summarise run %d: %w", run, err)
+	p := &Partial{st: st, run: c.Run, claim: c, log: log, b: newBuilder(), start: time.Now()}
+	if err := st.ClearSummary(ctx, c); err != nil {
+		return nil, fmt.Errorf("summarise run %d: %w", c.Run, err)
 	}
 	return p, nil
+}
+
+// Provisional summarises a run still being crawled, as Build does, so that its pages
+// follow the crawl (serve: KeepCurrent). It fails with store.ErrSuperseded, having
+// written nothing more, once the run's final summary has begun (Begin, in another
+// process): it never clears or overwrites a part of that summary.
+func Provisional(ctx context.Context, st store.Store, run int64, log *slog.Logger) error {
+	p, err := begin(ctx, st, store.Claim{Run: run, Provisional: true}, log)
+	if err != nil {
+		return err
+	}
+	if err := p.First(ctx, nil); err != nil {
+		return err
+	}
+	return p.Finish(ctx)
 }
 
 // First summarises every domain of the run but those that later reports as not final
@@ -201,7 +227,7 @@ func (p *Partial) Finish(ctx context.Context) error {
 		return p.st.DetailsOf(ctx, p.run, "", p.deferred, fn)
 	})
 	if err == nil {
-		err = p.st.SaveAggregates(ctx, p.run, p.b.aggregates(), p.b.addresses())
+		err = p.st.SaveAggregates(ctx, p.claim, p.b.aggregates(), p.b.addresses())
 	}
 	if err != nil {
 		return fmt.Errorf("summarise run %d: %w", p.run, err)
@@ -216,7 +242,7 @@ func (p *Partial) Finish(ctx context.Context) error {
 		}
 	}
 	b := p.b
-	p.log.Info("run summarised", "run", p.run, "domains", b.run.Domains, "addresses", len(b.addrs),
+	p.log.Info("run summarised", "run", p.run, "provisional", p.claim.Provisional, "domains", b.run.Domains, "addresses", len(b.addrs),
 		"tlds", len(b.tlds), "countries", len(b.countries), "previous", prev, "took", time.Since(p.start).Round(time.Millisecond),
 		"first_part", p.first.Round(time.Millisecond), "deferred", len(p.deferred), "last_part", time.Since(t0).Round(time.Millisecond))
 	return nil
@@ -237,10 +263,10 @@ func (p *Partial) save(ctx context.Context, each func(ctx context.Context, fn fu
 		var err error
 		for sv := range batches {
 			if err == nil {
-				err = p.st.SaveSummaries(saveCtx, p.run, sv.sums)
+				err = p.st.SaveSummaries(saveCtx, p.claim, sv.sums)
 			}
 			if err == nil {
-				err = p.st.SaveDocs(saveCtx, p.run, sv.docs)
+				err = p.st.SaveDocs(saveCtx, p.claim, sv.docs)
 			}
 			if err != nil {
 				stop() // the reader stops at its next batch
@@ -298,12 +324,12 @@ func BuildDocs(ctx context.Context, st store.Store, run int64, log *slog.Logger)
 		if len(docs) < batch {
 			return nil
 		}
-		err := st.SaveDocs(ctx, run, docs)
+		err := st.SaveDocs(ctx, store.Claim{Run: run}, docs)
 		docs = docs[:0]
 		return err
 	})
 	if err == nil {
-		err = st.SaveDocs(ctx, run, docs)
+		err = st.SaveDocs(ctx, store.Claim{Run: run}, docs)
 	}
 	if err != nil {
 		return fmt.Errorf("domain documents of run %d: %w", run, err)
@@ -540,8 +566,8 @@ func (b *builder) addresses() []result.AddressSummary {
 // KeepCurrent summarises, until ctx ends, every finished run that lacks a summary
 // (runs of an older v6matrix, or whose summary failed) or its domain documents (runs
 // summarised by an older v6matrix: Complete) and, every interval, the runs
-// still being crawled, so that their pages (?run=N) follow the crawl. Finished runs are
-// summarised once.
+// still being crawled, so that their pages (?run=N) follow the crawl (Provisional: it
+// gives way to the crawl's own summary). Finished runs are summarised once.
 func KeepCurrent(ctx context.Context, st store.Store, interval time.Duration, log *slog.Logger) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -560,9 +586,13 @@ func KeepCurrent(ctx context.Context, st store.Store, interval time.Duration, lo
 			}
 			inProgress := r.State == store.RunCrawling || r.State == store.RunProbing
 			if inProgress && time.Since(built) >= interval {
-				err = Build(ctx, st, r.ID, log)
+				err = Provisional(ctx, st, r.ID, log)
 			} else {
 				_, err = Complete(ctx, st, r, log)
+			}
+			if errors.Is(err, store.ErrSuperseded) {
+				log.Info("the run's final summary has begun: its provisional one stopped", "run", r.ID)
+				continue
 			}
 			if err != nil && ctx.Err() == nil {
 				log.Error("summarise run", "run", r.ID, "err", err)

@@ -161,7 +161,7 @@ func TestKeepCurrent(t *testing.T) {
 // noDocs is a store that keeps no domain documents, as a v6matrix before them.
 type noDocs struct{ store.Store }
 
-func (noDocs) SaveDocs(context.Context, int64, []store.Detail) error { return nil }
+func (noDocs) SaveDocs(context.Context, store.Claim, []store.Detail) error { return nil }
 
 // TestBroken: the kinds of broken IPv6 an address shows, from its measurements.
 func TestBroken(t *testing.T) {

@@ -5,10 +5,13 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/v6matrix/v6matrix/internal/result"
 	"github.com/v6matrix/v6matrix/internal/store"
@@ -141,5 +144,77 @@ func TestPartialTables(t *testing.T) {
 	}
 	if got, m := tablesDigest(t, path, run); got != want || m != n {
 		t.Errorf("two-part summary rows (%d) digest %s, want Build's (%d) %s", m, got, n, want)
+	}
+}
+
+// racing is a store on which the first write of a provisional summary's domains waits
+// for during (another process's final summary) to run.
+type racing struct {
+	store.Store
+	once   sync.Once
+	during func()
+}
+
+func (r *racing) SaveSummaries(ctx context.Context, c store.Claim, ss []result.DomainSummary) error {
+	if c.Provisional {
+		r.once.Do(r.during)
+	}
+	return r.Store.SaveSummaries(ctx, c, ss)
+}
+
+// TestProvisionalGivesWay: serve summarises a run still being crawled (Provisional)
+// while the crawl's final summary begins and ends on measurements that changed (here
+// all of them gone). The provisional summary stops at its next write, and the final
+// summary's rows stay as they were, where before the stale rows of the provisional
+// one (read before the change) overwrote them.
+func TestProvisionalGivesWay(t *testing.T) {
+	ctx := context.Background()
+	st, path, run := filled(t)
+	r, err := st.GetRun(ctx, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.State = store.RunProbing
+	if err := st.UpdateRun(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := summary.Build(ctx, st, run, nil); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := tablesDigest(t, path, run)
+	if err := st.SetSummaryFinal(ctx, run, false); err != nil { // the run is crawled on
+		t.Fatal(err)
+	}
+	var want string
+	var n int
+	rs := &racing{Store: st, during: func() {
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.Exec(`DELETE FROM measurements WHERE run_id = ?`, run); err != nil {
+			t.Fatal(err)
+		}
+		if err := summary.Build(ctx, st, run, nil); err != nil {
+			t.Fatal(err)
+		}
+		want, n = tablesDigest(t, path, run)
+	}}
+	if err := summary.Provisional(ctx, rs, run, nil); !errors.Is(err, store.ErrSuperseded) {
+		t.Fatalf("provisional summary = %v, want ErrSuperseded", err)
+	}
+	if want == before {
+		t.Fatal("the final summary's rows are those before the measurements went: the test shows nothing")
+	}
+	if got, m := tablesDigest(t, path, run); got != want || m != n {
+		t.Errorf("the final summary's rows (%d, %s) changed after the provisional summary stopped (%d, %s)", n, want, m, got)
+	}
+	// KeepCurrent leaves the run alone too (its provisional summary is refused at once).
+	kctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	summary.KeepCurrent(kctx, st, 10*time.Millisecond, nil)
+	if got, _ := tablesDigest(t, path, run); got != want {
+		t.Error("KeepCurrent changed the final summary of a run in progress")
 	}
 }

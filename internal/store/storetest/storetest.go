@@ -287,7 +287,7 @@ func testSave(t *testing.T, s store.Store) {
 	if _, err := s.DomainDoc(ctx, run, "a.example"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("DomainDoc before SaveDocs = %v, want ErrNotFound", err)
 	}
-	if err := s.SaveDocs(ctx, run, got); err != nil {
+	if err := s.SaveDocs(ctx, store.Claim{Run: run}, got); err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range got {

@@ -126,7 +126,7 @@ func testSummaries(t *testing.T, s store.Store) {
 	if ok, err := s.Documented(ctx, b); err != nil || !ok {
 		t.Errorf("Documented(%d) = %v, %v after Build; want true", b, ok, err)
 	}
-	if err := s.ClearSummary(ctx, b); err != nil {
+	if err := s.ClearSummary(ctx, store.Claim{Run: b}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.DomainDoc(ctx, b, name); !errors.Is(err, store.ErrNotFound) {
@@ -162,6 +162,7 @@ func testSummaries(t *testing.T, s store.Store) {
 			t.Errorf("Search: %s at %d: want the prefix, in name order", d.Name, i)
 		}
 	}
+	testProvisional(t, s, b, found[0])
 	some, hosts, err := s.Search(ctx, b, "", 3)
 	if err != nil || len(hosts) != 3 || !sort.StringsAreSorted(hosts) || len(some) != 3 {
 		t.Errorf("Search hosts = %v, %v (and %d domains); want 3 names in order, 3 domains", hosts, err, len(some))
@@ -398,5 +399,65 @@ func SameFiles(t *testing.T, dx, dy string) {
 		if !bytes.Equal(bx, by) {
 			t.Errorf("%s differs between the stores (%d and %d bytes)", n, len(bx), len(by))
 		}
+	}
+}
+
+// testProvisional: once a run's final summary has begun, every write of a provisional
+// summary of it is refused and changes nothing; the final summary's writes go on; a run
+// crawled again takes provisional summaries again.
+func testProvisional(t *testing.T, s store.Store, run int64, one result.DomainSummary) {
+	ctx := context.Background()
+	prov := store.Claim{Run: run, Provisional: true}
+	stale := one
+	stale.Rank = one.Rank + 1_000_000
+	doc, err := s.DomainDoc(ctx, run, one.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	built, err := s.Summarised(ctx, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetSummaryFinal(ctx, run, true); err != nil {
+		t.Fatal(err)
+	}
+	for what, err := range map[string]error{
+		"ClearSummary":   s.ClearSummary(ctx, prov),
+		"SaveSummaries":  s.SaveSummaries(ctx, prov, []result.DomainSummary{stale}),
+		"SaveDocs":       s.SaveDocs(ctx, prov, []store.Detail{{Domain: result.Domain{Name: one.Name, Rank: stale.Rank}}}),
+		"SaveAggregates": s.SaveAggregates(ctx, prov, nil, nil),
+	} {
+		if !errors.Is(err, store.ErrSuperseded) {
+			t.Errorf("provisional %s after the final summary began = %v, want ErrSuperseded", what, err)
+		}
+	}
+	if got, err := s.DomainSummary(ctx, run, one.Name); err != nil || got != one {
+		t.Errorf("DomainSummary(%s) after refused provisional writes = %+v, %v; want %+v", one.Name, got, err, one)
+	}
+	if got, err := s.DomainDoc(ctx, run, one.Name); err != nil || got.Rank != doc.Rank {
+		t.Errorf("DomainDoc(%s) after refused provisional writes: rank %d, %v; want %d", one.Name, got.Rank, err, doc.Rank)
+	}
+	if at, err := s.Summarised(ctx, run); err != nil || !at.Equal(built) {
+		t.Errorf("Summarised after refused provisional writes = %v, %v; want %v", at, err, built)
+	}
+	// The final summary writes as before (SetSummaryFinal again is no error).
+	if err := s.SetSummaryFinal(ctx, run, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveSummaries(ctx, store.Claim{Run: run}, []result.DomainSummary{one}); err != nil {
+		t.Errorf("final SaveSummaries = %v", err)
+	}
+	// Crawled again: a provisional write goes through.
+	if err := s.SetSummaryFinal(ctx, run, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveSummaries(ctx, prov, []result.DomainSummary{stale}); err != nil {
+		t.Errorf("provisional SaveSummaries of a run crawled again = %v", err)
+	}
+	if got, err := s.DomainSummary(ctx, run, one.Name); err != nil || got != stale {
+		t.Errorf("DomainSummary(%s) after a provisional write = %+v, %v; want %+v", one.Name, got, err, stale)
+	}
+	if err := s.SaveSummaries(ctx, store.Claim{Run: run}, []result.DomainSummary{one}); err != nil {
+		t.Fatal(err)
 	}
 }
