@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	kflate "github.com/klauspost/compress/flate"
+
 	"github.com/v6matrix/v6matrix/internal/probe/dns53"
 	"github.com/v6matrix/v6matrix/internal/result"
 )
@@ -35,10 +37,13 @@ type storedDoc struct {
 	NSChecks map[netip.Addr]*dns53.Result `json:",omitempty"`
 }
 
-// Compressors are pooled: a new flate writer allocates about a megabyte.
+// Compressors are pooled: a new flate writer allocates about a megabyte. Documents are
+// deflated by klauspost/compress's encoder: the same format (read by the standard
+// library's), in half the time of compress/flate's at level 1 on the documents of a
+// 100k crawl (52 to 25 µs a document); deflating was a fifth of summary.Build.
 var (
 	flateWriters = sync.Pool{New: func() any {
-		w, _ := flate.NewWriter(nil, flate.BestSpeed)
+		w, _ := kflate.NewWriter(nil, kflate.BestSpeed)
 		return w
 	}}
 	flateReaders sync.Pool
@@ -128,7 +133,7 @@ func (e *docEncoder) encode(d *Detail) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Grow(js.Len()/3 + 16)
 	buf.WriteByte(docVersion)
-	w := flateWriters.Get().(*flate.Writer)
+	w := flateWriters.Get().(*kflate.Writer)
 	defer flateWriters.Put(w)
 	w.Reset(&buf)
 	if _, err := w.Write(js.Bytes()); err != nil {
