@@ -26,7 +26,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("serve", "[flags]", stdout)
 	db := fs.String("db", "v6matrix.db", "the database to serve: a SQLite `file` or a postgres:// URL")
 	listen := fs.String("listen", "127.0.0.1:8080", "`address` to serve on")
-	every := fs.Duration("summary-interval", 10*time.Minute, "how often the summary of a run still being crawled is rebuilt (finished runs are summarised once)")
+	every := fs.Duration("summary-interval", 10*time.Minute, "how often the summary of a run still being crawled is rebuilt, and at least ten times its last rebuild apart (finished runs are summarised once)")
 	infoOnly := fs.Bool("info-only", false, "serve only the crawler's info page with the opt-out form (for port 80 of the crawl host)")
 	f := infoFlags(fs)
 	var lf logFlags

@@ -563,17 +563,25 @@ func (b *builder) addresses() []result.AddressSummary {
 	return out
 }
 
+// rebuildShare is how many times its last rebuild's duration KeepCurrent waits at
+// least before it rebuilds a run in progress again.
+const rebuildShare = 10
+
 // KeepCurrent summarises, until ctx ends, every finished run that lacks a summary
 // (runs of an older v6matrix, or whose summary failed) or its domain documents (runs
 // summarised by an older v6matrix: Complete) and, every interval, the runs
 // still being crawled, so that their pages (?run=N) follow the crawl (Provisional: it
-// gives way to the crawl's own summary). Finished runs are summarised once.
+// gives way to the crawl's own summary). Finished runs are summarised once. A run
+// whose rebuild takes long is rebuilt less often: at most about a tenth of the time
+// goes to it (a 1M-domain run takes minutes to summarise, on the machine that may be
+// crawling it).
 func KeepCurrent(ctx context.Context, st store.Store, interval time.Duration, log *slog.Logger) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	took := map[int64]time.Duration{} // the last provisional rebuild of a run
 	for {
 		runs, err := st.ListRuns(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -585,8 +593,10 @@ func KeepCurrent(ctx context.Context, st store.Store, interval time.Duration, lo
 				continue
 			}
 			inProgress := r.State == store.RunCrawling || r.State == store.RunProbing
-			if inProgress && time.Since(built) >= interval {
+			if inProgress && time.Since(built) >= max(interval, rebuildShare*took[r.ID]) {
+				t0 := time.Now()
 				err = Provisional(ctx, st, r.ID, log)
+				took[r.ID] = time.Since(t0)
 			} else {
 				_, err = Complete(ctx, st, r, log)
 			}

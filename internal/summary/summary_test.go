@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -190,5 +191,52 @@ func TestBroken(t *testing.T) {
 		if got := summary.Broken(&tt.a); got != tt.want {
 			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
 		}
+	}
+}
+
+// slowBuilds is a store whose summaries take at least 100 ms to begin; it counts the
+// provisional ones.
+type slowBuilds struct {
+	store.Store
+	provisional atomic.Int32
+}
+
+func (s *slowBuilds) ClearSummary(ctx context.Context, c store.Claim) error {
+	if c.Provisional {
+		s.provisional.Add(1)
+	}
+	time.Sleep(100 * time.Millisecond)
+	return s.Store.ClearSummary(ctx, c)
+}
+
+// TestKeepCurrentShare: a run in progress whose rebuild takes 100 ms or more is
+// rebuilt at most every ten times that, not every interval (10 ms here), so that
+// rebuilding a large run does not take the machine that crawls it.
+func TestKeepCurrentShare(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	id, err := synthrun.Fill(ctx, st, synthrun.Config{Domains: 200, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := st.GetRun(ctx, id)
+	r.State = store.RunProbing
+	if err := st.UpdateRun(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	slow := &slowBuilds{Store: st}
+	kctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	defer cancel()
+	summary.KeepCurrent(kctx, slow, 10*time.Millisecond, nil)
+	// The first at once, the next one second or more after the first ended.
+	if n := slow.provisional.Load(); n < 1 || n > 2 {
+		t.Errorf("%d provisional summaries in 1.5 s, want 1 or 2", n)
+	}
+	if at, _ := st.Summarised(ctx, id); at.IsZero() {
+		t.Error("the run in progress was not summarised")
 	}
 }
