@@ -208,6 +208,12 @@ func (p *Progress) Left() time.Duration {
 // flushEvery bounds how long a finished measurement waits before it is saved.
 const flushEvery = 500 * time.Millisecond
 
+// writeBatch is how many measurements are saved at most per transaction: a lifted
+// crawl ends some 8,000 a second, in random order, so that each row changes its own
+// B-tree page; 2,000 a transaction cost SQLite 0.78x the time of 200
+// (BenchmarkSaveMeasurements; docs/PERFORMANCE.md).
+const writeBatch = 2000
+
 // Run measures every address of the run that is not yet measured, after the DNS stage
 // (Start, Close and Wait run it beside the DNS stage instead). It returns ctx.Err()
 // when interrupted, after saving what finished.
@@ -222,7 +228,7 @@ func Run(ctx context.Context, cfg Config, st store.Store, run int64, p *Progress
 
 // write saves measurements, under the vantage, in batches until results closes.
 func write(ctx context.Context, st store.Store, run int64, vantage string, results <-chan store.Measurement) error {
-	return batch.Write(ctx, results, 200, flushEvery, func(ctx context.Context, ms []store.Measurement) error {
+	return batch.Write(ctx, results, writeBatch, flushEvery, func(ctx context.Context, ms []store.Measurement) error {
 		for i := range ms {
 			ms[i].Vantage = vantage
 		}

@@ -198,12 +198,13 @@ func testSave(t *testing.T, s store.Store) {
 	if err := s.Save(ctx, run, store.Batch{Domains: doms, Hosts: hosts, Addresses: []result.Address{{IP: v6, Class: full.Class}, addrs[1], addrs[2]}}); err != nil {
 		t.Fatal(err)
 	}
-	// A first value of a kind, replaced by the later one.
+	// A first value of a kind, replaced by the later one, in a later batch and in the
+	// same batch (where the rows are written in key order, not in the batch's).
 	first := store.Measurement{IP: v6, Kind: result.KindPing, Value: &ping.Result{Sent: 1}}
 	if err := s.SaveMeasurements(ctx, run, []store.Measurement{first}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SaveMeasurements(ctx, run, ms); err != nil {
+	if err := s.SaveMeasurements(ctx, run, append([]store.Measurement{first}, ms...)); err != nil {
 		t.Fatal(err)
 	}
 	tcp := &tcpport.Result{Port: 25, State: "filtered"}
