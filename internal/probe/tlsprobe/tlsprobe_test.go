@@ -229,3 +229,43 @@ func TestErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestClientHello: the probe offers the standard tools' key exchange groups (Groups),
+// not Go's post-quantum hybrid, and completes a TLS 1.3 handshake with them.
+func TestClientHello(t *testing.T) {
+	ca := testcert.NewCA(t)
+	const host = "www.example.test"
+	cert := ca.Leaf(t, []string{host}, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	offered := make(chan []tls.CurveID, 1)
+	port := serve(t, "tcp4", func(c net.Conn) {
+		s := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert},
+			GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+				select {
+				case offered <- h.SupportedCurves:
+				default:
+				}
+				return nil, nil
+			}})
+		if s.Handshake() == nil {
+			s.Read(make([]byte, 1))
+		}
+	})
+	p := &Prober{Roots: ca.Pool, Timeout: 3 * time.Second}
+	r, err := p.ProbeTLS(t.Context(), netip.MustParseAddr("127.0.0.1"), port, host)
+	if err != nil || r.Version != "TLS1.3" || r.CertValid == nil || !*r.CertValid {
+		t.Fatalf("ProbeTLS = %+v, %v; want a valid TLS 1.3 session", r, err)
+	}
+	select {
+	case got := <-offered:
+		if diff := cmp.Diff(Groups, got); diff != "" {
+			t.Errorf("groups offered (-want +got):\n%s", diff)
+		}
+		for _, g := range got {
+			if g == tls.X25519MLKEM768 {
+				t.Error("the probe offered X25519MLKEM768")
+			}
+		}
+	default:
+		t.Fatal("the server saw no ClientHello")
+	}
+}
