@@ -20,7 +20,6 @@ import (
 	"github.com/miekg/dns"
 	"github.com/v6matrix/v6matrix/internal/probe/path"
 	"github.com/v6matrix/v6matrix/internal/probe/ping"
-	"github.com/v6matrix/v6matrix/internal/probe/tlsprobe"
 )
 
 // RefConfig configures the reference crawler.
@@ -310,7 +309,7 @@ func tlsOK(ctx context.Context, ip netip.Addr, name string) bool {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(refTimeout))
-	tc := tls.Client(c, &tls.Config{ServerName: name, InsecureSkipVerify: true, CurvePreferences: tlsprobe.Groups})
+	tc := tls.Client(c, &tls.Config{ServerName: name, InsecureSkipVerify: true})
 	return tc.HandshakeContext(ctx) == nil
 }
 
@@ -345,7 +344,7 @@ func starttlsOK(ctx context.Context, ip netip.Addr, name string) bool {
 	if err := sc.Hello("reference.synthnet.invalid"); err != nil {
 		return false
 	}
-	ok := sc.StartTLS(&tls.Config{ServerName: name, InsecureSkipVerify: true, CurvePreferences: tlsprobe.Groups}) == nil
+	ok := sc.StartTLS(&tls.Config{ServerName: name, InsecureSkipVerify: true}) == nil
 	sc.Quit()
 	return ok
 }

@@ -136,21 +136,12 @@ func (p *Prober) run(ctx context.Context, addr netip.Addr, port uint16, serverNa
 	return res, nil
 }
 
-// Groups are the key exchange groups the probe offers: those of the standard tools on
-// Debian (OpenSSL 3.0's s_client and curl: X25519, then the NIST curves), not Go's
-// default post-quantum hybrid (X25519MLKEM768). Its 1.2 KB key share makes the
-// ClientHello span two packets, which some servers and middleboxes fail on: the probe
-// would measure their TLS as broken where the standard tools find it working. It was
-// also a third of a handshake's CPU (a lifted 100k crawl: ML-KEM 5.3 s of 15 s).
-var Groups = []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384, tls.CurveP521}
-
 // tlsConfig is the handshake configuration: verification is done by record, afterwards.
 func (p *Prober) tlsConfig(serverName string) *tls.Config {
 	return &tls.Config{
 		ServerName:         serverName,
 		InsecureSkipVerify: true, // verified in record, so that bad certificates are measured
 		MinVersion:         tls.VersionTLS10,
-		CurvePreferences:   Groups,
 		Time:               p.Now,
 	}
 }
