@@ -46,7 +46,8 @@ func (s *SQLite) SaveMeasurements(ctx context.Context, run int64, ms []Measureme
 		return err
 	}
 	defer nst.Close()
-	for _, m := range inKeyOrder(ms) {
+	for _, i := range keyOrder(ms, measurementKey) {
+		m := &ms[i]
 		js, err := json.Marshal(m.Value)
 		if err != nil {
 			return fmt.Errorf("save %s of %s: %w", m.Kind, m.IP, err)
@@ -67,26 +68,24 @@ func (s *SQLite) SaveMeasurements(ctx context.Context, run int64, ms []Measureme
 	return nil
 }
 
-// inKeyOrder returns the measurements in the order of the tables' keys: the probes end
-// in random order, and rows written in key order change each B-tree page once
-// (BenchmarkSaveMeasurements).
-func inKeyOrder(ms []Measurement) []Measurement {
-	type keyed struct {
-		ip string
-		m  *Measurement
+// keyOrder returns the indexes of xs in the order of their keys, and of equal keys in
+// theirs: a batch's rows written in the order of their table's key change each B-tree
+// page once, where the crawl's order (random addresses, domains by rank) changed a
+// page a row and read it again (BenchmarkSaveMeasurements).
+func keyOrder[T any](xs []T, key func(*T) string) []int {
+	keys := make([]string, len(xs))
+	idx := make([]int, len(xs))
+	for i := range xs {
+		keys[i], idx[i] = key(&xs[i]), i
 	}
-	ks := make([]keyed, len(ms))
-	for i := range ms {
-		ks[i] = keyed{ms[i].IP.String(), &ms[i]}
-	}
-	slices.SortStableFunc(ks, func(x, y keyed) int {
-		return cmp.Or(cmp.Compare(x.m.Vantage, y.m.Vantage), cmp.Compare(x.m.Domain, y.m.Domain), cmp.Compare(x.ip, y.ip), cmp.Compare(x.m.Kind, y.m.Kind))
-	})
-	out := make([]Measurement, len(ms))
-	for i, k := range ks {
-		out[i] = *k.m
-	}
-	return out
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(keys[a], keys[b]) })
+	return idx
+}
+
+// measurementKey orders measurements by the keys of both their tables (a check's
+// domain, then the address and kind).
+func measurementKey(m *Measurement) string {
+	return m.Vantage + "\x00" + m.Domain + "\x00" + m.IP.String() + "\x00" + m.Kind
 }
 
 // Measured returns, per address, the kinds a vantage already measured in the run (so

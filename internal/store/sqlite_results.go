@@ -47,7 +47,7 @@ func (s *SQLite) Save(ctx context.Context, run int64, b Batch) error {
 		return err
 	}
 	defer dst.Close()
-	for i := range b.Domains {
+	for _, i := range keyOrder(b.Domains, func(d *result.Domain) string { return d.Name }) {
 		d := &b.Domains[i]
 		if _, err := dst.ExecContext(ctx, append(domainDoneArgs(d), run, d.Name)...); err != nil {
 			return fmt.Errorf("save domain %s: %w", d.Name, err)
@@ -61,7 +61,7 @@ func (s *SQLite) Save(ctx context.Context, run int64, b Batch) error {
 		return err
 	}
 	defer hst.Close()
-	for i := range b.Hosts {
+	for _, i := range keyOrder(b.Hosts, func(h *result.Host) string { return h.Name }) {
 		h := &b.Hosts[i]
 		if _, err := hst.ExecContext(ctx, append([]any{run}, hostArgs(h)...)...); err != nil {
 			return fmt.Errorf("save host %s: %w", h.Name, err)
@@ -73,7 +73,7 @@ func (s *SQLite) Save(ctx context.Context, run int64, b Batch) error {
 		return err
 	}
 	defer ast.Close()
-	for i := range b.Addresses {
+	for _, i := range keyOrder(b.Addresses, func(a *result.Address) string { return a.IP.String() }) {
 		a := &b.Addresses[i]
 		if _, err := ast.ExecContext(ctx, append([]any{run}, addressArgs(a)...)...); err != nil {
 			return fmt.Errorf("save address %s: %w", a.IP, err)
@@ -183,8 +183,10 @@ func (s *SQLite) saveTargets(ctx context.Context, tx *sql.Tx, run int64, b Batch
 			return err
 		}
 		defer st.Close()
-		for _, t := range mergeTargets(b.Targets, old) {
-			if _, err := st.ExecContext(ctx, append([]any{run}, targetArgs(&t)...)...); err != nil {
+		ts := mergeTargets(b.Targets, old)
+		for _, i := range keyOrder(ts, func(t *Target) string { return t.IP.String() }) {
+			t := &ts[i]
+			if _, err := st.ExecContext(ctx, append([]any{run}, targetArgs(t)...)...); err != nil {
 				return fmt.Errorf("save target %s: %w", t.IP, err)
 			}
 		}
@@ -198,7 +200,8 @@ func (s *SQLite) saveTargets(ctx context.Context, tx *sql.Tx, run int64, b Batch
 		return err
 	}
 	defer nst.Close()
-	for _, n := range b.NSTargets {
+	for _, i := range keyOrder(b.NSTargets, func(n *NSTarget) string { return n.Domain + "\x00" + n.IP.String() }) {
+		n := &b.NSTargets[i]
 		if _, err := nst.ExecContext(ctx, run, n.Domain, n.IP.String(), n.Host); err != nil {
 			return fmt.Errorf("save name server target %s %s: %w", n.Domain, n.IP, err)
 		}
