@@ -257,7 +257,9 @@ func (p *Partial) Finish(ctx context.Context) error {
 func (p *Partial) save(ctx context.Context, each func(ctx context.Context, fn func(store.Detail) error) error) error {
 	saveCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	batches := make(chan saved, 1)
+	// Unbuffered: the reader builds one batch while the saver saves the one before;
+	// a buffer let it run a batch further ahead, ~15 MB more peak RSS for no less time.
+	batches := make(chan saved)
 	saveErr := make(chan error, 1)
 	go func() {
 		var err error
