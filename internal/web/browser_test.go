@@ -71,6 +71,11 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
+// browserBound bounds a browser test's whole run. It is there to end a hang, not to
+// measure: on a loaded 2-core CI machine Chromium takes seconds a page, and the 40 to
+// 55 s bounds these tests had made them fail under load.
+const browserBound = 3 * time.Minute
+
 // newBrowser starts a headless Chromium for a server at origin; it ends with the test or
 // at deadline, whichever comes first.
 func newBrowser(t *testing.T, origin string, deadline time.Time) *browser {
@@ -202,8 +207,8 @@ func (b *browser) step(t *testing.T, what string, actions ...chromedp.Action[chr
 	run(t, b, what, chromedp.Steps(actions...))
 }
 
-// stepTimeout bounds each browser step.
-const stepTimeout = 15 * time.Second
+// stepTimeout bounds each browser step (a hang, not a speed: see browserBound).
+const stepTimeout = 45 * time.Second
 
 // run runs one action that returns a value, bounded by the step timeout.
 func run[T any](t *testing.T, b *browser, what string, a chromedp.Action[T]) T {

@@ -26,7 +26,7 @@ import (
 // origin, the console stays free of errors (CSP violations included) and the basics of
 // accessibility hold. Full-page screenshots are written as test artifacts.
 func TestE2E(t *testing.T) {
-	deadline := time.Now().Add(55 * time.Second)
+	deadline := time.Now().Add(browserBound)
 	f := getFixture(t)
 	// A server of its own, so that its opt-out requests file and rate limit are the test's.
 	requests := filepath.Join(t.TempDir(), "requests.jsonl")

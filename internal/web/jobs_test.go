@@ -143,7 +143,7 @@ func TestRunsJobs(t *testing.T) {
 		t.Errorf("progress in a line: %q", got)
 	}
 	// In Chromium: the jobs' table passes the accessibility basics, nothing breaks the CSP.
-	b := newBrowser(t, srv.URL, time.Now().Add(40*time.Second))
+	b := newBrowser(t, srv.URL, time.Now().Add(browserBound))
 	b.open(t, "/runs")
 	b.checkA11y(t, "/runs")
 	b.screenshot(t, artifactDir(t), "runs-jobs")

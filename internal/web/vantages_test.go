@@ -226,7 +226,7 @@ func TestVantagesPage(t *testing.T) {
 // headless Chromium, checks its accessibility basics and that nothing breaks the CSP,
 // and compares the other way round with the page's form.
 func TestVantagesBrowser(t *testing.T) {
-	deadline := time.Now().Add(50 * time.Second)
+	deadline := time.Now().Add(browserBound)
 	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "v.db"))
 	if err != nil {
 		t.Fatal(err)
