@@ -206,6 +206,7 @@ func (r *runner) resumable(ctx context.Context, id int64, options string) error 
 		return err
 	}
 	r.run = run
+	r.run.Finished = time.Time{} // a failed run resumed is not finished (record sets it)
 	// The run is crawled again: serve may summarise it provisionally again, until its
 	// final summary begins (a crawl killed during that summary left it begun).
 	if err := r.st.SetSummaryFinal(ctx, run.ID, false); err != nil {

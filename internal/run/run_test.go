@@ -1,6 +1,7 @@
 package run
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -92,6 +93,30 @@ type recorder struct {
 	states []store.RunState
 	// beforeAdd, if set, is called before each AddDomains (to stop a load midway).
 	beforeAdd func()
+	// beforeMeasure, if set, is called before each SaveMeasurements.
+	beforeMeasure func()
+}
+
+func (r *recorder) SaveMeasurements(ctx context.Context, run int64, ms []store.Measurement) error {
+	if r.beforeMeasure != nil {
+		r.beforeMeasure()
+	}
+	return r.Store.SaveMeasurements(ctx, run, ms)
+}
+
+// watchLog is a log that closes seen when a line holding msg is written.
+type watchLog struct {
+	metricstest.Log
+	msg  string
+	once sync.Once
+	seen chan struct{}
+}
+
+func (w *watchLog) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte(w.msg)) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return w.Log.Write(p)
 }
 
 func (r *recorder) AddDomains(ctx context.Context, run int64, es []domains.Entry) (int, error) {
@@ -557,8 +582,17 @@ func TestEarlySummary(t *testing.T) {
 	st := openStore(t, "early.db")
 	cfg := probeConfig(t)
 	cfg.EarlySummary, cfg.EarlyLeft = 1, -1
-	var logs metricstest.Log // any locked log will do
-	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	logs := &watchLog{msg: `"msg":"summary: the final domains while the last probes run"`, seen: make(chan struct{})}
+	cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	// lo.test's measurements are saved once the early summary has begun, so that it
+	// finds them left: a flush of the measure stage's writer (every 500 ms) between its
+	// last probe and the early summary's start made the test fail about once in 15.
+	st.beforeMeasure = func() {
+		select {
+		case <-logs.seen:
+		case <-ctx.Done():
+		}
+	}
 	res, err := Start(ctx, st, cfg, Meta{Vantage: "test"})
 	if err != nil {
 		t.Fatal(err)
