@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"slices"
 )
 
 // Measurement is one probe result of one address: Value is the typed result (the
@@ -66,20 +65,6 @@ func (s *SQLite) SaveMeasurements(ctx context.Context, run int64, ms []Measureme
 		return fmt.Errorf("save measurements: %w", err)
 	}
 	return nil
-}
-
-// keyOrder returns the indexes of xs in the order of their keys, and of equal keys in
-// theirs: a batch's rows written in the order of their table's key change each B-tree
-// page once, where the crawl's order (random addresses, domains by rank) changed a
-// page a row and read it again (BenchmarkSaveMeasurements).
-func keyOrder[T any](xs []T, key func(*T) string) []int {
-	keys := make([]string, len(xs))
-	idx := make([]int, len(xs))
-	for i := range xs {
-		keys[i], idx[i] = key(&xs[i]), i
-	}
-	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(keys[a], keys[b]) })
-	return idx
 }
 
 // measurementKey orders measurements by the keys of both their tables (a check's

@@ -60,13 +60,12 @@ func (s *Postgres) summaryWrite(ctx context.Context, c Claim, what string, fn fu
 
 // ClearSummary removes a run's summary rows.
 func (s *Postgres) ClearSummary(ctx context.Context, c Claim) error {
-	run := c.Run
-	what := fmt.Sprintf("clear summary of run %d", run)
-	return s.summaryWrite(ctx, c, what, func(s *Postgres) error { return s.clearSummary(ctx, run) })
+	what := fmt.Sprintf("clear summary of run %d", c.Run)
+	return s.summaryWrite(ctx, c, what, func(s *Postgres) error { return s.clearSummary(ctx, c.Run, what) })
 }
 
-func (s *Postgres) clearSummary(ctx context.Context, run int64) error {
-	return s.inTx(ctx, fmt.Sprintf("clear summary of run %d", run), func(tx pgx.Tx) error {
+func (s *Postgres) clearSummary(ctx context.Context, run int64, what string) error {
+	return s.inTx(ctx, what, func(tx pgx.Tx) error {
 		var q batch
 		for _, sql := range []string{
 			`DELETE FROM summaries WHERE run_id = $1`,
@@ -77,7 +76,7 @@ func (s *Postgres) clearSummary(ctx context.Context, run int64) error {
 			`DELETE FROM run_diffs WHERE run_a = $1 OR run_b = $1`,
 			`DELETE FROM domain_changes WHERE run_a = $1 OR run_b = $1`,
 		} {
-			q.add(fmt.Sprintf("clear summary of run %d", run), sql, run)
+			q.add(what, sql, run)
 		}
 		return q.run(ctx, tx)
 	})

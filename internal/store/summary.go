@@ -73,7 +73,9 @@ type Summaries interface {
 // another process's final summary (the crawl's own, begun beside its last probes, or a
 // finished run's) must not find cleared or overwritten. Every write of a provisional
 // summary fails with ErrSuperseded once the run's final summary has begun
-// (SetSummaryFinal), atomically with the write.
+// (SetSummaryFinal), atomically with the write. BuildDiff takes no claim: it derives
+// the changes from the rows as they are in its transaction, and the final summary
+// builds them again after its last rows.
 type Claim struct {
 	Run         int64
 	Provisional bool

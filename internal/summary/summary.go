@@ -149,8 +149,7 @@ func Build(ctx context.Context, st store.Store, run int64, log *slog.Logger) err
 // Build writes (which is Begin, First of every domain, Finish).
 type Partial struct {
 	st    store.Store
-	run   int64
-	claim store.Claim
+	claim store.Claim // the run, and whether the summary is provisional
 	log   *slog.Logger
 	b     *builder
 	start time.Time
@@ -173,7 +172,7 @@ func begin(ctx context.Context, st store.Store, c store.Claim, log *slog.Logger)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Partial{st: st, run: c.Run, claim: c, log: log, b: newBuilder(), start: time.Now()}
+	p := &Partial{st: st, claim: c, log: log, b: newBuilder(), start: time.Now()}
 	if err := st.ClearSummary(ctx, c); err != nil {
 		return nil, fmt.Errorf("summarise run %d: %w", c.Run, err)
 	}
@@ -201,7 +200,7 @@ func Provisional(ctx context.Context, st store.Store, run int64, log *slog.Logge
 func (p *Partial) First(ctx context.Context, later func(*store.Detail) bool) error {
 	t0 := time.Now()
 	err := p.save(ctx, func(ctx context.Context, fn func(store.Detail) error) error {
-		return p.st.Details(ctx, p.run, "", func(d store.Detail) error {
+		return p.st.Details(ctx, p.claim.Run, "", func(d store.Detail) error {
 			if later != nil && later(&d) {
 				p.deferred = append(p.deferred, d.Name)
 				return nil
@@ -211,7 +210,7 @@ func (p *Partial) First(ctx context.Context, later func(*store.Detail) bool) err
 	})
 	p.first = time.Since(t0)
 	if err != nil {
-		return fmt.Errorf("summarise run %d: %w", p.run, err)
+		return fmt.Errorf("summarise run %d: %w", p.claim.Run, err)
 	}
 	return nil
 }
@@ -224,25 +223,25 @@ func (p *Partial) Deferred() int { return len(p.deferred) }
 func (p *Partial) Finish(ctx context.Context) error {
 	t0 := time.Now()
 	err := p.save(ctx, func(ctx context.Context, fn func(store.Detail) error) error {
-		return p.st.DetailsOf(ctx, p.run, "", p.deferred, fn)
+		return p.st.DetailsOf(ctx, p.claim.Run, "", p.deferred, fn)
 	})
 	if err == nil {
 		err = p.st.SaveAggregates(ctx, p.claim, p.b.aggregates(), p.b.addresses())
 	}
 	if err != nil {
-		return fmt.Errorf("summarise run %d: %w", p.run, err)
+		return fmt.Errorf("summarise run %d: %w", p.claim.Run, err)
 	}
-	prev, err := previous(ctx, p.st, p.run)
+	prev, err := previous(ctx, p.st, p.claim.Run)
 	if err != nil {
-		return fmt.Errorf("summarise run %d: %w", p.run, err)
+		return fmt.Errorf("summarise run %d: %w", p.claim.Run, err)
 	}
 	if prev != 0 {
-		if err := p.st.BuildDiff(ctx, prev, p.run); err != nil {
-			return fmt.Errorf("summarise run %d: %w", p.run, err)
+		if err := p.st.BuildDiff(ctx, prev, p.claim.Run); err != nil {
+			return fmt.Errorf("summarise run %d: %w", p.claim.Run, err)
 		}
 	}
 	b := p.b
-	p.log.Info("run summarised", "run", p.run, "provisional", p.claim.Provisional, "domains", b.run.Domains, "addresses", len(b.addrs),
+	p.log.Info("run summarised", "run", p.claim.Run, "provisional", p.claim.Provisional, "domains", b.run.Domains, "addresses", len(b.addrs),
 		"tlds", len(b.tlds), "countries", len(b.countries), "previous", prev, "took", time.Since(p.start).Round(time.Millisecond),
 		"first_part", p.first.Round(time.Millisecond), "deferred", len(p.deferred), "last_part", time.Since(t0).Round(time.Millisecond))
 	return nil
