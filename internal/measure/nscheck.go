@@ -1,13 +1,13 @@
 package measure
 
 import (
-	"container/heap"
 	"context"
 	"math"
 	"net/netip"
 	"sync"
 	"time"
 
+	"github.com/v6matrix/v6matrix/internal/heapq"
 	"github.com/v6matrix/v6matrix/internal/polite"
 	"github.com/v6matrix/v6matrix/internal/store"
 )
@@ -48,7 +48,7 @@ type nsChecks struct {
 
 	mu      sync.Mutex
 	addrs   map[netip.Addr]*nsAddr
-	ready   nsHeap // addresses with pairs waiting and room in the scheduler
+	ready   heapq.Heap[*nsAddr] // addresses with pairs waiting and room in the scheduler
 	inSched int
 	pending int // pairs not yet in the scheduler
 	checks  int // pairs known in this invocation (the bound)
@@ -110,17 +110,17 @@ func (n *nsChecks) fix(a *nsAddr) {
 	want := len(a.pairs) > 0 && a.inSched < nsPerAddr
 	switch {
 	case want && a.idx < 0:
-		heap.Push(&n.ready, a)
+		n.ready.Push(a)
 	case !want && a.idx >= 0:
-		heap.Remove(&n.ready, a.idx)
+		n.ready.Remove(a.idx)
 	}
 }
 
 // fill moves pairs into the scheduler while the window has room, and lets the
 // scheduler finish once nothing more can come.
 func (n *nsChecks) fill(ctx context.Context) {
-	for n.err == nil && n.inSched < n.window && len(n.ready) > 0 {
-		a := n.ready[0]
+	for n.err == nil && n.inSched < n.window && n.ready.Len() > 0 {
+		a := n.ready.Peek()
 		pr := a.pairs[0]
 		a.pairs[0] = nsPair{}
 		a.pairs = a.pairs[1:]
@@ -206,26 +206,8 @@ func (n *nsChecks) loadPending(ctx context.Context, st store.Store, run int64, v
 	}
 }
 
-// nsHeap orders name server addresses by rank.
-type nsHeap []*nsAddr
+// Less orders name server addresses in nsChecks.ready (heapq) by rank.
+func (a *nsAddr) Less(b *nsAddr) bool { return a.rank < b.rank }
 
-func (h nsHeap) Len() int           { return len(h) }
-func (h nsHeap) Less(i, j int) bool { return h[i].rank < h[j].rank }
-func (h nsHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].idx = i
-	h[j].idx = j
-}
-func (h *nsHeap) Push(x any) {
-	a := x.(*nsAddr)
-	a.idx = len(*h)
-	*h = append(*h, a)
-}
-func (h *nsHeap) Pop() any {
-	old := *h
-	a := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	a.idx = -1
-	return a
-}
+// SetIndex keeps a's position in nsChecks.ready (heapq).
+func (a *nsAddr) SetIndex(i int) { a.idx = i }

@@ -1,7 +1,6 @@
 package measure
 
 import (
-	"container/heap"
 	"fmt"
 	"math"
 	"math/bits"
@@ -9,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/v6matrix/v6matrix/internal/heapq"
 	"github.com/v6matrix/v6matrix/internal/polite"
 	"github.com/v6matrix/v6matrix/internal/result"
 )
@@ -60,7 +60,7 @@ type waiting struct {
 type network struct {
 	prefix  netip.Prefix
 	rank    uint64
-	queue   waitHeap
+	queue   heapq.Heap[*waiting]
 	work    int // probes of its addresses queued or in the window, not finished
 	inWin   int // its addresses in the window
 	starts  int // probes it is known to need in this invocation (the bound)
@@ -89,8 +89,8 @@ type planner struct {
 	finishedN int
 
 	nets    map[netip.Prefix]*network
-	ready   readyHeap // networks with addresses waiting and room in the window
-	waiting int       // addresses waiting outside the window
+	ready   heapq.Heap[*network] // networks with addresses waiting and room in the window
+	waiting int                  // addresses waiting outside the window
 	inWin   int
 
 	// The bound's terms: probe starts in all, the network and the address that need
@@ -196,7 +196,7 @@ func (pl *planner) add(w waiting, first bool) *waiting {
 		nw = &network{prefix: p, rank: w.rank, heapIdx: -1}
 		pl.nets[p] = nw
 	}
-	heap.Push(&nw.queue, &w)
+	nw.queue.Push(&w)
 	pl.waiting++
 	if first {
 		nw.addrs++
@@ -229,11 +229,11 @@ func (pl *planner) count(nw *network, w *waiting, n int) {
 // next takes the address to put into the window, if there is room and one waits in a
 // network below its share.
 func (pl *planner) next() (*waiting, bool) {
-	if pl.inWin >= pl.window || len(pl.ready) == 0 {
+	if pl.inWin >= pl.window || pl.ready.Len() == 0 {
 		return nil, false
 	}
-	nw := pl.ready[0]
-	w := heap.Pop(&nw.queue).(*waiting)
+	nw := pl.ready.Peek()
+	w := nw.queue.Pop()
 	pl.waiting--
 	pl.inWin++
 	nw.inWin++
@@ -252,14 +252,14 @@ func (pl *planner) finished(w *waiting) {
 
 // fix puts nw in ready, or takes it out, and restores its place by work.
 func (pl *planner) fix(nw *network) {
-	want := len(nw.queue) > 0 && nw.inWin < pl.perNet
+	want := nw.queue.Len() > 0 && nw.inWin < pl.perNet
 	switch {
 	case want && nw.heapIdx < 0:
-		heap.Push(&pl.ready, nw)
+		pl.ready.Push(nw)
 	case want:
-		heap.Fix(&pl.ready, nw.heapIdx)
+		pl.ready.Fix(nw.heapIdx)
 	case nw.heapIdx >= 0:
-		heap.Remove(&pl.ready, nw.heapIdx)
+		pl.ready.Remove(nw.heapIdx)
 	}
 }
 
@@ -287,46 +287,20 @@ func (pl *planner) bound(dns time.Duration) (time.Duration, string) {
 	return lb, why
 }
 
-// waitHeap orders a network's waiting addresses by rank.
-type waitHeap []*waiting
+// Less orders a network's waiting addresses (network.queue, heapq) by rank.
+func (w *waiting) Less(v *waiting) bool { return w.rank < v.rank }
 
-func (h waitHeap) Len() int           { return len(h) }
-func (h waitHeap) Less(i, j int) bool { return h[i].rank < h[j].rank }
-func (h waitHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *waitHeap) Push(x any)        { *h = append(*h, x.(*waiting)) }
-func (h *waitHeap) Pop() any {
-	old := *h
-	w := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return w
-}
+// SetIndex does nothing: a waiting address leaves its queue only first.
+func (w *waiting) SetIndex(int) {}
 
-// readyHeap orders networks by remaining work, most first, then by rank.
-type readyHeap []*network
-
-func (h readyHeap) Len() int { return len(h) }
-func (h readyHeap) Less(i, j int) bool {
-	if h[i].work != h[j].work {
-		return h[i].work > h[j].work
+// Less orders networks in planner.ready (heapq) by remaining work, most first, then
+// by rank.
+func (nw *network) Less(o *network) bool {
+	if nw.work != o.work {
+		return nw.work > o.work
 	}
-	return h[i].rank < h[j].rank
+	return nw.rank < o.rank
 }
-func (h readyHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].heapIdx = i
-	h[j].heapIdx = j
-}
-func (h *readyHeap) Push(x any) {
-	n := x.(*network)
-	n.heapIdx = len(*h)
-	*h = append(*h, n)
-}
-func (h *readyHeap) Pop() any {
-	old := *h
-	n := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	n.heapIdx = -1
-	return n
-}
+
+// SetIndex keeps nw's position in planner.ready (heapq).
+func (nw *network) SetIndex(i int) { nw.heapIdx = i }

@@ -1,7 +1,6 @@
 package polite
 
 import (
-	"container/heap"
 	"net/netip"
 	"sync"
 )
@@ -63,7 +62,7 @@ func (x *Exclusion) release(addr netip.Addr) []parked {
 func (s *Scheduler) park(n *netState, fromActive bool) {
 	a := popAddr(n, fromActive)
 	a.parked = true
-	if n.last == never && len(n.fresh) == 0 && len(n.active) == 0 {
+	if n.last == never && n.fresh.Len() == 0 && n.active.Len() == 0 {
 		s.untouched.pop(n)
 		n.away = true
 	}
@@ -81,10 +80,10 @@ func (s *Scheduler) unpark(a *addrState) {
 	a.parked = false
 	n := a.net
 	if a.last == never {
-		heap.Push(&n.fresh, a)
+		n.fresh.Push(a)
 	} else {
 		a.key = a.eligible(s.now(), &s.cfg)
-		heap.Push(&n.active, a)
+		n.active.Push(a)
 	}
 	s.comeBack(n, a.rank)
 	s.fixNet(n)

@@ -1,7 +1,6 @@
 package polite
 
 import (
-	"container/heap"
 	"slices"
 	"time"
 )
@@ -167,16 +166,16 @@ func (u *untouched) pop(n *netState) {
 // addresses or its last start changed.
 func (s *Scheduler) fixNet(n *netState) {
 	gap := n.last + s.cfg.NetGap
-	if len(n.active) > 0 {
-		s.active.update(n, max(gap, n.active[0].key), n.active[0].rank)
+	if n.active.Len() > 0 {
+		s.active.update(n, max(gap, n.active.Peek().key), n.active.Peek().rank)
 	} else {
 		s.active.remove(n)
 	}
 	if n.last == never {
 		return // waiting in s.untouched
 	}
-	if len(n.fresh) > 0 {
-		s.touched.update(n, gap, n.fresh[0].rank)
+	if n.fresh.Len() > 0 {
+		s.touched.update(n, gap, n.fresh.Peek().rank)
 	} else {
 		s.touched.remove(n)
 	}
@@ -185,15 +184,15 @@ func (s *Scheduler) fixNet(n *netState) {
 // popAddr takes n's first address from the heap named by fromActive.
 func popAddr(n *netState, fromActive bool) *addrState {
 	if fromActive {
-		return heap.Pop(&n.active).(*addrState)
+		return n.active.Pop()
 	}
-	return heap.Pop(&n.fresh).(*addrState)
+	return n.fresh.Pop()
 }
 
 // peekAddr returns n's first address of the heap named by fromActive.
 func peekAddr(n *netState, fromActive bool) *addrState {
 	if fromActive {
-		return n.active[0]
+		return n.active.Peek()
 	}
-	return n.fresh[0]
+	return n.fresh.Peek()
 }

@@ -6,6 +6,8 @@ import (
 	"math"
 	"net/netip"
 	"time"
+
+	"github.com/v6matrix/v6matrix/internal/heapq"
 )
 
 // never is the time of something that has not happened. It is far enough
@@ -52,8 +54,8 @@ type addrState struct {
 // have not are in fresh (by rank). See Scheduler.next for the order.
 type netState struct {
 	last   time.Duration // latest start in the network, never if none
-	active addrHeap
-	fresh  addrHeap
+	active heapq.Heap[*addrState]
+	fresh  heapq.Heap[*addrState]
 	idx    [2]int // position in Scheduler.active and .touched; -1 if absent
 	// away: out of the untouched queue, though never started, because its only
 	// address waiting is parked.
@@ -171,12 +173,9 @@ func (a *addrState) ended(now time.Duration, window time.Duration) {
 	a.ports = append(a.ports, portUse{end: now, port: j.port, proto: j.proto})
 }
 
-// addrHeap orders addresses by eligible time, then rank, then address.
-type addrHeap []*addrState
-
-func (h addrHeap) Len() int { return len(h) }
-func (h addrHeap) Less(i, j int) bool {
-	a, b := h[i], h[j]
+// Less orders the addresses of a network's heaps (heapq): by eligible time, then
+// rank, then address.
+func (a *addrState) Less(b *addrState) bool {
 	if a.key != b.key {
 		return a.key < b.key
 	}
@@ -185,21 +184,6 @@ func (h addrHeap) Less(i, j int) bool {
 	}
 	return a.addr.Less(b.addr)
 }
-func (h addrHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index = i
-	h[j].index = j
-}
-func (h *addrHeap) Push(x any) {
-	a := x.(*addrState)
-	a.index = len(*h)
-	*h = append(*h, a)
-}
-func (h *addrHeap) Pop() any {
-	old := *h
-	a := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	a.index = -1
-	return a
-}
+
+// SetIndex keeps an address's position in its network's heap (heapq).
+func (a *addrState) SetIndex(i int) { a.index = i }

@@ -1,7 +1,6 @@
 package polite
 
 import (
-	"container/heap"
 	"context"
 	"errors"
 	"sync"
@@ -167,7 +166,7 @@ func (s *Scheduler) start(n *netState, fromActive bool, now time.Duration) (*add
 	j, ok := a.take(now, &s.cfg)
 	if !ok {
 		a.key = a.eligible(now, &s.cfg)
-		heap.Push(&n.active, a)
+		n.active.Push(a)
 		s.fixNet(n)
 		if s.excl != nil {
 			s.freed = append(s.freed, s.excl.release(a.addr)...)
@@ -200,6 +199,6 @@ func (s *Scheduler) finish(a *addrState) {
 		return
 	}
 	a.key = a.eligible(now, &s.cfg)
-	heap.Push(&a.net.active, a)
+	a.net.active.Push(a)
 	s.fixNet(a.net)
 }

@@ -8,7 +8,6 @@
 package polite
 
 import (
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -181,7 +180,7 @@ func (s *Scheduler) Add(t Task) error {
 		*a = addrState{addr: addr, net: s.netOf(addr, rank), jobs: []job{j}, last: never, key: never,
 			rank: rank, index: -1}
 		s.addrs[addr] = a
-		heap.Push(&a.net.fresh, a)
+		a.net.fresh.Push(a)
 		s.comeBack(a.net, rank)
 	case a.last == never || a.busy || a.parked: // waiting in fresh, in flight or parked
 		a.jobs = append(a.jobs, j)
@@ -189,9 +188,9 @@ func (s *Scheduler) Add(t Task) error {
 		a.jobs = append(a.jobs, j)
 		a.key = a.eligible(s.now(), &s.cfg)
 		if a.index < 0 {
-			heap.Push(&a.net.active, a)
+			a.net.active.Push(a)
 		} else {
-			heap.Fix(&a.net.active, a.index)
+			a.net.active.Fix(a.index)
 		}
 	}
 	s.fixNet(a.net)

@@ -4,11 +4,11 @@
 package politetest
 
 import (
-	"container/heap"
 	"context"
 	"sync"
 	"time"
 
+	"github.com/v6matrix/v6matrix/internal/heapq"
 	"github.com/v6matrix/v6matrix/internal/polite"
 )
 
@@ -20,7 +20,7 @@ import (
 type Clock struct {
 	mu     sync.Mutex
 	now    time.Time
-	timers timerHeap
+	timers heapq.Heap[*timer]
 	seq    uint64
 }
 
@@ -47,7 +47,7 @@ func (c *Clock) NewTimer(d time.Duration) polite.Timer {
 		t.ch <- c.now
 		return t
 	}
-	heap.Push(&c.timers, t)
+	c.timers.Push(t)
 	return t
 }
 
@@ -68,7 +68,7 @@ func (c *Clock) Sleep(ctx context.Context, d time.Duration) error {
 func (c *Clock) Pending() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.timers)
+	return c.timers.Len()
 }
 
 // Advance moves the clock d ahead, firing the timers due on the way.
@@ -76,7 +76,7 @@ func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	end := c.now.Add(d)
-	for len(c.timers) > 0 && !c.timers[0].when.After(end) {
+	for c.timers.Len() > 0 && !c.timers.Peek().when.After(end) {
 		c.fire()
 	}
 	c.now = end
@@ -88,11 +88,11 @@ func (c *Clock) Advance(d time.Duration) {
 func (c *Clock) AdvanceToNext() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.timers) == 0 {
+	if c.timers.Len() == 0 {
 		return false
 	}
-	when := c.timers[0].when
-	for len(c.timers) > 0 && c.timers[0].when.Equal(when) {
+	when := c.timers.Peek().when
+	for c.timers.Len() > 0 && c.timers.Peek().when.Equal(when) {
 		c.fire()
 	}
 	return true
@@ -100,7 +100,7 @@ func (c *Clock) AdvanceToNext() bool {
 
 // fire pops the first timer and sends on its channel; c.mu is held.
 func (c *Clock) fire() {
-	t := heap.Pop(&c.timers).(*timer)
+	t := c.timers.Pop()
 	if t.when.After(c.now) {
 		c.now = t.when
 	}
@@ -124,35 +124,17 @@ func (t *timer) Stop() bool {
 	if t.index < 0 {
 		return false
 	}
-	heap.Remove(&c.timers, t.index)
+	c.timers.Remove(t.index)
 	return true
 }
 
-// timerHeap orders timers by deadline, then creation.
-type timerHeap []*timer
-
-func (h timerHeap) Len() int { return len(h) }
-func (h timerHeap) Less(i, j int) bool {
-	if !h[i].when.Equal(h[j].when) {
-		return h[i].when.Before(h[j].when)
+// Less orders the clock's timers (heapq) by deadline, then creation.
+func (t *timer) Less(u *timer) bool {
+	if !t.when.Equal(u.when) {
+		return t.when.Before(u.when)
 	}
-	return h[i].seq < h[j].seq
+	return t.seq < u.seq
 }
-func (h timerHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index = i
-	h[j].index = j
-}
-func (h *timerHeap) Push(x any) {
-	t := x.(*timer)
-	t.index = len(*h)
-	*h = append(*h, t)
-}
-func (h *timerHeap) Pop() any {
-	old := *h
-	t := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	t.index = -1
-	return t
-}
+
+// SetIndex keeps t's position in the clock's timers (heapq).
+func (t *timer) SetIndex(i int) { t.index = i }
