@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -473,6 +474,22 @@ type runRow struct {
 	Jobs runJobs `json:"jobs"`
 }
 
+// inProgress reports whether the run is being loaded, crawled or probed.
+func (r runRow) inProgress() bool {
+	switch store.RunState(r.State) {
+	case store.RunLoading, store.RunCrawling, store.RunProbing:
+		return true
+	}
+	return false
+}
+
+// runsData is what /runs shows: the runs, and how often the page refreshes its table
+// (0: never, no run is in progress).
+type runsData struct {
+	Runs        []runRow
+	LiveSeconds int
+}
+
 // runRows lists the runs, newest first: summarised runs from their aggregate, the
 // others from the store's (briefly cached) counts.
 func (s *Server) runRows(r *http.Request) ([]runRow, error) {
@@ -537,7 +554,15 @@ func (s *Server) runsPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.render(w, r, http.StatusOK, "runs.html", page{Title: "Runs", Nav: "runs", Data: rows})
+	live := s.cfg.Live
+	if live <= 0 {
+		live = liveEvery
+	}
+	data := runsData{Runs: rows}
+	if slices.ContainsFunc(rows, runRow.inProgress) {
+		data.LiveSeconds = max(int(live.Seconds()), 1)
+	}
+	s.render(w, r, http.StatusOK, "runs.html", page{Title: "Runs", Nav: "runs", Data: data})
 	return nil
 }
 

@@ -44,7 +44,17 @@ type Config struct {
 	// (distrib.Progress; serve sets it for a PostgreSQL store): /runs and /api/v1/runs
 	// show the progress of the runs not yet done.
 	Jobs func(ctx context.Context, run int64) ([]store.JobCount, error)
+	// Live is how often /runs refreshes its table while a run is in progress (default
+	// liveEvery). The counts it shows of a run not yet summarised are up to countsTTL
+	// old: counting a run's domains is a scan of them.
+	Live time.Duration
 }
+
+// liveEvery is Config.Live's default.
+const liveEvery = 5 * time.Second
+
+// countsTTL is how long the counts of a run not yet summarised are kept.
+const countsTTL = 10 * time.Second
 
 // Server serves the site, the API and /metrics.
 type Server struct {
@@ -342,7 +352,7 @@ func (s *Server) runCounts(ctx context.Context, run int64) (store.Counts, error)
 	s.mu.Lock()
 	e, ok := s.counts[run]
 	s.mu.Unlock()
-	if ok && time.Since(e.at) < 10*time.Second {
+	if ok && time.Since(e.at) < countsTTL {
 		return e.c, nil
 	}
 	c, err := s.st.Counts(ctx, run)

@@ -1,5 +1,6 @@
-// v6matrix website: draws the trend charts and the world map with the vendored ECharts.
-// Every figure is also in an HTML table; this script only adds pictures. No inline code,
+// v6matrix website: draws the trend charts and the world map with the vendored ECharts,
+// and keeps the runs in progress current on /runs.
+// Every figure is also in an HTML table; the charts only add pictures. No inline code,
 // no eval, no request to another origin (the pages run under a strict CSP).
 //
 // Contract with the templates:
@@ -13,6 +14,12 @@
 //     After drawing: data-rendered="1", data-countries="<countries with data>".
 //   Content inside a chart element is a fallback; it is replaced when the chart is drawn.
 //   On failure the element gets a short message and data-rendered="error".
+//   <div id="runs" data-live="5">...</div>
+//     A part of the page that follows a run in progress: every data-live seconds while
+//     the page is visible, the page is fetched again and the element of the same id
+//     takes its place, until the new one has no data-live (the run ended). A failed
+//     fetch waits twice as long before the next (at most a minute). Each refresh sets
+//     data-refreshed="<count>" on the element.
 (function () {
   'use strict';
 
@@ -301,7 +308,60 @@
 
   const DRAW = { trend: drawTrend, map: drawMap };
 
+  // follow refreshes el (data-live) from the page's own URL; see the contract above.
+  function follow(el) {
+    const id = el.id;
+    const every = Math.max(1, Number(el.getAttribute('data-live')) || 5) * 1000;
+    let wait = every;
+    let timer = 0;
+    let busy = false;
+    let stopped = false;
+    let refreshed = 0;
+    function later() {
+      if (!stopped && !busy && timer === 0 && !document.hidden) {
+        timer = window.setTimeout(refresh, wait);
+      }
+    }
+    async function refresh() {
+      timer = 0;
+      if (document.hidden) {
+        return; // visibilitychange starts again
+      }
+      busy = true;
+      try {
+        const res = await fetch(window.location.href, { headers: { Accept: 'text/html' }, cache: 'no-cache' });
+        if (!res.ok) {
+          throw new Error('HTTP ' + res.status);
+        }
+        const next = new DOMParser().parseFromString(await res.text(), 'text/html').getElementById(id);
+        const cur = document.getElementById(id);
+        if (!next || !cur) {
+          throw new Error('no #' + id);
+        }
+        refreshed++;
+        next.setAttribute('data-refreshed', String(refreshed));
+        cur.replaceWith(document.adoptNode(next));
+        stopped = !next.hasAttribute('data-live');
+        wait = every;
+      } catch (err) {
+        wait = Math.min(wait * 2, 60000);
+      } finally {
+        busy = false;
+      }
+      later();
+    }
+    document.addEventListener('visibilitychange', later);
+    later();
+  }
+
+  function startLive() {
+    for (const el of document.querySelectorAll('[data-live][id]')) {
+      follow(el);
+    }
+  }
+
   function start() {
+    startLive();
     const els = document.querySelectorAll('[data-chart]');
     if (els.length === 0) {
       return;
