@@ -302,15 +302,23 @@ func startCPUProfile(path string) (stop func(), err error) {
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
-func writeMemProfile(path string) error {
+// writeMemProfile writes the allocations since the start to path.
+func writeMemProfile(path string) error { return writeProfile("allocs", path, "--memprofile") }
+
+// writeHeapProfile writes the heap in use (after a collection) to path.
+func writeHeapProfile(path string) error { return writeProfile("heap", path, "--heapprofile") }
+
+// writeProfile writes the runtime profile named name (after a collection) to path;
+// its errors name the flag that asked for it.
+func writeProfile(name, path, flag string) error {
 	f, err := os.Create(path)
 	if err != nil {
-		return fmt.Errorf("--memprofile: %w", err)
+		return fmt.Errorf("%s: %w", flag, err)
 	}
 	defer f.Close()
 	runtime.GC()
-	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
-		return fmt.Errorf("--memprofile: %w", err)
+	if err := pprof.Lookup(name).WriteTo(f, 0); err != nil {
+		return fmt.Errorf("%s: %w", flag, err)
 	}
 	return f.Close()
 }

@@ -100,6 +100,11 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.Seed, "seed", c.Seed, "seed of the random order of addresses")
 }
 
+// quiet is how long after an address's last probe ends its history may still limit
+// what starts next: its gap from that probe's start, its ports' window, its network's
+// gap from the network's last start (all at or before that end).
+func (c Config) quiet() time.Duration { return max(c.AddrGap, c.PortWindow, c.NetGap) }
+
 // Network returns the network of a for NetGap: its /V4Bits or /V6Bits prefix.
 func (c Config) Network(a netip.Addr) netip.Prefix {
 	a = a.Unmap()

@@ -47,6 +47,9 @@ type addrState struct {
 	busy  bool
 	// parked: set aside while another scheduler has the address in flight (Exclusion).
 	parked bool
+	// quietAt is when its history stops limiting it, once it has no job left
+	// (Scheduler.forget); it tells a current entry of Scheduler.idle from a stale one.
+	quietAt time.Duration
 }
 
 // netState is one network (/24, /48): its addresses waiting to start.
@@ -60,6 +63,8 @@ type netState struct {
 	// away: out of the untouched queue, though never started, because its only
 	// address waiting is parked.
 	away bool
+	// addrs is how many of its addresses the scheduler keeps (Scheduler.forget).
+	addrs int
 }
 
 // Rank is the random rank of an address under a seed, the keyed hash that orders

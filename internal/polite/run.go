@@ -195,10 +195,42 @@ func (s *Scheduler) finish(a *addrState) {
 	s.done.Add(1)
 	s.inflight.Add(-1)
 	if len(a.jobs) == 0 {
-		a.jobs = nil // keep the history in case more is added, not the slice
+		a.jobs = nil // keep the history while it limits what may be added, not the slice
+		a.quietAt = now + s.cfg.quiet()
+		s.idle = append(s.idle, idleAddr{a: a, at: a.quietAt})
+		s.forget(now)
 		return
 	}
 	a.key = a.eligible(now, &s.cfg)
 	a.net.active.Push(a)
 	s.fixNet(a.net)
+}
+
+// idleAddr is an address that ran its last job, and when its history stops limiting it.
+type idleAddr struct {
+	a  *addrState
+	at time.Duration
+}
+
+// forget drops the addresses whose history no longer limits anything, and the networks
+// left with none of their addresses, so that the scheduler's memory follows the
+// addresses queued and recently probed, not every address of the run (450,000 of a
+// million-domain run). An address queued again after that starts as a new one, which
+// is what the limits allow: its last start, its ports and its network's last start are
+// all older than their gaps and window. s.idle is in order of at (quiet is a constant).
+func (s *Scheduler) forget(now time.Duration) {
+	for len(s.idle) > 0 && s.idle[0].at <= now {
+		e := s.idle[0]
+		s.idle[0] = idleAddr{}
+		s.idle = s.idle[1:]
+		a := e.a
+		if a.quietAt != e.at || len(a.jobs) > 0 || a.busy || a.parked || a.index >= 0 {
+			continue // queued again since: a later entry, if any, is its own
+		}
+		delete(s.addrs, a.addr)
+		n := a.net
+		if n.addrs--; n.addrs == 0 && n.last != never && !n.away && n.idx == [2]int{-1, -1} {
+			delete(s.nets, s.cfg.Network(a.addr))
+		}
+	}
 }

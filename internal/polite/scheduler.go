@@ -84,7 +84,10 @@ type Scheduler struct {
 	addrChunk []addrState
 	netChunk  []netState
 	last      time.Duration // latest start of any probe
-	queued    int           // tasks not started
+	// idle are the addresses that ran their last job, to forget once their
+	// history no longer limits them (forget), oldest first.
+	idle   []idleAddr
+	queued int // tasks not started
 	// excl, when set, is shared with other schedulers (Exclude); freed holds the
 	// addresses of theirs to hand back once s's lock is released.
 	excl    *Exclusion
@@ -168,6 +171,7 @@ func (s *Scheduler) Add(t Task) error {
 	}
 	s.queued++
 	s.total.Add(1)
+	s.forget(s.now())
 	a := s.addrs[addr]
 	switch {
 	case a == nil:
@@ -180,6 +184,7 @@ func (s *Scheduler) Add(t Task) error {
 		*a = addrState{addr: addr, net: s.netOf(addr, rank), jobs: []job{j}, last: never, key: never,
 			rank: rank, index: -1}
 		s.addrs[addr] = a
+		a.net.addrs++
 		a.net.fresh.Push(a)
 		s.comeBack(a.net, rank)
 	case a.last == never || a.busy || a.parked: // waiting in fresh, in flight or parked
