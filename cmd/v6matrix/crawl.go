@@ -41,7 +41,7 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus metrics of the crawl on http://`address`/metrics (e.g. 127.0.0.1:9464)")
 	metricsLinger := fs.Duration("metrics-linger", 0, "with --metrics-listen: keep serving the metrics this long after the run ends, for a last scrape of the final counts")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole crawl to `file` (go tool pprof)")
-	heapProfile := fs.String("heapprofile", "", "write a profile of the heap in use when the probe stage ends, before the summary, to `file` (go tool pprof)")
+	heapProfile := fs.String("heapprofile", "", "write profiles of the heap in use when the DNS stage ends (`file`.dns) and when the probe stage ends, before the summary (file) (go tool pprof)")
 	o.register(fs)
 	lf.register(fs)
 	log, set, err := lf.parse(fs, args, stderr, parseInterleaved)
@@ -146,12 +146,13 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg := plan.runConfig(o, log)
 	cfg.Watch = func(stage store.RunState, p *run.Progress) func() {
 		stop := watchStage(stderr, log, lf, stage, p)
-		if stage != store.RunProbing || *heapProfile == "" {
+		path := map[store.RunState]string{store.RunCrawling: *heapProfile + ".dns", store.RunProbing: *heapProfile}[stage]
+		if *heapProfile == "" || path == "" {
 			return stop
 		}
 		return func() {
 			stop()
-			if err := writeHeapProfile(*heapProfile); err != nil {
+			if err := writeHeapProfile(path); err != nil {
 				log.Error("heap profile", "err", err)
 			}
 		}
