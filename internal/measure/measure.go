@@ -43,6 +43,11 @@ type Config struct {
 	NSCheck polite.Config
 	// Window is how many addresses are queued in the scheduler at once (DefaultWindow).
 	Window int
+	// NSQueue is how many name server checks the stage holds waiting, at most (one
+	// batch's more): AddNS waits for room beyond it, so that the DNS stage goes at the
+	// checks' pace rather than queueing millions of them in memory (DefaultNSQueue; 0:
+	// the default).
+	NSQueue int
 	// Gate decides which addresses may be sent packets (allow ranges, opt-outs).
 	Gate *polite.Gate
 	// DNS sends the reverse (PTR) queries: the crawl's client, so that they take its

@@ -25,6 +25,11 @@ func DefaultNSCheck() polite.Config {
 	return c
 }
 
+// DefaultNSQueue is Config.NSQueue's default: about 45 MB of checks waiting. A
+// million-domain run has three million checks; with the default limits (500 a second)
+// they take far longer than the DNS stage, which without a bound queued them all.
+const DefaultNSQueue = 500_000
+
 // nsPerAddr is how many checks of one address are queued in the checks' scheduler at
 // once: one running and the next ready, so that an address is never left waiting
 // for its next query while others take the window.
@@ -55,6 +60,11 @@ type nsChecks struct {
 	most    *nsAddr
 	closed  bool
 	err     error
+	// queue is Config.NSQueue; room is closed (and replaced) when checks leave the
+	// queue, waking an AddNS that waits for room.
+	queue   int
+	room    chan struct{}
+	stopped bool // stop: no check starts any more, none waits for room
 }
 
 // nsAddr is one name server address and its pairs still to queue.
@@ -74,8 +84,31 @@ func newNSChecks(cfg Config, x *polite.Exclusion, task func(t *target) polite.Ta
 		return nil, err
 	}
 	sched.Exclude(x)
+	queue := cfg.NSQueue
+	if queue <= 0 {
+		queue = DefaultNSQueue
+	}
 	return &nsChecks{sched: sched, release: sched.Hold(), gate: cfg.Gate, seed: cfg.NSCheck.Seed,
-		window: max(cfg.Window, 1), task: task, p: p, addrs: map[netip.Addr]*nsAddr{}}, nil
+		window: max(cfg.Window, 1), task: task, p: p, addrs: map[netip.Addr]*nsAddr{},
+		queue: queue, room: make(chan struct{})}, nil
+}
+
+// waitRoom waits until fewer than the queue's bound of checks wait, the checks failed,
+// or ctx ends (then it returns its error).
+func (n *nsChecks) waitRoom(ctx context.Context) error {
+	for {
+		n.mu.Lock()
+		full, room := n.pending >= n.queue && n.err == nil && !n.stopped, n.room
+		n.mu.Unlock()
+		if !full {
+			return nil
+		}
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // add queues pairs whose address the gate allows (the others are not checked).
@@ -130,6 +163,10 @@ func (n *nsChecks) fill(ctx context.Context) {
 		a.inSched++
 		n.inSched++
 		n.pending--
+		if n.pending == n.queue-1 && !n.stopped {
+			close(n.room) // room for a waiting AddNS
+			n.room = make(chan struct{})
+		}
 		n.fix(a)
 		task := n.task(&target{ip: pr.ip, nsZone: pr.domain, host: pr.host})
 		probe := task.Run
@@ -151,6 +188,21 @@ func (n *nsChecks) fill(ctx context.Context) {
 	if n.err != nil || (n.closed && n.pending == 0) {
 		n.release() // nothing more will be queued: the scheduler ends with what it has
 	}
+	if n.err != nil && !n.stopped {
+		close(n.room) // a waiting AddNS gives up
+		n.room = make(chan struct{})
+	}
+}
+
+// stop makes the checks start no more, and AddNS wait no more for room.
+func (n *nsChecks) stop() {
+	n.mu.Lock()
+	if !n.stopped {
+		n.stopped = true
+		close(n.room)
+	}
+	n.mu.Unlock()
+	n.sched.Stop()
 }
 
 // close says that no more pairs will come.

@@ -19,7 +19,9 @@ import (
 // TestNSChecksBesideProbes feeds the stage batch by batch, as the DNS stage does: the
 // name server checks start while batches still come (before Close), every (domain, name
 // server address) pair is checked exactly once, a name server address never has a
-// check and a probe in flight at once, and a second run of the stage has nothing left.
+// check and a probe in flight at once, the checks waiting never exceed Config.NSQueue
+// and a batch (AddNS waits: the batches come faster than the checks go), and a second
+// run of the stage has nothing left.
 func TestNSChecksBesideProbes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -63,9 +65,11 @@ func TestNSChecksBesideProbes(t *testing.T) {
 	}
 	cfg.EHLOName, cfg.UserAgent = "crawler.test", "v6matrix/test (+https://crawler.test/)"
 	cfg.Polite.AddrGap, cfg.Polite.NetGap, cfg.Polite.PortWindow, cfg.Polite.Rate = 0, 0, 0, math.Inf(1)
-	cfg.NSCheck.AddrGap, cfg.NSCheck.Rate = time.Millisecond, math.Inf(1)
+	cfg.NSCheck.AddrGap, cfg.NSCheck.Rate = 5*time.Millisecond, math.Inf(1)
+	cfg.NSQueue = 3
 
 	var p Progress
+	maxWaiting := 0
 	s, err := Start(ctx, cfg, st, run, &p)
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +96,13 @@ func TestNSChecksBesideProbes(t *testing.T) {
 		}
 		s.Add(ctx, b.Targets)
 		s.AddNS(ctx, b.NSTargets)
+		s.ns.mu.Lock()
+		maxWaiting = max(maxWaiting, s.ns.pending)
+		s.ns.mu.Unlock()
 		time.Sleep(20 * time.Millisecond) // a DNS stage that takes a while
+	}
+	if bound := cfg.NSQueue - 1 + per*len(nsIPs); maxWaiting > bound {
+		t.Errorf("%d name server checks waiting, want at most %d (NSQueue %d and a batch of %d)", maxWaiting, bound, cfg.NSQueue, per*len(nsIPs))
 	}
 	closed := time.Now()
 	s.Close(ctx)

@@ -197,9 +197,13 @@ func (s *Stage) Add(ctx context.Context, ts []store.Target) {
 }
 
 // AddNS queues the name server checks of a saved batch's (domain, name server address)
-// pairs. Like Add, it is called from crawl.Config.OnSaved.
+// pairs. Like Add, it is called from crawl.Config.OnSaved. When Config.NSQueue checks
+// wait already it waits for room first, which holds the DNS stage back.
 func (s *Stage) AddNS(ctx context.Context, ns []store.NSTarget) {
 	if ctx.Err() != nil || s.ns == nil || len(ns) == 0 {
+		return // stopping: the store has them for the resume
+	}
+	if s.ns.waitRoom(ctx) != nil {
 		return // stopping: the store has them for the resume
 	}
 	s.ns.add(ctx, ns)
@@ -347,7 +351,7 @@ func (s *Stage) Stop() {
 	s.mu.Unlock()
 	s.sched.Stop()
 	if s.ns != nil {
-		s.ns.sched.Stop()
+		s.ns.stop()
 	}
 }
 
