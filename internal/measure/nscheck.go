@@ -163,9 +163,8 @@ func (n *nsChecks) fill(ctx context.Context) {
 		a.inSched++
 		n.inSched++
 		n.pending--
-		if n.pending == n.queue-1 && !n.stopped {
-			close(n.room) // room for a waiting AddNS
-			n.room = make(chan struct{})
+		if n.pending == n.queue-1 {
+			n.wake() // room for a waiting AddNS
 		}
 		n.fix(a)
 		task := n.task(&target{ip: pr.ip, nsZone: pr.domain, host: pr.host})
@@ -188,8 +187,16 @@ func (n *nsChecks) fill(ctx context.Context) {
 	if n.err != nil || (n.closed && n.pending == 0) {
 		n.release() // nothing more will be queued: the scheduler ends with what it has
 	}
-	if n.err != nil && !n.stopped {
-		close(n.room) // a waiting AddNS gives up
+	if n.err != nil {
+		n.wake() // a waiting AddNS gives up
+	}
+}
+
+// wake wakes the AddNS calls waiting for room (waitRoom), which look again; n.mu is
+// held. Once stopped nothing waits (waitRoom), and it does nothing.
+func (n *nsChecks) wake() {
+	if !n.stopped {
+		close(n.room)
 		n.room = make(chan struct{})
 	}
 }
@@ -197,10 +204,8 @@ func (n *nsChecks) fill(ctx context.Context) {
 // stop makes the checks start no more, and AddNS wait no more for room.
 func (n *nsChecks) stop() {
 	n.mu.Lock()
-	if !n.stopped {
-		n.stopped = true
-		close(n.room)
-	}
+	n.wake()
+	n.stopped = true
 	n.mu.Unlock()
 	n.sched.Stop()
 }

@@ -214,8 +214,8 @@ type idleAddr struct {
 
 // forget drops the addresses whose history no longer limits anything, and the networks
 // left with none of their addresses, so that the scheduler's memory follows the
-// addresses queued and recently probed, not every address of the run (450,000 of a
-// million-domain run). An address queued again after that starts as a new one, which
+// addresses queued and recently probed, not every address of the run (183,375 in the
+// synthetic million-domain run). An address queued again after that starts as a new one, which
 // is what the limits allow: its last start, its ports and its network's last start are
 // all older than their gaps and window. s.idle is in order of at (quiet is a constant).
 func (s *Scheduler) forget(now time.Duration) {
