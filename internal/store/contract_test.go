@@ -5,14 +5,17 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/v6matrix/v6matrix/internal/result"
 	"github.com/v6matrix/v6matrix/internal/store"
 	"github.com/v6matrix/v6matrix/internal/store/pgtest"
 	"github.com/v6matrix/v6matrix/internal/store/storetest"
@@ -174,5 +177,42 @@ func TestCopy(t *testing.T) {
 	storetest.SameInput(t, src, u, back, ub)
 	if _, err := store.Copy(ctx, src, pg, 99); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("copy of a missing run = %v, want ErrNotFound", err)
+	}
+}
+
+// TestManyLocated: SaveAggregates takes a run's located addresses one at a time
+// (25,000: the PostgreSQL store sends them in pages of 10,000) and stores every one.
+func TestManyLocated(t *testing.T) {
+	for name, open := range map[string]func(testing.TB) store.Store{"sqlite": openSQLite, "postgres": openPostgres} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			s := open(t)
+			run, err := s.CreateRun(ctx, store.Run{Started: time.Now(), ListName: "many", State: store.RunDone})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const n = 25_000
+			as := func(yield func(result.AddressSummary) bool) {
+				for i := range n {
+					ip := netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)})
+					if !yield(result.AddressSummary{IP: ip.String(), Family: 4, CountryCode: "DE", Domains: 1 + i%3, Domain: "a.test"}) {
+						return
+					}
+				}
+			}
+			if err := s.SaveAggregates(ctx, store.Claim{Run: run}, nil, as); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Located(ctx, run, "country", "DE", n+1, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != n {
+				t.Fatalf("%d addresses located in DE, want %d", len(got), n)
+			}
+			if got[0].Domains != 3 || got[n-1].Domains != 1 {
+				t.Errorf("most used first: %d ... %d domains, want 3 ... 1", got[0].Domains, got[n-1].Domains)
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"strconv"
 	"time"
 
@@ -111,19 +112,18 @@ func (s *Postgres) SaveSummaries(ctx context.Context, c Claim, ss []result.Domai
 }
 
 // SaveAggregates writes the aggregates and located addresses and marks the run summarised.
-func (s *Postgres) SaveAggregates(ctx context.Context, c Claim, gs []result.Aggregate, as []result.AddressSummary) error {
+func (s *Postgres) SaveAggregates(ctx context.Context, c Claim, gs []result.Aggregate, as iter.Seq[result.AddressSummary]) error {
 	return s.summaryWrite(ctx, c, "save aggregates", func(s *Postgres) error { return s.saveAggregates(ctx, c.Run, gs, as) })
 }
 
-func (s *Postgres) saveAggregates(ctx context.Context, run int64, gs []result.Aggregate, as []result.AddressSummary) error {
-	var aggs, addrs [][]any
+// addrPage is how many located addresses saveAggregates sends a statement.
+const addrPage = 10_000
+
+func (s *Postgres) saveAggregates(ctx context.Context, run int64, gs []result.Aggregate, as iter.Seq[result.AddressSummary]) error {
+	var aggs [][]any
 	for _, g := range lastOf(gs, func(g *result.Aggregate) string { return g.Kind + " " + g.Key }) {
 		js, _ := json.Marshal(g)
 		aggs = append(aggs, []any{g.Kind, g.Key, string(js)})
-	}
-	for _, a := range lastOf(as, func(a *result.AddressSummary) string { return a.IP }) {
-		js, _ := json.Marshal(a)
-		addrs = append(addrs, []any{a.IP, a.Family, a.CountryCode, int64(a.ASN), a.Domains, string(js)})
 	}
 	return s.inTx(ctx, "save aggregates", func(tx pgx.Tx) error {
 		var q batch
@@ -132,15 +132,42 @@ func (s *Postgres) saveAggregates(ctx context.Context, run int64, gs []result.Ag
 				SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])
 				ON CONFLICT (run_id, kind, key) DO UPDATE SET data = excluded.data`, append([]any{run}, columns(aggs)...)...)
 		}
-		if len(addrs) > 0 {
-			q.add(fmt.Sprintf("save %d address summaries", len(addrs)), `INSERT INTO address_summary (run_id, ip, family, cc, asn, domains, data)
+		q.add("mark summarised", `INSERT INTO summaries (run_id, built) VALUES ($1, $2)
+			ON CONFLICT (run_id) DO UPDATE SET built = excluded.built`, run, formatTime(time.Now()))
+		if err := q.run(ctx, tx); err != nil {
+			return err
+		}
+		if as == nil {
+			return nil
+		}
+		var page []result.AddressSummary
+		save := func() error {
+			var addrs [][]any
+			for _, a := range lastOf(page, func(a *result.AddressSummary) string { return a.IP }) {
+				js, _ := json.Marshal(a)
+				addrs = append(addrs, []any{a.IP, a.Family, a.CountryCode, int64(a.ASN), a.Domains, string(js)})
+			}
+			page = page[:0]
+			_, err := tx.Exec(ctx, `INSERT INTO address_summary (run_id, ip, family, cc, asn, domains, data)
 				SELECT $1, * FROM unnest($2::text[], $3::int[], $4::text[], $5::bigint[], $6::bigint[], $7::text[])
 				ON CONFLICT (run_id, ip) DO UPDATE SET family = excluded.family, cc = excluded.cc, asn = excluded.asn,
 				domains = excluded.domains, data = excluded.data`, append([]any{run}, columns(addrs)...)...)
+			if err != nil {
+				return fmt.Errorf("save %d address summaries: %w", len(addrs), err)
+			}
+			return nil
 		}
-		q.add("mark summarised", `INSERT INTO summaries (run_id, built) VALUES ($1, $2)
-			ON CONFLICT (run_id) DO UPDATE SET built = excluded.built`, run, formatTime(time.Now()))
-		return q.run(ctx, tx)
+		for a := range as {
+			if page = append(page, a); len(page) == addrPage {
+				if err := save(); err != nil {
+					return err
+				}
+			}
+		}
+		if len(page) > 0 {
+			return save()
+		}
+		return nil
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"strconv"
 	"strings"
 	"time"
@@ -130,7 +131,7 @@ func valuesList(rows, cols int) string {
 }
 
 // SaveAggregates writes the aggregates and located addresses and marks the run summarised.
-func (s *SQLite) SaveAggregates(ctx context.Context, c Claim, gs []result.Aggregate, as []result.AddressSummary) error {
+func (s *SQLite) SaveAggregates(ctx context.Context, c Claim, gs []result.Aggregate, as iter.Seq[result.AddressSummary]) error {
 	run := c.Run
 	tx, err := s.summaryTx(ctx, c)
 	if err != nil {
@@ -154,10 +155,12 @@ func (s *SQLite) SaveAggregates(ctx context.Context, c Claim, gs []result.Aggreg
 		return err
 	}
 	defer ast.Close()
-	for _, a := range as {
-		js, _ := json.Marshal(a)
-		if _, err := ast.ExecContext(ctx, run, a.IP, a.Family, a.CountryCode, a.ASN, a.Domains, string(js)); err != nil {
-			return fmt.Errorf("save address summary %s: %w", a.IP, err)
+	if as != nil {
+		for a := range as {
+			js, _ := json.Marshal(a)
+			if _, err := ast.ExecContext(ctx, run, a.IP, a.Family, a.CountryCode, a.ASN, a.Domains, string(js)); err != nil {
+				return fmt.Errorf("save address summary %s: %w", a.IP, err)
+			}
 		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO summaries (run_id, built) VALUES (?, ?)`,

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"iter"
 	"time"
 
 	"github.com/v6matrix/v6matrix/internal/result"
@@ -18,9 +19,10 @@ type Summaries interface {
 	// ClearSummary removes a run's summary before it is built again.
 	ClearSummary(ctx context.Context, c Claim) error
 	SaveSummaries(ctx context.Context, c Claim, ss []result.DomainSummary) error
-	// SaveAggregates stores the aggregates and located addresses and marks the run
-	// summarised.
-	SaveAggregates(ctx context.Context, c Claim, gs []result.Aggregate, as []result.AddressSummary) error
+	// SaveAggregates stores the aggregates and the located addresses and marks the
+	// run summarised, in one transaction. as yields the addresses (nil: none) one at
+	// a time, so that a large run's need not all be in memory as rows at once.
+	SaveAggregates(ctx context.Context, c Claim, gs []result.Aggregate, as iter.Seq[result.AddressSummary]) error
 	// BuildDiff records the domains whose IPv6 changed from run a to run b.
 	BuildDiff(ctx context.Context, a, b int64) error
 

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/v6matrix/v6matrix/internal/geoip"
 	"github.com/v6matrix/v6matrix/internal/probe/httpprobe"
 	"github.com/v6matrix/v6matrix/internal/probe/path"
 	"github.com/v6matrix/v6matrix/internal/probe/tcpport"
@@ -374,10 +376,38 @@ func previous(ctx context.Context, st store.Store, run int64) (int64, error) {
 	return prev, nil
 }
 
-// addrAcc is what the builder keeps per unique address.
+// addrAcc is what the builder keeps per unique address (its key), as little as makes
+// its result.AddressSummary: a run's are all kept until its end (a million domains
+// have a few hundred thousand), so its place is shared with the addresses of the
+// same one, and its names are the best-ranked domain's own strings.
 type addrAcc struct {
-	result.AddressSummary
-	rank int // of AddressSummary.Domain
+	place   *place // nil: GeoIP placed it nowhere
+	domain  string // the best-ranked domain using it, and that domain's host and role
+	host    string
+	role    result.Role
+	rank    int // the domain's
+	domains int // using it
+	reach   result.Tri
+}
+
+// place is where GeoIP puts an address.
+type place struct {
+	cc          string
+	asn         uint32
+	asOrg, city string
+}
+
+// summary returns the located address ip's row.
+func (a *addrAcc) summary(ip netip.Addr) result.AddressSummary {
+	s := result.AddressSummary{IP: ip.String(), Family: 6, Reachable: a.reach, Domains: a.domains,
+		Domain: a.domain, Host: a.host, Role: a.role}
+	if ip.Is4() {
+		s.Family = 4
+	}
+	if p := a.place; p != nil {
+		s.CountryCode, s.ASN, s.ASOrg, s.City = p.cc, p.asn, p.asOrg, p.city
+	}
+	return s
 }
 
 // builder accumulates the aggregates while Build reads the run.
@@ -387,11 +417,33 @@ type builder struct {
 	countries map[string]*result.Aggregate
 	asns      map[uint32]*result.Aggregate
 	addrs     map[netip.Addr]*addrAcc
+	places    map[place]*place
 }
 
 func newBuilder() *builder {
 	return &builder{run: result.Aggregate{Kind: "run"}, tlds: map[string]*result.Aggregate{},
-		countries: map[string]*result.Aggregate{}, asns: map[uint32]*result.Aggregate{}, addrs: map[netip.Addr]*addrAcc{}}
+		countries: map[string]*result.Aggregate{}, asns: map[uint32]*result.Aggregate{}, addrs: map[netip.Addr]*addrAcc{},
+		places: map[place]*place{}}
+}
+
+// placeOf returns the shared place of a GeoIP record (nil when it has none).
+func (b *builder) placeOf(g *geoip.Record) *place {
+	if g == nil {
+		return nil
+	}
+	k := place{cc: g.CountryCode, asOrg: g.ASOrg, city: g.City}
+	if g.ASN != nil {
+		k.asn = *g.ASN
+	}
+	if k == (place{}) {
+		return nil
+	}
+	p := b.places[k]
+	if p == nil {
+		p = &k
+		b.places[k] = p
+	}
+	return p
 }
 
 // count adds a domain's summary to an aggregate.
@@ -450,33 +502,30 @@ func (b *builder) add(d *store.Detail, s *result.DomainSummary) {
 			}
 			acc := b.addrs[ip]
 			if acc == nil {
-				acc = &addrAcc{AddressSummary: result.AddressSummary{IP: ip.String(), Family: a.Family(),
-					Reachable: Reach(&a), Domain: d.Name, Host: ref.Name, Role: ref.Role}, rank: d.Rank}
-				if g := a.Geo; g != nil {
-					acc.CountryCode, acc.City, acc.ASOrg = g.CountryCode, g.City, g.ASOrg
-					if g.ASN != nil {
-						acc.ASN = *g.ASN
-					}
-				}
+				acc = &addrAcc{place: b.placeOf(a.Geo), reach: Reach(&a), domain: d.Name, host: ref.Name, role: ref.Role, rank: d.Rank}
 				b.addrs[ip] = acc
-				b.located(acc)
-			} else if d.Rank < acc.rank || d.Rank == acc.rank && d.Name < acc.Domain {
+				b.located(ip, acc)
+			} else if d.Rank < acc.rank || d.Rank == acc.rank && d.Name < acc.domain {
 				// Finish's domains come after First's: the address is the best-ranked
 				// domain's, as in one pass.
-				acc.Domain, acc.Host, acc.Role, acc.rank = d.Name, ref.Name, ref.Role, d.Rank
+				acc.domain, acc.host, acc.role, acc.rank = d.Name, ref.Name, ref.Role, d.Rank
 			}
-			if acc.CountryCode != "" && !ccs[acc.CountryCode] {
-				ccs[acc.CountryCode] = true
-				count(b.country(acc.CountryCode), s)
+			p := acc.place
+			if p == nil {
+				continue
 			}
-			if acc.ASN != 0 && !asns[acc.ASN] {
-				asns[acc.ASN] = true
-				count(b.asn(acc.ASN, acc.ASOrg), s)
+			if p.cc != "" && !ccs[p.cc] {
+				ccs[p.cc] = true
+				count(b.country(p.cc), s)
+			}
+			if p.asn != 0 && !asns[p.asn] {
+				asns[p.asn] = true
+				count(b.asn(p.asn, p.asOrg), s)
 			}
 		}
 	}
 	for ip := range addrsOf(d) {
-		b.addrs[ip].Domains++
+		b.addrs[ip].domains++
 	}
 }
 
@@ -495,21 +544,25 @@ func addrsOf(d *store.Detail) map[netip.Addr]bool {
 }
 
 // located counts a new address in its country and AS.
-func (b *builder) located(a *addrAcc) {
-	var gs []*result.Aggregate
-	if a.CountryCode != "" {
-		gs = append(gs, b.country(a.CountryCode))
+func (b *builder) located(ip netip.Addr, a *addrAcc) {
+	p := a.place
+	if p == nil {
+		return
 	}
-	if a.ASN != 0 {
-		gs = append(gs, b.asn(a.ASN, a.ASOrg))
+	var gs []*result.Aggregate
+	if p.cc != "" {
+		gs = append(gs, b.country(p.cc))
+	}
+	if p.asn != 0 {
+		gs = append(gs, b.asn(p.asn, p.asOrg))
 	}
 	for _, g := range gs {
-		if a.Family == 4 {
+		if ip.Is4() {
 			g.V4Addresses++
 			continue
 		}
 		g.V6Addresses++
-		if a.Reachable == result.Yes {
+		if a.reach == result.Yes {
 			g.V6ReachableAddress++
 		}
 	}
@@ -553,15 +606,26 @@ func (b *builder) aggregates() []result.Aggregate {
 	return out
 }
 
-// addresses returns the located addresses.
-func (b *builder) addresses() []result.AddressSummary {
-	out := make([]result.AddressSummary, 0, len(b.addrs))
-	for _, a := range b.addrs {
-		out = append(out, a.AddressSummary)
+// addresses yields the located addresses' rows one at a time, in the table's key
+// order (the address as text), so that saving them appends rather than seeks; only
+// the order is built at once (~40 bytes an address), not the rows.
+func (b *builder) addresses() iter.Seq[result.AddressSummary] {
+	return func(yield func(result.AddressSummary) bool) {
+		type key struct {
+			text string
+			ip   netip.Addr
+		}
+		keys := make([]key, 0, len(b.addrs))
+		for ip := range b.addrs {
+			keys = append(keys, key{ip.String(), ip})
+		}
+		slices.SortFunc(keys, func(x, y key) int { return cmp.Compare(x.text, y.text) })
+		for _, k := range keys {
+			if !yield(b.addrs[k.ip].summary(k.ip)) {
+				return
+			}
+		}
 	}
-	// In the table's key order, so that saving them appends rather than seeks.
-	slices.SortFunc(out, func(x, y result.AddressSummary) int { return cmp.Compare(x.IP, y.IP) })
-	return out
 }
 
 // rebuildShare is how many times its last rebuild's duration KeepCurrent waits at
