@@ -2,6 +2,7 @@ package measure
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net/netip"
 	"sync"
@@ -65,6 +66,8 @@ type nsChecks struct {
 	queue   int
 	room    chan struct{}
 	stopped bool // stop: no check starts any more, none waits for room
+	// backlog is a resume's pairs still to read from the store (nil: none left).
+	backlog *nsBacklog
 }
 
 // nsAddr is one name server address and its pairs still to queue.
@@ -111,31 +114,39 @@ func (n *nsChecks) waitRoom(ctx context.Context) error {
 	}
 }
 
-// add queues pairs whose address the gate allows (the others are not checked).
+// add queues pairs whose address the gate allows (the others are not checked). While a
+// resume's backlog is read, a pair ahead of its cursor is left to it: it is stored.
 func (n *nsChecks) add(ctx context.Context, pairs []store.NSTarget) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, pr := range pairs {
-		if ok, _ := n.gate.Allowed(pr.IP); !ok {
-			continue
+		if n.backlog == nil || !n.backlog.ahead(pr) {
+			n.addLocked(pr)
 		}
-		ip := pr.IP.Unmap()
-		a := n.addrs[ip]
-		if a == nil {
-			a = &nsAddr{ip: ip, rank: polite.Rank(ip, n.seed), idx: -1}
-			n.addrs[ip] = a
-		}
-		a.pairs = append(a.pairs, nsPair{domain: pr.Domain, host: pr.Host, ip: pr.IP})
-		a.known++
-		if n.most == nil || a.known > n.most.known {
-			n.most = a
-		}
-		n.pending++
-		n.checks++
-		n.p.Total.Add(1)
-		n.fix(a)
 	}
 	n.fill(ctx)
+}
+
+// addLocked queues one pair if the gate allows its address; n.mu is held.
+func (n *nsChecks) addLocked(pr store.NSTarget) {
+	if ok, _ := n.gate.Allowed(pr.IP); !ok {
+		return
+	}
+	ip := pr.IP.Unmap()
+	a := n.addrs[ip]
+	if a == nil {
+		a = &nsAddr{ip: ip, rank: polite.Rank(ip, n.seed), idx: -1}
+		n.addrs[ip] = a
+	}
+	a.pairs = append(a.pairs, nsPair{domain: pr.Domain, host: pr.Host, ip: pr.IP})
+	a.known++
+	if n.most == nil || a.known > n.most.known {
+		n.most = a
+	}
+	n.pending++
+	n.checks++
+	n.p.Total.Add(1)
+	n.fix(a)
 }
 
 // fix puts a in ready, or takes it out.
@@ -152,7 +163,13 @@ func (n *nsChecks) fix(a *nsAddr) {
 // fill moves pairs into the scheduler while the window has room, and lets the
 // scheduler finish once nothing more can come.
 func (n *nsChecks) fill(ctx context.Context) {
-	for n.err == nil && n.inSched < n.window && n.ready.Len() > 0 {
+	for n.err == nil && n.inSched < n.window {
+		if n.backlog != nil && n.pending <= n.queue/2 {
+			n.refill(ctx)
+		}
+		if n.ready.Len() == 0 {
+			break
+		}
 		a := n.ready.Peek()
 		pr := a.pairs[0]
 		a.pairs[0] = nsPair{}
@@ -184,7 +201,7 @@ func (n *nsChecks) fill(ctx context.Context) {
 			n.err = err
 		}
 	}
-	if n.err != nil || (n.closed && n.pending == 0) {
+	if n.err != nil || (n.closed && n.pending == 0 && n.backlog == nil) {
 		n.release() // nothing more will be queued: the scheduler ends with what it has
 	}
 	if n.err != nil {
@@ -246,20 +263,64 @@ func (n *nsChecks) bound(cfg polite.Config) (time.Duration, *nsAddr) {
 	return lb, nil
 }
 
+// nsBacklog is a resume's cursor over the stored pairs not yet checked, in the store's
+// (domain, address) order: they are read a page at a time as the checks leave room in
+// the queue, not all at once (a million-domain run resumed early has three million).
+type nsBacklog struct {
+	st      store.Store
+	run     int64
+	vantage string
+	after   store.NSCursor
+}
+
+// nsPage is how many stored pairs a backlog reads at most at a time.
+const nsPage = 1000
+
+// ahead reports whether a pair comes after the cursor (the order is the bytes', as in
+// both stores).
+func (b *nsBacklog) ahead(pr store.NSTarget) bool {
+	if pr.Domain != b.after.Domain {
+		return pr.Domain > b.after.Domain
+	}
+	return pr.IP.String() > b.after.IP
+}
+
 // loadPending queues the pairs of the run not yet checked from vantage (a resume, or a
-// second vantage; a fresh run has none).
+// second vantage; a fresh run has none): up to the queue's bound now, the rest as the
+// checks leave room. Until all are read, the bound (nsChecks.bound) counts only those
+// read.
 func (n *nsChecks) loadPending(ctx context.Context, st store.Store, run int64, vantage string) error {
-	const page = 1000
-	for after := (store.NSCursor{}); ; {
-		ns, err := st.PendingNSTargets(ctx, run, vantage, after, page)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.backlog = &nsBacklog{st: st, run: run, vantage: vantage}
+	n.fill(ctx)
+	return n.err
+}
+
+// refill reads stored pairs from the backlog until more than half the queue waits or
+// none is left; n.mu is held. AddNS waits meanwhile, so that a pair it brings is
+// either behind the cursor, and queued by AddNS, or ahead, and read here: never both,
+// never neither. A read that fails stops the checks (n.err), unless ctx ended.
+func (n *nsChecks) refill(ctx context.Context) {
+	b := n.backlog
+	for n.pending <= n.queue/2 {
+		limit := min(nsPage, n.queue-n.pending)
+		ns, err := b.st.PendingNSTargets(ctx, b.run, b.vantage, b.after, limit)
 		if err != nil {
-			return err
+			if ctx.Err() == nil && n.err == nil {
+				n.err = fmt.Errorf("name server checks to resume: %w", err)
+			}
+			return
 		}
-		n.add(ctx, ns)
-		if len(ns) < page {
-			return nil
+		for _, pr := range ns {
+			n.addLocked(pr)
 		}
-		after = store.NSCursor{Domain: ns[len(ns)-1].Domain, IP: ns[len(ns)-1].IP.String()}
+		if len(ns) < limit {
+			n.backlog = nil
+			return
+		}
+		last := ns[len(ns)-1]
+		b.after = store.NSCursor{Domain: last.Domain, IP: last.IP.String()}
 	}
 }
 

@@ -23,14 +23,7 @@ import (
 // and a batch (AddNS waits: the batches come faster than the checks go), and a second
 // run of the stage has nothing left.
 func TestNSChecksBesideProbes(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "ns.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	run, _ := st.CreateRun(ctx, store.Run{Started: time.Now(), ListName: "ns", State: store.RunCrawling})
+	ctx, st, run := nsTestRun(t)
 	const n, per = 60, 10 // domains, domains per batch
 	var es []domains.Entry
 	for i := range n {
@@ -59,13 +52,7 @@ func TestNSChecksBesideProbes(t *testing.T) {
 		mu.Unlock()
 		return inner(ctx, tg)
 	}
-	cfg.Gate, err = polite.NewGate([]netip.Prefix{netip.MustParsePrefix("127.3.0.0/16"), netip.MustParsePrefix("2001:db8:3::/48")}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.EHLOName, cfg.UserAgent = "crawler.test", "v6matrix/test (+https://crawler.test/)"
-	cfg.Polite.AddrGap, cfg.Polite.NetGap, cfg.Polite.PortWindow, cfg.Polite.Rate = 0, 0, 0, math.Inf(1)
-	cfg.NSCheck.AddrGap, cfg.NSCheck.Rate = 5*time.Millisecond, math.Inf(1)
+	nsTestLimits(t, &cfg)
 	cfg.NSQueue = 3
 
 	var p Progress
@@ -146,4 +133,159 @@ func TestNSChecksBesideProbes(t *testing.T) {
 	if p2.Total.Load() != 0 || len(again.calls) != 0 {
 		t.Errorf("resumed stage: total %d, calls %v; want none", p2.Total.Load(), again.calls)
 	}
+}
+
+// TestNSChecksResumeBounded: a resume reads the stored pairs not yet checked a page at
+// a time as the checks leave room (never more than Config.NSQueue waiting from them),
+// while the DNS stage brings more (a batch beyond the bound, as AddNS allows): each
+// pair, stored before the resume or brought behind or ahead of the resume's cursor, is
+// checked exactly once.
+func TestNSChecksResumeBounded(t *testing.T) {
+	ctx, st, run := nsTestRun(t)
+	// Stored before the resume: m-00 ... m-39. Brought while it reads them: a-0 ...
+	// (behind its cursor), z-0 ... (ahead of it).
+	var stored, before, after []string
+	for i := range 40 {
+		stored = append(stored, fmt.Sprintf("m-%02d.test", i))
+	}
+	for i := range 5 {
+		before, after = append(before, fmt.Sprintf("a-%d.test", i)), append(after, fmt.Sprintf("z-%d.test", i))
+	}
+	var es []domains.Entry
+	for i, name := range append(append(append([]string{}, stored...), before...), after...) {
+		es = append(es, domains.Entry{Rank: i + 1, Name: name, TLD: "test"})
+	}
+	if _, err := st.AddDomains(ctx, run, es); err != nil {
+		t.Fatal(err)
+	}
+	nsIPs := []netip.Addr{netip.MustParseAddr("127.3.0.4"), netip.MustParseAddr("2001:db8:3::53")}
+	batch := func(names []string) store.Batch {
+		var b store.Batch
+		ns := result.Host{Name: "ns.test", Status: result.StatusOK, V4: nsIPs[:1], V6: nsIPs[1:]}
+		b.Hosts = append(b.Hosts, ns)
+		for _, name := range names {
+			d := result.Domain{Name: name, Rank: 1, TLD: "test", Status: result.StatusOK,
+				Hosts: []result.HostRef{{Role: result.RoleNS, Name: "ns.test", Rank: 1}}}
+			ts, nts := store.TargetsOf(d, []result.Host{ns})
+			b.Domains = append(b.Domains, d)
+			b.Targets, b.NSTargets = append(b.Targets, ts...), append(b.NSTargets, nts...)
+		}
+		b.Addresses = []result.Address{{IP: nsIPs[0]}, {IP: nsIPs[1]}}
+		return b
+	}
+	if err := st.Save(ctx, run, batch(stored)); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := DefaultConfig()
+	fake := newFakeProbes(0)
+	cfg.Probes = fake.funcs()
+	var (
+		mu         sync.Mutex
+		checked    = map[string]int{} // "domain ip"
+		maxWaiting int
+		s          *Stage
+		started    = make(chan struct{})
+	)
+	inner := cfg.Probes[result.KindDNS53]
+	cfg.Probes[result.KindDNS53] = func(ctx context.Context, tg Target) (any, error) {
+		mu.Lock()
+		checked[tg.NSZone+" "+tg.IP.String()]++
+		if len(checked) == 1 {
+			close(started)
+		}
+		mu.Unlock()
+		if s != nil {
+			s.ns.mu.Lock()
+			mu.Lock()
+			maxWaiting = max(maxWaiting, s.ns.pending)
+			mu.Unlock()
+			s.ns.mu.Unlock()
+		}
+		return inner(ctx, tg)
+	}
+	nsTestLimits(t, &cfg)
+	cfg.NSQueue = 6
+
+	var p Progress
+	mu.Lock()
+	var err error
+	s, err = Start(ctx, cfg, st, run, &p)
+	mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ns.mu.Lock()
+	waiting, reading := s.ns.pending, s.ns.backlog != nil
+	s.ns.mu.Unlock()
+	if waiting > cfg.NSQueue || !reading {
+		t.Fatalf("resumed with %d checks waiting (backlog left: %v), want at most %d and the rest left", waiting, reading, cfg.NSQueue)
+	}
+	<-started
+	time.Sleep(50 * time.Millisecond) // the backlog refilled a few times
+	mu.Lock()
+	fromBacklog := maxWaiting
+	mu.Unlock()
+	live := batch(append(append([]string{}, before...), after...))
+	if err := st.Save(ctx, run, live); err != nil {
+		t.Fatal(err)
+	}
+	s.Add(ctx, live.Targets)
+	s.AddNS(ctx, live.NSTargets)
+	s.Close(ctx)
+	if err := s.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	if fromBacklog > cfg.NSQueue || fromBacklog == 0 {
+		t.Errorf("%d name server checks waiting from the backlog, want some and at most NSQueue %d", fromBacklog, cfg.NSQueue)
+	}
+	if bound := cfg.NSQueue - 1 + len(live.NSTargets); maxWaiting > bound {
+		t.Errorf("%d name server checks waiting, want at most %d (NSQueue %d and the batch's %d)", maxWaiting, bound, cfg.NSQueue, len(live.NSTargets))
+	}
+	all := append(append(append([]string{}, stored...), before...), after...)
+	for _, name := range all {
+		for _, ip := range nsIPs {
+			if key := name + " " + ip.String(); checked[key] != 1 {
+				t.Errorf("%s checked %d times, want 1", key, checked[key])
+			}
+		}
+	}
+	if len(checked) != len(all)*len(nsIPs) {
+		t.Errorf("%d pairs checked, want %d", len(checked), len(all)*len(nsIPs))
+	}
+}
+
+// nsTestLimits sets what the name server checks' tests share: the gate (127.3.0.0/16
+// and 2001:db8:3::/48), the crawler's names, the probes' limits lifted, the checks'
+// 5 ms apart per address.
+func nsTestLimits(t *testing.T, cfg *Config) {
+	t.Helper()
+	var err error
+	cfg.Gate, err = polite.NewGate([]netip.Prefix{netip.MustParsePrefix("127.3.0.0/16"), netip.MustParsePrefix("2001:db8:3::/48")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.EHLOName, cfg.UserAgent = "crawler.test", "v6matrix/test (+https://crawler.test/)"
+	cfg.Polite.AddrGap, cfg.Polite.NetGap, cfg.Polite.PortWindow, cfg.Polite.Rate = 0, 0, 0, math.Inf(1)
+	cfg.NSCheck.AddrGap, cfg.NSCheck.Rate = 5*time.Millisecond, math.Inf(1)
+}
+
+// nsTestRun returns a context bounding the test, and a run being crawled in a new store.
+func nsTestRun(t *testing.T) (context.Context, *store.SQLite, int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "ns.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	run, err := st.CreateRun(ctx, store.Run{Started: time.Now(), ListName: "ns", State: store.RunCrawling})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, st, run
 }
