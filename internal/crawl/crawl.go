@@ -43,7 +43,12 @@ type Config struct {
 	// long. The probe stage uses it to start on addresses and name server checks while
 	// the DNS stage goes on.
 	OnSaved func(targets []store.Target, ns []store.NSTarget)
-	Logger  *slog.Logger
+	// BeforeSave, when set, is called with each batch's (domain, name server address)
+	// pairs before the batch is saved, from the writer's goroutine: the probe stage
+	// marks them as coming from OnSaved, so that a resume reading the pairs stored
+	// but not yet checked leaves them alone.
+	BeforeSave func(ns []store.NSTarget)
+	Logger     *slog.Logger
 }
 
 // DefaultConfig returns the defaults.
@@ -191,6 +196,9 @@ func (c *Crawler) write(ctx context.Context, run int64, results <-chan outcome, 
 			if o.domain.Status != result.StatusOK {
 				p.Errors.Add(1)
 			}
+		}
+		if c.cfg.BeforeSave != nil {
+			c.cfg.BeforeSave(b.NSTargets)
 		}
 		if err := c.store.Save(ctx, run, b); err != nil {
 			return err

@@ -66,8 +66,17 @@ type nsChecks struct {
 	queue   int
 	room    chan struct{}
 	stopped bool // stop: no check starts any more, none waits for room
-	// backlog is a resume's pairs still to read from the store (nil: none left).
+	// backlog is a resume's pairs still to read from the store (nil: none left), and
+	// coming the pairs of batches being saved meanwhile (Stage.Incoming), which add
+	// queues and the backlog leaves alone.
 	backlog *nsBacklog
+	coming  map[nsKey]bool
+}
+
+// nsKey names a (domain, name server address) pair.
+type nsKey struct {
+	domain string
+	ip     netip.Addr
 }
 
 // nsAddr is one name server address and its pairs still to queue.
@@ -114,15 +123,27 @@ func (n *nsChecks) waitRoom(ctx context.Context) error {
 	}
 }
 
-// add queues pairs whose address the gate allows (the others are not checked). While a
-// resume's backlog is read, a pair ahead of its cursor is left to it: it is stored.
+// incoming marks the pairs of a batch about to be saved while a resume's backlog is
+// read: the backlog may find them stored before add has them, and leaves them to add.
+// It holds one batch's pairs at a time (the DNS stage saves batches one by one).
+func (n *nsChecks) incoming(pairs []store.NSTarget) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.backlog == nil {
+		return
+	}
+	for _, pr := range pairs {
+		n.coming[nsKey{pr.Domain, pr.IP}] = true
+	}
+}
+
+// add queues pairs whose address the gate allows (the others are not checked).
 func (n *nsChecks) add(ctx context.Context, pairs []store.NSTarget) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, pr := range pairs {
-		if n.backlog == nil || !n.backlog.ahead(pr) {
-			n.addLocked(pr)
-		}
+		delete(n.coming, nsKey{pr.Domain, pr.IP})
+		n.addLocked(pr)
 	}
 	n.fill(ctx)
 }
@@ -276,15 +297,6 @@ type nsBacklog struct {
 // nsPage is how many stored pairs a backlog reads at most at a time.
 const nsPage = 1000
 
-// ahead reports whether a pair comes after the cursor (the order is the bytes', as in
-// both stores).
-func (b *nsBacklog) ahead(pr store.NSTarget) bool {
-	if pr.Domain != b.after.Domain {
-		return pr.Domain > b.after.Domain
-	}
-	return pr.IP.String() > b.after.IP
-}
-
 // loadPending queues the pairs of the run not yet checked from vantage (a resume, or a
 // second vantage; a fresh run has none): up to the queue's bound now, the rest as the
 // checks leave room. Until all are read, the bound (nsChecks.bound) counts only those
@@ -292,15 +304,15 @@ func (b *nsBacklog) ahead(pr store.NSTarget) bool {
 func (n *nsChecks) loadPending(ctx context.Context, st store.Store, run int64, vantage string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.backlog = &nsBacklog{st: st, run: run, vantage: vantage}
+	n.backlog, n.coming = &nsBacklog{st: st, run: run, vantage: vantage}, map[nsKey]bool{}
 	n.fill(ctx)
 	return n.err
 }
 
 // refill reads stored pairs from the backlog until more than half the queue waits or
-// none is left; n.mu is held. AddNS waits meanwhile, so that a pair it brings is
-// either behind the cursor, and queued by AddNS, or ahead, and read here: never both,
-// never neither. A read that fails stops the checks (n.err), unless ctx ended.
+// none is left; n.mu is held. It skips the pairs of batches saved during the resume
+// (coming, marked before they are stored): add queues those, so that each pair is
+// queued once. A read that fails stops the checks (n.err), unless ctx ended.
 func (n *nsChecks) refill(ctx context.Context) {
 	b := n.backlog
 	for n.pending <= n.queue/2 {
@@ -313,7 +325,9 @@ func (n *nsChecks) refill(ctx context.Context) {
 			return
 		}
 		for _, pr := range ns {
-			n.addLocked(pr)
+			if !n.coming[nsKey{pr.Domain, pr.IP}] {
+				n.addLocked(pr)
+			}
 		}
 		if len(ns) < limit {
 			n.backlog = nil

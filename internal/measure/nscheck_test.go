@@ -137,13 +137,13 @@ func TestNSChecksBesideProbes(t *testing.T) {
 
 // TestNSChecksResumeBounded: a resume reads the stored pairs not yet checked a page at
 // a time as the checks leave room (never more than Config.NSQueue waiting from them),
-// while the DNS stage brings more (a batch beyond the bound, as AddNS allows): each
-// pair, stored before the resume or brought behind or ahead of the resume's cursor, is
-// checked exactly once.
+// while the DNS stage brings more (a batch beyond the bound, as AddNS allows), saved
+// before the backlog reads past them and handed to AddNS only after: each pair,
+// stored before the resume or brought during it, is checked exactly once.
 func TestNSChecksResumeBounded(t *testing.T) {
 	ctx, st, run := nsTestRun(t)
 	// Stored before the resume: m-00 ... m-39. Brought while it reads them: a-0 ...
-	// (behind its cursor), z-0 ... (ahead of it).
+	// (behind its cursor when they come), z-0 ... (ahead of it).
 	var stored, before, after []string
 	for i := range 40 {
 		stored = append(stored, fmt.Sprintf("m-%02d.test", i))
@@ -227,8 +227,21 @@ func TestNSChecksResumeBounded(t *testing.T) {
 	fromBacklog := maxWaiting
 	mu.Unlock()
 	live := batch(append(append([]string{}, before...), after...))
+	s.Incoming(live.NSTargets) // as the DNS stage does (crawl.Config.BeforeSave)
 	if err := st.Save(ctx, run, live); err != nil {
 		t.Fatal(err)
+	}
+	// The backlog reads on past the new pairs, stored, before AddNS has them.
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		s.ns.mu.Lock()
+		reading = s.ns.backlog != nil
+		s.ns.mu.Unlock()
+		if !reading {
+			break
+		}
+	}
+	if reading {
+		t.Fatal("the backlog was not read to its end")
 	}
 	s.Add(ctx, live.Targets)
 	s.AddNS(ctx, live.NSTargets)

@@ -196,6 +196,14 @@ func (s *Stage) Add(ctx context.Context, ts []store.Target) {
 	s.fill(ctx)
 }
 
+// Incoming marks (domain, name server address) pairs that a batch about to be saved
+// brings, which AddNS will queue: it is crawl.Config.BeforeSave.
+func (s *Stage) Incoming(ns []store.NSTarget) {
+	if s.ns != nil {
+		s.ns.incoming(ns)
+	}
+}
+
 // AddNS queues the name server checks of a saved batch's (domain, name server address)
 // pairs. Like Add, it is called from crawl.Config.OnSaved. When Config.NSQueue checks
 // wait already it waits for room first, which holds the DNS stage back.

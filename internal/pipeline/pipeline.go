@@ -49,6 +49,7 @@ func Run(ctx context.Context, st store.Store, run int64, cfg Config, p *Progress
 		return err
 	}
 	dns := cfg.DNS
+	dns.BeforeSave = stage.Incoming
 	dns.OnSaved = func(ts []store.Target, ns []store.NSTarget) {
 		stage.Add(pctx, ts)
 		stage.AddNS(pctx, ns)
