@@ -608,7 +608,7 @@ func (b *builder) aggregates() []result.Aggregate {
 
 // addresses yields the located addresses' rows one at a time, in the table's key
 // order (the address as text), so that saving them appends rather than seeks; only
-// the order is built at once (~40 bytes an address), not the rows.
+// the order is built at once (~60 bytes an address: its text and key), not the rows.
 func (b *builder) addresses() iter.Seq[result.AddressSummary] {
 	return func(yield func(result.AddressSummary) bool) {
 		type key struct {
