@@ -188,7 +188,6 @@ func (pl *planner) prefixOf(ip netip.Addr) netip.Prefix {
 // extend while it waits.
 func (pl *planner) add(w waiting, first bool) *waiting {
 	n := w.kinds.len()
-	w.ip = w.ip.Unmap()
 	w.rank = polite.Rank(w.ip, pl.cfg.Seed)
 	p := pl.prefixOf(w.ip)
 	nw := pl.nets[p]

@@ -341,3 +341,41 @@ func TestAddNames(t *testing.T) {
 		t.Errorf("probes %d, total %d, addresses %d: want 3, 3, 1", s.plan.starts, s.p.Total.Load(), s.p.Addresses.Load())
 	}
 }
+
+// TestAddMapped adds an IPv4 address waiting as a mail exchanger, then the IPv4-mapped
+// IPv6 address of the same IPv4 address (a hostile AAAA record) as a web server: the
+// IPv4 address keeps its names and kinds (the lab's mapped.uk once made the STARTTLS
+// probe of its shared web server run without a server name), and the mapped address is
+// a target of its own, here refused by the gate (special-purpose).
+func TestAddMapped(t *testing.T) {
+	gate, err := polite.NewGate([]netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Stage{byIP: map[netip.Addr]*waiting{}, p: &Progress{}, results: make(chan store.Measurement, 4)}
+	s.cfg.Gate = gate
+	s.cfg.Kinds = map[string]bool{result.KindTCP25: true, result.KindSTARTTLS: true, result.KindTLS443: true}
+	s.wakeL = sync.NewCond(&s.mu)
+	s.plan = newPlanner(polite.DefaultConfig(), 10, testPorts, allProbes)
+	ip, mapped := addr("192.0.2.7"), addr("::ffff:192.0.2.7")
+	mx := store.RoleAddr | store.RoleMX
+	s.addLocked(t.Context(), store.Target{IP: ip, Roles: mx, MX: "mail.a.example", MXRank: 1, Host: "mail.a.example"}, mx, 0)
+	www := store.RoleAddr | store.RoleWWW
+	s.addLocked(t.Context(), store.Target{IP: mapped, Roles: www, WWW: "www.mapped.example", WWWRank: 2, Host: "www.mapped.example"}, www, 0)
+	w := s.byIP[ip]
+	if w == nil {
+		t.Fatal("the IPv4 address is not waiting")
+	}
+	if w.mx != "mail.a.example" || w.www != "" || w.ip != ip {
+		t.Errorf("IPv4 record: ip %v mx %q www %q, want %v, mail.a.example and no web name", w.ip, w.mx, w.www, ip)
+	}
+	if got, want := w.kinds.list(), []string{result.KindTCP25, result.KindSTARTTLS}; !cmp.Equal(got, want) {
+		t.Errorf("IPv4 kinds waiting = %v, want %v", got, want)
+	}
+	if s.byIP[mapped] != nil {
+		t.Errorf("the mapped address waits for probes: %+v", *s.byIP[mapped])
+	}
+	if m := <-s.results; m.IP != mapped || m.Kind != result.KindSkipped {
+		t.Errorf("recorded %v %s, want %v skipped", m.IP, m.Kind, mapped)
+	}
+}

@@ -238,7 +238,10 @@ func (s *Stage) addLocked(ctx context.Context, t store.Target, added store.Roles
 		kinds &^= setOf(targetOf(t, t.Roles&^added).kinds(s.cfg.Kinds))
 	}
 	kinds &^= measured
-	w := s.byIP[t.IP.Unmap()]
+	// By the address itself: an IPv4-mapped IPv6 address (an AAAA record of
+	// ::ffff:a.b.c.d) is another target than a.b.c.d, with names of its own, though
+	// the scheduler's limits count both as one destination.
+	w := s.byIP[t.IP]
 	if w != nil { // still waiting: its probes will use the newest names
 		w.www, w.mx, w.host, w.ntp = tg.www, tg.mx, tg.host, tg.ntp
 	}
