@@ -7,14 +7,15 @@
 // before, with River's unique jobs, so that it is enqueued once):
 //
 //   - dns: one per shard of the run's domains in rank order (Enqueue), on the DNS queue;
-//   - plan: when every shard is done, groups the run's probe targets by network (a /24
-//     or /48: polite.Config.Network) and enqueues probe jobs of whole networks for each
-//     vantage: a network of at least packAddrs addresses alone, smaller ones packed
-//     together up to that size, largest first;
-//   - probe: its networks' addresses measured by the probe stage (measure.Part), with
-//     the name server checks of those addresses beside the probes as in one process, on
-//     the vantage's queue, so that the per-address and per-network limits of
-//     docs/POLITENESS.md hold wherever the job runs;
+//     the shard's commit files the addresses it found in their buckets (a hash of their
+//     network, a /24 or /48: polite.Config.Network) and enqueues, for each vantage, a
+//     probe job of each bucket that gained some (buckets.go);
+//   - probe: a bucket's addresses measured by the probe stage (measure.Part), with the
+//     name server checks of those addresses beside the probes as in one process, on the
+//     vantage's queue, beside the DNS shards; one job of a bucket at a time, so that the
+//     per-address and per-network limits of docs/POLITENESS.md hold wherever it runs;
+//   - plan: when every shard is done, marks the run probing and enqueues every bucket
+//     once more (an address found again may want more kinds);
 //   - finish: when nothing else is left, builds the run's summary and records it done.
 //
 // A job's results are written in the transaction that completes it (river.JobCompleteTx)
@@ -29,7 +30,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"regexp"
 	"strings"
 
@@ -144,21 +144,21 @@ func (FinishArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: DNSQueue, UniqueOpts: unique, Priority: 1}
 }
 
-// ProbeArgs is a probe job: whole networks' addresses, probed (with their name server
-// checks) from a vantage.
+// ProbeArgs is a probe job: a bucket's addresses (see buckets.go), probed (with their
+// name server checks) from a vantage.
 type ProbeArgs struct {
-	Run      int64          `json:"run"`
-	Vantage  string         `json:"vantage"`
-	Networks []netip.Prefix `json:"networks"`
-	IPs      []netip.Addr   `json:"ips"`
+	Run     int64  `json:"run"`
+	Vantage string `json:"vantage"`
+	Bucket  int32  `json:"bucket"`
 }
 
 // Kind is the job kind.
 func (ProbeArgs) Kind() string { return kindProbe }
 
-// InsertOpts puts the job on the vantage's queue, once.
+// InsertOpts puts the job on the vantage's queue, once while it is open: a bucket
+// whose job completed gets another when more addresses come.
 func (a ProbeArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: VantageQueue(a.Vantage), UniqueOpts: unique}
+	return river.InsertOpts{Queue: VantageQueue(a.Vantage), UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: openStates}}
 }
 
 // schemaLock is the advisory lock under which River's migrations and ours run, so
@@ -197,6 +197,14 @@ func Migrate(ctx context.Context, pg *store.Postgres) error {
 	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS v6matrix_workers (
 		id TEXT PRIMARY KEY, vantage TEXT NOT NULL, host TEXT NOT NULL, seen TIMESTAMPTZ NOT NULL)`); err != nil {
 		return fmt.Errorf("workers table: %w", err)
+	}
+	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS v6matrix_bucket_ips (
+		run_id BIGINT NOT NULL, bucket INT NOT NULL, ip TEXT NOT NULL, PRIMARY KEY (run_id, bucket, ip))`); err != nil {
+		return fmt.Errorf("buckets table: %w", err)
+	}
+	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS v6matrix_buckets (
+		run_id BIGINT NOT NULL, bucket INT NOT NULL, gen BIGINT NOT NULL, PRIMARY KEY (run_id, bucket))`); err != nil {
+		return fmt.Errorf("buckets table: %w", err)
 	}
 	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS v6matrix_schedule (
 		name TEXT NOT NULL, period TIMESTAMPTZ NOT NULL, job BIGINT NOT NULL, run BIGINT, PRIMARY KEY (name, period))`); err != nil {

@@ -1,12 +1,9 @@
 package distrib
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"maps"
-	"net/netip"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -48,7 +45,7 @@ func (d *dnsWorker) Work(ctx context.Context, job *river.Job[ShardArgs]) error {
 		return err
 	}
 	if over(r) {
-		return commit(ctx, w, job, r, true, 0, nil, nil)
+		return commit(ctx, w, job, r, true, 0, nil, nil, nil)
 	}
 	view := &shardView{Postgres: w.pg, shard: job.Args}
 	cfg := s.DNS
@@ -62,12 +59,23 @@ func (d *dnsWorker) Work(ctx context.Context, job *river.Job[ShardArgs]) error {
 	}
 	b := view.take()
 	w.log.Debug("DNS shard", "run", r.ID, "job", job.ID, "domains", len(b.Domains), "finished", err == nil)
-	err = commit(ctx, w, job, r, err == nil, 0, func(ctx context.Context, st *store.Postgres) error {
+	err = commit(ctx, w, job, r, err == nil, 0, func(ctx context.Context, tx pgx.Tx, st *store.Postgres) error {
 		if len(b.Domains) == 0 {
 			return nil
 		}
-		return st.Save(ctx, r.ID, b)
-	}, nil)
+		if err := st.Save(ctx, r.ID, b); err != nil {
+			return err
+		}
+		if s.Probe == nil {
+			return nil
+		}
+		// The addresses found go to the probe stage now, in the same transaction.
+		buckets, err := fileTargets(ctx, tx, r.ID, b.Targets, s.Probe.Polite.Network, w.buckets())
+		if err != nil {
+			return err
+		}
+		return enqueueBuckets(ctx, tx, river.ClientFromContext[pgx.Tx](ctx), r, buckets)
+	}, nil, nil)
 	if err == nil || isSnooze(err) { // saved
 		w.cfg.Progress.DNS.Done.Add(p.Done.Load())
 		w.cfg.Progress.DNS.Errors.Add(p.Errors.Load())
@@ -76,14 +84,14 @@ func (d *dnsWorker) Work(ctx context.Context, job *river.Job[ShardArgs]) error {
 	return err
 }
 
-// planWorker groups the run's targets by network into probe jobs.
+// planWorker ends the DNS stage: the run is probing, and every bucket is probed once
+// more, its addresses' roles now final.
 type planWorker struct {
 	river.WorkerDefaults[PlanArgs]
 	w *Worker
 }
 
-// Timeout lets the job run to its end: it reads or writes the whole run and cannot stop
-// part way (the lease must be longer than it takes).
+// Timeout lets the job run to its end (the lease must be longer than it takes).
 func (*planWorker) Timeout(*river.Job[PlanArgs]) time.Duration { return -1 }
 
 func (pw *planWorker) Work(ctx context.Context, job *river.Job[PlanArgs]) error {
@@ -93,107 +101,22 @@ func (pw *planWorker) Work(ctx context.Context, job *river.Job[PlanArgs]) error 
 		return err
 	}
 	if over(r) {
-		return commit(ctx, w, job, r, true, 0, nil, nil)
-	}
-	var jobs []ProbeArgs
-	if s.Probe != nil {
-		nets, err := networks(ctx, s.Probe, func(after string) ([]netip.Addr, error) {
-			ts, err := w.pg.Targets(ctx, r.ID, "", after, 1000)
-			ips := make([]netip.Addr, len(ts))
-			for i, t := range ts {
-				ips[i] = t.IP
-			}
-			return ips, err
-		})
-		if err != nil {
-			return err
-		}
-		jobs = pack(nets, cmp.Or(w.cfg.packAddrs, packAddrs))
+		return commit(ctx, w, job, r, true, 0, nil, nil, nil)
 	}
 	r.State = store.RunProbing
-	w.log.Info("DNS stage done: probe jobs enqueued", "run", r.ID, "jobs", len(jobs), "vantages", Vantages(r))
-	return commit(ctx, w, job, r, true, 0, func(ctx context.Context, st *store.Postgres) error {
+	return commit(ctx, w, job, r, true, 0, func(ctx context.Context, tx pgx.Tx, st *store.Postgres) error {
 		return st.UpdateRun(ctx, r)
-	}, func(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx]) error {
-		return insertProbes(ctx, tx, client, r, jobs)
-	})
-}
-
-// network is one network's addresses.
-type network struct {
-	prefix netip.Prefix
-	ips    []netip.Addr
-}
-
-// networks pages through addresses (page returns those after the text given, 1000 at
-// most, in text order) and groups them by network, the largest first.
-func networks(ctx context.Context, cfg *measure.Config, page func(after string) ([]netip.Addr, error)) ([]network, error) {
-	by := map[netip.Prefix][]netip.Addr{}
-	for after := ""; ; {
-		ips, err := page(after)
+	}, nil, func(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx]) error {
+		if s.Probe == nil {
+			return nil
+		}
+		buckets, err := raiseAll(ctx, tx, r.ID)
 		if err != nil {
-			return nil, err
-		}
-		for _, ip := range ips {
-			n := cfg.Polite.Network(ip)
-			by[n] = append(by[n], ip)
-		}
-		if len(ips) < 1000 {
-			break
-		}
-		after = ips[len(ips)-1].String()
-	}
-	out := make([]network, 0, len(by))
-	for _, n := range slices.SortedFunc(maps.Keys(by), func(a, b netip.Prefix) int { return cmp.Compare(a.String(), b.String()) }) {
-		out = append(out, network{prefix: n, ips: by[n]})
-	}
-	slices.SortStableFunc(out, func(a, b network) int { return cmp.Compare(len(b.ips), len(a.ips)) })
-	return out, ctx.Err()
-}
-
-// packAddrs is the size of a probe job: a network of at least this many addresses is
-// a job of its own; smaller ones share jobs up to it. A job of one address is mostly
-// waiting (one probe at a time per address, a ping alone lasts a second): with a
-// network per job, the 12,258 jobs of bench-net's 100k run each had one or two
-// addresses and the workers' job slots, not their probes in flight, bounded the stage.
-const packAddrs = 64
-
-// pack makes probe jobs of whole networks (nets largest first): a large network
-// alone, the smaller ones together, each job up to max addresses, largest jobs first
-// (River takes jobs of one priority in insert order: longest-processing-time first).
-// A network is never split, so its per-network limit holds within one job.
-func pack(nets []network, max int) []ProbeArgs {
-	var out []ProbeArgs
-	var cur *ProbeArgs
-	for _, n := range nets {
-		if cur == nil || len(cur.IPs)+len(n.ips) > max {
-			out = append(out, ProbeArgs{})
-			cur = &out[len(out)-1]
-		}
-		cur.Networks = append(cur.Networks, n.prefix)
-		cur.IPs = append(cur.IPs, n.ips...)
-	}
-	slices.SortStableFunc(out, func(a, b ProbeArgs) int { return cmp.Compare(len(b.IPs), len(a.IPs)) })
-	return out
-}
-
-// insertProbes enqueues the probe jobs for each vantage of the run.
-func insertProbes(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], r store.Run, jobs []ProbeArgs) error {
-	var ps []river.InsertManyParams
-	for _, v := range Vantages(r) {
-		for _, a := range jobs {
-			a.Run, a.Vantage = r.ID, v
-			ps = append(ps, river.InsertManyParams{Args: a})
-		}
-	}
-	for len(ps) > 0 {
-		k := min(len(ps), 1000)
-		if _, err := client.InsertManyTx(ctx, tx, ps[:k]); err != nil {
 			return err
 		}
-		ps = ps[k:]
-	}
-	return nil
+		w.log.Info("DNS stage done: every bucket probed once more", "run", r.ID, "buckets", len(buckets), "vantages", Vantages(r))
+		return enqueueBuckets(ctx, tx, client, r, buckets)
+	})
 }
 
 // probeWorker probes a job's addresses and checks their name server pairs.
@@ -209,20 +132,30 @@ func (pw *probeWorker) Work(ctx context.Context, job *river.Job[ProbeArgs]) erro
 		return err
 	}
 	if over(r) || s.Probe == nil {
-		return commit(ctx, w, job, r, true, 0, nil, nil)
+		return commit(ctx, w, job, r, true, 0, nil, nil, nil)
+	}
+	// The generation first: an address added after it is read raises it, and the job
+	// goes on instead of completing.
+	gen, err := bucketGen(ctx, w.pg.Pool(), r.ID, a.Bucket, false)
+	if err != nil {
+		return err
+	}
+	ips, err := bucketIPs(ctx, w.pg.Pool(), r.ID, a.Bucket)
+	if err != nil {
+		return err
 	}
 	cfg := w.probeConfig(s.Probe, a.Vantage)
 	part := &measure.Part{}
-	if part.Targets, err = w.pg.TargetsAt(ctx, r.ID, a.Vantage, a.IPs); err != nil {
+	if part.Targets, err = w.pg.TargetsAt(ctx, r.ID, a.Vantage, ips); err != nil {
 		return err
 	}
 	if cfg.Kinds[result.KindDNS53] {
-		if part.NS, err = w.pg.PendingNSTargetsAt(ctx, r.ID, a.Vantage, a.IPs); err != nil {
+		if part.NS, err = w.pg.PendingNSTargetsAt(ctx, r.ID, a.Vantage, ips); err != nil {
 			return err
 		}
 	}
 	cfg.Part = part
-	return runStage(ctx, w, job, r, cfg)
+	return runStage(ctx, w, job, r, cfg, gen)
 }
 
 // probeConfig is the run's probe configuration for one job of the vantage: its share of
@@ -241,7 +174,8 @@ func (w *Worker) probeConfig(run *measure.Config, vantage string) measure.Config
 }
 
 // runStage runs the probe stage on the job's part for a slice and commits what it saved.
-func runStage(ctx context.Context, w *Worker, job *river.Job[ProbeArgs], r store.Run, cfg measure.Config) error {
+// The job completes only if its bucket's generation is still gen.
+func runStage(ctx context.Context, w *Worker, job *river.Job[ProbeArgs], r store.Run, cfg measure.Config, gen int64) error {
 	view := &measureView{Postgres: w.pg, checkpoint: checkpoint}
 	// The stage's counters are atomic sums: every job of the worker adds to them.
 	stage, err := measure.Start(ctx, cfg, view, r.ID, &w.cfg.Progress.Probe)
@@ -261,11 +195,14 @@ func runStage(ctx context.Context, w *Worker, job *river.Job[ProbeArgs], r store
 	// The next slice waits out every per-address limit: no address sees two probes, or
 	// more ports, closer than the scheduler allows.
 	snooze := max(cfg.Polite.AddrGap, cfg.Polite.NetGap, cfg.Polite.PortWindow, cfg.NSCheck.AddrGap)
-	return commit(ctx, w, job, r, err == nil, snooze, func(ctx context.Context, st *store.Postgres) error {
+	return commit(ctx, w, job, r, err == nil, snooze, func(ctx context.Context, tx pgx.Tx, st *store.Postgres) error {
 		if len(ms) == 0 {
 			return nil
 		}
 		return st.SaveMeasurements(ctx, r.ID, ms)
+	}, func(ctx context.Context, tx pgx.Tx) (bool, error) {
+		now, err := bucketGen(ctx, tx, r.ID, job.Args.Bucket, true)
+		return now != gen, err
 	}, nil)
 }
 
@@ -286,7 +223,7 @@ func (fw *finishWorker) Work(ctx context.Context, job *river.Job[FinishArgs]) er
 		return err
 	}
 	if over(r) {
-		return commit(ctx, w, job, r, true, 0, nil, nil)
+		return commit(ctx, w, job, r, true, 0, nil, nil, nil)
 	}
 	if err := summary.Build(ctx, w.pg, r.ID, w.log); err != nil {
 		w.log.Warn("the run's summary for the website was not built; v6matrix serve builds it when it starts", "run", r.ID, "err", err)
@@ -297,7 +234,10 @@ func (fw *finishWorker) Work(ctx context.Context, job *river.Job[FinishArgs]) er
 		return err
 	}
 	w.log.Info("crawl done", "run", r.ID, "domains", c.Done, "addresses", c.Addresses)
-	return commit(ctx, w, job, r, true, 0, func(ctx context.Context, st *store.Postgres) error {
+	return commit(ctx, w, job, r, true, 0, func(ctx context.Context, tx pgx.Tx, st *store.Postgres) error {
+		if err := dropBuckets(ctx, tx, r.ID); err != nil {
+			return err
+		}
 		return st.UpdateRun(ctx, r)
-	}, nil)
+	}, nil, nil)
 }

@@ -1,55 +1,139 @@
 package distrib
 
 import (
-	"fmt"
+	"context"
 	"net/netip"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/v6matrix/v6matrix/internal/polite"
+	"github.com/v6matrix/v6matrix/internal/store"
 )
 
-// TestPack packs networks into probe jobs: a large network alone, the small ones
-// together up to the job size, no network split, every address once, largest first.
-func TestPack(t *testing.T) {
-	var nets []network
-	for i, n := range []int{100, 40, 30, 20, 5, 1, 1} {
-		p := netip.MustParsePrefix(fmt.Sprintf("192.0.%d.0/24", i))
-		nw := network{prefix: p}
-		for j := range n {
-			nw.ips = append(nw.ips, netip.AddrFrom4([4]byte{192, 0, byte(i), byte(j + 1)}))
+// TestBuckets files addresses in their buckets on a real PostgreSQL: a network's
+// addresses share a bucket, a bucket's generation rises only when it gains an address
+// (and for every bucket at the plan), and a probe job's look at its generation (the
+// row locked) holds back a shard that adds to the bucket until the job's transaction
+// ends, so that the job either sees the addition or completes before it.
+func TestBuckets(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pg := openPG(t, ctx)
+	if err := Migrate(ctx, pg); err != nil {
+		t.Fatal(err)
+	}
+	network := polite.DefaultConfig().Network
+	const run, n = 7, 1000
+	targets := func(ips ...string) []store.Target {
+		var ts []store.Target
+		for _, ip := range ips {
+			ts = append(ts, store.Target{IP: netip.MustParseAddr(ip)})
 		}
-		nets = append(nets, nw)
+		return ts
 	}
-	jobs := pack(nets, 64)
-	var sizes [][]int
-	seen := map[netip.Addr]bool{}
-	for _, j := range jobs {
-		var s []int
-		for _, p := range j.Networks {
-			n := 0
-			for _, ip := range j.IPs {
-				if p.Contains(ip) {
-					n++
-				}
-			}
-			s = append(s, n)
+	file := func(ips ...string) []int32 {
+		t.Helper()
+		var got []int32
+		if err := pgx.BeginFunc(ctx, pg.Pool(), func(tx pgx.Tx) error {
+			var err error
+			got, err = fileTargets(ctx, tx, run, targets(ips...), network, n)
+			return err
+		}); err != nil {
+			t.Fatal(err)
 		}
-		for _, ip := range j.IPs {
-			if seen[ip] {
-				t.Errorf("%v in two jobs", ip)
-			}
-			seen[ip] = true
+		return got
+	}
+	gen := func(b int32) int64 {
+		t.Helper()
+		g, err := bucketGen(ctx, pg.Pool(), run, b, false)
+		if err != nil {
+			t.Fatal(err)
 		}
-		sizes = append(sizes, s)
+		return g
 	}
-	want := [][]int{{100}, {30, 20, 5, 1, 1}, {40}}
-	if diff := cmp.Diff(want, sizes); diff != "" {
-		t.Errorf("jobs' networks by size (-want +got):\n%s", diff)
+	b4 := bucketOf(netip.MustParsePrefix("192.0.2.0/24"), n)
+	b6 := bucketOf(netip.MustParsePrefix("2001:db8:1::/48"), n)
+	if b4 == b6 {
+		t.Fatalf("test networks share bucket %d: pick others", b4)
 	}
-	if len(seen) != 197 {
-		t.Errorf("%d addresses in the jobs, want 197", len(seen))
+	want := []int32{min(b4, b6), max(b4, b6)}
+	if got := file("192.0.2.1", "192.0.2.2", "2001:db8:1::1", "192.0.2.1"); !cmp.Equal(got, want) {
+		t.Errorf("buckets raised %v, want %v", got, want)
 	}
-	if got := pack(nil, 64); len(got) != 0 {
-		t.Errorf("no network: %d jobs", len(got))
+	if got := file("192.0.2.2", "2001:db8:1::1"); len(got) != 0 {
+		t.Errorf("buckets raised by addresses filed before: %v, want none", got)
+	}
+	if got := file("192.0.2.3", "2001:db8:1::1"); !cmp.Equal(got, []int32{b4}) {
+		t.Errorf("buckets raised %v, want [%d]", got, b4)
+	}
+	file("2001:db8:1:ffff::9") // the same /48
+	if g4, g6 := gen(b4), gen(b6); g4 != 2 || g6 != 2 {
+		t.Errorf("generations %d and %d, want 2 and 2", g4, g6)
+	}
+	ips, err := bucketIPs(ctx, pg.Pool(), run, b4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := slices.Collect(func(yield func(string) bool) {
+		for _, ip := range ips {
+			yield(ip.String())
+		}
+	}); !cmp.Equal(got, []string{"192.0.2.1", "192.0.2.2", "192.0.2.3"}) {
+		t.Errorf("bucket %d holds %v", b4, got)
+	}
+
+	// A probe job's commit looks at its generation, the row locked: a shard adding to
+	// the bucket waits for the job's transaction.
+	job, err := pg.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, err := bucketGen(ctx, job, run, b4, true); err != nil || g != 2 {
+		t.Fatalf("generation in the job's transaction: %d (%v), want 2", g, err)
+	}
+	added := make(chan []int32, 1)
+	go func() { added <- file("192.0.2.4") }()
+	select {
+	case got := <-added:
+		t.Fatalf("a shard added to the bucket (%v) while a job's commit held its row", got)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := job.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-added:
+		if !cmp.Equal(got, []int32{b4}) {
+			t.Errorf("buckets raised %v, want [%d]", got, b4)
+		}
+	case <-ctx.Done():
+		t.Fatal("the shard still waits after the job's commit")
+	}
+	if g := gen(b4); g != 3 {
+		t.Errorf("generation %d after the addition, want 3", g)
+	}
+
+	// The plan raises every bucket; a done run's buckets are dropped.
+	if err := pgx.BeginFunc(ctx, pg.Pool(), func(tx pgx.Tx) error {
+		got, err := raiseAll(ctx, tx, run)
+		if err == nil && !cmp.Equal(got, want) {
+			t.Errorf("raiseAll: %v, want %v", got, want)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if g4, g6 := gen(b4), gen(b6); g4 != 4 || g6 != 3 {
+		t.Errorf("generations after the plan %d and %d, want 4 and 3", g4, g6)
+	}
+	if err := pgx.BeginFunc(ctx, pg.Pool(), func(tx pgx.Tx) error { return dropBuckets(ctx, tx, run) }); err != nil {
+		t.Fatal(err)
+	}
+	if g := gen(b4); g != 0 {
+		t.Errorf("generation %d after the drop, want 0 (none)", g)
 	}
 }

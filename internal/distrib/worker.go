@@ -70,8 +70,8 @@ type Config struct {
 	// beforeCommit, when set (tests), is called before a job's results are committed;
 	// an error rolls them back, as a crash there would.
 	beforeCommit func(kind string, attempt int) error
-	// packAddrs, when set (tests), replaces packAddrs, the addresses of a probe job.
-	packAddrs int
+	// buckets, when set (tests), replaces defaultBuckets.
+	buckets int
 	// lostAfterCommit, when set (tests), says which kinds of job skip advanceAfter once
 	// their completion has committed, as a worker dying there would.
 	lostAfterCommit func(kind string) bool
@@ -323,34 +323,48 @@ func (w *Worker) closeSetups() {
 
 // commit writes a job's results with save in one transaction; when finished it also
 // completes the job in it, lets then add what the job enqueues, and enqueues the stage
-// that is due. Unfinished, the job is snoozed for snooze.
+// that is due. Unfinished, the job is snoozed for snooze. again, when set, is asked
+// before the job completes (in the transaction) whether it has more to do: then it is
+// snoozed instead.
 //
-// A DNS shard, plan or finish job does it all under the run's lock. A probe or name
-// server job (thousands per run, each writing its own network's rows) takes no lock:
-// once its completion has committed it looks whether another job of its stage is
-// still open, and only the last ones take the lock to enqueue what is due (advanceAfter).
-// Completions serialized on the lock were the distributed run's bottleneck
-// (bench-net --distributed: 276 of PostgreSQL's 395 s waiting for it).
+// A DNS shard, plan or finish job does it all under the run's lock. A probe job
+// (hundreds per run, each writing its own bucket's rows) takes no lock but its
+// bucket's row (in again): once its completion has committed it looks whether another
+// job of its stage is still open, and only the last ones take the lock to enqueue what
+// is due (advanceAfter). Completions serialized on the lock were the distributed run's
+// bottleneck (bench-net --distributed: 276 of PostgreSQL's 395 s waiting for it).
 func commit[T river.JobArgs](ctx context.Context, w *Worker, job *river.Job[T], r store.Run, finished bool, snooze time.Duration,
-	save func(ctx context.Context, st *store.Postgres) error, then func(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx]) error) error {
+	save func(ctx context.Context, tx pgx.Tx, st *store.Postgres) error, again func(ctx context.Context, tx pgx.Tx) (bool, error),
+	then func(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx]) error) error {
 	// The job's context may have ended (a stop, the slice): what finished is saved all
 	// the same. ClientFromContext still finds the client.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	client := river.ClientFromContext[pgx.Tx](ctx)
 	own := job.Kind == kindProbe
+	var done bool
 	err := pgx.BeginFunc(ctx, w.pg.Pool(), func(tx pgx.Tx) error {
+		done = finished
 		if !own {
 			if err := lockRun(ctx, tx, r.ID); err != nil {
 				return err
 			}
 		}
 		if save != nil {
-			if err := save(ctx, w.pg.Within(tx)); err != nil {
+			if err := save(ctx, tx, w.pg.Within(tx)); err != nil {
 				return err
 			}
 		}
-		if finished {
+		if done && again != nil {
+			more, err := again(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if more {
+				done = false // snoozed: due again once the per-address limits allow
+			}
+		}
+		if done {
 			if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
 				return fmt.Errorf("complete job %d: %w", job.ID, err)
 			}
@@ -373,7 +387,7 @@ func commit[T river.JobArgs](ctx context.Context, w *Worker, job *river.Job[T], 
 	if err != nil {
 		return err
 	}
-	if !finished {
+	if !done {
 		return river.JobSnooze(snooze)
 	}
 	if own && (w.cfg.lostAfterCommit == nil || !w.cfg.lostAfterCommit(job.Kind)) {
