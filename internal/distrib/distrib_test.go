@@ -286,13 +286,15 @@ func TestDistributedRun(t *testing.T) {
 				return fmt.Errorf("simulated crash before the commit of a %s job", kind)
 			}
 			if kind == kindDNS {
-				time.Sleep(400 * time.Millisecond) // under the run's lock: 4 s for the shards
+				time.Sleep(800 * time.Millisecond) // under the run's lock: 7 s for the shards
 			}
 			return nil
 		},
 		// No probe job looks whether its stage is over: the workers' sweep finds it.
 		lostAfterCommit: func(kind string) bool { return kind == kindProbe },
 		buckets:         3,
+		// Made available by River's scheduler (every 5 s) while the shards go on.
+		bucketWait: 200 * time.Millisecond,
 	}
 	var progress [2]pipeline.Progress
 	for i := range progress {

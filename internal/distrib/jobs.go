@@ -74,7 +74,7 @@ func (d *dnsWorker) Work(ctx context.Context, job *river.Job[ShardArgs]) error {
 		if err != nil {
 			return err
 		}
-		return enqueueBuckets(ctx, tx, river.ClientFromContext[pgx.Tx](ctx), r, buckets)
+		return enqueueBuckets(ctx, tx, river.ClientFromContext[pgx.Tx](ctx), r, buckets, w.bucketWait())
 	}, nil, nil)
 	if err == nil || isSnooze(err) { // saved
 		w.cfg.Progress.DNS.Done.Add(p.Done.Load())
@@ -115,7 +115,7 @@ func (pw *planWorker) Work(ctx context.Context, job *river.Job[PlanArgs]) error 
 			return err
 		}
 		w.log.Info("DNS stage done: every bucket probed once more", "run", r.ID, "buckets", len(buckets), "vantages", Vantages(r))
-		return enqueueBuckets(ctx, tx, client, r, buckets)
+		return enqueueBuckets(ctx, tx, client, r, buckets, 0)
 	})
 }
 
@@ -149,7 +149,11 @@ func (pw *probeWorker) Work(ctx context.Context, job *river.Job[ProbeArgs]) erro
 	if part.Targets, err = w.pg.TargetsAt(ctx, r.ID, a.Vantage, ips); err != nil {
 		return err
 	}
-	if cfg.Kinds[result.KindDNS53] {
+	// The name server checks wait for the DNS stage's end (the run probing): a name
+	// server's address has pairs in most shards, and reading them again at each of
+	// the bucket's jobs beside the DNS stage was most of PostgreSQL's time (bench-net
+	// --distributed at 100k: 531 s in 3,593 reads).
+	if cfg.Kinds[result.KindDNS53] && r.State == store.RunProbing {
 		if part.NS, err = w.pg.PendingNSTargetsAt(ctx, r.ID, a.Vantage, ips); err != nil {
 			return err
 		}
@@ -195,6 +199,9 @@ func runStage(ctx context.Context, w *Worker, job *river.Job[ProbeArgs], r store
 	// The next slice waits out every per-address limit: no address sees two probes, or
 	// more ports, closer than the scheduler allows.
 	snooze := max(cfg.Polite.AddrGap, cfg.Polite.NetGap, cfg.Polite.PortWindow, cfg.NSCheck.AddrGap)
+	if r.State != store.RunProbing {
+		snooze = max(snooze, w.bucketWait()) // the DNS stage adds more meanwhile
+	}
 	return commit(ctx, w, job, r, err == nil, snooze, func(ctx context.Context, tx pgx.Tx, st *store.Postgres) error {
 		if len(ms) == 0 {
 			return nil

@@ -70,8 +70,10 @@ type Config struct {
 	// beforeCommit, when set (tests), is called before a job's results are committed;
 	// an error rolls them back, as a crash there would.
 	beforeCommit func(kind string, attempt int) error
-	// buckets, when set (tests), replaces defaultBuckets.
-	buckets int
+	// buckets and bucketWait, when set (tests), replace defaultBuckets and bucketWait
+	// (a negative wait: none).
+	buckets    int
+	bucketWait time.Duration
 	// lostAfterCommit, when set (tests), says which kinds of job skip advanceAfter once
 	// their completion has committed, as a worker dying there would.
 	lostAfterCommit func(kind string) bool
