@@ -309,6 +309,9 @@ func checkTLS(t *testing.T, sc *lab.Scenario, tg *target, port int, host string,
 	if tool.Err != nil {
 		t.Fatalf("openssl: %v\n%s", tool.Err, tool.Out)
 	}
+	if crawl == nil {
+		t.Fatalf("%s SNI %s: the crawl has no TLS result on port %d (openssl: %q)", tg.Addr, host, port, tool.Val.Version)
+	}
 	if crawl.Reachable != (nc.Val == "open") {
 		t.Errorf("reachable: crawl %v, nc says %q", crawl.Reachable, nc.Val)
 	}

@@ -77,7 +77,9 @@ func startTools(r *crawlRun, targets []*target) *toolRuns {
 				at.tcp[i] = res[string]{v, out, err}
 			})
 		}
-		if tg.TLS443 != nil && len(tg.WWW) > 0 {
+		// By the address's roles, not by what the crawl measured: a measurement the
+		// crawl lost fails checkTLS.
+		if len(tg.WWW) > 0 {
 			at.tls443 = &res[tlsResult]{}
 			host := tg.WWW[0]
 			goShort(func() {
@@ -85,7 +87,7 @@ func startTools(r *crawlRun, targets []*target) *toolRuns {
 				*at.tls443 = res[tlsResult]{v, out, err}
 			})
 		}
-		if tg.STARTTLS != nil && len(tg.MX) > 0 {
+		if len(tg.MX) > 0 {
 			at.starttls = &res[tlsResult]{}
 			host := tg.MX[0]
 			goShort(func() {
