@@ -427,9 +427,12 @@ func (s *Stage) Wait(ctx context.Context) error {
 	}
 	s.localWG.Wait()
 	end := time.Now()
-	if err == nil {
+	done := err == nil
+	var lb time.Duration
+	var why string
+	if done {
 		s.p.end.Store(end.UnixNano())
-		lb, why := s.bound()
+		lb, why = s.bound()
 		s.log.Info("probe stage: probes done", "elapsed", end.Sub(s.start).Round(time.Millisecond), "lower_bound", lb.Round(time.Millisecond),
 			"bound_by", why, "efficiency", fmt.Sprintf("%.2f", s.p.Efficiency()))
 	}
@@ -444,6 +447,15 @@ func (s *Stage) Wait(ctx context.Context) error {
 	close(s.results)
 	if werr := <-s.writeErr; werr != nil {
 		return werr
+	}
+	if done && err == nil {
+		// Every measurement is saved: the progress keeps the final bound and nothing
+		// unfinished, not the stage (its planner, scheduler and checks), which the
+		// run's summary would otherwise hold while it builds.
+		s.p.setBound(func() (time.Duration, string) { return lb, why })
+		s.p.setUnfinished(func(context.Context) (*Unfinished, error) {
+			return &Unfinished{Addrs: map[netip.Addr]bool{}, Domains: map[string]bool{}}, nil
+		})
 	}
 	return err
 }
