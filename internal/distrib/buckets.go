@@ -37,10 +37,15 @@ import (
 // domains (bench-net), ~700 at a million.
 const defaultBuckets = 256
 
-// openStates are the states in which a probe job of a bucket is unique: a bucket
-// whose job completed gets another.
-var openStates = []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending,
-	rivertype.JobStateRetryable, rivertype.JobStateRunning, rivertype.JobStateScheduled}
+// uniqueStates are the states in which a probe job of a bucket is unique: every one
+// but completed, so that a bucket whose job completed gets another. A job River
+// discarded (out of attempts) or that was cancelled keeps its bucket's: crawl --resume
+// retries it, and it then measures whatever was added meanwhile (a second job of the
+// bucket would make the retry fail on River's unique index, and probe the bucket's
+// networks beside the first).
+var uniqueStates = []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStateCancelled,
+	rivertype.JobStateDiscarded, rivertype.JobStatePending, rivertype.JobStateRetryable,
+	rivertype.JobStateRunning, rivertype.JobStateScheduled}
 
 // bucketOf returns the bucket of a network among n.
 func bucketOf(network netip.Prefix, n int) int32 {
@@ -73,9 +78,13 @@ func (w *Worker) buckets() int {
 }
 
 // fileTargets records the targets' addresses in their buckets (network gives an
-// address's network) and raises the generation of every bucket that gained one. It
-// returns those buckets, their rows locked until tx ends.
-func fileTargets(ctx context.Context, tx pgx.Tx, run int64, ts []store.Target, network func(netip.Addr) netip.Prefix, n int) ([]int32, error) {
+// address's network) and raises the generation of every bucket that gained one, or,
+// with all (the DNS stage is over: a shard enqueued late, by a resume), of every bucket
+// that holds one of them, since an address found again may want more kinds or name
+// server checks. It returns those buckets, their rows locked until tx ends. An address
+// is filed once, in the bucket of the first shard that found it, even if a later one
+// computes another (a worker with other --net-bits-v4/v6).
+func fileTargets(ctx context.Context, tx pgx.Tx, run int64, ts []store.Target, network func(netip.Addr) netip.Prefix, n int, all bool) ([]int32, error) {
 	if len(ts) == 0 {
 		return nil, nil
 	}
@@ -85,13 +94,16 @@ func fileTargets(ctx context.Context, tx pgx.Tx, run int64, ts []store.Target, n
 		buckets[i], ips[i] = bucketOf(network(t.IP), n), t.IP.String()
 	}
 	// The buckets' rows are locked in bucket order: every writer takes them in that
-	// order, a probe job only its own.
+	// order, a probe job only its own. filed reads the rows as they were before the
+	// insert: those of addresses filed by earlier shards.
 	rows, err := tx.Query(ctx, `WITH ins AS (
 		INSERT INTO v6matrix_bucket_ips (run_id, bucket, ip) SELECT $1, * FROM unnest($2::int[], $3::text[])
-		ON CONFLICT DO NOTHING RETURNING bucket)
-		INSERT INTO v6matrix_buckets (run_id, bucket, gen) SELECT DISTINCT $1::bigint, bucket, 1::bigint FROM ins ORDER BY 2
+		ON CONFLICT DO NOTHING RETURNING bucket),
+		filed AS (SELECT bucket FROM v6matrix_bucket_ips WHERE $4 AND run_id = $1 AND ip = ANY($3::text[])),
+		b AS (SELECT bucket FROM ins UNION SELECT bucket FROM filed)
+		INSERT INTO v6matrix_buckets (run_id, bucket, gen) SELECT $1::bigint, bucket, 1::bigint FROM b ORDER BY 2
 		ON CONFLICT (run_id, bucket) DO UPDATE SET gen = v6matrix_buckets.gen + 1
-		RETURNING bucket`, run, buckets, ips)
+		RETURNING bucket`, run, buckets, ips, all)
 	if err != nil {
 		return nil, fmt.Errorf("run %d: file %d addresses in their buckets: %w", run, len(ts), err)
 	}

@@ -158,7 +158,7 @@ func (ProbeArgs) Kind() string { return kindProbe }
 // InsertOpts puts the job on the vantage's queue, once while it is open: a bucket
 // whose job completed gets another when more addresses come.
 func (a ProbeArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: VantageQueue(a.Vantage), UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: openStates}}
+	return river.InsertOpts{Queue: VantageQueue(a.Vantage), UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: uniqueStates}}
 }
 
 // schemaLock is the advisory lock under which River's migrations and ours run, so
@@ -200,6 +200,11 @@ func Migrate(ctx context.Context, pg *store.Postgres) error {
 	}
 	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS v6matrix_bucket_ips (
 		run_id BIGINT NOT NULL, bucket INT NOT NULL, ip TEXT NOT NULL, PRIMARY KEY (run_id, bucket, ip))`); err != nil {
+		return fmt.Errorf("buckets table: %w", err)
+	}
+	// An address is in one bucket of its run (fileTargets), whatever the bucket a
+	// worker computes for it.
+	if _, err := pool.Exec(ctx, `CREATE UNIQUE INDEX IF NOT EXISTS v6matrix_bucket_ips_ip ON v6matrix_bucket_ips (run_id, ip)`); err != nil {
 		return fmt.Errorf("buckets table: %w", err)
 	}
 	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS v6matrix_buckets (

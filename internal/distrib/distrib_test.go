@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -317,19 +318,7 @@ func TestDistributedRun(t *testing.T) {
 	}
 	crashMu.Unlock()
 	sameExport(t, refPG, ref.Run.ID, pg, id)
-	for _, table := range []string{"domains", "hosts", "addresses", "targets", "ns_targets", "measurements", "ns_checks"} {
-		var a, b int
-		q := fmt.Sprintf(`SELECT count(*) FROM %s WHERE run_id = $1`, table)
-		if err := refPG.Pool().QueryRow(ctx, q, ref.Run.ID).Scan(&a); err != nil {
-			t.Fatal(err)
-		}
-		if err := pg.Pool().QueryRow(ctx, q, id).Scan(&b); err != nil {
-			t.Fatal(err)
-		}
-		if a != b || a == 0 {
-			t.Errorf("%s: %d rows in the single-process run, %d in the distributed one", table, a, b)
-		}
-	}
+	sameRows(t, ctx, refPG, ref.Run.ID, pg, id)
 	// Every probe was sent once, but for the crashed probe job's, which were sent again.
 	refCalls, calls := r.fake(0).calls, r.fake(id).calls
 	if len(calls) != len(refCalls) {
@@ -382,6 +371,71 @@ func TestDistributedRun(t *testing.T) {
 	if err := pg.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM v6matrix_buckets WHERE run_id = $1)
 		+ (SELECT count(*) FROM v6matrix_bucket_ips WHERE run_id = $1)`, id).Scan(&left); err != nil || left != 0 {
 		t.Errorf("%d bucket rows left after the run (%v), want none", left, err)
+	}
+}
+
+// TestPlanBetweenReads lets the plan commit while a probe job begun beside the DNS
+// stage is between its reads of its bucket and of the run. The job must not complete
+// on what it read before the plan: it saw the DNS stage, so it checked no name server
+// (their checks wait for the plan), and the plan's job of its bucket was the running
+// job itself. With one bucket, that job holds every address: the distributed run must
+// still make every check of the single-process run.
+func TestPlanBetweenReads(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	refPG, pg := openPG(t, ctx), openPG(t, ctx)
+	r := newRig(t, ctx)
+	ref, id, q := r.pair(t, ctx, refPG, pg, run.Meta{Vantage: "test"})
+	if _, err := q.Enqueue(ctx, id, 7); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	var beside atomic.Bool // the held job began while the DNS stage ran
+	cfg := Config{Vantage: "test", Setup: r.setup, Lease: 30 * time.Second, Heartbeat: 200 * time.Millisecond,
+		beforeCommit: func(kind string, _ int) error {
+			if kind == kindDNS {
+				time.Sleep(300 * time.Millisecond) // 9 shards: ~3 s of DNS stage
+			}
+			return nil
+		},
+		buckets: 1, bucketWait: -1,
+		betweenReads: func(int32) {
+			once.Do(func() {
+				for i := 0; ctx.Err() == nil; i++ {
+					run, err := pg.GetRun(ctx, id)
+					if err == nil && run.State == store.RunProbing {
+						beside.Store(i > 0)
+						return
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			})
+		},
+	}
+	startWorkers(t, pg, 1, cfg)
+	waitDone(t, ctx, pg, id)
+	if !beside.Load() {
+		t.Fatal("the first probe job began after the plan: nothing was tested (slow the DNS shards more)")
+	}
+	sameExport(t, refPG, ref.Run.ID, pg, id)
+	sameRows(t, ctx, refPG, ref.Run.ID, pg, id)
+}
+
+// sameRows compares the rows of two runs' tables, which must hold some.
+func sameRows(t *testing.T, ctx context.Context, refPG *store.Postgres, refID int64, pg *store.Postgres, id int64) {
+	t.Helper()
+	for _, table := range []string{"domains", "hosts", "addresses", "targets", "ns_targets", "measurements", "ns_checks"} {
+		var a, b int
+		q := fmt.Sprintf(`SELECT count(*) FROM %s WHERE run_id = $1`, table)
+		if err := refPG.Pool().QueryRow(ctx, q, refID).Scan(&a); err != nil {
+			t.Fatal(err)
+		}
+		if err := pg.Pool().QueryRow(ctx, q, id).Scan(&b); err != nil {
+			t.Fatal(err)
+		}
+		if a != b || a == 0 {
+			t.Errorf("%s: %d rows in the single-process run, %d in the distributed one", table, a, b)
+		}
 	}
 }
 

@@ -69,12 +69,23 @@ func (d *dnsWorker) Work(ctx context.Context, job *river.Job[ShardArgs]) error {
 		if s.Probe == nil {
 			return nil
 		}
-		// The addresses found go to the probe stage now, in the same transaction.
-		buckets, err := fileTargets(ctx, tx, r.ID, b.Targets, s.Probe.Polite.Network, w.buckets())
+		// The addresses found go to the probe stage now, in the same transaction. The
+		// run's state is read again under its lock: a shard that a resume enqueued
+		// may commit after the plan.
+		now, err := st.GetRun(ctx, r.ID)
 		if err != nil {
 			return err
 		}
-		return enqueueBuckets(ctx, tx, river.ClientFromContext[pgx.Tx](ctx), r, buckets, w.bucketWait())
+		late := now.State == store.RunProbing
+		buckets, err := fileTargets(ctx, tx, r.ID, b.Targets, s.Probe.Polite.Network, w.buckets(), late)
+		if err != nil {
+			return err
+		}
+		wait := w.bucketWait()
+		if late {
+			wait = 0
+		}
+		return enqueueBuckets(ctx, tx, river.ClientFromContext[pgx.Tx](ctx), r, buckets, wait)
 	}, nil, nil)
 	if err == nil || isSnooze(err) { // saved
 		w.cfg.Progress.DNS.Done.Add(p.Done.Load())
@@ -127,18 +138,24 @@ type probeWorker struct {
 
 func (pw *probeWorker) Work(ctx context.Context, job *river.Job[ProbeArgs]) error {
 	w, a := pw.w, job.Args
+	// The generation first, before the run and the addresses: an address added after
+	// it is read raises it, and so does the plan, which makes the run probing; the job
+	// then goes on instead of completing. (Read after the run, a generation raised by
+	// the plan in between would let a job that saw the DNS stage, and so checked no
+	// name server, complete.)
+	gen, err := bucketGen(ctx, w.pg.Pool(), a.Run, a.Bucket, false)
+	if err != nil {
+		return err
+	}
+	if w.cfg.betweenReads != nil {
+		w.cfg.betweenReads(a.Bucket)
+	}
 	r, s, err := w.setup(ctx, a.Run)
 	if err != nil {
 		return err
 	}
 	if over(r) || s.Probe == nil {
 		return commit(ctx, w, job, r, true, 0, nil, nil, nil)
-	}
-	// The generation first: an address added after it is read raises it, and the job
-	// goes on instead of completing.
-	gen, err := bucketGen(ctx, w.pg.Pool(), r.ID, a.Bucket, false)
-	if err != nil {
-		return err
 	}
 	ips, err := bucketIPs(ctx, w.pg.Pool(), r.ID, a.Bucket)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/v6matrix/v6matrix/internal/polite"
 	"github.com/v6matrix/v6matrix/internal/store"
@@ -35,18 +36,19 @@ func TestBuckets(t *testing.T) {
 		}
 		return ts
 	}
-	file := func(ips ...string) []int32 {
+	fileWith := func(network func(netip.Addr) netip.Prefix, all bool, ips ...string) []int32 {
 		t.Helper()
 		var got []int32
 		if err := pgx.BeginFunc(ctx, pg.Pool(), func(tx pgx.Tx) error {
 			var err error
-			got, err = fileTargets(ctx, tx, run, targets(ips...), network, n)
+			got, err = fileTargets(ctx, tx, run, targets(ips...), network, n, all)
 			return err
 		}); err != nil {
 			t.Fatal(err)
 		}
 		return got
 	}
+	file := func(ips ...string) []int32 { return fileWith(network, false, ips...) }
 	gen := func(b int32) int64 {
 		t.Helper()
 		g, err := bucketGen(ctx, pg.Pool(), run, b, false)
@@ -130,10 +132,69 @@ func TestBuckets(t *testing.T) {
 	if g4, g6 := gen(b4), gen(b6); g4 != 4 || g6 != 3 {
 		t.Errorf("generations after the plan %d and %d, want 4 and 3", g4, g6)
 	}
+
+	// A shard after the plan (enqueued by a resume) raises the buckets of the addresses
+	// it found again, where they are filed: they may want more kinds or checks.
+	if got := fileWith(network, true, "192.0.2.1"); !cmp.Equal(got, []int32{b4}) {
+		t.Errorf("late shard: buckets raised %v, want [%d]", got, b4)
+	}
+	// A worker that computes another network (other --net-bits) files nothing twice.
+	host := func(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, a.BitLen()) }
+	other := bucketOf(host(netip.MustParseAddr("192.0.2.1")), n)
+	if other == b4 {
+		t.Fatalf("192.0.2.1/32 is in bucket %d, as its /24: pick another address", b4)
+	}
+	if got := fileWith(host, false, "192.0.2.1"); len(got) != 0 {
+		t.Errorf("an address filed again in another bucket: %v raised", got)
+	}
+	if got := fileWith(host, true, "192.0.2.1"); !cmp.Equal(got, []int32{b4}) {
+		t.Errorf("late shard with other networks: buckets raised %v, want [%d] (where it is filed)", got, b4)
+	}
+	if ips, err := bucketIPs(ctx, pg.Pool(), run, other); err != nil || len(ips) != 0 {
+		t.Errorf("bucket %d holds %v (%v), want nothing", other, ips, err)
+	}
+	if g := gen(b4); g != 6 {
+		t.Errorf("generation %d after two late shards, want 6", g)
+	}
 	if err := pgx.BeginFunc(ctx, pg.Pool(), func(tx pgx.Tx) error { return dropBuckets(ctx, tx, run) }); err != nil {
 		t.Fatal(err)
 	}
 	if g := gen(b4); g != 0 {
 		t.Errorf("generation %d after the drop, want 0 (none)", g)
+	}
+}
+
+// TestProbeJobUnique enqueues a bucket's probe job on a real PostgreSQL: it is unique
+// in every state but completed, so that a job cancelled (or discarded by River) keeps
+// its bucket's place: enqueued again, nothing new is inserted, and crawl --resume can
+// retry it (a second job of the bucket made the retry fail on River's unique index).
+func TestProbeJobUnique(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	q, err := Open(ctx, openPG(t, ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := ProbeArgs{Run: 7, Vantage: "test", Bucket: 3}
+	first, err := q.client.Insert(ctx, args, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.client.JobCancel(ctx, first.Job.ID); err != nil {
+		t.Fatal(err)
+	}
+	again, err := q.client.Insert(ctx, args, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.UniqueSkippedAsDuplicate || again.Job.ID != first.Job.ID {
+		t.Errorf("enqueued again beside the cancelled job %d: job %d (duplicate %v), want the cancelled one", first.Job.ID, again.Job.ID, again.UniqueSkippedAsDuplicate)
+	}
+	retried, err := q.client.JobRetry(ctx, first.Job.ID)
+	if err != nil {
+		t.Fatalf("retry the cancelled job: %v", err)
+	}
+	if retried.State != rivertype.JobStateAvailable {
+		t.Errorf("retried job %s, want available", retried.State)
 	}
 }

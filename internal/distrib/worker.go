@@ -74,6 +74,9 @@ type Config struct {
 	// (a negative wait: none).
 	buckets    int
 	bucketWait time.Duration
+	// betweenReads, when set (tests), is called by a probe job between its reads of
+	// its bucket's generation and of the run.
+	betweenReads func(bucket int32)
 	// lostAfterCommit, when set (tests), says which kinds of job skip advanceAfter once
 	// their completion has committed, as a worker dying there would.
 	lostAfterCommit func(kind string) bool
