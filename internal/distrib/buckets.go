@@ -115,6 +115,30 @@ func fileTargets(ctx context.Context, tx pgx.Tx, run int64, ts []store.Target, n
 	return out, nil
 }
 
+// fileMissing files the run's targets that no shard filed (an older v6matrix's shards
+// filed none; so does a shard of a run without probes, resumed with them) and returns
+// how many. The plan calls it before raising every bucket: any address the DNS stage
+// saved is then in a bucket. A run of this version has none to file (an anti-join).
+func fileMissing(ctx context.Context, tx pgx.Tx, run int64, network func(netip.Addr) netip.Prefix, n int) (int, error) {
+	rows, err := tx.Query(ctx, `SELECT t.ip FROM targets t WHERE t.run_id = $1 AND NOT EXISTS
+		(SELECT 1 FROM v6matrix_bucket_ips b WHERE b.run_id = $1 AND b.ip = (t.ip COLLATE "default"))`, run)
+	if err != nil {
+		return 0, fmt.Errorf("run %d: targets in no bucket: %w", run, err)
+	}
+	texts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, fmt.Errorf("run %d: targets in no bucket: %w", run, err)
+	}
+	ts := make([]store.Target, len(texts))
+	for i, s := range texts {
+		if ts[i].IP, err = netip.ParseAddr(s); err != nil {
+			return 0, fmt.Errorf("run %d: damaged target address %q: %w", run, s, err)
+		}
+	}
+	_, err = fileTargets(ctx, tx, run, ts, network, n, false)
+	return len(ts), err
+}
+
 // raiseAll raises the generation of every bucket of the run and returns them.
 func raiseAll(ctx context.Context, tx pgx.Tx, run int64) ([]int32, error) {
 	rows, err := tx.Query(ctx, `WITH b AS (SELECT bucket FROM v6matrix_buckets WHERE run_id = $1 ORDER BY bucket FOR UPDATE)

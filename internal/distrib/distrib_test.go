@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/v6matrix/v6matrix/internal/crawl"
 	"github.com/v6matrix/v6matrix/internal/dnssrv"
@@ -597,5 +598,57 @@ func TestTwoVantages(t *testing.T) {
 			t.Errorf("%s probed %d times, want once per vantage", k, n)
 			break
 		}
+	}
+}
+
+// TestFileMissing files, as the plan does, the targets of a run that no shard filed in
+// a bucket (here a single-process run's: it has no shards): each once, and none when
+// asked again.
+func TestFileMissing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pg := openPG(t, ctx)
+	if err := Migrate(ctx, pg); err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, ctx)
+	s, err := r.setup(ctx, store.Run{ID: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := run.Start(ctx, pg, r.runConfig(t, s), run.Meta{Vantage: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := res.Run.ID
+	count := func(table string) int {
+		t.Helper()
+		var n int
+		if err := pg.Pool().QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM %s WHERE run_id = $1`, table), id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	file := func() int {
+		t.Helper()
+		var n int
+		if err := pgx.BeginFunc(ctx, pg.Pool(), func(tx pgx.Tx) error {
+			var err error
+			n, err = fileMissing(ctx, tx, id, s.Probe.Polite.Network, 3)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	targets := count("targets")
+	if n := file(); n != targets || targets == 0 {
+		t.Errorf("%d addresses filed, want the run's %d targets", n, targets)
+	}
+	if n := count("v6matrix_bucket_ips"); n != targets {
+		t.Errorf("%d addresses in buckets, want %d", n, targets)
+	}
+	if n := file(); n != 0 {
+		t.Errorf("%d addresses filed again, want none", n)
 	}
 }

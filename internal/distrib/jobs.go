@@ -121,6 +121,13 @@ func (pw *planWorker) Work(ctx context.Context, job *river.Job[PlanArgs]) error 
 		if s.Probe == nil {
 			return nil
 		}
+		missing, err := fileMissing(ctx, tx, r.ID, s.Probe.Polite.Network, w.buckets())
+		if err != nil {
+			return err
+		}
+		if missing > 0 {
+			w.log.Warn("addresses no DNS shard filed in a bucket, filed by the plan", "run", r.ID, "addresses", missing)
+		}
 		buckets, err := raiseAll(ctx, tx, r.ID)
 		if err != nil {
 			return err
