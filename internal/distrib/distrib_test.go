@@ -395,7 +395,7 @@ func TestPlanBetweenReads(t *testing.T) {
 	cfg := Config{Vantage: "test", Setup: r.setup, Lease: 30 * time.Second, Heartbeat: 200 * time.Millisecond,
 		beforeCommit: func(kind string, _ int) error {
 			if kind == kindDNS {
-				time.Sleep(300 * time.Millisecond) // 9 shards: ~3 s of DNS stage
+				time.Sleep(500 * time.Millisecond) // 9 shards: ~5 s of DNS stage
 			}
 			return nil
 		},
