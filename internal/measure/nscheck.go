@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -137,12 +138,19 @@ func (n *nsChecks) incoming(pairs []store.NSTarget) {
 	}
 }
 
-// add queues pairs whose address the gate allows (the others are not checked).
+// add queues pairs whose address the gate allows (the others are not checked). The
+// pairs are stored: while a resume's backlog is read, those ahead of its cursor are
+// left to it (it will read them, no longer marked coming), and those behind it, which
+// it passed while they were marked or not yet stored, are queued here. Either way a
+// pair is queued once.
 func (n *nsChecks) add(ctx context.Context, pairs []store.NSTarget) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, pr := range pairs {
 		delete(n.coming, nsKey{pr.Domain, pr.IP})
+		if n.backlog != nil && n.backlog.ahead(pr) {
+			continue
+		}
 		n.addLocked(pr)
 	}
 	n.fill(ctx)
@@ -292,6 +300,15 @@ type nsBacklog struct {
 	run     int64
 	vantage string
 	after   store.NSCursor
+}
+
+// ahead reports whether the backlog has still to read pr: it comes after the cursor in
+// the store's order (domain, then the address's text, bytewise).
+func (b *nsBacklog) ahead(pr store.NSTarget) bool {
+	if c := strings.Compare(pr.Domain, b.after.Domain); c != 0 {
+		return c > 0
+	}
+	return pr.IP.String() > b.after.IP
 }
 
 // nsPage is how many stored pairs a backlog reads at most at a time.

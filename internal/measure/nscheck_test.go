@@ -137,10 +137,21 @@ func TestNSChecksBesideProbes(t *testing.T) {
 
 // TestNSChecksResumeBounded: a resume reads the stored pairs not yet checked a page at
 // a time as the checks leave room (never more than Config.NSQueue waiting from them),
-// while the DNS stage brings more (a batch beyond the bound, as AddNS allows), saved
-// before the backlog reads past them and handed to AddNS only after: each pair,
-// stored before the resume or brought during it, is checked exactly once.
+// while the DNS stage brings more (a batch beyond the bound, as AddNS allows), some
+// behind the backlog's cursor and some ahead of it, saved and handed to AddNS either
+// after the backlog has read past them all or while it still reads: each pair, stored
+// before the resume or brought during it, is checked exactly once.
 func TestNSChecksResumeBounded(t *testing.T) {
+	for _, early := range []bool{false, true} {
+		name := "handed over after the backlog's end"
+		if early {
+			name = "handed over while the backlog is read"
+		}
+		t.Run(name, func(t *testing.T) { nsResume(t, early) })
+	}
+}
+
+func nsResume(t *testing.T, early bool) {
 	ctx, st, run := nsTestRun(t)
 	// Stored before the resume: m-00 ... m-39. Brought while it reads them: a-0 ...
 	// (behind its cursor when they come), z-0 ... (ahead of it).
@@ -231,8 +242,22 @@ func TestNSChecksResumeBounded(t *testing.T) {
 	if err := st.Save(ctx, run, live); err != nil {
 		t.Fatal(err)
 	}
-	// The backlog reads on past the new pairs, stored, before AddNS has them.
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	if early {
+		// The backlog's cursor is among the m-* pairs: the a-* are behind it, the z-*
+		// ahead.
+		s.ns.mu.Lock()
+		reading = s.ns.backlog != nil
+		var cursor string
+		if reading {
+			cursor = s.ns.backlog.after.Domain
+		}
+		s.ns.mu.Unlock()
+		if !reading || cursor < "m" || cursor >= "n" {
+			t.Fatalf("the backlog's cursor at %q at the hand-over (reading: %v), want among the m-* pairs", cursor, reading)
+		}
+	}
+	// Else the backlog reads on past the new pairs, stored, before AddNS has them.
+	for deadline := time.Now().Add(20 * time.Second); !early && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		s.ns.mu.Lock()
 		reading = s.ns.backlog != nil
 		s.ns.mu.Unlock()
@@ -240,7 +265,7 @@ func TestNSChecksResumeBounded(t *testing.T) {
 			break
 		}
 	}
-	if reading {
+	if !early && reading {
 		t.Fatal("the backlog was not read to its end")
 	}
 	s.Add(ctx, live.Targets)
