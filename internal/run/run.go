@@ -105,6 +105,7 @@ func (e *InterruptedError) Unwrap() error { return ErrInterrupted }
 // Start creates a run, stores its list, loads it and runs both stages to the end.
 func Start(ctx context.Context, st store.Store, cfg Config, meta Meta) (Result, error) {
 	r := newRunner(st, cfg)
+	defer func() { r.unlock() }() // set by r.lock on the way
 	if err := r.create(ctx, meta); err != nil {
 		return r.result(), err
 	}
@@ -115,6 +116,7 @@ func Start(ctx context.Context, st store.Store, cfg Config, meta Meta) (Result, 
 // others to run its stages (the distributed mode's workers, internal/distrib).
 func Create(ctx context.Context, st store.Store, cfg Config, meta Meta) (Result, error) {
 	r := newRunner(st, cfg)
+	defer func() { r.unlock() }() // set by r.lock on the way
 	if err := r.create(ctx, meta); err != nil {
 		return r.result(), err
 	}
@@ -126,6 +128,7 @@ func Create(ctx context.Context, st store.Store, cfg Config, meta Meta) (Result,
 // A non-empty options replaces the run's stored settings.
 func Reload(ctx context.Context, st store.Store, id int64, cfg Config, options string) (Result, error) {
 	r := newRunner(st, cfg)
+	defer func() { r.unlock() }() // set by r.lock on the way
 	if err := r.resumable(ctx, id, options); err != nil {
 		return r.result(), err
 	}
@@ -140,6 +143,9 @@ func (r *runner) create(ctx context.Context, meta Meta) error {
 		return err
 	}
 	r.run.ID = id
+	if err := r.lock(ctx, r.run.Vantage); err != nil {
+		return err
+	}
 	r.log.Info("run created", "run", id, "list", r.cfg.List)
 	t0 := time.Now()
 	if err := r.storeList(ctx); err != nil {
@@ -193,6 +199,7 @@ func Resumable(ctx context.Context, st store.Store, id int64) (store.Run, error)
 // the run's stored settings (a resume may change how fast it goes).
 func Resume(ctx context.Context, st store.Store, id int64, cfg Config, options string) (Result, error) {
 	r := newRunner(st, cfg)
+	defer func() { r.unlock() }() // set by r.lock on the way
 	if err := r.resumable(ctx, id, options); err != nil {
 		return r.result(), err
 	}
@@ -203,6 +210,14 @@ func Resume(ctx context.Context, st store.Store, id int64, cfg Config, options s
 func (r *runner) resumable(ctx context.Context, id int64, options string) error {
 	run, err := Resumable(ctx, r.st, id)
 	if err != nil {
+		return err
+	}
+	r.run = run
+	if err := r.lock(ctx, r.run.Vantage); err != nil {
+		return err
+	}
+	// Read again under the lock: the crawl that held it may have finished the run.
+	if run, err = Resumable(ctx, r.st, run.ID); err != nil {
 		return err
 	}
 	r.run = run
@@ -237,6 +252,20 @@ type runner struct {
 	res  Result
 	// early is the summary begun while the last probes run (nil: none).
 	early *early
+	// unlock releases the run's crawl lock (store.LockRun); a no-op until it is taken.
+	unlock func()
+}
+
+// lock takes the crawl lock of the run from vantage for this invocation: a second
+// crawl of the run (a resume while it still runs) would crawl its pending domains and
+// probe its addresses twice, each under politeness limits of its own.
+func (r *runner) lock(ctx context.Context, vantage string) error {
+	unlock, err := r.st.LockRun(ctx, r.run.ID, vantage)
+	if err != nil {
+		return fmt.Errorf("run %d: %w (wait for that crawl, or stop it, then resume)", r.run.ID, err)
+	}
+	r.unlock = unlock
+	return nil
 }
 
 func newRunner(st store.Store, cfg Config) *runner {
@@ -244,7 +273,7 @@ func newRunner(st store.Store, cfg Config) *runner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &runner{st: st, cfg: cfg, log: log, prog: cfg.Progress}
+	r := &runner{st: st, cfg: cfg, log: log, prog: cfg.Progress, unlock: func() {}}
 	if r.prog == nil {
 		r.prog = &Progress{}
 	}

@@ -637,3 +637,40 @@ func TestEarlySummary(t *testing.T) {
 		t.Errorf("summary of the run (-rebuilt +early):\n%s", diff)
 	}
 }
+
+// TestResumeLocked resumes a run whose crawl lock another crawl holds (one still
+// running, or still stopping): the resume is refused with ErrRunLocked, having sent
+// no query and recorded no state; once the lock is let go, it resumes the run to its
+// end.
+func TestResumeLocked(t *testing.T) {
+	const n = 40
+	ctx := timeout(t)
+	resolver, soa := syntheticServer(t, n)
+	st := openStore(t, "locked.db")
+	cfg := dnsConfig(t, resolver, "-")
+	cfg.Stdin = strings.NewReader(syntheticList(n))
+	created, err := Create(ctx, st, cfg, Meta{Vantage: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.take()
+	unlock, err := st.LockRun(ctx, created.Run.ID, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resume := dnsConfig(t, resolver, "")
+	if _, err := Resume(ctx, st, 0, resume, ""); !errors.Is(err, store.ErrRunLocked) {
+		t.Errorf("resume of a locked run: %v, want ErrRunLocked", err)
+	}
+	if states := st.take(); len(states) != 0 {
+		t.Errorf("the refused resume recorded %v", states)
+	}
+	if c := soa.count("d1.com"); c != 0 {
+		t.Errorf("the refused resume sent %d SOA queries for d1.com", c)
+	}
+	unlock()
+	res, err := Resume(ctx, st, 0, resume, "")
+	if err != nil || res.Run.State != store.RunDone || res.Counts.Done != n {
+		t.Errorf("resume after the unlock: %v, state %s, %d done; want done, %d", err, res.Run.State, res.Counts.Done, n)
+	}
+}

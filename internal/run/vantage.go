@@ -49,6 +49,7 @@ func CanMeasureFrom(ctx context.Context, st store.Store, run store.Run, v string
 // returns an *InterruptedError in stage probing, with the run's state unchanged.
 func MeasureFrom(ctx context.Context, st store.Store, id int64, cfg Config) (Result, error) {
 	r := newRunner(st, cfg)
+	defer func() { r.unlock() }() // set by r.lock on the way
 	run, err := Find(ctx, st, id)
 	if err != nil {
 		return r.result(), err
@@ -60,6 +61,9 @@ func MeasureFrom(ctx context.Context, st store.Store, id int64, cfg Config) (Res
 	v := cfg.Probe.Vantage
 	c, err := CanMeasureFrom(ctx, st, run, v)
 	if err != nil {
+		return r.result(), err
+	}
+	if err := r.lock(ctx, v); err != nil {
 		return r.result(), err
 	}
 	r.log.Info("measuring run from another vantage", "run", run.ID, "vantage", v, "own_vantage", run.Vantage, "state", run.State)

@@ -216,3 +216,65 @@ func TestManyLocated(t *testing.T) {
 		})
 	}
 }
+
+// TestLockRun takes a run's crawl lock from a vantage through two handles of one
+// database, as two processes would: the second fails with ErrRunLocked until the
+// first lets go; another run's lock, and the run's from another vantage, are free
+// meanwhile.
+func TestLockRun(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	opens := map[string]func(t *testing.T) store.Store{
+		"sqlite": func(t *testing.T) store.Store {
+			s, err := store.OpenSQLite(ctx, filepath.Join(dir, "lock.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		},
+		"postgres": func() func(t *testing.T) store.Store {
+			var dsn string
+			return func(t *testing.T) store.Store {
+				if dsn == "" {
+					dsn = pgtest.DSN(t)
+				}
+				s, err := store.Open(ctx, dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				return s
+			}
+		}(),
+	}
+	for name, open := range opens {
+		t.Run(name, func(t *testing.T) {
+			a, b := open(t), open(t)
+			unlock, err := a.LockRun(ctx, 3, "east")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.LockRun(ctx, 3, "east"); !errors.Is(err, store.ErrRunLocked) {
+				t.Errorf("second lock of run 3 from east: %v, want ErrRunLocked", err)
+			}
+			for _, other := range []struct {
+				run     int64
+				vantage string
+			}{{4, "east"}, {3, "west"}} {
+				unlock, err := b.LockRun(ctx, other.run, other.vantage)
+				if err != nil {
+					t.Errorf("lock of run %d from %s beside run 3's from east: %v", other.run, other.vantage, err)
+				} else {
+					unlock()
+				}
+			}
+			unlock()
+			again, err := b.LockRun(ctx, 3, "east")
+			if err != nil {
+				t.Fatalf("lock of run 3 from east after its unlock: %v", err)
+			}
+			again()
+		})
+	}
+}

@@ -93,6 +93,11 @@ type Detail struct {
 // Store is the interface of every store implementation.
 type Store interface {
 	CreateRun(ctx context.Context, r Run) (int64, error)
+	// LockRun takes the crawl lock of the run from the vantage until unlock is called
+	// or the process ends, however it ends: meanwhile another LockRun of them, in this
+	// process or another, fails with ErrRunLocked (two crawls of one run from one
+	// vantage would send everything twice, each under politeness limits of its own).
+	LockRun(ctx context.Context, run int64, vantage string) (unlock func(), err error)
 	UpdateRun(ctx context.Context, r Run) error
 	GetRun(ctx context.Context, id int64) (Run, error)
 	// LatestRun returns the run with the highest id.
