@@ -18,12 +18,13 @@ import (
 // one SOA query per (domain, name server address), at most one in flight and 50 per
 // second per address (a provider's name server serving many domains of a run sees
 // what a resolver's ordinary traffic looks like), 500 per second over the run. They
-// all go to port 53, so the port rule has nothing to limit.
+// all go to udp/53, which counts in the probes' port window: the stage gives the
+// checks the probes' window (newNSChecks), so that an address that is also a web or
+// mail server sees at most the window's ports from both together.
 func DefaultNSCheck() polite.Config {
 	c := polite.DefaultConfig()
 	c.AddrGap, c.NetGap = 20*time.Millisecond, 0
 	c.Rate, c.Workers = 500, 64
-	c.PortWindow, c.MaxPortsPerWindow = 0, 1
 	return c
 }
 
@@ -92,7 +93,10 @@ type nsAddr struct {
 
 // newNSChecks makes the checks' scheduler; run starts it.
 func newNSChecks(cfg Config, x *polite.Exclusion, task func(t *target) polite.Task, p *Progress) (*nsChecks, error) {
-	sched, err := polite.New(cfg.NSCheck, nil)
+	nc := cfg.NSCheck
+	// The probes' port rule, over the ports of both (x keeps them).
+	nc.PortWindow, nc.MaxPortsPerWindow = cfg.Polite.PortWindow, cfg.Polite.MaxPortsPerWindow
+	sched, err := polite.New(nc, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -327,3 +327,85 @@ func nsTestRun(t *testing.T) (context.Context, *store.SQLite, int64) {
 	}
 	return ctx, st, run
 }
+
+// TestNSChecksCountPorts measures an address that is a domain's name server, mail
+// exchanger and web server: the name server check's udp/53 counts in the probes' port
+// window with their ports, so that no window ever holds more than its ports from both.
+func TestNSChecksCountPorts(t *testing.T) {
+	ctx, st, run := nsTestRun(t)
+	if _, err := st.AddDomains(ctx, run, []domains.Entry{{Rank: 1, Name: "d.test", TLD: "test"}}); err != nil {
+		t.Fatal(err)
+	}
+	ip := netip.MustParseAddr("127.3.0.9")
+	var hosts []result.Host
+	d := result.Domain{Name: "d.test", Rank: 1, TLD: "test", Status: result.StatusOK}
+	for _, h := range []struct {
+		role result.Role
+		name string
+	}{{result.RoleNS, "ns.d.test"}, {result.RoleMX, "mx.d.test"}, {result.RoleWWW, "www.d.test"}} {
+		hosts = append(hosts, result.Host{Name: h.name, Status: result.StatusOK, V4: []netip.Addr{ip}})
+		d.Hosts = append(d.Hosts, result.HostRef{Role: h.role, Name: h.name, Rank: 10})
+	}
+	ts, nts := store.TargetsOf(d, hosts)
+	b := store.Batch{Domains: []result.Domain{d}, Hosts: hosts, Targets: ts, NSTargets: nts, Addresses: []result.Address{{IP: ip}}}
+	if err := st.Save(ctx, run, b); err != nil {
+		t.Fatal(err)
+	}
+
+	type use struct {
+		port       string
+		start, end time.Time
+	}
+	var (
+		mu   sync.Mutex
+		uses []use
+		s    *Stage
+	)
+	cfg := DefaultConfig()
+	cfg.Probes = newFakeProbes(20 * time.Millisecond).funcs()
+	for kind, run := range cfg.Probes {
+		cfg.Probes[kind] = func(ctx context.Context, tg Target) (any, error) {
+			start := time.Now()
+			v, err := run(ctx, tg)
+			mu.Lock()
+			if proto, port := s.portOf(kind); proto != polite.ProtoICMP && localKinds&kindBit(kind) == 0 {
+				uses = append(uses, use{fmt.Sprintf("%v/%d", proto, port), start, time.Now()})
+			}
+			mu.Unlock()
+			return v, err
+		}
+	}
+	nsTestLimits(t, &cfg)
+	const window = 300 * time.Millisecond
+	cfg.Polite.PortWindow, cfg.Polite.MaxPortsPerWindow = window, 2
+	var p Progress
+	mu.Lock()
+	var err error
+	s, err = Start(ctx, cfg, st, run, &p)
+	mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close(ctx)
+	if err := s.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	all := map[string]bool{}
+	for _, w := range uses {
+		all[w.port] = true
+		seen := map[string]bool{}
+		for _, u := range uses {
+			if !u.end.Before(w.end) && u.start.Before(w.end.Add(window)) {
+				seen[u.port] = true
+			}
+		}
+		if len(seen) > 2 {
+			t.Errorf("%d ports %v in the %v from %v, max 2", len(seen), seen, window, w.end.Format("15:04:05.000"))
+		}
+	}
+	if !all["udp/53"] || len(all) < 4 {
+		t.Errorf("ports used %v: want the check's udp/53 among at least 4", all)
+	}
+}

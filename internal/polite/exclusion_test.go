@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -15,7 +17,9 @@ import (
 // TestExclusion runs two schedulers sharing an Exclusion, as a run's probes and name
 // server checks do: random tasks under random limits, many of them at the same
 // addresses in both. No address may ever have two tasks in flight (the recorder is
-// shared), each scheduler's own limits must hold on its tasks, and every task runs once.
+// shared), each scheduler's own limits must hold on its tasks, and every task runs
+// once. When the two have the same port window (as a run's do), it holds on their
+// tasks together: an address sees both schedulers' ports.
 func TestExclusion(t *testing.T) {
 	for i := range 40 {
 		t.Run(fmt.Sprintf("case%d", i), func(t *testing.T) { checkExclusion(t, uint64(i)) })
@@ -32,6 +36,10 @@ func FuzzExclusion(f *testing.F) {
 func checkExclusion(t *testing.T, seed uint64) {
 	r := rand.New(rand.NewPCG(seed, 13))
 	cfgA, cfgB := randomConfig(r), randomConfig(r)
+	samePorts := r.IntN(2) == 0
+	if samePorts {
+		cfgB.PortWindow, cfgB.MaxPortsPerWindow = cfgA.PortWindow, cfgA.MaxPortsPerWindow
+	}
 	specsA := randomSpecs(r, 1+r.IntN(20))
 	var specsB []spec
 	for range 1 + r.IntN(40) { // DNS-like checks, mostly at A's addresses
@@ -91,6 +99,21 @@ func checkExclusion(t *testing.T, seed uint64) {
 			}
 			for _, v := range checkLimits(c, mine, 0) {
 				t.Errorf("scheduler %d %+v: %s", k, c, v)
+			}
+		}
+		if !samePorts {
+			return
+		}
+		byAddr := map[netip.Addr][]event{}
+		for _, e := range events {
+			if e.Runs > 0 {
+				byAddr[e.Addr.Unmap()] = append(byAddr[e.Addr.Unmap()], e)
+			}
+		}
+		for a, es := range byAddr {
+			slices.SortStableFunc(es, func(x, y event) int { return int(x.Start - y.Start) })
+			for _, v := range checkPorts(cfgA, a, es) {
+				t.Errorf("both schedulers, port window %v of %d: %s", cfgA.PortWindow, cfgA.MaxPortsPerWindow, v)
 			}
 		}
 	})

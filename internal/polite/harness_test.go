@@ -213,22 +213,29 @@ func checkLimits(cfg polite.Config, events []event, maxInflight int) []string {
 				bad = append(bad, fmt.Sprintf("address %v: probe at %v started before the one at %v ended (%v)", a, es[i].Start, es[i-1].Start, es[i-1].End))
 			}
 		}
-		if cfg.PortWindow == 0 {
-			continue
+		bad = append(bad, checkPorts(cfg, a, es)...)
+	}
+	return bad
+}
+
+// checkPorts returns the violations of cfg's port window in es, the probes of address
+// a that ran.
+func checkPorts(cfg polite.Config, a netip.Addr, es []event) []string {
+	if cfg.PortWindow == 0 {
+		return nil
+	}
+	var bad []string
+	// The window holding the most ports can be slid right until its left edge meets
+	// an end, so checking windows [End, End+W) of every probe covers all windows.
+	for _, w := range es {
+		seen := map[string]bool{}
+		for _, e := range es {
+			if e.Proto != polite.ProtoICMP && e.End >= w.End && e.Start < w.End+cfg.PortWindow {
+				seen[fmt.Sprintf("%v/%d", e.Proto, e.Port)] = true
+			}
 		}
-		// The window holding the most ports can be slid right until its
-		// left edge meets an end, so checking windows [End, End+W) of every
-		// probe covers all windows.
-		for _, w := range es {
-			seen := map[string]bool{}
-			for _, e := range es {
-				if e.Proto != polite.ProtoICMP && e.End >= w.End && e.Start < w.End+cfg.PortWindow {
-					seen[fmt.Sprintf("%v/%d", e.Proto, e.Port)] = true
-				}
-			}
-			if len(seen) > cfg.MaxPortsPerWindow {
-				bad = append(bad, fmt.Sprintf("address %v: %d ports %v in the window from %v, max %d", a, len(seen), keys(seen), w.End, cfg.MaxPortsPerWindow))
-			}
+		if len(seen) > cfg.MaxPortsPerWindow {
+			bad = append(bad, fmt.Sprintf("address %v: %d ports %v in the window from %v, max %d", a, len(seen), keys(seen), w.End, cfg.MaxPortsPerWindow))
 		}
 	}
 	return bad

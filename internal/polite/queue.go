@@ -32,13 +32,22 @@ type portUse struct {
 	proto Proto
 }
 
+// portHist is an address's ports seen in the port window, in order of end: its own
+// scheduler's (addrState.hist), or, under an Exclusion, shared by the schedulers of it
+// (Exclusion.hists: the probes' and the name server checks' ports together).
+type portHist struct {
+	ports []portUse
+}
+
 // addrState is one address: its queued jobs and the history the limits need.
 // Times are offsets from Scheduler.origin.
 type addrState struct {
-	addr  netip.Addr
-	net   *netState
-	jobs  []job
-	ports []portUse
+	addr netip.Addr
+	net  *netState
+	jobs []job
+	// hist is its ports, nil until one is seen; under an Exclusion they are the
+	// Exclusion's (Scheduler.portsOf).
+	hist  *portHist
 	last  time.Duration // start of the latest probe, never if none
 	key   time.Duration // earliest start allowed by this address's own limits
 	rank  uint64        // random tie-break, fixed by the seed
@@ -89,23 +98,33 @@ func mix(z uint64) uint64 {
 
 // prune forgets ports whose activity ended at or before cutoff: they can no
 // longer share a window with anything that starts later.
-func (a *addrState) prune(cutoff time.Duration) {
+func (h *portHist) prune(cutoff time.Duration) {
 	i := 0
-	for i < len(a.ports) && a.ports[i].end <= cutoff {
+	for i < len(h.ports) && h.ports[i].end <= cutoff {
 		i++
 	}
 	if i > 0 {
-		a.ports = append(a.ports[:0], a.ports[i:]...)
+		h.ports = append(h.ports[:0], h.ports[i:]...)
 	}
 }
 
-// seen reports whether j's port is in the current window (or j has none), so
-// that starting j adds no distinct port.
-func (a *addrState) seen(j job) bool {
+// inWindow returns the ports seen in the window that ends at now (a shared history
+// also keeps older ones, for schedulers with a longer window).
+func (h *portHist) inWindow(now, window time.Duration) []portUse {
+	i := len(h.ports)
+	for i > 0 && h.ports[i-1].end > now-window {
+		i--
+	}
+	return h.ports[i:]
+}
+
+// seen reports whether j's port is among ports (or j has none), so that starting j
+// adds no distinct port.
+func seen(ports []portUse, j job) bool {
 	if j.proto == ProtoICMP {
 		return true
 	}
-	for _, p := range a.ports {
+	for _, p := range ports {
 		if p.port == j.port && p.proto == j.proto {
 			return true
 		}
@@ -113,39 +132,57 @@ func (a *addrState) seen(j job) bool {
 	return false
 }
 
-// portReady is the earliest time j may start under the port-window rule.
-// It needs the ports seen in the window, j's included, to number at most
-// max; the others expire oldest first, PortWindow after their end.
-func (a *addrState) portReady(j job, window time.Duration, max int) time.Duration {
-	if window == 0 || a.seen(j) || len(a.ports)+1 <= max {
+// portReady is the earliest time j may start under the port-window rule, as known at
+// now. It needs the ports seen in the window, j's included, to number at most max;
+// the others expire oldest first, window after their end.
+func (h *portHist) portReady(j job, now, window time.Duration, max int) time.Duration {
+	if window == 0 || h == nil {
 		return never
 	}
-	return a.ports[len(a.ports)-max].end + window
+	ports := h.inWindow(now, window)
+	if seen(ports, j) || len(ports)+1 <= max {
+		return never
+	}
+	return ports[len(ports)-max].end + window
 }
 
-// eligible is the earliest start allowed by the address gap and the port
-// rule for the best of a's jobs, as known at now. A port seen now may expire
-// before that time, so take checks again at the start.
-func (a *addrState) eligible(now time.Duration, c *Config) time.Duration {
-	a.prune(now - c.PortWindow)
+// record adds that j's port saw activity until now (ports stay in order of end).
+func (h *portHist) record(j job, now time.Duration) {
+	for i, p := range h.ports {
+		if p.port == j.port && p.proto == j.proto {
+			h.ports = append(h.ports[:i], h.ports[i+1:]...)
+			break
+		}
+	}
+	h.ports = append(h.ports, portUse{end: now, port: j.port, proto: j.proto})
+}
+
+// eligible is the earliest start allowed by the address gap and the port rule (ports
+// h) for the best of a's jobs, as known at now. A port seen now may expire before
+// that time (and, under an Exclusion, another scheduler may add one), so take checks
+// again at the start.
+func (a *addrState) eligible(now time.Duration, c *Config, h *portHist) time.Duration {
 	best := forever
 	for _, j := range a.jobs {
-		best = min(best, a.portReady(j, c.PortWindow, c.MaxPortsPerWindow))
+		best = min(best, h.portReady(j, now, c.PortWindow, c.MaxPortsPerWindow))
 	}
 	return max(a.last+c.AddrGap, best)
 }
 
-// take removes and returns the job to start at now: one that adds no new
-// port if any may start, else the first (in Add order) that may. It
-// reports false if none may start now.
-func (a *addrState) take(now time.Duration, c *Config) (job, bool) {
-	a.prune(now - c.PortWindow)
+// take removes and returns the job to start at now (ports h): one that adds no new
+// port if any may start, else the first (in Add order) that may. It reports false if
+// none may start now.
+func (a *addrState) take(now time.Duration, c *Config, h *portHist) (job, bool) {
+	var ports []portUse
+	if h != nil {
+		ports = h.inWindow(now, c.PortWindow)
+	}
 	pick := -1
 	for i, j := range a.jobs {
-		if a.portReady(j, c.PortWindow, c.MaxPortsPerWindow) > now {
+		if h.portReady(j, now, c.PortWindow, c.MaxPortsPerWindow) > now {
 			continue
 		}
-		if c.PortWindow == 0 || a.seen(j) {
+		if c.PortWindow == 0 || seen(ports, j) {
 			pick = i
 			break
 		}
@@ -159,23 +196,6 @@ func (a *addrState) take(now time.Duration, c *Config) (job, bool) {
 	j := a.jobs[pick]
 	a.jobs = append(a.jobs[:pick], a.jobs[pick+1:]...)
 	return j, true
-}
-
-// ended records that the job in flight ended at now.
-func (a *addrState) ended(now time.Duration, window time.Duration) {
-	a.busy = false
-	j := a.cur
-	a.cur = job{}
-	if window == 0 || j.proto == ProtoICMP {
-		return
-	}
-	for i, p := range a.ports {
-		if p.port == j.port && p.proto == j.proto {
-			a.ports = append(a.ports[:i], a.ports[i+1:]...)
-			break
-		}
-	}
-	a.ports = append(a.ports, portUse{end: now, port: j.port, proto: j.proto})
 }
 
 // Less orders the addresses of a network's heaps (heapq): by eligible time, then

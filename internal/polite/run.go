@@ -163,9 +163,9 @@ func (s *Scheduler) start(n *netState, fromActive bool, now time.Duration) (*add
 		s.untouched.pop(n)
 	}
 	a := popAddr(n, fromActive)
-	j, ok := a.take(now, &s.cfg)
+	j, ok := s.take(a, now)
 	if !ok {
-		a.key = a.eligible(now, &s.cfg)
+		a.key = s.eligible(a, now)
 		n.active.Push(a)
 		s.fixNet(n)
 		if s.excl != nil {
@@ -191,7 +191,7 @@ func (s *Scheduler) finish(a *addrState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	a.ended(now, s.cfg.PortWindow)
+	s.ended(a, now)
 	s.done.Add(1)
 	s.inflight.Add(-1)
 	if len(a.jobs) == 0 {
@@ -201,7 +201,7 @@ func (s *Scheduler) finish(a *addrState) {
 		s.forget(now)
 		return
 	}
-	a.key = a.eligible(now, &s.cfg)
+	a.key = s.eligible(a, now)
 	a.net.active.Push(a)
 	s.fixNet(a.net)
 }

@@ -191,7 +191,7 @@ func (s *Scheduler) Add(t Task) error {
 		a.jobs = append(a.jobs, j)
 	default: // under way and idle: its eligible time may change
 		a.jobs = append(a.jobs, j)
-		a.key = a.eligible(s.now(), &s.cfg)
+		a.key = s.eligible(a, s.now())
 		if a.index < 0 {
 			a.net.active.Push(a)
 		} else {
