@@ -68,7 +68,11 @@ func (s *Stage) unfinished(ctx context.Context) (*Unfinished, error) {
 			return nil, err
 		}
 		for _, n := range ns {
-			u.Domains[n.Domain] = true
+			// A pair whose address the gate refuses is never checked (nsChecks.addLocked):
+			// it stays pending, and its domain is final all the same.
+			if ok, _ := s.cfg.Gate.Allowed(n.IP); ok {
+				u.Domains[n.Domain] = true
+			}
 		}
 		if len(ns) < page {
 			return u, nil
