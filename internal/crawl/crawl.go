@@ -105,7 +105,10 @@ func (c *Crawler) CheckResolvers(ctx context.Context) error {
 }
 
 // Run measures every pending domain of the run. When ctx ends it stops taking
-// domains, saves what is finished and returns ctx.Err().
+// domains, saves what is finished and returns ctx.Err(). The first error of its own (a
+// batch that could not be saved, a domain that could not be measured, the pending
+// domains that could not be read) stops it the same way, sending nothing more, and Run
+// returns that error: the domains not saved stay pending for a resume.
 func (c *Crawler) Run(ctx context.Context, run int64, p *Progress) error {
 	counts, err := c.store.Counts(ctx, run)
 	if err != nil {
@@ -114,23 +117,33 @@ func (c *Crawler) Run(ctx context.Context, run int64, p *Progress) error {
 	p.Total.Store(int64(counts.Total - counts.Done))
 	defer func() { p.HostLookups.Store(c.hosts.Lookups()) }()
 
+	// sctx is the stage's: it ends with ctx or at the first error (fail).
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var first atomic.Pointer[error]
+	fail := func(err error) {
+		if first.CompareAndSwap(nil, &err) {
+			stop()
+		}
+	}
+
 	jobs := make(chan result.Domain, 2*c.cfg.BatchSize)
 	results := make(chan outcome, 2*c.cfg.BatchSize)
-	feedErr := make(chan error, 1)
 	go func() {
 		defer close(jobs)
-		feedErr <- c.feed(ctx, run, jobs)
+		if err := c.feed(sctx, run, jobs); err != nil && sctx.Err() == nil {
+			fail(err)
+		}
 	}()
 
 	var workers sync.WaitGroup
-	var workErr atomic.Pointer[error]
 	for range c.cfg.Concurrency {
 		workers.Go(func() {
 			for d := range jobs {
-				o, err := c.measureDomain(ctx, d)
+				o, err := c.measureDomain(sctx, d)
 				if err != nil {
-					if ctx.Err() == nil {
-						workErr.CompareAndSwap(nil, &err)
+					if sctx.Err() == nil { // not an error of stopping
+						fail(err)
 					}
 					continue // stays pending; resume picks it up
 				}
@@ -138,7 +151,7 @@ func (c *Crawler) Run(ctx context.Context, run int64, p *Progress) error {
 				o.targets, o.ns = store.TargetsOf(o.domain, o.hosts)
 				select {
 				case results <- o:
-				case <-ctx.Done():
+				case <-sctx.Done():
 				}
 			}
 		})
@@ -148,14 +161,10 @@ func (c *Crawler) Run(ctx context.Context, run int64, p *Progress) error {
 		close(results)
 	}()
 
-	saveErr := c.write(context.WithoutCancel(ctx), run, results, p)
-	if err := <-feedErr; err != nil && ctx.Err() == nil {
-		return err
-	}
-	if saveErr != nil {
-		return saveErr
-	}
-	if e := workErr.Load(); e != nil {
+	// The writer saves what arrives after ctx ends: what was measured is kept. A save
+	// error stops the stage (fail) even then.
+	c.write(context.WithoutCancel(ctx), run, results, p, fail)
+	if e := first.Load(); e != nil {
 		return *e
 	}
 	return ctx.Err()
@@ -183,9 +192,10 @@ func (c *Crawler) feed(ctx context.Context, run int64, jobs chan<- result.Domain
 	}
 }
 
-// write saves outcomes in batches until results closes.
-func (c *Crawler) write(ctx context.Context, run int64, results <-chan outcome, p *Progress) error {
-	return batch.Write(ctx, results, c.cfg.BatchSize, c.cfg.FlushEvery, func(ctx context.Context, outs []outcome) error {
+// write saves outcomes in batches until results closes; the first error that saving
+// returns goes to fail, which stops the stage, and the outcomes after it are dropped.
+func (c *Crawler) write(ctx context.Context, run int64, results <-chan outcome, p *Progress, fail func(error)) {
+	_ = batch.Write(ctx, results, c.cfg.BatchSize, c.cfg.FlushEvery, func(ctx context.Context, outs []outcome) error {
 		var b store.Batch
 		for _, o := range outs {
 			b.Domains = append(b.Domains, o.domain)
@@ -201,6 +211,7 @@ func (c *Crawler) write(ctx context.Context, run int64, results <-chan outcome, 
 			c.cfg.BeforeSave(b.NSTargets)
 		}
 		if err := c.store.Save(ctx, run, b); err != nil {
+			fail(err)
 			return err
 		}
 		p.Done.Add(int64(len(b.Domains)))
