@@ -221,7 +221,8 @@ const writeBatch = 2000
 
 // Run measures every address of the run that is not yet measured, after the DNS stage
 // (Start, Close and Wait run it beside the DNS stage instead). It returns ctx.Err()
-// when interrupted, after saving what finished.
+// when interrupted, after saving what finished, and the first error saving
+// measurements once the probes in flight have finished: nothing more starts after it.
 func Run(ctx context.Context, cfg Config, st store.Store, run int64, p *Progress) error {
 	s, err := Start(ctx, cfg, st, run, p)
 	if err != nil {
@@ -231,12 +232,17 @@ func Run(ctx context.Context, cfg Config, st store.Store, run int64, p *Progress
 	return s.Wait(ctx)
 }
 
-// write saves measurements, under the vantage, in batches until results closes.
-func write(ctx context.Context, st store.Store, run int64, vantage string, results <-chan store.Measurement) error {
+// write saves measurements, under the vantage, in batches until results closes. At
+// the first error it calls fail, which stops the stage, and drops what comes after.
+func write(ctx context.Context, st store.Store, run int64, vantage string, results <-chan store.Measurement, fail func()) error {
 	return batch.Write(ctx, results, writeBatch, flushEvery, func(ctx context.Context, ms []store.Measurement) error {
 		for i := range ms {
 			ms[i].Vantage = vantage
 		}
-		return st.SaveMeasurements(ctx, run, ms)
+		if err := st.SaveMeasurements(ctx, run, ms); err != nil {
+			fail()
+			return err
+		}
+		return nil
 	})
 }

@@ -41,6 +41,8 @@ type Stage struct {
 
 	results  chan store.Measurement
 	writeErr chan error
+	failed   chan struct{} // closed at the first write error (fail)
+	failOnce sync.Once
 	schedErr chan error
 	release  func()
 	// ns runs the name server checks beside the probes (nil when dns53 is off).
@@ -108,7 +110,8 @@ func Start(ctx context.Context, cfg Config, st store.Store, run int64, p *Progre
 
 	s.results = make(chan store.Measurement, 256)
 	s.writeErr = make(chan error, 1)
-	go func() { s.writeErr <- write(context.WithoutCancel(ctx), st, run, cfg.Vantage, s.results) }()
+	s.failed = make(chan struct{})
+	go func() { s.writeErr <- write(context.WithoutCancel(ctx), st, run, cfg.Vantage, s.results, s.fail) }()
 	if err := s.loadPending(ctx); err != nil {
 		s.closeEarly()
 		return nil, err
@@ -366,6 +369,22 @@ func (s *Stage) Stop() {
 	}
 }
 
+// fail stops the stage at its first write error (from the writer): nothing more
+// starts, the probes in flight finish (their results are dropped: the store has them
+// pending for a resume) and Wait returns the error. Stop runs apart because the writer
+// must go on reading results while it waits for s.mu (a sender may hold it).
+func (s *Stage) fail() {
+	s.failOnce.Do(func() {
+		close(s.failed)
+		go s.Stop()
+	})
+}
+
+// Failed is closed when the stage stops on an error of its own, a measurement batch
+// that could not be saved, before Wait returns it: the DNS stage beside it can stop at
+// once rather than at the probe stage's end.
+func (s *Stage) Failed() <-chan struct{} { return s.failed }
+
 // Close says that the DNS stage is over: no more Add.
 func (s *Stage) Close(ctx context.Context) {
 	s.mu.Lock()
@@ -411,7 +430,9 @@ func (s *Stage) boundLocked() (time.Duration, string) {
 }
 
 // Wait returns when the probes and then the name server checks are done, or ctx ended
-// (ctx.Err(), after saving what finished). The stage must be closed first, or ctx end.
+// (ctx.Err(), after saving what finished), or a write failed (that error, once the
+// probes in flight have finished; see Failed). The stage must be closed first, or ctx
+// end, or a write fail.
 func (s *Stage) Wait(ctx context.Context) error {
 	defer s.pr.close()
 	err := <-s.schedErr
