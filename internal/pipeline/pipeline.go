@@ -33,8 +33,9 @@ type Progress struct {
 
 // Run measures the pending domains of the run and probes their addresses, both at
 // once; on resume the probe stage first takes what the store has pending. When ctx
-// ends both stages stop, save what finished and Run returns ctx.Err(); another error
-// of either stage stops the other.
+// ends both stages stop, save what finished and Run returns ctx.Err(); the first
+// error of either stage (a batch of domains or of measurements that could not be
+// saved) stops both at once, and Run returns it.
 func Run(ctx context.Context, st store.Store, run int64, cfg Config, p *Progress) error {
 	if cfg.Probe == nil {
 		if err := crawl.New(cfg.DNS, cfg.Client, st).Run(ctx, run, &p.DNS); err != nil {
@@ -48,22 +49,37 @@ func Run(ctx context.Context, st store.Store, run int64, cfg Config, p *Progress
 	if err != nil {
 		return err
 	}
+	// The DNS stage runs on a context of its own that the probe stage's failure ends
+	// (a write error: see measure.Stage.Failed), so that it stops querying at once.
+	dctx, stopDNS := context.WithCancel(pctx)
+	defer stopDNS()
+	go func() {
+		select {
+		case <-stage.Failed():
+			stopDNS()
+		case <-dctx.Done():
+		}
+	}()
 	dns := cfg.DNS
 	dns.BeforeSave = stage.Incoming
 	dns.OnSaved = func(ts []store.Target, ns []store.NSTarget) {
 		stage.Add(pctx, ts)
 		stage.AddNS(pctx, ns)
 	}
-	err = crawl.New(dns, cfg.Client, st).Run(ctx, run, &p.DNS)
+	err = crawl.New(dns, cfg.Client, st).Run(dctx, run, &p.DNS)
 	if err == nil {
 		err = done(cfg)
 	}
 	if err != nil {
 		cancel() // the probe stage stops too, saving what finished
-		if werr := stage.Wait(pctx); werr != nil && !errors.Is(werr, context.Canceled) && ctx.Err() == nil {
-			return errors.Join(err, werr)
+		werr := stage.Wait(pctx)
+		switch {
+		case werr == nil || errors.Is(werr, context.Canceled) || ctx.Err() != nil:
+			return err
+		case errors.Is(err, context.Canceled): // the probe stage's failure stopped the DNS stage
+			return werr
 		}
-		return err
+		return errors.Join(err, werr)
 	}
 	stage.Close(pctx)
 	return stage.Wait(pctx)

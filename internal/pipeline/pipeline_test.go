@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/netip"
@@ -76,6 +77,7 @@ type timedStore struct {
 	saves        int
 	saved        map[string]int
 	onSave       func(saves int)
+	measureErr   error // what SaveMeasurements returns, when set
 }
 
 func (s *timedStore) Save(ctx context.Context, run int64, b store.Batch) error {
@@ -94,6 +96,9 @@ func (s *timedStore) Save(ctx context.Context, run int64, b store.Batch) error {
 }
 
 func (s *timedStore) SaveMeasurements(ctx context.Context, run int64, ms []store.Measurement) error {
+	if s.measureErr != nil {
+		return s.measureErr
+	}
 	if err := s.Store.SaveMeasurements(ctx, run, ms); err != nil {
 		return err
 	}
@@ -246,4 +251,29 @@ func TestResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.check(t, ctx)
+}
+
+// TestWriteErrorStopsDNS fails the probe stage's first write, at about 0.5 s
+// (measure's flushEvery) of a DNS stage that takes 2 s at least (10 batches saved
+// 200 ms apart): Run returns that error, and the DNS stage stops then rather than
+// resolving every domain left.
+func TestWriteErrorStopsDNS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := newRig(t, ctx)
+	r.st.measureErr = errors.New("disk full")
+	r.st.onSave = func(int) { time.Sleep(200 * time.Millisecond) }
+	var p Progress
+	err := Run(ctx, r.st, r.run, r.cfg, &p)
+	c, cerr := r.st.Counts(ctx, r.run)
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	t.Logf("Run: %v; %d of %d domains done", err, c.Done, nDomains)
+	if !errors.Is(err, r.st.measureErr) || errors.Is(err, context.Canceled) {
+		t.Errorf("Run = %v, want %v alone", err, r.st.measureErr)
+	}
+	if c.Done == nDomains {
+		t.Errorf("every domain done: the probe stage's write error did not stop the DNS stage")
+	}
 }
