@@ -127,7 +127,7 @@ func (r *runner) openList(ctx context.Context) (io.ReadCloser, error) {
 		if r.cfg.Stdin == nil {
 			return nil, errors.New("list: - names standard input, and none was given")
 		}
-		return io.NopCloser(r.cfg.Stdin), nil
+		return io.NopCloser(newCtxReader(ctx, r.cfg.Stdin)), nil
 	}
 	f, err := os.Open(r.cfg.List)
 	if err != nil {
@@ -142,4 +142,53 @@ func listName(path string) string {
 		return "stdin"
 	}
 	return filepath.Base(path)
+}
+
+// ctxReader reads r in a goroutine of its own, so that a Read gives up with ctx.Err()
+// once ctx ends even when r blocks: standard input fed by a program that is idle, or
+// stuck, would otherwise keep a stopped run (SIGTERM) from ending. A Read that gave up
+// leaves its goroutine waiting in r.Read, the only one ever left: it ends when the
+// input has data or closes, or with the process. Reads must not be concurrent.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+	buf []byte
+	res chan readResult
+}
+
+type readResult struct {
+	n   int
+	err error
+}
+
+// ctxReadMax bounds the reading goroutine's buffer, a Read's size at most.
+const ctxReadMax = 64 << 10
+
+func newCtxReader(ctx context.Context, r io.Reader) *ctxReader {
+	return &ctxReader{ctx: ctx, r: r, res: make(chan readResult, 1)}
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	// Into a buffer of its own: after a Read that gave up, p is the caller's again.
+	// No read of r is in flight here: the last one returned, or ctx has ended.
+	if c.buf == nil {
+		c.buf = make([]byte, ctxReadMax)
+	}
+	buf := c.buf[:min(len(p), len(c.buf))]
+	go func() {
+		n, err := c.r.Read(buf)
+		c.res <- readResult{n, err}
+	}()
+	select {
+	case res := <-c.res:
+		return copy(p, buf[:res.n]), res.err
+	case <-c.ctx.Done():
+		return 0, c.ctx.Err()
+	}
 }

@@ -34,7 +34,11 @@ type Config struct {
 	// List is the list's file, or "-" for Stdin. It is read once, when the run stores
 	// its copy; the load and every resume read that copy. On Resume an empty List is
 	// the run's own.
-	List  string
+	List string
+	// Stdin is read for List "-" in a goroutine, so that the run stops when its
+	// context ends even while Stdin blocks (a feeding program that is idle): that
+	// goroutine is left in Stdin's Read until it returns (data, the input closed, or
+	// the process's exit).
 	Stdin io.Reader
 	// TLDs and Top select what part of the list is crawled (crawl.LoadOptions).
 	TLDs []string

@@ -506,8 +506,9 @@ func (c *cancelReader) Read(p []byte) (int, error) {
 }
 
 // TestInterruptedBeforeCrawling stops runs before their DNS stage: while the list is
-// stored (the run is failed: nothing to resume) and while it loads (interrupted; the
-// resume loads the stored list and finishes as an uninterrupted run would).
+// stored (the run is failed: nothing to resume), the list read from standard input
+// included, and while it loads (interrupted; the resume loads the stored list and
+// finishes as an uninterrupted run would).
 func TestInterruptedBeforeCrawling(t *testing.T) {
 	const n = 30
 	resolver, _ := syntheticServer(t, n)
@@ -529,6 +530,41 @@ func TestInterruptedBeforeCrawling(t *testing.T) {
 		}
 		if got, err := st.GetRun(context.Background(), res.Run.ID); err != nil || got.State != store.RunFailed || got.Finished.IsZero() {
 			t.Errorf("stored run %+v (%v), want failed and finished", got, err)
+		}
+	})
+
+	// Standard input open but idle (the program feeding it slow or stuck): the run
+	// stops when its context ends, not when the input closes.
+	t.Run("standard input idle", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(timeout(t))
+		defer cancel()
+		st := openStore(t, "idle.db")
+		cfg := dnsConfig(t, resolver, "-")
+		in, feed := io.Pipe()
+		defer feed.Close()
+		cfg.Stdin = in
+		done := make(chan error, 1)
+		go func() {
+			_, err := Start(ctx, st, cfg, Meta{Vantage: "test"})
+			done <- err
+		}()
+		if _, err := feed.Write([]byte("1,d1.com\n")); err != nil { // read: the run is storing its list
+			t.Fatal(err)
+		}
+		cancel()
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(10 * time.Second):
+			feed.CloseWithError(errors.New("the test gave up"))
+			t.Fatalf("Start still reading standard input 10 s after its context ended; then %v", <-done)
+		}
+		var ie *InterruptedError
+		if !errors.As(err, &ie) || ie.Stage != store.RunLoading || ie.State != store.RunFailed {
+			t.Fatalf("stopped while reading standard input: %v, want an InterruptedError of loading, now failed", err)
+		}
+		if diff := cmp.Diff([]store.RunState{store.RunLoading, store.RunFailed}, st.take()); diff != "" {
+			t.Errorf("states recorded (-want +got):\n%s", diff)
 		}
 	})
 
