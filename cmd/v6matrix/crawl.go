@@ -34,7 +34,7 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var lf logFlags
 	dbPath := fs.String("db", "v6matrix.db", "database: a SQLite `file` or a postgres:// URL")
 	resume := fs.Bool("resume", false, "continue an interrupted run (the latest one, or --run) instead of starting one; with a --vantage other than the run's, measure the run's addresses from that vantage")
-	runID := fs.Int64("run", 0, "with --resume: the run to continue")
+	runID := fs.Int64("run", 0, "with --resume: the run `id` to continue (default: the latest)")
 	vantage := fs.String("vantage", hostname(), "name of the place this crawl runs from, stored with the run")
 	var dist distribFlags
 	dist.register(fs)
@@ -54,6 +54,9 @@ func cmdCrawl(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// mistyped command leaves no database or failed run behind.
 	if set["metrics-linger"] && (*metricsAddr == "" || *metricsLinger < 0) {
 		return usagef("--metrics-linger %v: want a duration of 0 or more, with --metrics-listen", *metricsLinger)
+	}
+	if set["run"] && *runID < 1 {
+		return usagef("--run %d: want a run id, 1 or more (without --run, --resume takes the latest run)", *runID)
 	}
 	if dist.check && (!dist.on || *resume) {
 		return usagef("--check needs --distributed, without --resume")

@@ -710,3 +710,20 @@ func TestResumeLocked(t *testing.T) {
 		t.Errorf("resume after the unlock: %v, state %s, %d done; want done, %d", err, res.Run.State, res.Counts.Done, n)
 	}
 }
+
+// TestFindNegative: a negative run id is an error, not the latest run (0).
+func TestFindNegative(t *testing.T) {
+	ctx := timeout(t)
+	st := openStore(t, "find.db")
+	id, err := st.CreateRun(ctx, store.Run{Started: time.Now(), ListName: "l", State: store.RunInterrupted})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run, err := Find(ctx, st, 0); err != nil || run.ID != id {
+		t.Errorf("Find(0) = run %d, %v; want the latest, %d", run.ID, err, id)
+	}
+	want := "run -3: want a run id of 1 or more (0: the latest run)"
+	if run, err := Find(ctx, st, -3); err == nil || err.Error() != want {
+		t.Errorf("Find(-3) = run %d, %v; want the error %q", run.ID, err, want)
+	}
+}

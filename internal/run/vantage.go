@@ -10,10 +10,14 @@ import (
 	"github.com/v6matrix/v6matrix/internal/store"
 )
 
-// Find returns run id, or the latest run when id is 0, whatever its state.
+// Find returns run id, or the latest run when id is 0, whatever its state. A negative
+// id is an error, not the latest run.
 func Find(ctx context.Context, st store.Store, id int64) (store.Run, error) {
-	if id > 0 {
+	switch {
+	case id > 0:
 		return st.GetRun(ctx, id)
+	case id < 0:
+		return store.Run{}, fmt.Errorf("run %d: want a run id of 1 or more (0: the latest run)", id)
 	}
 	return st.LatestRun(ctx)
 }
