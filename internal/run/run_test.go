@@ -95,6 +95,15 @@ type recorder struct {
 	beforeAdd func()
 	// beforeMeasure, if set, is called before each SaveMeasurements.
 	beforeMeasure func()
+	// saveErr, if set, is what Save returns.
+	saveErr error
+}
+
+func (r *recorder) Save(ctx context.Context, run int64, b store.Batch) error {
+	if r.saveErr != nil {
+		return r.saveErr
+	}
+	return r.Store.Save(ctx, run, b)
 }
 
 func (r *recorder) SaveMeasurements(ctx context.Context, run int64, ms []store.Measurement) error {
@@ -725,5 +734,35 @@ func TestFindNegative(t *testing.T) {
 	want := "run -3: want a run id of 1 or more (0: the latest run)"
 	if run, err := Find(ctx, st, -3); err == nil || err.Error() != want {
 		t.Errorf("Find(-3) = run %d, %v; want the error %q", run.ID, err, want)
+	}
+}
+
+// TestSaveErrorInterrupts fails every save of a run's domains: the run ends at once
+// with that error, interrupted (a resume goes on from what was saved), having asked
+// few of its domains' SOA rather than every one.
+func TestSaveErrorInterrupts(t *testing.T) {
+	const n = 2000
+	ctx := timeout(t)
+	resolver, soa := syntheticServer(t, n)
+	st := openStore(t, "saveerr.db")
+	st.saveErr = errors.New("disk full")
+	cfg := dnsConfig(t, resolver, "-")
+	cfg.Stdin = strings.NewReader(syntheticList(n))
+	_, err := Start(ctx, st, cfg, Meta{Vantage: "test"})
+	if !errors.Is(err, st.saveErr) {
+		t.Fatalf("Start = %v, want %v", err, st.saveErr)
+	}
+	if diff := cmp.Diff([]store.RunState{store.RunLoading, store.RunCrawling, store.RunInterrupted}, st.take()); diff != "" {
+		t.Errorf("states recorded (-want +got):\n%s", diff)
+	}
+	asked := 0
+	for i := 1; i <= n; i++ {
+		if soa.count(fmt.Sprintf("d%d.com", i)) > 0 {
+			asked++
+		}
+	}
+	t.Logf("SOA asked of %d of %d domains", asked, n)
+	if asked > n/4 {
+		t.Errorf("SOA asked of %d of %d domains after the first save failed, want fewer than %d", asked, n, n/4)
 	}
 }
