@@ -165,7 +165,7 @@ func (n *nsChecks) addLocked(pr store.NSTarget) {
 	if ok, _ := n.gate.Allowed(pr.IP); !ok {
 		return
 	}
-	ip := pr.IP.Unmap()
+	ip := polite.Dest(pr.IP)
 	a := n.addrs[ip]
 	if a == nil {
 		a = &nsAddr{ip: ip, rank: polite.Rank(ip, n.seed), idx: -1}

@@ -105,9 +105,26 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 // gap from the network's last start (all at or before that end).
 func (c Config) quiet() time.Duration { return max(c.AddrGap, c.PortWindow, c.NetGap) }
 
-// Network returns the network of a for NetGap: its /V4Bits or /V6Bits prefix.
-func (c Config) Network(a netip.Addr) netip.Prefix {
+// nat64 is the NAT64 well-known prefix (RFC 6052): a crawler behind a NAT64 reaches
+// the IPv4 address in its last 32 bits.
+var nat64 = netip.MustParsePrefix("64:ff9b::/96")
+
+// Dest returns the destination whose limits a probe of a counts against: the IPv4
+// address, when a reaches it (an IPv4-mapped address, or one of the NAT64 well-known
+// prefix), else a. The probe itself goes to a; only the limits are shared.
+func Dest(a netip.Addr) netip.Addr {
 	a = a.Unmap()
+	if nat64.Contains(a) {
+		b := a.As16()
+		return netip.AddrFrom4([4]byte(b[12:16]))
+	}
+	return a
+}
+
+// Network returns the network of a for NetGap: its /V4Bits or /V6Bits prefix (of the
+// destination it reaches, Dest).
+func (c Config) Network(a netip.Addr) netip.Prefix {
+	a = Dest(a)
 	bits := c.V6Bits
 	if a.Is4() {
 		bits = c.V4Bits

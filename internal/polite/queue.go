@@ -80,7 +80,7 @@ type netState struct {
 // addresses here and in the probe stage's queues: it mixes the seed and the address
 // (splitmix64), so the order depends on the set of addresses and the seed, not on the
 // order they are added in, and is never a numerical sweep.
-func Rank(a netip.Addr, seed int64) uint64 { return rankOf(a.Unmap(), seed) }
+func Rank(a netip.Addr, seed int64) uint64 { return rankOf(Dest(a), seed) }
 
 // rankOf is Rank of an unmapped address.
 func rankOf(a netip.Addr, seed int64) uint64 {

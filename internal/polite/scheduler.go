@@ -161,7 +161,7 @@ func (s *Scheduler) Add(t Task) error {
 	case t.Proto > ProtoUDP:
 		return fmt.Errorf("polite: task %v: unknown protocol %v", t.Addr, t.Proto)
 	}
-	addr := t.Addr.Unmap()
+	addr := Dest(t.Addr) // the limits of the destination it reaches
 	j := job{run: t.Run, port: t.Port, proto: t.Proto}
 
 	s.mu.Lock()

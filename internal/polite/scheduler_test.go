@@ -106,6 +106,12 @@ func TestExactSchedule(t *testing.T) {
 			want:  []start{{"192.0.2.1", icmp, 0, 0}, {"::ffff:192.0.2.1", icmp, 0, s}},
 		},
 		{
+			name:  "NAT64 counts as the IPv4 address it reaches",
+			cfg:   func(c *polite.Config) { c.AddrGap, c.NetGap = s, 300*ms },
+			specs: []spec{{"192.0.2.1", icmp, 0, 0}, {"64:ff9b::192.0.2.1", icmp, 0, 0}, {"64:ff9b::192.0.2.7", icmp, 0, 0}},
+			want:  []start{{"192.0.2.1", icmp, 0, 0}, {"64:ff9b::c000:207", icmp, 0, 300 * ms}, {"64:ff9b::c000:201", icmp, 0, s}},
+		},
+		{
 			name:  "global rate",
 			cfg:   func(c *polite.Config) { c.Rate = 2 },
 			specs: []spec{{"192.0.2.1", icmp, 0, 0}, {"198.51.100.1", icmp, 0, 0}, {"203.0.113.1", icmp, 0, 0}},
