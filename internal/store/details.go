@@ -102,6 +102,16 @@ func readDetails(ctx context.Context, q queryFunc, dq *detailQueries, cache *gen
 	return page, nil
 }
 
+// storedHosts reads the run's hosts among names (Store.Hosts) with a store's queries.
+func storedHosts(ctx context.Context, q queryFunc, dq *detailQueries, run int64, names []string) (map[string]result.Host, error) {
+	var hosts map[string]result.Host
+	err := readList(ctx, q, dq.hosts, "hosts", func(rs rowIter) (err error) {
+		hosts, _, err = readHosts(rs)
+		return err
+	}, run, dq.list(names))
+	return hosts, err
+}
+
 // readList runs one query of a list and reads its rows with read.
 func readList(ctx context.Context, q queryFunc, sql, what string, read func(rowIter) error, args ...any) error {
 	rows, done, err := q(ctx, sql, args...)

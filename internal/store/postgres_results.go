@@ -30,7 +30,7 @@ func (s *Postgres) Save(ctx context.Context, run int64, b Batch) error {
 	for _, d := range lastOf(b.Domains, func(d *result.Domain) string { return d.Name }) {
 		doms = append(doms, append([]any{d.Name}, domainDoneArgs(d)...))
 	}
-	for _, h := range lastOf(b.Hosts, func(h *result.Host) string { return h.Name }) {
+	for _, h := range firstOf(b.Hosts, func(h *result.Host) string { return h.Name }) { // DO NOTHING: as SQLite's
 		hosts = append(hosts, hostArgs(h))
 	}
 	for i := range b.Addresses {
@@ -54,8 +54,7 @@ func (s *Postgres) Save(ctx context.Context, run int64, b Batch) error {
 		if len(hosts) > 0 {
 			q.add(fmt.Sprintf("save %d hosts", len(hosts)), `INSERT INTO hosts (run_id, name, status, cname, v4, v6, a_status, aaaa_status)
 				SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
-				ON CONFLICT (run_id, name) DO UPDATE SET status = excluded.status, cname = excluded.cname, v4 = excluded.v4,
-				v6 = excluded.v6, a_status = excluded.a_status, aaaa_status = excluded.aaaa_status`,
+				ON CONFLICT (run_id, name) DO NOTHING`,
 				append([]any{run}, columns(hosts)...)...)
 		}
 		if len(addrs) > 0 {
@@ -167,6 +166,24 @@ func lastOf[T any](xs []T, key func(*T) string) []*T {
 		out = append(out, &xs[i])
 	}
 	return out
+}
+
+// firstOf returns pointers to xs without those whose key an earlier one has.
+func firstOf[T any](xs []T, key func(*T) string) []*T {
+	seen := make(map[string]bool, len(xs))
+	var out []*T
+	for i := range xs {
+		if k := key(&xs[i]); !seen[k] {
+			seen[k] = true
+			out = append(out, &xs[i])
+		}
+	}
+	return out
+}
+
+// Hosts returns the run's stored hosts among names.
+func (s *Postgres) Hosts(ctx context.Context, run int64, names []string) (map[string]result.Host, error) {
+	return storedHosts(ctx, s.rows, &postgresDetails, run, names)
 }
 
 // columns turns rows of values into one array per column, the parameters of unnest.

@@ -56,9 +56,7 @@ func (s *SQLite) Save(ctx context.Context, run int64, b Batch) error {
 		}
 	}
 	hst, err := tx.PrepareContext(ctx, `INSERT INTO hosts (run_id, name, status, cname, v4, v6, a_status, aaaa_status)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (run_id, name) DO UPDATE SET status = excluded.status, cname = excluded.cname, v4 = excluded.v4,
-		v6 = excluded.v6, a_status = excluded.a_status, aaaa_status = excluded.aaaa_status`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, name) DO NOTHING`)
 	if err != nil {
 		return err
 	}
@@ -88,6 +86,11 @@ func (s *SQLite) Save(ctx context.Context, run int64, b Batch) error {
 		return fmt.Errorf("save: %w", err)
 	}
 	return nil
+}
+
+// Hosts returns the run's stored hosts among names.
+func (s *SQLite) Hosts(ctx context.Context, run int64, names []string) (map[string]result.Host, error) {
+	return storedHosts(ctx, s.rows, &sqliteDetails, run, names)
 }
 
 // keyOrder returns the indexes of xs in the order of their keys, and of equal keys in

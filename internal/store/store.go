@@ -119,8 +119,13 @@ type Store interface {
 	KeepTop(ctx context.Context, run int64, n int) (int, error)
 	// Pending returns up to limit unfinished domains after the cursor, in rank order.
 	Pending(ctx context.Context, run int64, after Cursor, limit int) ([]result.Domain, error)
-	// Save stores a batch and marks its domains done, atomically.
+	// Save stores a batch and marks its domains done, atomically. A host row is
+	// written once: a host the run already holds keeps its row (the first lookup saved
+	// is the one its done domains use).
 	Save(ctx context.Context, run int64, b Batch) error
+	// Hosts returns the run's stored hosts among names (a name it lacks is left out):
+	// the crawl reads them before looking a host up again (a resume).
+	Hosts(ctx context.Context, run int64, names []string) (map[string]result.Host, error)
 
 	// The calls below that answer what is measured, or return results, answer for one
 	// vantage (Measurement.Vantage): "" is the run's own (Run.Vantage).

@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("domains", func(t *testing.T) { testDomains(t, open(t)) })
 	t.Run("list", func(t *testing.T) { testList(t, open(t)) })
 	t.Run("save and details", func(t *testing.T) { testSave(t, open(t)) })
+	t.Run("hosts written once", func(t *testing.T) { testHosts(t, open(t)) })
 	t.Run("targets", func(t *testing.T) { testTargets(t, open(t)) })
 	t.Run("summaries", func(t *testing.T) { testSummaries(t, open(t)) })
 	t.Run("delete", func(t *testing.T) { testDelete(t, open(t)) })

@@ -5,12 +5,10 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/v6matrix/v6matrix/internal/domains"
 	"github.com/v6matrix/v6matrix/internal/probe/ping"
 	"github.com/v6matrix/v6matrix/internal/result"
 	"github.com/v6matrix/v6matrix/internal/store"
@@ -22,17 +20,7 @@ import (
 // resume reads.
 func testTargets(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	run, err := s.CreateRun(ctx, store.Run{Started: time.Unix(1e9, 0), ListName: "l.csv", State: store.RunCrawling})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var es []domains.Entry
-	for i, n := range []string{"a.example", "b.example", "c.example", "d.example"} {
-		es = append(es, domains.Entry{Rank: i + 1, Name: n, TLD: "example", Suffix: "example"})
-	}
-	if _, err := s.AddDomains(ctx, run, es); err != nil {
-		t.Fatal(err)
-	}
+	run := crawlingRun(t, s, "a.example", "b.example", "c.example", "d.example")
 	ip1, ip2, ip3 := netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::3")
 	dom := func(name string, rank int) result.Domain {
 		return result.Domain{Name: name, Rank: rank, TLD: "example", Suffix: "example", Status: result.StatusOK}
