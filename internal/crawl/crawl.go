@@ -30,6 +30,10 @@ type Config struct {
 	HostCache   int             // shared hosts kept in the cache
 	BatchSize   int             // domains per store transaction
 	FlushEvery  time.Duration   // longest wait before a partial batch is written
+	// HostsStored says that the store may hold hosts of the run before this crawl
+	// saves any (another process's shards): a host the cache misses is read from the
+	// store before it is looked up. A resume (done domains) implies it.
+	HostsStored bool
 	// ParentAllowed says which parent zone server addresses may be asked for a domain's
 	// delegation (the probe gate); nil asks no parent.
 	ParentAllowed func(netip.Addr) bool
@@ -116,6 +120,12 @@ func (c *Crawler) Run(ctx context.Context, run int64, p *Progress) error {
 	}
 	p.Total.Store(int64(counts.Total - counts.Done))
 	defer func() { p.HostLookups.Store(c.hosts.Lookups()) }()
+	// A host saved by an earlier invocation, or evicted from the cache, is read back
+	// rather than looked up again: a lookup that now failed would differ from the row
+	// that done domains use.
+	c.hosts.ReadStored(func(ctx context.Context, names []string) (map[string]result.Host, error) {
+		return c.store.Hosts(ctx, run, names)
+	}, counts.Done > 0 || c.cfg.HostsStored)
 
 	// sctx is the stage's: it ends with ctx or at the first error (fail).
 	sctx, stop := context.WithCancel(ctx)
@@ -147,7 +157,7 @@ func (c *Crawler) Run(ctx context.Context, run int64, p *Progress) error {
 					}
 					continue // stays pending; resume picks it up
 				}
-				o.addresses = c.addresses(o.fresh)
+				o.addresses = c.addresses(o.rows)
 				o.targets, o.ns = store.TargetsOf(o.domain, o.hosts)
 				select {
 				case results <- o:
@@ -199,7 +209,7 @@ func (c *Crawler) write(ctx context.Context, run int64, results <-chan outcome, 
 		var b store.Batch
 		for _, o := range outs {
 			b.Domains = append(b.Domains, o.domain)
-			b.Hosts = append(b.Hosts, o.fresh...)
+			b.Hosts = append(b.Hosts, o.rows...)
 			b.Addresses = append(b.Addresses, o.addresses...)
 			b.Targets = append(b.Targets, o.targets...)
 			b.NSTargets = append(b.NSTargets, o.ns...)
@@ -214,6 +224,7 @@ func (c *Crawler) write(ctx context.Context, run int64, results <-chan outcome, 
 			fail(err)
 			return err
 		}
+		c.hosts.Saved(hostNames(b.Hosts))
 		p.Done.Add(int64(len(b.Domains)))
 		if c.cfg.OnSaved != nil {
 			c.cfg.OnSaved(b.Targets, b.NSTargets)
@@ -222,7 +233,16 @@ func (c *Crawler) write(ctx context.Context, run int64, results <-chan outcome, 
 	})
 }
 
-// addresses returns the address rows of freshly looked-up hosts.
+// hostNames returns the names of hosts.
+func hostNames(hosts []result.Host) []string {
+	names := make([]string, len(hosts))
+	for i, h := range hosts {
+		names[i] = h.Name
+	}
+	return names
+}
+
+// addresses returns the address rows of the hosts a batch writes.
 func (c *Crawler) addresses(hosts []result.Host) []result.Address {
 	var out []result.Address
 	for _, h := range hosts {

@@ -21,7 +21,6 @@ import (
 	"github.com/v6matrix/v6matrix/internal/export"
 	"github.com/v6matrix/v6matrix/internal/resolve"
 	"github.com/v6matrix/v6matrix/internal/result"
-	"github.com/v6matrix/v6matrix/internal/store"
 )
 
 // crawled is a finished crawl of the test tree, exported.
@@ -57,15 +56,7 @@ func crawlTree(t *testing.T, options ...func(*Config)) *crawled {
 	}
 	t.Cleanup(func() { front.Close() })
 
-	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "crawl.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	run, err := st.CreateRun(ctx, store.Run{Started: time.Now(), ListName: "list.csv", State: store.RunLoading})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, run := openRun(t, ctx)
 	c := &crawled{tree: tree, dir: t.TempDir(), files: map[string][][]string{}}
 	c.stats, err = Load(ctx, st, run, strings.NewReader(testList()), "list.csv", LoadOptions{
 		OnSkip: func(e *domains.LineError) { c.skipped = append(c.skipped, e.Error()) }})

@@ -13,10 +13,13 @@ import (
 	"github.com/v6matrix/v6matrix/internal/store"
 )
 
-// outcome is one measured domain with the hosts it looked up first.
+// outcome is one measured domain with the host rows its batch writes.
 type outcome struct {
-	domain    result.Domain
-	fresh     []result.Host
+	domain result.Domain
+	// rows are the domain's own hosts and the shared ones that no committed batch is
+	// known to hold (resolve.HostCache's unsaved): a batch that commits before the one
+	// of the domain that looked a shared host up still holds the host's row.
+	rows      []result.Host
 	addresses []result.Address
 	// hosts are every host the domain refers to (fresh or from the cache); targets and
 	// ns are the probe stage's input made from them.
@@ -135,22 +138,18 @@ func (c *Crawler) measureDomain(ctx context.Context, d result.Domain) (outcome, 
 	for i, h := range dom.Hosts {
 		shared[i] = h.Name
 	}
-	hosts, fresh, ownHosts, err := c.hosts.Hosts(ctx, shared, own)
+	hosts, unsaved, ownHosts, err := c.hosts.Hosts(ctx, shared, own)
 	if err != nil {
 		return out, err
 	}
-	for i, h := range hosts {
-		if fresh[i] {
-			out.fresh = append(out.fresh, h)
-		}
-	}
+	out.addUnsaved(hosts, unsaved)
 	out.hosts = slices.Concat(hosts, ownHosts)
 	for i, host := range ownHosts {
 		if i < nWWW {
-			out.fresh = append(out.fresh, host)
+			out.rows = append(out.rows, host)
 			dom.Hosts = append(dom.Hosts, result.HostRef{Role: result.RoleWWW, Name: host.Name})
 		} else if len(host.V4)+len(host.V6) > 0 {
-			out.fresh = append(out.fresh, host)
+			out.rows = append(out.rows, host)
 			dom.Hosts = append(dom.Hosts, result.HostRef{Role: result.RoleNTP, Name: host.Name})
 		}
 	}
@@ -181,17 +180,22 @@ func (c *Crawler) parentNS(ctx context.Context, out *outcome) error {
 			names = append(names, n)
 		}
 	}
-	hosts, fresh, _, err := c.hosts.Hosts(ctx, names, nil)
+	hosts, unsaved, _, err := c.hosts.Hosts(ctx, names, nil)
 	if err != nil {
 		return err
 	}
-	for i, h := range hosts {
-		if fresh[i] {
-			out.fresh = append(out.fresh, h)
-		}
-	}
+	out.addUnsaved(hosts, unsaved)
 	out.hosts = hosts
 	return nil
+}
+
+// addUnsaved adds the shared hosts that no committed batch holds to the rows.
+func (out *outcome) addUnsaved(hosts []result.Host, unsaved []bool) {
+	for i, h := range hosts {
+		if unsaved[i] {
+			out.rows = append(out.rows, h)
+		}
+	}
 }
 
 // setDiff returns the names of a (sorted) that b lacks.

@@ -50,6 +50,7 @@ func (d *dnsWorker) Work(ctx context.Context, job *river.Job[ShardArgs]) error {
 	view := &shardView{Postgres: w.pg, shard: job.Args}
 	cfg := s.DNS
 	cfg.OnSaved = nil
+	cfg.HostsStored = true // the other shards' hosts: read, never looked up and written again
 	sctx, cancel := context.WithTimeout(ctx, w.slice)
 	var p crawl.Progress
 	err = crawl.New(cfg, s.Client, view).Run(sctx, r.ID, &p)
