@@ -93,7 +93,7 @@ func domainJSON(run int64, d *store.Detail) domainDoc {
 		for _, ip := range append(h.V4[:len(h.V4):len(h.V4)], h.V6...) {
 			a := d.Addrs[ip]
 			a.IP = ip
-			pd := probeJSON(ref.Role, &a)
+			pd := probeJSON(ref.Role, ref.Name, &a)
 			if c := nsCheck(d, ip); ref.Role == result.RoleNS && c != nil {
 				pd.DNS, pd.SOASerial = c.Status, c.SOASerial
 			}

@@ -90,8 +90,9 @@ type (
 )
 
 // probeJSON returns the measurements of an address of a host in a role: tls, dns and
-// ntp only for the role they are measured for (www/mx, ns, ntp).
-func probeJSON(role result.Role, a *result.Address) probeDocs {
+// ntp only for the role they are measured for (www/mx, ns, ntp). The certificate is
+// judged for host.
+func probeJSON(role result.Role, host string, a *result.Address) probeDocs {
 	doc := probeDocs{Skipped: a.Skipped}
 	if r := a.PTR; r != nil {
 		doc.PTRStatus = r.Status
@@ -118,7 +119,7 @@ func probeJSON(role result.Role, a *result.Address) probeDocs {
 	}
 	if t := tlsOf(role, a); t != nil {
 		doc.TLS = &tlsDoc{Port: t.Port, Reachable: t.Reachable, StartTLS: t.StartTLSOffered, Version: t.Version,
-			Cipher: t.Cipher, CertValid: t.CertValid,
+			Cipher: t.Cipher, CertValid: t.ValidFor(host),
 			Error: firstNonEmpty(t.ConnectError, t.HandshakeError, t.VerifyError)}
 		if t.CertExpiry != nil {
 			doc.TLS.CertExpiry = rfc3339(*t.CertExpiry)

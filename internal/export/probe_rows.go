@@ -148,20 +148,25 @@ var tlsRows = pairRows(func(p pairRow) []string {
 	if cert == nil || cert.CertValid == nil {
 		cert = firstNonNil(r6, r4)
 	}
-	valid, expiry := certCells(cert)
-	valid4, expiry4 := certCells(r4)
-	valid6, expiry6 := certCells(r6)
+	host := p.ref.Name
+	valid, expiry := certCells(cert, host)
+	valid4, expiry4 := certCells(r4, host)
+	valid6, expiry6 := certCells(r6, host)
 	r, v := tlsCells(r4)
 	r6c, v6 := tlsCells(r6)
 	return []string{p.ip4, r, v, p.ip6, r6c, v6, valid, expiry, valid4, expiry4, valid6, expiry6}
 }, result.RoleWWW, result.RoleMX)
 
-// certCells are cert_valid (1/0) and cert_expiry of one result; empty without a certificate.
-func certCells(r *tlsprobe.Result) (valid, expiry string) {
-	if r != nil && r.CertValid != nil {
-		valid = boolCell(*r.CertValid)
+// certCells are cert_valid (1/0: chain and name verified, the name the row's host)
+// and cert_expiry of one result; empty without a certificate.
+func certCells(r *tlsprobe.Result, host string) (valid, expiry string) {
+	if r == nil {
+		return "", ""
 	}
-	if r != nil && r.CertExpiry != nil {
+	if v := r.ValidFor(host); v != nil {
+		valid = boolCell(*v)
+	}
+	if r.CertExpiry != nil {
 		expiry = rfc3339(*r.CertExpiry)
 	}
 	return valid, expiry

@@ -173,12 +173,13 @@ func hostViewOf(d *store.Detail, ref result.HostRef) hostView {
 	for _, ip := range append(h.V4[:len(h.V4):len(h.V4)], h.V6...) {
 		a := d.Addrs[ip]
 		a.IP = ip
-		v.Addrs = append(v.Addrs, addrViewOf(ref.Role, &a))
+		v.Addrs = append(v.Addrs, addrViewOf(ref.Role, ref.Name, &a))
 	}
 	return v
 }
 
-func addrViewOf(role result.Role, a *result.Address) addrView {
+// addrViewOf returns an address of a host in a role (the certificate judged for host).
+func addrViewOf(role result.Role, host string, a *result.Address) addrView {
 	v := addrView{IP: a.IP.String(), Skipped: a.Skipped, Broken: summary.Broken(a)}
 	if c := a.Class; c != nil {
 		v.Type = c.Type
@@ -224,8 +225,8 @@ func addrViewOf(role result.Role, a *result.Address) addrView {
 		if !t.Reachable {
 			v.TLS = "unreachable"
 		}
-		if t.CertValid != nil {
-			v.TLS += ", certificate " + map[bool]string{true: "valid", false: "invalid"}[*t.CertValid]
+		if valid := t.ValidFor(host); valid != nil {
+			v.TLS += ", certificate " + map[bool]string{true: "valid", false: "invalid"}[*valid]
 		}
 	}
 	if p := a.Path; p != nil {

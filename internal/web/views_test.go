@@ -57,7 +57,7 @@ func TestAddrView(t *testing.T) {
 				TCP: "– / – / –", TLS: "unreachable", Path: "MTU 1280, no reply", Broken: result.BrokenUnreachable}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := addrViewOf(tc.role, &tc.a)
+			got := addrViewOf(tc.role, "www.example", &tc.a)
 			got.Broken = tc.want.Broken // summary.Broken's own tests cover it
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)

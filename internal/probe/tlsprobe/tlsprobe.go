@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/v6matrix/v6matrix/internal/probe"
@@ -52,6 +54,27 @@ type Result struct {
 	CertExpiry *time.Time
 	// VerifyError says why verification failed; empty when CertValid is true.
 	VerifyError string
+	// ServerName is the name sent (SNI) and verified for CertValid: the host of the
+	// best-ranked domain using the address. ChainValid is whether the chain verified
+	// against the roots, whatever the name, and CertNames are the leaf's DNS names, so
+	// that the certificate can be judged for the address's other host names (ValidFor).
+	// Empty in measurements made before they were recorded.
+	ServerName string   `json:",omitempty"`
+	ChainValid *bool    `json:",omitempty"`
+	CertNames  []string `json:",omitempty"`
+}
+
+// ValidFor reports whether the certificate is valid for host, one of the names the
+// address serves: CertValid for the name it was probed with (or when the measurement
+// predates ChainValid), else whether the chain verified and the leaf's names cover
+// host. Nil without a certificate.
+func (r *Result) ValidFor(host string) *bool {
+	host = strings.TrimSuffix(host, ".")
+	if r.CertValid == nil || r.ChainValid == nil || r.ServerName == "" || strings.EqualFold(host, r.ServerName) {
+		return r.CertValid
+	}
+	ok := *r.ChainValid && (&x509.Certificate{DNSNames: r.CertNames}).VerifyHostname(host) == nil
+	return &ok
 }
 
 // Dialer opens connections; *net.Dialer implements it.
@@ -164,11 +187,19 @@ func (p *Prober) record(res *Result, st tls.ConnectionState, serverName string) 
 	if p.Now != nil {
 		now = p.Now
 	}
-	_, err := leaf.Verify(x509.VerifyOptions{
-		Roots: p.Roots, Intermediates: inter, DNSName: serverName, CurrentTime: now(),
-	})
-	valid := err == nil
-	res.CertValid = &valid
+	// The chain, then the name (as Verify with DNSName does, whose name error comes
+	// first), so that the chain's verdict serves the address's other host names.
+	_, chainErr := leaf.Verify(x509.VerifyOptions{Roots: p.Roots, Intermediates: inter, CurrentTime: now()})
+	var err error
+	if serverName != "" {
+		err = leaf.VerifyHostname(serverName)
+	}
+	if err == nil {
+		err = chainErr
+	}
+	chain, valid := chainErr == nil, err == nil
+	res.CertValid, res.ChainValid = &valid, &chain
+	res.ServerName, res.CertNames = serverName, slices.Clone(leaf.DNSNames)
 	if err != nil {
 		res.VerifyError = err.Error()
 	}

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -227,5 +229,49 @@ func TestErrors(t *testing.T) {
 				t.Errorf("= %+v, want error", r)
 			}
 		})
+	}
+}
+
+// TestValidFor probes a server whose certificate covers www.a.test and *.b.test with
+// the name www.a.test, as the crawl probes an address with the host of its best-ranked
+// domain: the result judges the certificate for the address's other host names too
+// (chain verified, and the leaf's names cover the name), so that a host on the same
+// address whose name the certificate lacks is not reported valid.
+func TestValidFor(t *testing.T) {
+	ca := testcert.NewCA(t)
+	now := time.Now()
+	leaf := ca.Leaf(t, []string{"www.a.test", "*.b.test"}, now.Add(-time.Hour), now.Add(time.Hour))
+	port := serve(t, "tcp4", func(c net.Conn) {
+		s := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{leaf}})
+		if s.Handshake() == nil {
+			s.Read(make([]byte, 1))
+		}
+	})
+	addr := netip.MustParseAddr("127.0.0.1")
+	for _, tc := range []struct {
+		roots *x509.CertPool
+		want  map[string]bool
+	}{
+		{ca.Pool, map[string]bool{"www.a.test": true, "WWW.A.TEST.": true, "x.b.test": true, "www.c.test": false, "a.test": false}},
+		{testcert.NewCA(t).Pool, map[string]bool{"www.a.test": false, "x.b.test": false}},
+	} {
+		r, err := (&Prober{Roots: tc.roots, Timeout: 3 * time.Second}).ProbeTLS(t.Context(), addr, port, "www.a.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.ServerName != "www.a.test" || r.ChainValid == nil || !slices.Equal(r.CertNames, []string{"www.a.test", "*.b.test"}) {
+			t.Errorf("recorded name %q, chain %v, names %v", r.ServerName, r.ChainValid, r.CertNames)
+		}
+		for host, want := range tc.want {
+			if got := r.ValidFor(host); got == nil || *got != want {
+				t.Errorf("ValidFor(%q) = %v, want %v (result %+v)", host, got, want, r)
+			}
+		}
+	}
+	// A measurement from before ChainValid was recorded keeps its one verdict.
+	yes := true
+	old := Result{CertValid: &yes}
+	if got := old.ValidFor("www.c.test"); got == nil || !*got {
+		t.Errorf("an older measurement's ValidFor = %v, want its CertValid", got)
 	}
 }
