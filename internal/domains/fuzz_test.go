@@ -18,6 +18,8 @@ func FuzzReader(f *testing.F) {
 	f.Add([]byte("GlobalRank,TldRank,Domain,TLD\n1,1,google.com,com\n"))
 	f.Add([]byte("example.net\n\nпример.рф\r\nxn--zz.com\n\xff\xfe.com\n"))
 	f.Add([]byte("1,\"a,b\".com\n2,\"\"\"x.com\n"))
+	f.Add([]byte("google.com,1\nb\u3002com\uff0e,2\nid,name\n"))
+	f.Add([]byte("Domain\na.com\n-bad.com\n\ufeffc.com\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r := NewReader(bytes.NewReader(in), "fuzz.csv")
 		lines := bytes.Count(in, []byte("\n")) + 1
@@ -56,7 +58,8 @@ func FuzzReader(f *testing.F) {
 // two labels, and normalises to itself; and that a refusal says why.
 func FuzzNormalize(f *testing.F) {
 	for _, s := range []string{"example.com", "Bücher.DE.", "xn--bcher-kva.de", "xn--zz.com", "xn--a.de", "\xff\xfe.com",
-		"пример.рф", "a_b.example", "192.0.2.1", "a..b", "-a.com", "💩.la", "xn--ls8h.la", "\u200d.com"} {
+		"пример.рф", "a_b.example", "192.0.2.1", "a..b", "-a.com", "💩.la", "xn--ls8h.la", "\u200d.com",
+		"a.com\u3002", "b\uff0ec\uff61", "\u3002", "a.com\u3002\u3002"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
@@ -82,6 +85,7 @@ func FuzzParseOptOut(f *testing.F) {
 	f.Add([]byte("# opt-outs\nexample.com\n192.0.2.0/24 # a network\n2001:db8::1\n"))
 	f.Add([]byte("bad/net\nxn--zz.com\n"))
 	f.Add([]byte("::ffff:192.0.2.1\n10.0.0.0/33\n"))
+	f.Add([]byte("\ufeff192.0.2.0/24\na.com\u3002\n\ufeffb.com\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		o, err := ParseOptOut(bytes.NewReader(in), "optout.txt")
 		if err != nil {

@@ -34,7 +34,7 @@ type format int
 const (
 	formatUnknown   format = iota
 	formatPlain            // one domain per line; rank = the line's number in the file
-	formatCSV              // rank,domain[,...] (Tranco, Alexa), with or without a header
+	formatCSV              // rank,domain[,...] (Tranco, Alexa), with or without a header, or domain,rank
 	formatHeaderCSV        // a header names the columns (Majestic Million: GlobalRank,...,Domain,...)
 )
 
@@ -51,7 +51,13 @@ type Reader struct {
 	format    format
 	rankCol   int
 	domainCol int
-	ordinal   int // rank for header CSVs without a rank column
+	// header is the line of a header naming a Domain column but no rank column: a data
+	// line's rank is then its distance from it, so that, as in a plain list, ranks match
+	// the file whatever lines were skipped.
+	header int
+	// unknown is set once a first data line could not be read as a header or a row, so
+	// that later such lines are not called headers too.
+	unknown bool
 }
 
 // NewReader returns a Reader of the list r; name is used in messages (the file name, or
@@ -76,9 +82,9 @@ func (r *Reader) Next() (Entry, error) {
 		if err != nil {
 			return Entry{}, fmt.Errorf("%s:%d: %w", r.name, r.line, err)
 		}
-		text := strings.TrimSpace(string(raw))
-		if r.line == 1 {
-			text = strings.TrimPrefix(text, "\ufeff") // a byte order mark from spreadsheet exports
+		text, err := trimBOM(strings.TrimSpace(string(raw)), r.line)
+		if err != nil {
+			return Entry{}, r.lineErr(err.Error())
 		}
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
@@ -139,16 +145,29 @@ func (l *lineReader) next() ([]byte, error) {
 	return bytes.TrimSuffix(b, []byte("\r")), nil
 }
 
+// trimBOM removes the byte order mark that spreadsheet exports put at the start of a
+// file (line 1). Anywhere else a line starting with one is an error, not read as a name
+// (IDNA would drop it): it marks files joined together, whose ranks start over.
+func trimBOM(text string, line int) (string, error) {
+	const bom = "\ufeff"
+	if line == 1 {
+		return strings.TrimPrefix(text, bom), nil
+	}
+	if strings.HasPrefix(text, bom) {
+		return "", errors.New("byte order mark (U+FEFF) at the start of a line other than the first: files joined together?")
+	}
+	return text, nil
+}
+
 func (r *Reader) lineErr(reason string) error {
 	return &LineError{File: r.name, Line: r.line, Reason: reason}
 }
 
 // detect decides the format from the first data line and reports whether it is a header.
+// A row of a headerless CSV is rank,domain[,...] when its first field is a number, and
+// domain,rank when only its second is: a domain name is never all digits, so the two
+// cannot be confused.
 func (r *Reader) detect(text string) (bool, error) {
-	if !strings.Contains(text, ",") {
-		r.format = formatPlain
-		return false, nil
-	}
 	fields := splitCSV(text)
 	r.rankCol, r.domainCol = -1, -1
 	for i, f := range fields {
@@ -161,16 +180,33 @@ func (r *Reader) detect(text string) (bool, error) {
 			}
 		}
 	}
-	if r.domainCol >= 0 {
+	switch {
+	case r.domainCol >= 0:
 		r.format = formatHeaderCSV
+		if r.rankCol < 0 {
+			r.header = r.line
+		}
 		return true, nil
-	}
-	if _, err := strconv.Atoi(strings.TrimSpace(fields[0])); err != nil {
+	case len(fields) == 1:
+		r.format = formatPlain
+	case isNumber(fields[0]):
+		r.format, r.rankCol, r.domainCol = formatCSV, 0, 1
+	case isNumber(fields[1]):
+		r.format, r.rankCol, r.domainCol = formatCSV, 1, 0
+	case r.unknown:
+		return false, fmt.Errorf("unrecognised row %q: want rank,domain or domain,rank", text)
+	default:
 		// A header we do not know: say which columns we look for.
-		return false, fmt.Errorf("unrecognised header %q: want rank,domain rows or a header naming a Domain column", text)
+		r.unknown = true
+		return false, fmt.Errorf("unrecognised header %q: want rank,domain or domain,rank rows, or a header naming a Domain column", text)
 	}
-	r.format, r.rankCol, r.domainCol = formatCSV, 0, 1
 	return false, nil
+}
+
+// isNumber reports whether a CSV field is an integer, which only a rank column holds.
+func isNumber(field string) bool {
+	_, err := strconv.Atoi(strings.TrimSpace(field))
+	return err == nil
 }
 
 func (r *Reader) parse(text string) (Entry, error) {
@@ -206,9 +242,8 @@ func (r *Reader) parse(text string) (Entry, error) {
 	switch {
 	case r.format == formatPlain:
 		rank = r.line // ranks match the file, whatever lines were skipped
-	case rank == 0:
-		r.ordinal++
-		rank = r.ordinal
+	case r.rankCol < 0:
+		rank = r.line - r.header // likewise, counted from the header
 	}
 	return Entry{Rank: rank, Name: name, TLD: TLD(name), Suffix: Suffix(name), Line: r.line}, nil
 }

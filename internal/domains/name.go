@@ -20,8 +20,7 @@ var idnaProfile = idna.New(idna.MapForLookup(), idna.Transitional(false), idna.S
 // Normalize returns the A-label, lower-case form of a domain name without a trailing dot,
 // or an error saying why it is not a usable domain name.
 func Normalize(raw string) (string, error) {
-	s := strings.TrimSpace(raw)
-	s = strings.TrimSuffix(s, ".")
+	s := trimRootDot(strings.TrimSpace(raw))
 	if s == "" {
 		return "", errors.New("empty domain")
 	}
@@ -55,6 +54,21 @@ func Normalize(raw string) (string, error) {
 		return "", fmt.Errorf("invalid domain %q: numeric top-level label (an IP address?)", raw)
 	}
 	return s, nil
+}
+
+// labelDots are the label separators of UTS #46 (section 2.3): the full stop, and the
+// ideographic, fullwidth and halfwidth ideographic full stops, all mapped to '.'.
+var labelDots = []string{".", "\u3002", "\uff0e", "\uff61"}
+
+// trimRootDot removes one trailing label separator (the root), whichever of labelDots:
+// the idna package maps the others to '.' but leaves a trailing one, an empty label.
+func trimRootDot(s string) string {
+	for _, d := range labelDots {
+		if t, ok := strings.CutSuffix(s, d); ok {
+			return t
+		}
+	}
+	return s
 }
 
 // checkLabel applies the LDH rule; underscores are accepted because real lists and

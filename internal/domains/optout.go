@@ -35,7 +35,10 @@ func ParseOptOut(r io.Reader, name string) (*OptOut, error) {
 		if i := strings.IndexByte(text, '#'); i >= 0 {
 			text = text[:i]
 		}
-		text = strings.TrimSpace(text)
+		text, err = trimBOM(strings.TrimSpace(text), line)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %v", name, line, err)
+		}
 		if text == "" {
 			continue
 		}
