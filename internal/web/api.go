@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -85,8 +86,13 @@ func (s *Server) apiDomains(w http.ResponseWriter, r *http.Request) error {
 	env := map[string]any{"run": run.ID, "tld": tld}
 	if c := nextCursor(q, ds); c != "" {
 		env["next"] = c
-		w.Header().Set("Link", fmt.Sprintf(`</api/v1/runs/%d/tlds/%s/domains?sort=%s&dir=%s&limit=%d&after=%s>; rel="next"`,
-			run.ID, tld, q.Sort, map[bool]string{true: "desc", false: "asc"}[q.Desc], q.Limit, c))
+		// The request's parameters (format=csv among them) with the next cursor.
+		next := r.URL.Query()
+		next.Set("sort", string(q.Sort))
+		next.Set("dir", map[bool]string{true: "desc", false: "asc"}[q.Desc])
+		next.Set("limit", strconv.Itoa(q.Limit))
+		next.Set("after", c)
+		w.Header().Set("Link", fmt.Sprintf(`</api/v1/runs/%d/tlds/%s/domains?%s>; rel="next"`, run.ID, url.PathEscape(tld), next.Encode()))
 	}
 	return writeTable(w, r, fmt.Sprintf("run%d-%s-domains", run.ID, tld), env, "domains", rows)
 }

@@ -174,15 +174,26 @@ func (s *Server) cachedHandler(h http.Handler, withJobs bool) http.Handler {
 		e := s.cache.get(key)
 		if e == nil || e.version != version {
 			rec := &recorder{header: http.Header{}}
-			h.ServeHTTP(rec, r)
-			if rec.status == 0 {
+			// The cache keeps a GET's answer, which a HEAD is answered from (net/http
+			// sends no body to a HEAD): rendered for a HEAD, a page has no body, and
+			// cached it blanked the page for every later GET.
+			fill := r
+			if r.Method == http.MethodHead {
+				fill = r.Clone(r.Context())
+				fill.Method = http.MethodGet
+			}
+			h.ServeHTTP(rec, fill)
+			wrote := rec.status != 0
+			if !wrote {
 				rec.status = http.StatusOK
 			}
 			e = &cached{key: key, status: rec.status, header: rec.header, body: rec.buf.Bytes(), version: version}
 			sum := fnv.New64a()
 			sum.Write(e.body)
 			e.etag = fmt.Sprintf(`"%x-%s"`, sum.Sum64(), version)
-			if rec.status == http.StatusOK || rec.status == http.StatusNotFound {
+			// Nothing written (the request's context ended: fail answers nothing) is
+			// no answer to keep.
+			if wrote && r.Context().Err() == nil && (rec.status == http.StatusOK || rec.status == http.StatusNotFound) {
 				s.cache.put(e)
 			}
 		}

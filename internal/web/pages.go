@@ -230,8 +230,10 @@ func (s *Server) tldDomains(r *http.Request, runArg string) (t tldDomains, err e
 	if t.run, err = s.runParam(r.Context(), runArg); err != nil {
 		return t, err
 	}
-	if t.agg, err = s.st.Aggregate(r.Context(), t.run.ID, "tld", t.tld); err != nil {
+	if t.agg, err = s.st.Aggregate(r.Context(), t.run.ID, "tld", t.tld); errors.Is(err, store.ErrNotFound) {
 		return t, notFound("no domain of .%s in run %d", t.tld, t.run.ID)
+	} else if err != nil {
+		return t, err
 	}
 	if t.q, err = domainQuery(r, t.tld); err != nil {
 		return t, err
@@ -291,8 +293,10 @@ func (s *Server) located(w http.ResponseWriter, r *http.Request, kind, key, titl
 		return err
 	}
 	g, err := s.st.Aggregate(r.Context(), run.ID, kind, key)
-	if err != nil {
+	if errors.Is(err, store.ErrNotFound) {
 		return notFound("no address located in %s in run %d", title, run.ID)
+	} else if err != nil {
+		return err
 	}
 	offset := 0
 	if o := r.URL.Query().Get("offset"); o != "" {
@@ -310,7 +314,9 @@ func (s *Server) located(w http.ResponseWriter, r *http.Request, kind, key, titl
 	}
 	next := ""
 	if len(addrs) == 100 {
-		next = "?offset=" + strconv.Itoa(offset+100)
+		q := r.URL.Query() // keeps run=
+		q.Set("offset", strconv.Itoa(offset+100))
+		next = "?" + q.Encode()
 	}
 	s.render(w, r, http.StatusOK, "located.html", page{Title: title, Nav: "map", Run: &run, GeoIP: true,
 		Data: struct {

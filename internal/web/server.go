@@ -287,8 +287,11 @@ func (s *Server) runParam(ctx context.Context, v string) (store.Run, error) {
 		return store.Run{}, notFound("no run %q: want a run number or latest", v)
 	}
 	r, err := s.st.GetRun(ctx, id)
-	if err != nil {
+	if errors.Is(err, store.ErrNotFound) {
 		return r, notFound("no run %d", id)
+	}
+	if err != nil {
+		return r, err // a 500, logged and not cached: the store failed, not the request
 	}
 	built, err := s.st.Summarised(ctx, id)
 	if err != nil {

@@ -1,0 +1,109 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/v6matrix/v6matrix/internal/store"
+)
+
+// failingStore fails GetRun with err while err is set.
+type failingStore struct {
+	store.Store
+	err atomic.Pointer[error]
+}
+
+func (s *failingStore) GetRun(ctx context.Context, id int64) (store.Run, error) {
+	if err := s.err.Load(); err != nil {
+		return store.Run{}, *err
+	}
+	return s.Store.GetRun(ctx, id)
+}
+
+// TestCacheKeepsOnlyAnswers: the response cache keeps a page's answer, not what a HEAD,
+// a failing store or an ended request left: a HEAD first, a store error (a 500, not a
+// 404) or a request whose store call was cancelled (nothing written) leave the next GET
+// of the page its full answer. Each of them blanked or hid the page for every visitor
+// until the store changed.
+func TestCacheKeepsOnlyAnswers(t *testing.T) {
+	f := getFixture(t)
+	st := &failingStore{Store: f.st}
+	web, err := New(Config{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(web)
+	defer srv.Close()
+	do := func(method, path string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(b)
+	}
+	run := strconv.FormatInt(f.runs[1], 10)
+	cases := []struct {
+		name, path string
+		before     func() int // the first request's status
+	}{
+		{"HEAD first", "/tlds?run=" + run, func() int { code, _ := do(http.MethodHead, "/tlds?run="+run); return code }},
+		{"store error", "/api/v1/runs/" + run + "/countries", func() int {
+			err := errors.New("disk I/O error")
+			st.err.Store(&err)
+			defer st.err.Store(nil)
+			code, _ := do(http.MethodGet, "/api/v1/runs/"+run+"/countries")
+			return code
+		}},
+		{"cancelled store call", "/api/v1/runs/" + run + "/tlds", func() int {
+			err := context.Canceled
+			st.err.Store(&err)
+			defer st.err.Store(nil)
+			code, _ := do(http.MethodGet, "/api/v1/runs/"+run+"/tlds")
+			return code
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			first := tc.before()
+			if tc.name == "store error" && first != http.StatusInternalServerError {
+				t.Errorf("a store error answered %d, want 500", first)
+			}
+			code, body := do(http.MethodGet, tc.path)
+			if code != http.StatusOK || len(body) < 100 {
+				t.Errorf("GET %s after it: %d, %d bytes; want 200 with the page", tc.path, code, len(body))
+			}
+		})
+	}
+}
+
+// TestNextLinksKeepParameters: the next page of a CSV download is CSV, of the same
+// run (the Link header kept only the cursor's parameters).
+func TestNextLinksKeepParameters(t *testing.T) {
+	f := getFixture(t)
+	run := strconv.FormatInt(f.runs[0], 10)
+	resp, _ := f.get(t, "/api/v1/runs/"+run+"/tlds/com/domains?format=csv&limit=10")
+	link := resp.Header.Get("Link")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(link, "format=csv") || !strings.Contains(link, "/runs/"+run+"/") ||
+		!strings.Contains(link, "after=") {
+		t.Errorf("%d, Link %q: want the next page of run %s in CSV", resp.StatusCode, link, run)
+	}
+	next := strings.TrimSuffix(strings.TrimPrefix(strings.Split(link, ";")[0], "<"), ">")
+	resp, body := f.get(t, next)
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") || strings.Contains(body, "d0000001.com,") {
+		t.Errorf("next page %s: %d %q, want CSV after the first page", next, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
