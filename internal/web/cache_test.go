@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -43,17 +42,8 @@ func TestCacheKeepsOnlyAnswers(t *testing.T) {
 	defer srv.Close()
 	do := func(method, path string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, srv.URL+path, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.StatusCode, string(b)
+		resp, body := fetch(t, method, srv.URL+path)
+		return resp.StatusCode, body
 	}
 	run := strconv.FormatInt(f.runs[1], 10)
 	cases := []struct {

@@ -100,7 +100,13 @@ func TestMain(m *testing.M) {
 // get fetches a path of the fixture's server.
 func (f *fixture) get(t *testing.T, path string, header ...string) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, f.srv.URL+path, nil)
+	return fetch(t, http.MethodGet, f.srv.URL+path, header...)
+}
+
+// fetch sends a request with the headers given as name, value pairs.
+func fetch(t *testing.T, method, url string, header ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
