@@ -579,7 +579,10 @@ type diffData struct {
 	Changes map[string][]store.Change // "www gained" -> first domains
 }
 
-// diff returns the diff of two summarised runs, building it when it was not.
+// diff returns the diff of two summarised runs, building it when it was not. Only an
+// earlier finished run against a later one is built, one at a time: a build holds the
+// store's write lock (a crawl's saves wait), and a visitor could otherwise ask for
+// every pair of runs, in both orders, and runs still being crawled.
 func (s *Server) diff(r *http.Request, av, bv string) (diffData, error) {
 	var d diffData
 	var err error
@@ -589,6 +592,16 @@ func (s *Server) diff(r *http.Request, av, bv string) (diffData, error) {
 	if d.B, err = s.runParam(r.Context(), bv); err != nil {
 		return d, err
 	}
+	switch {
+	case d.A.State != store.RunDone || d.B.State != store.RunDone:
+		return d, notFound("runs %d and %d: only finished runs are compared (run %d is %s, run %d is %s)",
+			d.A.ID, d.B.ID, d.A.ID, d.A.State, d.B.ID, d.B.State)
+	case d.A.ID >= d.B.ID:
+		return d, badRequest("runs %d and %d: a diff goes from an earlier run to a later one (/runs/%d/diff/%d)",
+			d.A.ID, d.B.ID, min(d.A.ID, d.B.ID), max(d.A.ID, d.B.ID))
+	}
+	s.diffs.Lock()
+	defer s.diffs.Unlock()
 	d.Counts, err = summary.Diff(r.Context(), s.st, d.A.ID, d.B.ID, s.log)
 	return d, err
 }

@@ -76,6 +76,8 @@ type Server struct {
 	latestRun     latestEntry         // the latest run under the cache's store version
 	jobs          map[int64]jobsEntry // the progress of distributed runs, briefly cached
 	activeRuns    []store.Run         // the runs not done, as of the store's version
+	// diffs serializes the building of diffs: each holds the store's write lock.
+	diffs sync.Mutex
 }
 
 type countsEntry struct {

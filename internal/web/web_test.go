@@ -79,6 +79,8 @@ func TestRoutes(t *testing.T) {
 		{"/country/Germany", 404, "text/html", nil},
 		{"/asn/notanumber", 404, "text/html", nil},
 		{"/runs/999/diff/1", 404, "text/html", []string{"no run 999"}},
+		{"/runs/" + latest + "/diff/" + first, 400, "text/html", []string{"from an earlier run to a later one"}},
+		{"/api/v1/runs/" + first + "/diff/" + first, 400, "application/json", []string{"from an earlier run to a later one"}},
 		{"/badge/unknown.example.svg", 404, "image/svg+xml", []string{"not measured"}},
 		{"/badge/d0000001.com.png", 404, "text/html", nil},
 		{"/api/v1/runs/999/tlds", 404, "application/json", []string{`"error":"no run 999"`}},
