@@ -325,10 +325,11 @@ func (s *SQLite) DomainSummary(ctx context.Context, run int64, name string) (res
 	return d, err
 }
 
-// History returns a domain's summary across runs.
+// History returns a domain's summary across the finished runs (the trend's: a run being
+// crawled, or failed, is no point of it).
 func (s *SQLite) History(ctx context.Context, name string) ([]HistoryPoint, error) {
 	rows, err := s.query(ctx, `SELECT `+summaryColumns+`, d.run_id, r.started FROM domain_summary d
-		JOIN runs r ON r.id = d.run_id WHERE d.name = ? ORDER BY d.run_id`, name)
+		JOIN runs r ON r.id = d.run_id WHERE d.name = ? AND r.state = 'done' ORDER BY d.run_id`, name)
 	if err != nil {
 		return nil, fmt.Errorf("read history of %s: %w", name, err)
 	}
@@ -458,11 +459,12 @@ func (s *SQLite) DomainDoc(ctx context.Context, run int64, name string) (Detail,
 	return docDetail(doc, run, name)
 }
 
-// DomainPage reads a domain's history and its document in a run.
+// DomainPage reads a domain's history (the finished runs', and run's) and its document
+// in run.
 func (s *SQLite) DomainPage(ctx context.Context, run int64, name string) (Detail, []HistoryPoint, error) {
 	rows, err := s.query(ctx, `SELECT `+summaryColumns+`, d.run_id, r.started,
 		(SELECT doc FROM domain_docs WHERE run_id = ?1 AND name = ?2) FROM domain_summary d
-		JOIN runs r ON r.id = d.run_id WHERE d.name = ?2 ORDER BY d.run_id`, run, name)
+		JOIN runs r ON r.id = d.run_id WHERE d.name = ?2 AND (r.state = 'done' OR d.run_id = ?1) ORDER BY d.run_id`, run, name)
 	if err != nil {
 		return Detail{}, nil, fmt.Errorf("read the page of %s: %w", name, err)
 	}

@@ -2,15 +2,21 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/v6matrix/v6matrix/internal/domains"
 	"github.com/v6matrix/v6matrix/internal/store"
+	"github.com/v6matrix/v6matrix/internal/summary"
+	"github.com/v6matrix/v6matrix/internal/synthrun"
 )
 
 // failingStore fails GetRun with err while err is set.
@@ -95,5 +101,51 @@ func TestNextLinksKeepParameters(t *testing.T) {
 	resp, body := f.get(t, next)
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") || strings.Contains(body, "d0000001.com,") {
 		t.Errorf("next page %s: %d %q, want CSV after the first page", next, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
+
+// TestRunsDoneOfProvisional: a run being crawled, summarised provisionally (serve
+// follows it), is listed with the domains its crawl has done, not every domain of its
+// list as if finished.
+func TestRunsDoneOfProvisional(t *testing.T) {
+	ctx := context.Background()
+	st := emptyStore(t)
+	id, err := synthrun.Fill(ctx, st, synthrun.Config{Domains: 50, Seed: 1, Started: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := st.GetRun(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run.State = store.RunCrawling // and 10 more domains to come
+	if err := st.UpdateRun(ctx, run); err != nil {
+		t.Fatal(err)
+	}
+	var more []domains.Entry
+	for i := range 10 {
+		more = append(more, domains.Entry{Rank: 1000 + i, Name: fmt.Sprintf("later%d.com", i), TLD: "com"})
+	}
+	if _, err := st.AddDomains(ctx, id, more); err != nil {
+		t.Fatal(err)
+	}
+	if err := summary.Provisional(ctx, st, id, nil); err != nil {
+		t.Fatal(err)
+	}
+	web, err := New(Config{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(web)
+	defer srv.Close()
+	_, body := fetch(t, http.MethodGet, srv.URL+"/api/v1/runs")
+	var got struct {
+		Runs []runRow `json:"runs"`
+	}
+	if err := json.Unmarshal([]byte(body), &got); err != nil || len(got.Runs) != 1 {
+		t.Fatalf("/api/v1/runs: %v %s", err, body)
+	}
+	if r := got.Runs[0]; !r.Summarised || r.Done != 50 {
+		t.Errorf("run crawling, 50 of 60 domains done: listed %+v, want done 50", r)
 	}
 }

@@ -526,6 +526,15 @@ func (s *Server) runRows(r *http.Request) ([]runRow, error) {
 				return nil, err
 			}
 			row.Domains, row.Done = g.Domains, g.Domains
+			if x.State != store.RunDone {
+				// A provisional summary counts every domain of the list: how many are
+				// done is the crawl's count.
+				c, err := s.runCounts(r.Context(), x.ID)
+				if err != nil {
+					return nil, err
+				}
+				row.Done = c.Done
+			}
 			located, err := s.st.Aggregates(r.Context(), x.ID, "country")
 			if err != nil {
 				return nil, err

@@ -96,6 +96,26 @@ func testSummaries(t *testing.T, s store.Store) {
 	if h, err := s.History(ctx, name); err != nil || len(h) != 2 || h[0].Run != a || h[1].Run != b {
 		t.Errorf("History(%s) = %+v, %v; want runs %d and %d", name, h, err, a, b)
 	}
+	// A run being crawled again (a provisional summary) is no point of the history but
+	// on its own page.
+	rb, err := s.GetRun(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crawling := rb
+	crawling.State = store.RunCrawling
+	if err := s.UpdateRun(ctx, crawling); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := s.History(ctx, name); err != nil || len(h) != 1 || h[0].Run != a {
+		t.Errorf("History(%s) with run %d crawling = %+v, %v; want run %d alone", name, b, h, err, a)
+	}
+	if _, h, err := s.DomainPage(ctx, b, name); err != nil || len(h) != 2 {
+		t.Errorf("DomainPage(%d, %s) with the run crawling: history %+v, %v; want runs %d and %d", b, name, h, err, a, b)
+	}
+	if err := s.UpdateRun(ctx, rb); err != nil {
+		t.Fatal(err)
+	}
 	// Build stored every domain's document: the same as its tables give.
 	n := 0
 	err = s.Details(ctx, b, "", func(d store.Detail) error {

@@ -149,8 +149,8 @@
           }
           const r = runs[list[0].dataIndex];
           let html = '<strong>' + esc(labels[list[0].dataIndex]) + '</strong>';
-          if (typeof r.domains === 'number') {
-            html += '<br>' + esc(num(r.domains)) + ' domains measured';
+          if (typeof r.measured === 'number') {
+            html += '<br>' + esc(num(r.measured)) + ' domains measured';
           }
           for (const it of list) {
             html += '<br><span class="tt-mark tt-s' + it.seriesIndex + '"></span>' +
@@ -244,10 +244,9 @@
             const c = byCC.get(p.name);
             const name = (c && c.name) || names.get(p.name) || p.name;
             if (!c) {
-              return '<strong>' + esc(name) + '</strong><br>no hosts measured';
+              return '<strong>' + esc(name) + '</strong><br>no address located';
             }
             return '<strong>' + esc(name) + ' (' + esc(p.name) + ')</strong>' +
-              '<br>hosts: ' + esc(num(c.hosts)) +
               '<br>IPv6 addresses: ' + esc(num(c.v6_addresses)) +
               '<br>IPv4 addresses: ' + esc(num(c.v4_addresses));
           },
