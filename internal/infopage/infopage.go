@@ -57,7 +57,8 @@ type Handler struct {
 	cfg  Config
 	key  [32]byte             // signs the form's tokens; new per process
 	mu   sync.Mutex           // serialises appends to the requests file
-	seen map[string]time.Time // last request per client address, for a simple rate limit
+	seen map[string]time.Time // last request per client (clientKey), for a simple rate limit
+	hour []time.Time          // the requests taken in the last hour, oldest first
 }
 
 // New returns a Handler for cfg.
@@ -88,8 +89,14 @@ type Outcome struct {
 	Request *Request
 }
 
-// rateGap is the least time between two requests from one client address.
+// rateGap is the least time between two requests from one client: its IPv4 address,
+// or its IPv6 /64 (a host has a /64 to pick addresses from).
 const rateGap = 10 * time.Second
+
+// maxPerHour bounds the requests taken in any hour from everyone: a script rotating
+// addresses cannot fill the requests file (16 KiB a request at most) before the
+// operator hears of it; past it, requests wait for the hour to pass.
+const maxPerHour = 60
 
 // maxSeen bounds the rate limiter's memory of client addresses.
 const maxSeen = 10000
@@ -143,9 +150,18 @@ func (h *Handler) Take(r *http.Request) Outcome {
 	now := h.cfg.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if last, ok := h.seen[from]; ok && now.Sub(last) < rateGap {
+	client := clientKey(from)
+	if last, ok := h.seen[client]; ok && now.Sub(last) < rateGap {
 		return Outcome{Status: http.StatusTooManyRequests, Form: form,
 			Errors: []string{"one request every few seconds, please: try again in a moment"}}
+	}
+	for len(h.hour) > 0 && now.Sub(h.hour[0]) >= time.Hour {
+		h.hour = h.hour[1:]
+	}
+	if len(h.hour) >= maxPerHour {
+		h.cfg.Logger.Warn("opt-out requests: the hour's limit is reached; later ones wait", "limit", maxPerHour)
+		return Outcome{Status: http.StatusTooManyRequests, Form: form,
+			Errors: []string{"too many requests this hour: please try again later, or write to the contact address"}}
 	}
 	if len(h.seen) >= maxSeen {
 		for a, t := range h.seen {
@@ -154,7 +170,8 @@ func (h *Handler) Take(r *http.Request) Outcome {
 			}
 		}
 	}
-	h.seen[from] = now
+	h.seen[client] = now
+	h.hour = append(h.hour, now)
 	req.Time, req.From = now.UTC(), from
 	if err := h.appendRequest(req); err != nil {
 		h.cfg.Logger.Error("opt-out request not saved", "err", err)
@@ -227,6 +244,17 @@ func (h *Handler) appendRequest(req Request) error {
 		return err
 	}
 	return f.Close()
+}
+
+// clientKey is what the rate limit counts a client by: its IPv4 address, or its
+// IPv6 address's /64.
+func clientKey(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil || a.Unmap().Is4() {
+		return addr
+	}
+	p, _ := a.WithZone("").Prefix(64)
+	return p.String()
 }
 
 // clientAddr is the requester's address (the peer of the connection; no proxy

@@ -2,6 +2,7 @@ package infopage
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -68,5 +69,43 @@ func TestTake(t *testing.T) {
 		Contact: "noc@example.net", Comment: "our lab"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("stored request (-want +got):\n%s", diff)
+	}
+}
+
+// TestTakeLimits: a client rotating addresses within its IPv6 /64 is one client, and
+// the requests of everyone are at most maxPerHour an hour (a script could otherwise
+// fill the requests file until the form refused every request).
+func TestTakeLimits(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	h := New(Config{Operator: "Example Lab", Contact: "abuse@example.org", Requests: filepath.Join(t.TempDir(), "r.jsonl"),
+		Now: func() time.Time { return now }})
+	take := func(from string) int {
+		form := url.Values{"targets": {"example.com"}, "token": {h.Token()}}
+		r := httptest.NewRequest(http.MethodPost, "http://crawler.example/about", strings.NewReader(form.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.RemoteAddr = from
+		return h.Take(r).Status
+	}
+	if a, b := take("[2001:db8:1:2::1]:4000"), take("[2001:db8:1:2::2]:4000"); a != 200 || b != 429 {
+		t.Errorf("two addresses of one /64 at once: %d then %d, want 200 then 429", a, b)
+	}
+	if c := take("[2001:db8:1:3::1]:4000"); c != 200 {
+		t.Errorf("another /64: %d, want 200", c)
+	}
+	n := 2
+	for i := 0; n < maxPerHour+5; i++ {
+		now = now.Add(time.Second)
+		if take(fmt.Sprintf("198.51.100.%d:4000", i)) == 200 {
+			n++
+			continue
+		}
+		break
+	}
+	if n != maxPerHour {
+		t.Errorf("%d requests taken in the hour from rotating addresses, want %d", n, maxPerHour)
+	}
+	now = now.Add(time.Hour)
+	if s := take("203.0.113.1:4000"); s != 200 {
+		t.Errorf("an hour later: %d, want 200", s)
 	}
 }
