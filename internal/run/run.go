@@ -351,7 +351,9 @@ func (r *runner) record(state store.RunState, cause error) error {
 	return cause
 }
 
-// stopped reports whether err is ctx's end: the run was interrupted, not broken.
+// stopped reports whether err came with ctx's end: the run was interrupted, not broken.
+// Any error once ctx has ended counts: database/sql reports a statement of the
+// transaction the cancellation rolled back as closed, not as the context's error.
 func stopped(ctx context.Context, err error) bool {
-	return err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err())
+	return err != nil && ctx.Err() != nil
 }

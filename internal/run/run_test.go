@@ -95,8 +95,8 @@ type recorder struct {
 	beforeAdd func()
 	// beforeMeasure, if set, is called before each SaveMeasurements.
 	beforeMeasure func()
-	// saveErr, if set, is what Save returns.
-	saveErr error
+	// saveErr, if set, is what Save returns; addErr what AddDomains does.
+	saveErr, addErr error
 }
 
 func (r *recorder) Save(ctx context.Context, run int64, b store.Batch) error {
@@ -131,6 +131,9 @@ func (w *watchLog) Write(p []byte) (int, error) {
 func (r *recorder) AddDomains(ctx context.Context, run int64, es []domains.Entry) (int, error) {
 	if r.beforeAdd != nil {
 		r.beforeAdd()
+	}
+	if r.addErr != nil {
+		return 0, r.addErr
 	}
 	return r.Store.AddDomains(ctx, run, es)
 }
@@ -764,5 +767,25 @@ func TestSaveErrorInterrupts(t *testing.T) {
 	t.Logf("SOA asked of %d of %d domains", asked, n)
 	if asked > n/4 {
 		t.Errorf("SOA asked of %d of %d domains after the first save failed, want fewer than %d", asked, n, n/4)
+	}
+}
+
+// TestInterruptedMidStatement: interrupted while the list loads, the store answers with
+// the error database/sql gives a statement of the transaction the cancellation rolled
+// back ("sql: statement is closed"), not the context's: the run is interrupted all the
+// same (it was recorded failed, and the command exited 1 instead of 130, now and then).
+func TestInterruptedMidStatement(t *testing.T) {
+	const n = 40
+	ctx, cancel := context.WithCancel(timeout(t))
+	defer cancel()
+	resolver, _ := syntheticServer(t, n)
+	st := openStore(t, "mid.db")
+	st.beforeAdd, st.addErr = cancel, fmt.Errorf("add domain d1.com: %w", errors.New("sql: statement is closed"))
+	cfg := dnsConfig(t, resolver, "-")
+	cfg.Stdin = strings.NewReader(syntheticList(n))
+	_, err := Start(ctx, st, cfg, Meta{Vantage: "test"})
+	var ie *InterruptedError
+	if !errors.As(err, &ie) || ie.Stage != store.RunLoading || ie.State != store.RunInterrupted {
+		t.Fatalf("Start: %v, want interrupted while loading", err)
 	}
 }
