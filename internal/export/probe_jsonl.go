@@ -67,6 +67,7 @@ type (
 		Version    string `json:"version,omitempty"`
 		Cipher     string `json:"cipher,omitempty"`
 		CertValid  *bool  `json:"cert_valid,omitempty"`
+		SNI        string `json:"sni,omitempty"`         // the name the probe asked (Result.ServerName)
 		CertExpiry string `json:"cert_expiry,omitempty"` // RFC 3339, UTC
 		// Error is why the connection, the handshake or the verification failed.
 		Error string `json:"error,omitempty"`
@@ -119,7 +120,7 @@ func probeJSON(role result.Role, host string, a *result.Address) probeDocs {
 	}
 	if t := tlsOf(role, a); t != nil {
 		doc.TLS = &tlsDoc{Port: t.Port, Reachable: t.Reachable, StartTLS: t.StartTLSOffered, Version: t.Version,
-			Cipher: t.Cipher, CertValid: t.ValidFor(host),
+			Cipher: t.Cipher, CertValid: t.ValidFor(host), SNI: t.ServerName,
 			Error: firstNonEmpty(t.ConnectError, t.HandshakeError, t.VerifyError)}
 		if t.CertExpiry != nil {
 			doc.TLS.CertExpiry = rfc3339(*t.CertExpiry)

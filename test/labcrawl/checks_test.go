@@ -263,10 +263,14 @@ func checkProbes(t *testing.T, r *crawlRun, tools *toolRuns, targets []*target) 
 				}
 			})
 			if at.tls443 != nil {
-				t.Run("tls443", func(t *testing.T) { checkTLS(t, sc, tg, 443, tg.WWW[0], tg.TLS443, *at.tls443, at.tcp[2]) })
+				t.Run("tls443", func(t *testing.T) {
+					checkTLS(t, sc, tg, 443, tg.tlsHost(443), tg.TLS443[tg.tlsHost(443)], *at.tls443, at.tcp[2])
+				})
 			}
 			if at.starttls != nil {
-				t.Run("starttls25", func(t *testing.T) { checkTLS(t, sc, tg, 25, tg.MX[0], tg.STARTTLS, *at.starttls, at.tcp[0]) })
+				t.Run("starttls25", func(t *testing.T) {
+					checkTLS(t, sc, tg, 25, tg.tlsHost(25), tg.STARTTLS[tg.tlsHost(25)], *at.starttls, at.tcp[0])
+				})
 			}
 			for domain, slot := range at.dns53 {
 				check := tg.NS[domain]

@@ -75,6 +75,7 @@ type (
 		Version   string `json:"version"`
 		CertValid *bool  `json:"cert_valid"`
 		Error     string `json:"error"`
+		SNI       string `json:"sni"`
 	}
 	pathDoc struct {
 		MTU     int    `json:"mtu"`
@@ -155,8 +156,26 @@ type target struct {
 	// dns53 is per domain and address).
 	WWW, MX, NTP []string
 	NS           map[string]nsCheck
-	// TLS443 and STARTTLS are the TLS measurements of the address as www and as mx.
-	TLS443, STARTTLS *tlsDoc
+	// TLS443 and STARTTLS are the TLS measurements of the address as www and as mx, by
+	// host name: one probe per address, its certificate judged for each host
+	// (cert_valid).
+	TLS443, STARTTLS map[string]*tlsDoc
+}
+
+// tlsHost returns the host the crawl's TLS probe of the address on port asked for (its
+// SNI: the host of the best-ranked domain using the address), else the first: the tools
+// ask the same, and the crawl's verdict for it is the probe's own.
+func (t *target) tlsHost(port int) string {
+	hosts, docs := t.WWW, t.TLS443
+	if port == 25 {
+		hosts, docs = t.MX, t.STARTTLS
+	}
+	for _, h := range hosts {
+		if d := docs[h]; d != nil && d.SNI != "" && slices.Contains(hosts, d.SNI) {
+			return d.SNI
+		}
+	}
+	return hosts[0]
 }
 
 // probedTargets collects every address the crawl probed (not skipped), sorted.
@@ -170,19 +189,19 @@ func probedTargets(docs map[string]domainDoc) []*target {
 				}
 				t := byAddr[a.IP]
 				if t == nil {
-					t = &target{Addr: a.IP, Doc: a, NS: map[string]nsCheck{}}
+					t = &target{Addr: a.IP, Doc: a, NS: map[string]nsCheck{}, TLS443: map[string]*tlsDoc{}, STARTTLS: map[string]*tlsDoc{}}
 					byAddr[a.IP] = t
 				}
 				switch h.Role {
 				case "www":
 					t.WWW = appendUnique(t.WWW, h.Name)
 					if a.TLS != nil {
-						t.TLS443 = a.TLS
+						t.TLS443[h.Name] = a.TLS
 					}
 				case "mx":
 					t.MX = appendUnique(t.MX, h.Name)
 					if a.TLS != nil {
-						t.STARTTLS = a.TLS
+						t.STARTTLS[h.Name] = a.TLS
 					}
 				case "ntp":
 					t.NTP = appendUnique(t.NTP, h.Name)

@@ -81,7 +81,7 @@ func startTools(r *crawlRun, targets []*target) *toolRuns {
 		// crawl lost fails checkTLS.
 		if len(tg.WWW) > 0 {
 			at.tls443 = &res[tlsResult]{}
-			host := tg.WWW[0]
+			host := tg.tlsHost(443)
 			goShort(func() {
 				v, out, err := r.v.openssl(ctx, a, 443, host, r.ca, ehloName, false)
 				*at.tls443 = res[tlsResult]{v, out, err}
@@ -89,7 +89,7 @@ func startTools(r *crawlRun, targets []*target) *toolRuns {
 		}
 		if len(tg.MX) > 0 {
 			at.starttls = &res[tlsResult]{}
-			host := tg.MX[0]
+			host := tg.tlsHost(25)
 			goShort(func() {
 				v, out, err := r.v.openssl(ctx, a, 25, host, r.ca, ehloName, true)
 				*at.starttls = res[tlsResult]{v, out, err}

@@ -66,15 +66,19 @@ type Result struct {
 
 // ValidFor reports whether the certificate is valid for host, one of the names the
 // address serves: CertValid for the name it was probed with (or when the measurement
-// predates ChainValid), else whether the chain verified and the leaf's names cover
-// host. Nil without a certificate.
+// predates ServerName); for another name the leaf's names cover, whether the chain
+// verified; nil (not measured) for a name they do not cover, since a server may choose
+// its certificate by the name asked, and it was asked another. Nil without a
+// certificate.
 func (r *Result) ValidFor(host string) *bool {
 	host = strings.TrimSuffix(host, ".")
 	if r.CertValid == nil || r.ChainValid == nil || r.ServerName == "" || strings.EqualFold(host, r.ServerName) {
 		return r.CertValid
 	}
-	ok := *r.ChainValid && (&x509.Certificate{DNSNames: r.CertNames}).VerifyHostname(host) == nil
-	return &ok
+	if (&x509.Certificate{DNSNames: r.CertNames}).VerifyHostname(host) != nil {
+		return nil
+	}
+	return r.ChainValid
 }
 
 // Dialer opens connections; *net.Dialer implements it.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -235,8 +236,9 @@ func TestErrors(t *testing.T) {
 // TestValidFor probes a server whose certificate covers www.a.test and *.b.test with
 // the name www.a.test, as the crawl probes an address with the host of its best-ranked
 // domain: the result judges the certificate for the address's other host names too
-// (chain verified, and the leaf's names cover the name), so that a host on the same
-// address whose name the certificate lacks is not reported valid.
+// (the chain's verdict where the leaf's names cover the name; not measured where they
+// do not, since the server was asked another name), so that a host on the same address
+// is not reported valid, or invalid, on another host's probe.
 func TestValidFor(t *testing.T) {
 	ca := testcert.NewCA(t)
 	now := time.Now()
@@ -248,12 +250,13 @@ func TestValidFor(t *testing.T) {
 		}
 	})
 	addr := netip.MustParseAddr("127.0.0.1")
+	yes, no := true, false
 	for _, tc := range []struct {
 		roots *x509.CertPool
-		want  map[string]bool
+		want  map[string]*bool // nil: not measured (the server was asked another name)
 	}{
-		{ca.Pool, map[string]bool{"www.a.test": true, "WWW.A.TEST.": true, "x.b.test": true, "www.c.test": false, "a.test": false}},
-		{testcert.NewCA(t).Pool, map[string]bool{"www.a.test": false, "x.b.test": false}},
+		{ca.Pool, map[string]*bool{"www.a.test": &yes, "WWW.A.TEST.": &yes, "x.b.test": &yes, "www.c.test": nil, "a.test": nil}},
+		{testcert.NewCA(t).Pool, map[string]*bool{"www.a.test": &no, "x.b.test": &no, "www.c.test": nil}},
 	} {
 		r, err := (&Prober{Roots: tc.roots, Timeout: 3 * time.Second}).ProbeTLS(t.Context(), addr, port, "www.a.test")
 		if err != nil {
@@ -263,15 +266,21 @@ func TestValidFor(t *testing.T) {
 			t.Errorf("recorded name %q, chain %v, names %v", r.ServerName, r.ChainValid, r.CertNames)
 		}
 		for host, want := range tc.want {
-			if got := r.ValidFor(host); got == nil || *got != want {
-				t.Errorf("ValidFor(%q) = %v, want %v (result %+v)", host, got, want, r)
+			if got := r.ValidFor(host); (got == nil) != (want == nil) || got != nil && *got != *want {
+				t.Errorf("ValidFor(%q) = %s, want %s (result %+v)", host, ptrStr(got), ptrStr(want), r)
 			}
 		}
 	}
-	// A measurement from before ChainValid was recorded keeps its one verdict.
-	yes := true
+	// A measurement from before ServerName was recorded keeps its one verdict.
 	old := Result{CertValid: &yes}
 	if got := old.ValidFor("www.c.test"); got == nil || !*got {
 		t.Errorf("an older measurement's ValidFor = %v, want its CertValid", got)
 	}
+}
+
+func ptrStr(p *bool) string {
+	if p == nil {
+		return "nil"
+	}
+	return fmt.Sprint(*p)
 }
