@@ -75,8 +75,15 @@ func (r *runner) load(ctx context.Context) error {
 	if errors.Is(err, store.ErrNotFound) {
 		return r.record(store.RunFailed, fmt.Errorf("run %d has no stored copy of its list (stopped before the list was stored, or made by an older v6matrix): start a new crawl of %s", r.run.ID, r.cfg.List))
 	}
+	if stopped(ctx, err) {
+		if err := r.record(store.RunInterrupted, nil); err != nil {
+			return err
+		}
+		return &InterruptedError{Run: r.run.ID, Stage: store.RunLoading, State: store.RunInterrupted}
+	}
 	if err != nil {
-		return err
+		// A damaged store: the run is failed with the reason, not left loading.
+		return r.record(store.RunFailed, fmt.Errorf("run %d: the stored copy of its list %s: %w", r.run.ID, r.cfg.List, err))
 	}
 	defer in.Close()
 	name := listName(r.cfg.List)

@@ -95,8 +95,16 @@ type recorder struct {
 	beforeAdd func()
 	// beforeMeasure, if set, is called before each SaveMeasurements.
 	beforeMeasure func()
-	// saveErr, if set, is what Save returns; addErr what AddDomains does.
-	saveErr, addErr error
+	// saveErr, if set, is what Save returns; addErr what AddDomains does; openErr
+	// what OpenList does.
+	saveErr, addErr, openErr error
+}
+
+func (r *recorder) OpenList(ctx context.Context, run int64) (io.ReadCloser, error) {
+	if r.openErr != nil {
+		return nil, r.openErr
+	}
+	return r.Store.OpenList(ctx, run)
 }
 
 func (r *recorder) Save(ctx context.Context, run int64, b store.Batch) error {
@@ -787,5 +795,24 @@ func TestInterruptedMidStatement(t *testing.T) {
 	var ie *InterruptedError
 	if !errors.As(err, &ie) || ie.Stage != store.RunLoading || ie.State != store.RunInterrupted {
 		t.Fatalf("Start: %v, want interrupted while loading", err)
+	}
+}
+
+// TestDamagedListCopy: the run's stored copy of its list cannot be read (a damaged
+// store): the run is failed with the reason, not left loading.
+func TestDamagedListCopy(t *testing.T) {
+	ctx := timeout(t)
+	resolver, _ := syntheticServer(t, 10)
+	st := openStore(t, "damaged.db")
+	st.openErr = errors.New("database disk image is malformed")
+	cfg := dnsConfig(t, resolver, "-")
+	cfg.Stdin = strings.NewReader(syntheticList(10))
+	res, err := Start(ctx, st, cfg, Meta{Vantage: "test"})
+	if err == nil || !strings.Contains(err.Error(), "malformed") || !strings.Contains(err.Error(), "stored copy") {
+		t.Errorf("Start: %v, want the store's error about the list's stored copy", err)
+	}
+	got, gerr := st.GetRun(ctx, res.Run.ID)
+	if gerr != nil || got.State != store.RunFailed {
+		t.Errorf("run %+v (%v), want failed", got, gerr)
 	}
 }
