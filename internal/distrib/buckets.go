@@ -120,23 +120,37 @@ func fileTargets(ctx context.Context, tx pgx.Tx, run int64, ts []store.Target, n
 // how many. The plan calls it before raising every bucket: any address the DNS stage
 // saved is then in a bucket. A run of this version has none to file (an anti-join).
 func fileMissing(ctx context.Context, tx pgx.Tx, run int64, network func(netip.Addr) netip.Prefix, n int) (int, error) {
-	rows, err := tx.Query(ctx, `SELECT t.ip FROM targets t WHERE t.run_id = $1 AND NOT EXISTS
+	ips, err := queryIPs(ctx, tx, fmt.Sprintf("run %d: targets in no bucket", run), `SELECT t.ip FROM targets t
+		WHERE t.run_id = $1 AND NOT EXISTS
 		(SELECT 1 FROM v6matrix_bucket_ips b WHERE b.run_id = $1 AND b.ip = (t.ip COLLATE "default"))`, run)
 	if err != nil {
-		return 0, fmt.Errorf("run %d: targets in no bucket: %w", run, err)
+		return 0, err
 	}
-	texts, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return 0, fmt.Errorf("run %d: targets in no bucket: %w", run, err)
-	}
-	ts := make([]store.Target, len(texts))
-	for i, s := range texts {
-		if ts[i].IP, err = netip.ParseAddr(s); err != nil {
-			return 0, fmt.Errorf("run %d: damaged target address %q: %w", run, s, err)
-		}
+	ts := make([]store.Target, len(ips))
+	for i, ip := range ips {
+		ts[i].IP = ip
 	}
 	_, err = fileTargets(ctx, tx, run, ts, network, n, false)
 	return len(ts), err
+}
+
+// queryIPs reads the addresses (as text) that sql returns; what names them in errors.
+func queryIPs(ctx context.Context, db querier, what, sql string, args ...any) ([]netip.Addr, error) {
+	rows, err := db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	texts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	out := make([]netip.Addr, len(texts))
+	for i, s := range texts {
+		if out[i], err = netip.ParseAddr(s); err != nil {
+			return nil, fmt.Errorf("%s: damaged address %q: %w", what, s, err)
+		}
+	}
+	return out, nil
 }
 
 // raiseAll raises the generation of every bucket of the run and returns them.
@@ -194,21 +208,8 @@ func bucketGen(ctx context.Context, db querier, run int64, bucket int32, lock bo
 
 // bucketIPs reads a bucket's addresses.
 func bucketIPs(ctx context.Context, db querier, run int64, bucket int32) ([]netip.Addr, error) {
-	rows, err := db.Query(ctx, `SELECT ip FROM v6matrix_bucket_ips WHERE run_id = $1 AND bucket = $2 ORDER BY ip`, run, bucket)
-	if err != nil {
-		return nil, fmt.Errorf("run %d: bucket %d: %w", run, bucket, err)
-	}
-	texts, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("run %d: bucket %d: %w", run, bucket, err)
-	}
-	out := make([]netip.Addr, len(texts))
-	for i, s := range texts {
-		if out[i], err = netip.ParseAddr(s); err != nil {
-			return nil, fmt.Errorf("run %d: bucket %d: damaged address %q: %w", run, bucket, s, err)
-		}
-	}
-	return out, nil
+	return queryIPs(ctx, db, fmt.Sprintf("run %d: bucket %d", run, bucket),
+		`SELECT ip FROM v6matrix_bucket_ips WHERE run_id = $1 AND bucket = $2 ORDER BY ip`, run, bucket)
 }
 
 // dropBuckets removes a done run's buckets.

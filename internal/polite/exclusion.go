@@ -103,24 +103,30 @@ func (s *Scheduler) ended(a *addrState, now time.Duration) {
 		a.hist.record(j, now)
 		return
 	}
-	x := s.excl
+	s.excl.record(a.addr, j, now)
+}
+
+// record adds that j's port saw activity at addr until now to the shared history, and
+// drops the histories whose last port is older than the longest window.
+func (x *Exclusion) record(addr netip.Addr, j job, now time.Duration) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	for len(x.expiry) > 0 && x.expiry[0].end <= now-x.window {
+	cutoff := now - x.window
+	for len(x.expiry) > 0 && x.expiry[0].end <= cutoff {
 		e := x.expiry[0]
 		x.expiry = x.expiry[1:]
-		if h := x.hists[e.addr]; h != nil && h.ports[len(h.ports)-1].end <= now-x.window {
+		if h := x.hists[e.addr]; h != nil && h.ports[len(h.ports)-1].end <= cutoff {
 			delete(x.hists, e.addr)
 		}
 	}
-	h := x.hists[a.addr]
+	h := x.hists[addr]
 	if h == nil {
 		h = &portHist{}
-		x.hists[a.addr] = h
+		x.hists[addr] = h
 	}
-	h.prune(now - x.window)
+	h.prune(cutoff)
 	h.record(j, now)
-	x.expiry = append(x.expiry, histEntry{a.addr, now})
+	x.expiry = append(x.expiry, histEntry{addr, now})
 }
 
 // acquire marks a's address in flight for s, or, when another scheduler has it in

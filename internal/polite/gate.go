@@ -29,7 +29,7 @@ func NewGate(allow, optOut []netip.Prefix) (*Gate, error) {
 		// IPv6 space is reserved or listed in the special table.
 		globalUnicast: netip.MustParsePrefix("2000::/3"),
 		sixToFour:     netip.MustParsePrefix("2002::/16"),
-		nat64:         netip.MustParsePrefix("64:ff9b::/96"),
+		nat64:         nat64,
 		teredo:        netip.MustParsePrefix("2001::/32"),
 	}
 	for i, p := range allow {

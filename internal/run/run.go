@@ -109,7 +109,7 @@ func (e *InterruptedError) Unwrap() error { return ErrInterrupted }
 // Start creates a run, stores its list, loads it and runs both stages to the end.
 func Start(ctx context.Context, st store.Store, cfg Config, meta Meta) (Result, error) {
 	r := newRunner(st, cfg)
-	defer func() { r.unlock() }() // set by r.lock on the way
+	defer r.release()
 	if err := r.create(ctx, meta); err != nil {
 		return r.result(), err
 	}
@@ -120,7 +120,7 @@ func Start(ctx context.Context, st store.Store, cfg Config, meta Meta) (Result, 
 // others to run its stages (the distributed mode's workers, internal/distrib).
 func Create(ctx context.Context, st store.Store, cfg Config, meta Meta) (Result, error) {
 	r := newRunner(st, cfg)
-	defer func() { r.unlock() }() // set by r.lock on the way
+	defer r.release()
 	if err := r.create(ctx, meta); err != nil {
 		return r.result(), err
 	}
@@ -132,7 +132,7 @@ func Create(ctx context.Context, st store.Store, cfg Config, meta Meta) (Result,
 // A non-empty options replaces the run's stored settings.
 func Reload(ctx context.Context, st store.Store, id int64, cfg Config, options string) (Result, error) {
 	r := newRunner(st, cfg)
-	defer func() { r.unlock() }() // set by r.lock on the way
+	defer r.release()
 	if err := r.resumable(ctx, id, options); err != nil {
 		return r.result(), err
 	}
@@ -203,7 +203,7 @@ func Resumable(ctx context.Context, st store.Store, id int64) (store.Run, error)
 // the run's stored settings (a resume may change how fast it goes).
 func Resume(ctx context.Context, st store.Store, id int64, cfg Config, options string) (Result, error) {
 	r := newRunner(st, cfg)
-	defer func() { r.unlock() }() // set by r.lock on the way
+	defer r.release()
 	if err := r.resumable(ctx, id, options); err != nil {
 		return r.result(), err
 	}
@@ -256,8 +256,15 @@ type runner struct {
 	res  Result
 	// early is the summary begun while the last probes run (nil: none).
 	early *early
-	// unlock releases the run's crawl lock (store.LockRun); a no-op until it is taken.
+	// unlock releases the run's crawl lock (store.LockRun); nil until it is taken.
 	unlock func()
+}
+
+// release lets go of the run's crawl lock, if lock took it.
+func (r *runner) release() {
+	if r.unlock != nil {
+		r.unlock()
+	}
 }
 
 // lock takes the crawl lock of the run from vantage for this invocation: a second
@@ -277,7 +284,7 @@ func newRunner(st store.Store, cfg Config) *runner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &runner{st: st, cfg: cfg, log: log, prog: cfg.Progress, unlock: func() {}}
+	r := &runner{st: st, cfg: cfg, log: log, prog: cfg.Progress}
 	if r.prog == nil {
 		r.prog = &Progress{}
 	}

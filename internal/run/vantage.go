@@ -53,7 +53,7 @@ func CanMeasureFrom(ctx context.Context, st store.Store, run store.Run, v string
 // returns an *InterruptedError in stage probing, with the run's state unchanged.
 func MeasureFrom(ctx context.Context, st store.Store, id int64, cfg Config) (Result, error) {
 	r := newRunner(st, cfg)
-	defer func() { r.unlock() }() // set by r.lock on the way
+	defer r.release()
 	run, err := Find(ctx, st, id)
 	if err != nil {
 		return r.result(), err

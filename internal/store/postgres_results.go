@@ -153,30 +153,27 @@ func (s *Postgres) nsTargets(ctx context.Context, run int64, after NSCursor, lim
 // lastOf returns pointers to the last element of each key, in the order the keys first
 // appear: what a sequence of upserts leaves, for one statement that may not touch a
 // row twice.
-func lastOf[T any](xs []T, key func(*T) string) []*T {
+func lastOf[T any](xs []T, key func(*T) string) []*T { return oneOf(xs, key, true) }
+
+// firstOf returns pointers to the first element of each key: what a sequence of
+// inserts that do nothing on conflict leaves.
+func firstOf[T any](xs []T, key func(*T) string) []*T { return oneOf(xs, key, false) }
+
+// oneOf returns pointers to one element of each key, the last or the first, in the
+// order the keys first appear.
+func oneOf[T any](xs []T, key func(*T) string, last bool) []*T {
 	at := map[string]int{}
 	var out []*T
 	for i := range xs {
 		k := key(&xs[i])
 		if j, ok := at[k]; ok {
-			out[j] = &xs[i]
+			if last {
+				out[j] = &xs[i]
+			}
 			continue
 		}
 		at[k] = len(out)
 		out = append(out, &xs[i])
-	}
-	return out
-}
-
-// firstOf returns pointers to xs without those whose key an earlier one has.
-func firstOf[T any](xs []T, key func(*T) string) []*T {
-	seen := make(map[string]bool, len(xs))
-	var out []*T
-	for i := range xs {
-		if k := key(&xs[i]); !seen[k] {
-			seen[k] = true
-			out = append(out, &xs[i])
-		}
 	}
 	return out
 }
