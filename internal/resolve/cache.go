@@ -93,16 +93,6 @@ func (hc *HostCache) evict() {
 	}
 }
 
-// Host returns the host's addresses, looking it up only on the first request. unsaved
-// reports whether the caller must store the host (see Hosts).
-func (hc *HostCache) Host(ctx context.Context, name string) (h result.Host, unsaved bool, err error) {
-	hs, un, _, err := hc.Hosts(ctx, []string{name}, nil)
-	if err != nil {
-		return result.Host{}, false, err
-	}
-	return hs[0], un[0], nil
-}
-
 // Hosts returns the hosts of shared names (through the cache) and of own names (not
 // cached: a domain's own www, ntp and time), looking up everything not cached nor
 // stored in one batch of queries. unsaved[i] reports that no committed batch is known
